@@ -1,0 +1,161 @@
+"""A folder of model folders: the embedded default registry.
+
+Layout: `ROOT/ORG/NAME/` (or `ROOT/NAME/`), each with `config.json` or
+`adapter_config.json`, weight files, and a `README.md` card whose front
+matter uses the Hub's fields plus optional `visibility`, `shutdown_date` and
+`new_version` to model what remote registries announce.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tools.registries.model_card import CardError, card_fields, lineage, parse_card
+from weightkeeper.domain import CARD_FILE, FileEntry, Found, Gone, LookupResult, ModelRecord, Page, RecordProblem, Visibility
+from weightkeeper.errors import RegistryUnavailable
+from weightkeeper.registry import DigestCache
+
+CONFIG_FILES = ("config.json", "adapter_config.json")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth", ".onnx", ".h5", ".msgpack")
+HASH_CHUNK = 1 << 20
+
+
+class ModelFolderError(Exception):
+    """One model folder cannot be read; the message says what and where."""
+
+
+class LocalFolderRegistry:
+    kind = "local"
+
+    def __init__(self, root: Path, digests: DigestCache, *, page_size: int = 50) -> None:
+        self.root, self.digests, self.page_size = root, digests, page_size
+
+    def pages(self, cursor: str | None) -> Iterator[Page]:
+        names = self._model_names()
+        start = bisect.bisect_right(names, cursor) if cursor else 0
+        for i in range(start, len(names), self.page_size):
+            chunk = tuple(names[i : i + self.page_size])
+            yield Page(chunk, cursor=chunk[-1])
+
+    def records(self, page: Page) -> list[ModelRecord | RecordProblem]:
+        items: list[ModelRecord | RecordProblem] = []
+        for name in page.items:
+            try:
+                items.append(self._read(name))
+            except ModelFolderError as exc:
+                items.append(RecordProblem(name, str(exc)))
+        return items
+
+    def lookup(self, name: str) -> LookupResult:
+        self._require_root()
+        folder = self.root / name
+        if not os.path.lexists(folder):
+            return Gone(f"folder {folder} no longer exists")
+        try:
+            return Found(self._read(name))
+        except ModelFolderError as exc:
+            raise RegistryUnavailable(f"{folder} exists but cannot be read: {exc}") from exc
+
+    def _require_root(self) -> None:
+        if not self.root.is_dir():
+            raise RegistryUnavailable(
+                f"registry folder {self.root} does not exist or is not a folder; "
+                "mount it again or fix its path in weightkeeper.toml"
+            )
+
+    def _model_names(self) -> list[str]:
+        """Sorted model ids: a top-level folder with model files is a model, one without is an org."""
+        self._require_root()
+        names: list[str] = []
+        try:
+            for top in _subfolders(self.root):
+                if any(not (self.root / top / entry).is_dir() for entry in os.listdir(self.root / top)):
+                    names.append(top)
+                else:
+                    names.extend(f"{top}/{sub}" for sub in _subfolders(self.root / top))
+        except OSError as exc:
+            raise RegistryUnavailable(f"cannot list registry folder {self.root}: {exc.strerror or exc}") from exc
+        return sorted(names)
+
+    def _read(self, name: str) -> ModelRecord:
+        folder = self.root / name
+        files, newest = self._files(folder, name)
+        paths = {entry.path for entry in files}
+        if not paths & set(CONFIG_FILES) and not any(path.endswith(WEIGHT_SUFFIXES) for path in paths):
+            raise ModelFolderError(f"{folder} has no config.json, adapter_config.json or weight files")
+        meta, body = {}, ""
+        if CARD_FILE in paths:
+            try:
+                meta, body = parse_card((folder / CARD_FILE).read_bytes().decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                raise ModelFolderError(f"{folder / CARD_FILE} is not UTF-8 text (byte {exc.start})") from exc
+            except OSError as exc:
+                raise ModelFolderError(f"cannot read {folder / CARD_FILE}: {exc.strerror or exc}") from exc
+            except CardError as exc:
+                raise ModelFolderError(f"{folder / CARD_FILE}: {exc}") from exc
+        try:
+            visibility = Visibility(str(meta.get("visibility", "public")))
+            guess = "adapter" if "adapter_config.json" in paths else (
+                "quantized" if any(path.endswith(".gguf") for path in paths) else None
+            )
+            model_lineage = lineage(meta, inferred_relation=guess)
+        except (ValueError, CardError) as exc:
+            raise ModelFolderError(f"{folder / CARD_FILE}: {exc}") from exc
+        identity = hashlib.blake2b(digest_size=16)
+        for entry in files:
+            if entry.path != CARD_FILE:
+                identity.update(f"{entry.path}\0{entry.sha256}\n".encode())
+        return ModelRecord(
+            name=name,
+            key=identity.hexdigest(),
+            last_modified=None if newest is None else datetime.fromtimestamp(newest / 1e9, UTC).isoformat(),
+            visibility=visibility,
+            lineage=model_lineage,
+            card=card_fields(meta, body) if CARD_FILE in paths else None,
+            files=files,
+            shutdown_date=None if meta.get("shutdown_date") is None else str(meta["shutdown_date"]),
+            successor=None if meta.get("new_version") is None else str(meta["new_version"]),
+        )
+
+    def _files(self, folder: Path, name: str) -> tuple[tuple[FileEntry, ...], int | None]:
+        """Every file below the folder with its size and sha256 (cached while unchanged), and the newest mtime."""
+        entries: list[FileEntry] = []
+        newest: int | None = None
+        for directory, subdirs, filenames in os.walk(folder, onerror=_raise, followlinks=False):
+            subdirs.sort()
+            for filename in sorted(filenames):
+                path = Path(directory) / filename
+                relative = path.relative_to(folder).as_posix()
+                try:
+                    stat = path.stat()
+                    cache_key = f"{name}/{relative}"
+                    sha256 = self.digests.get(cache_key, stat.st_size, stat.st_mtime_ns)
+                    if sha256 is None:
+                        sha256 = _sha256(path)
+                        self.digests.put(cache_key, stat.st_size, stat.st_mtime_ns, sha256)
+                except OSError as exc:
+                    raise ModelFolderError(f"cannot read {path}: {exc.strerror or exc}") from exc
+                entries.append(FileEntry(relative, stat.st_size, sha256))
+                newest = max(newest or 0, stat.st_mtime_ns)
+        return tuple(entries), newest
+
+
+def _subfolders(path: Path) -> list[str]:
+    return sorted(entry.name for entry in os.scandir(path) if entry.is_dir() and not entry.name.startswith("."))
+
+
+def _raise(error: OSError) -> None:
+    raise ModelFolderError(f"cannot list {error.filename}: {error.strerror or error}")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,212 @@
+"""The `weightkeeper` command. Heavy libraries are imported inside the commands that use them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from weightkeeper import __version__
+from weightkeeper.errors import WeightkeeperError
+
+EXIT_OK, EXIT_REGISTRY_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+LEDGER_FORMATS = ("table", "jsonl", "csv", "markdown")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.handler(args)
+    except WeightkeeperError as exc:
+        print(f"weightkeeper: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("weightkeeper: interrupted; nothing committed was lost, the next scan resumes", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    home = argparse.ArgumentParser(add_help=False)
+    home.add_argument("--home", metavar="DIR", default=argparse.SUPPRESS,
+                      help="home directory (default: $WEIGHTKEEPER_HOME, else the user data dir)")
+    parser = argparse.ArgumentParser(
+        prog="weightkeeper",
+        parents=[home],
+        description="Watch model registries so fine-tuned models never vanish unnoticed.",
+    )
+    parser.add_argument("--version", action="version", version=f"weightkeeper {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    init = commands.add_parser("init", parents=[home], help="create the home directory and a commented config")
+    init.add_argument("--force", action="store_true", help="replace an existing config (the ledger is kept)")
+    init.set_defaults(handler=cmd_init)
+
+    registry = commands.add_parser("registry", parents=[home], help="declare and list registries")
+    registry_commands = registry.add_subparsers(title="registry commands", metavar="ACTION", required=True)
+    add = registry_commands.add_parser("add", parents=[home], help="add a registry to the config")
+    add.add_argument("name", help="a short name for the registry (letters, digits, . _ -)")
+    add.add_argument("--kind", required=True, choices=["local"], help="what kind of registry it is")
+    add.add_argument("--path", metavar="DIR", help="local: the folder of model folders")
+    add.add_argument("--schedule", metavar="CRON", help="cron expression for `weightkeeper watch`")
+    add.set_defaults(handler=cmd_registry_add)
+    listing = registry_commands.add_parser("list", parents=[home], help="list the configured registries")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(handler=cmd_registry_list)
+
+    scan = commands.add_parser("scan", parents=[home], help="scan registries once and record what changed",
+                               description="Exit 0 when every registry scanned, 1 when any failed, 2 on a "
+                                           "usage or config error.")
+    scan.add_argument("names", nargs="*", metavar="NAME", help="registries to scan (default: all)")
+    scan.add_argument("--json", action="store_true", help="print a JSON summary")
+    scan.set_defaults(handler=cmd_scan)
+
+    ledger = commands.add_parser("ledger", parents=[home], help="show recorded events")
+    ledger.add_argument("--kind", action="append", default=[], metavar="KIND",
+                        help="only this event kind (repeat, or separate with commas)")
+    ledger.add_argument("--registry", metavar="NAME", help="only this registry")
+    ledger.add_argument("--model", metavar="ID", help="only this model (any name it ever had)")
+    ledger.add_argument("--since", metavar="DATE", help="only events at or after this ISO date or time (UTC)")
+    ledger.add_argument("--format", choices=LEDGER_FORMATS, default="table", help="output format")
+    ledger.set_defaults(handler=cmd_ledger)
+
+    stats = commands.add_parser("stats", parents=[home], help="deleted, archived and persisting models; "
+                                                              "events per week; lineages most affected")
+    stats.add_argument("--registry", metavar="NAME", help="only this registry")
+    stats.add_argument("--json", action="store_true", help="print JSON")
+    stats.set_defaults(handler=cmd_stats)
+
+    demo = commands.add_parser("demo", parents=[home], help="run weightkeeper end to end on a built-in registry",
+                               description="Creates a home (temporary unless --home is given) with a local "
+                                           "registry of realistic fine-tuned models, scans it, changes it, "
+                                           "scans again and prints what was documented.")
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+# -- commands -----------------------------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from weightkeeper import config
+    from weightkeeper.ledger import Ledger
+
+    home = _home(args)
+    path = config.write_default(home, force=args.force)
+    with Ledger(config.load(home).ledger_path) as ledger:
+        print(f"wrote {path}\nledger {ledger.path}")
+    return EXIT_OK
+
+
+def cmd_registry_add(args: argparse.Namespace) -> int:
+    from weightkeeper import config
+
+    if args.kind == "local" and not args.path:
+        raise WeightkeeperError("a local registry needs --path DIR (the folder of model folders)")
+    settings = {"path": str(Path(args.path).expanduser().resolve())}
+    registry = config.RegistryConfig(args.name, args.kind, settings, args.schedule or config.DEFAULT_SCHEDULE)
+    path = config.add_registry(_home(args), registry)
+    print(f"added registry '{args.name}' ({args.kind}, {settings['path']}) to {path}")
+    return EXIT_OK
+
+
+def cmd_registry_list(args: argparse.Namespace) -> int:
+    from weightkeeper import config
+
+    registries = config.load(_home(args)).registries.values()
+    rows = [{"name": r.name, "kind": r.kind, "location": r.location, "schedule": r.schedule,
+             "token_env": r.token_env} for r in registries]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    elif not rows:
+        print("no registries configured; add one with `weightkeeper registry add NAME --kind local --path DIR`")
+    else:
+        from weightkeeper.cli.render import print_table
+
+        print_table(rows)
+    return EXIT_OK
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    from weightkeeper.cli.scanning import scan_registries
+
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    results = scan_registries(_home(args), args.names, log=None if args.json else print)
+    if args.json:
+        print(json.dumps([asdict(result) for result in results], indent=2))
+    return EXIT_OK if all(result.ok for result in results) else EXIT_REGISTRY_FAILED
+
+
+def cmd_ledger(args: argparse.Namespace) -> int:
+    from weightkeeper import config
+    from weightkeeper.cli.render import print_events
+    from weightkeeper.ledger import Ledger
+    from weightkeeper.ledger.queries import EventFilter, events
+
+    kinds = tuple(kind.strip() for value in args.kind for kind in value.split(",") if kind.strip())
+    where = EventFilter(kinds=kinds, registry=args.registry, model=args.model, since=_since(args.since))
+    with Ledger(config.load(_home(args)).ledger_path) as ledger:
+        print_events(events(ledger, where), args.format)
+    return EXIT_OK
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from weightkeeper import config
+    from weightkeeper.cli.render import print_stats
+    from weightkeeper.ledger import Ledger
+    from weightkeeper.ledger.queries import stats
+
+    with Ledger(config.load(_home(args)).ledger_path) as ledger:
+        figures = stats(ledger, registry=args.registry)
+    if args.json:
+        print(json.dumps(figures, indent=2))
+    else:
+        print_stats(figures)
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from weightkeeper.cli.demo import run_demo
+
+    return run_demo(Path(args.home).expanduser().resolve() if getattr(args, "home", None) else None)
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _home(args: argparse.Namespace) -> Path:
+    from weightkeeper.home import resolve_home
+
+    return resolve_home(getattr(args, "home", None))
+
+
+def _since(value: str | None) -> str | None:
+    """Normalise --since to the ledger's UTC timestamp form, or say what a valid one looks like."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise WeightkeeperError(f"--since {value!r} is not an ISO date or time; use e.g. 2026-11-01 or "
+                                "2026-11-01T12:00:00Z") from None
+    if moment.tzinfo is not None:
+        from datetime import UTC
+
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""The `weightkeeper.toml` file: reading it strictly, writing it with comments.
+
+Secrets never live here: a registry names the *environment variable* that
+holds its token (`token_env`), never the token.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from weightkeeper.errors import ConfigError
+from weightkeeper.home import CONFIG_NAME, LEDGER_NAME
+
+# Per kind: the keys it requires and the keys it may have. Later registry kinds join here.
+REGISTRY_KINDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "local": (frozenset({"path"}), frozenset()),
+}
+COMMON_REGISTRY_KEYS = frozenset({"kind", "schedule", "token_env"})
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+DEFAULT_SCHEDULE = "17 * * * *"
+
+TEMPLATE = """\
+# weightkeeper configuration.
+# Paths are relative to this file's directory unless absolute.
+# Secrets never go in this file: a registry names the environment variable
+# that holds its token (token_env = "HF_TOKEN"), and weightkeeper reads it at run time.
+
+[ledger]
+# The SQLite ledger (append-only events, observations, scans).
+path = "{ledger}"
+
+# One table per registry: [registries.NAME]
+#   kind      = "local"            # a folder of model folders (ORG/NAME/ with config.json, weights, README.md)
+#   path      = "/srv/models"      # local: the registry folder
+#   schedule  = "17 * * * *"       # cron expression used by `weightkeeper watch`
+#   token_env = "MY_TOKEN_VAR"     # name of the env var holding a token, if the registry needs one
+#
+# Add one with: weightkeeper registry add NAME --kind local --path DIR
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryConfig:
+    name: str
+    kind: str
+    settings: dict[str, Any]
+    schedule: str = DEFAULT_SCHEDULE
+    token_env: str | None = None
+
+    @property
+    def location(self) -> str:
+        return str(self.settings.get("path") or self.settings.get("url") or "")
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: Path
+    ledger_path: Path
+    registries: dict[str, RegistryConfig] = field(default_factory=dict)
+
+
+def config_path(home: Path) -> Path:
+    return home / CONFIG_NAME
+
+
+def write_default(home: Path, *, force: bool = False) -> Path:
+    """Create the home directory and a commented config; refuse to overwrite unless forced."""
+    path = config_path(home)
+    if path.exists() and not force:
+        raise ConfigError(path, "already exists; pass --force to replace it (the ledger is kept either way)")
+    home.mkdir(parents=True, exist_ok=True)
+    path.write_text(TEMPLATE.format(ledger=LEDGER_NAME), encoding="utf-8")
+    return path
+
+
+def load(home: Path) -> Config:
+    """Read and validate the config in `home`; a missing file means the defaults."""
+    path = config_path(home)
+    if not path.exists():
+        return Config(path=path, ledger_path=home / LEDGER_NAME)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, f"is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, f"is not valid TOML: {exc}", line=_line_from_message(str(exc))) from exc
+    return _validate(path, text, raw)
+
+
+def add_registry(home: Path, registry: RegistryConfig) -> Path:
+    """Append a registry table to the config, keeping the user's comments and layout."""
+    config = load(home)
+    if registry.name in config.registries:
+        raise ConfigError(config.path, f"a registry named '{registry.name}' already exists", key=registry.name)
+    if not config.path.exists():
+        write_default(home)
+    values: dict[str, Any] = {"kind": registry.kind, **registry.settings, "schedule": registry.schedule}
+    if registry.token_env:
+        values["token_env"] = registry.token_env
+    table = f"\n[registries.{registry.name}]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in values.items())
+    candidate = config.path.read_text(encoding="utf-8").rstrip("\n") + "\n" + table
+    _validate(config.path, candidate, tomllib.loads(candidate))
+    config.path.write_text(candidate, encoding="utf-8")
+    return config.path
+
+
+def _validate(path: Path, text: str, raw: dict[str, Any]) -> Config:
+    def fail(message: str, table: str | None, key: str | None) -> ConfigError:
+        return ConfigError(path, message, line=_key_line(text, table, key), key=key)
+
+    unknown = set(raw) - {"ledger", "registries"}
+    if unknown:
+        key = sorted(unknown)[0]
+        raise fail("unknown top-level key; expected [ledger] or [registries.NAME]", None, key)
+    ledger = raw.get("ledger", {})
+    if not isinstance(ledger, dict) or set(ledger) - {"path"}:
+        raise fail("[ledger] takes only `path`", "ledger", next(iter(set(ledger) - {"path"}), None))
+    ledger_path = Path(str(ledger.get("path", LEDGER_NAME))).expanduser()
+    if not ledger_path.is_absolute():
+        ledger_path = path.parent / ledger_path
+
+    registries: dict[str, RegistryConfig] = {}
+    for name, table in raw.get("registries", {}).items():
+        where = f"registries.{name}"
+        if not NAME_PATTERN.match(name):
+            raise fail("registry names use letters, digits, '.', '_' and '-' (at most 64)", None, name)
+        if not isinstance(table, dict):
+            raise fail("must be a table: [registries.NAME]", None, name)
+        kind = table.get("kind")
+        if kind not in REGISTRY_KINDS:
+            raise fail(f"unknown registry kind {kind!r}; expected one of: {', '.join(REGISTRY_KINDS)}", where, "kind")
+        required, optional = REGISTRY_KINDS[kind]
+        for key in sorted(required - set(table)):
+            raise fail(f"a {kind} registry needs `{key}`", where, None)
+        for key in sorted(set(table) - required - optional - COMMON_REGISTRY_KEYS):
+            raise fail(f"not a setting of a {kind} registry", where, key)
+        for key, value in table.items():
+            if not isinstance(value, str):
+                raise fail("must be a string", where, key)
+        token_env = table.get("token_env")
+        if token_env is not None and not ENV_NAME_PATTERN.match(token_env):
+            raise fail("must be the *name* of an environment variable (like HF_TOKEN), not a token", where, "token_env")
+        schedule = table.get("schedule", DEFAULT_SCHEDULE)
+        if len(schedule.split()) != 5:
+            raise fail("must be a five-field cron expression such as '17 * * * *'", where, "schedule")
+        settings = {k: v for k, v in table.items() if k not in COMMON_REGISTRY_KEYS}
+        if "path" in settings:
+            settings["path"] = str((path.parent / Path(settings["path"]).expanduser()).resolve())
+        registries[name] = RegistryConfig(name, kind, settings, schedule, token_env)
+    return Config(path=path, ledger_path=ledger_path, registries=registries)
+
+
+def _key_line(text: str, table: str | None, key: str | None) -> int | None:
+    """The 1-based line where `key` is set inside `[table]` (or where the table starts)."""
+    lines = text.splitlines()
+    start, header = 0, None
+    if table is not None:
+        header = re.compile(rf"^\s*\[\s*{re.escape(table)}\s*\]")
+        found = [i for i, line in enumerate(lines) if header.match(line)]
+        if not found:
+            return None
+        start = found[0]
+        if key is None:
+            return start + 1
+    assignment = re.compile(rf'^\s*"?{re.escape(key or "")}"?\s*[=.]') if key else None
+    table_line = re.compile(rf"^\s*\[+\s*(registries\.)?{re.escape(key or '')}\s*\]") if key else None
+    for i in range(start + (1 if header else 0), len(lines)):
+        line = lines[i]
+        if header and line.lstrip().startswith("["):
+            break
+        if assignment and assignment.match(line) or table is None and table_line and table_line.match(line):
+            return i + 1
+    return start + 1 if header else None
+
+
+def _line_from_message(message: str) -> int | None:
+    match = re.search(r"line (\d+)", message)
+    return int(match.group(1)) if match else None
+
+
+def _toml_value(value: str) -> str:
+    # A JSON string is a valid TOML basic string (same escapes).
+    return json.dumps(value, ensure_ascii=False)

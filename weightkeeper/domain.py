@@ -1,0 +1,150 @@
+"""The words weightkeeper speaks: what a registry lists, what the ledger records."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+# The model card's file name on the Hub and in local registries. Its changes are judged through
+# the parsed card (`Card.digest`), not through the file's bytes.
+CARD_FILE = "README.md"
+
+
+class Visibility(StrEnum):
+    PUBLIC = "public"
+    PRIVATE = "private"
+    GATED = "gated"
+    DISABLED = "disabled"
+
+
+class ModelState(StrEnum):
+    PRESENT = "present"
+    SUSPECTED_MISSING = "suspected_missing"
+    DELETED = "deleted"
+
+
+class EventKind(StrEnum):
+    """Kinds of ledger events. Later kinds (proposal_*, review_*, archive_*) join this list."""
+
+    APPEARED = "appeared"
+    UPDATED = "updated"
+    RENAMED = "renamed"
+    VISIBILITY_CHANGED = "visibility_changed"
+    DEPRECATION_ANNOUNCED = "deprecation_announced"
+    SUSPECTED_MISSING = "suspected_missing"
+    DELETED = "deleted"
+    RESTORED = "restored"
+    ARCHIVE_VERIFIED = "archive_verified"
+
+
+@dataclass(frozen=True, slots=True)
+class Lineage:
+    """One base model a model was built from, with the Hub's relation word (adapter, finetune, …)."""
+
+    base_model: str
+    relation: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    path: str
+    size: int
+    sha256: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    """The model-card fields weightkeeper uses, plus a digest of the whole card metadata."""
+
+    digest: str
+    license: str | None = None
+    emissions: dict[str, Any] | None = None
+    training: dict[str, Any] | None = None
+    datasets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRecord:
+    """One model as a registry lists it at one moment.
+
+    `key` is the registry's stable identity when it has one (the Hub's `_id`);
+    registries without one use a digest of the model's files, so a renamed
+    folder with identical files is recognised as the same model.
+    """
+
+    name: str
+    key: str
+    revision: str | None = None
+    created_at: str | None = None
+    last_modified: str | None = None
+    visibility: Visibility = Visibility.PUBLIC
+    downloads: int | None = None
+    likes: int | None = None
+    lineage: tuple[Lineage, ...] = ()
+    card: Card | None = None
+    files: tuple[FileEntry, ...] = ()
+    shutdown_date: str | None = None
+    successor: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def digest(self) -> str:
+        """A digest of everything observable, so an unchanged model costs one comparison."""
+        return hashlib.blake2b(self.to_json().encode(), digest_size=16).hexdigest()
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelRecord:
+        raw = json.loads(text)
+        card = raw.pop("card")
+        return cls(
+            **{
+                **raw,
+                "visibility": Visibility(raw["visibility"]),
+                "lineage": tuple(Lineage(**item) for item in raw["lineage"]),
+                "files": tuple(FileEntry(**item) for item in raw["files"]),
+                "card": None if card is None else Card(**{**card, "datasets": tuple(card["datasets"])}),
+            }
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RecordProblem:
+    """A model the registry lists but whose data could not be read; nothing about it is changed."""
+
+    name: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A raw page of a listing; `cursor` is where a resumed listing starts after this page."""
+
+    items: tuple[Any, ...]
+    cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    record: ModelRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Gone:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Hidden:
+    """The model exists but is no longer visible to us (401, 403, gated, disabled)."""
+
+    visibility: Visibility
+    reason: str
+
+
+LookupResult = Found | Gone | Hidden

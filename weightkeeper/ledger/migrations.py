@@ -1,0 +1,170 @@
+"""The ledger schema, as an ordered list of migrations. This is the only place that defines it.
+
+A migration is never edited once released; a change is a new migration.
+Events are append-only: triggers refuse UPDATE and DELETE on them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from weightkeeper.errors import LedgerError
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: registries, scans, models, observations, events
+    """
+    CREATE TABLE registries (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        location TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+
+    CREATE TABLE scans (
+        id INTEGER PRIMARY KEY,
+        registry_id INTEGER NOT NULL REFERENCES registries(id),
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        status TEXT NOT NULL CHECK (status IN ('running', 'complete', 'failed', 'interrupted')),
+        phase TEXT NOT NULL CHECK (phase IN ('listing', 'resolving', 'done')),
+        cursor TEXT,
+        attempts INTEGER NOT NULL DEFAULT 1,
+        pages INTEGER NOT NULL DEFAULT 0,
+        models_seen INTEGER NOT NULL DEFAULT 0,
+        problems INTEGER NOT NULL DEFAULT 0,
+        error TEXT
+    );
+    CREATE INDEX scans_by_registry ON scans(registry_id, status);
+
+    CREATE TABLE models (
+        id INTEGER PRIMARY KEY,
+        registry_id INTEGER NOT NULL REFERENCES registries(id),
+        name TEXT NOT NULL,
+        key TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('present', 'suspected_missing', 'deleted')),
+        visibility TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        last_observation_id INTEGER NOT NULL,
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        UNIQUE (registry_id, name)
+    );
+    CREATE INDEX models_by_key ON models(registry_id, key);
+    CREATE INDEX models_by_state ON models(registry_id, state);
+
+    -- What a registry said about a model at one moment. `found` = 0 is a direct
+    -- lookup that answered "gone"; such a row carries the name and nothing else.
+    CREATE TABLE observations (
+        id INTEGER PRIMARY KEY,
+        model_id INTEGER NOT NULL REFERENCES models(id),
+        scan_id INTEGER NOT NULL REFERENCES scans(id),
+        observed_at TEXT NOT NULL,
+        source TEXT NOT NULL CHECK (source IN ('listing', 'lookup')),
+        found INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        key TEXT,
+        revision TEXT,
+        created_at TEXT,
+        last_modified TEXT,
+        visibility TEXT,
+        downloads INTEGER,
+        likes INTEGER,
+        card_digest TEXT,
+        license TEXT,
+        emissions TEXT,
+        training TEXT,
+        datasets TEXT,
+        shutdown_date TEXT,
+        successor TEXT,
+        extra TEXT,
+        lookup_detail TEXT,
+        digest TEXT
+    );
+    CREATE INDEX observations_by_model ON observations(model_id);
+
+    CREATE TABLE observation_lineage (
+        observation_id INTEGER NOT NULL REFERENCES observations(id),
+        base_model TEXT NOT NULL,
+        relation TEXT
+    );
+    CREATE INDEX lineage_by_observation ON observation_lineage(observation_id);
+    CREATE INDEX lineage_by_base ON observation_lineage(base_model);
+
+    CREATE TABLE observation_files (
+        observation_id INTEGER NOT NULL REFERENCES observations(id),
+        path TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        sha256 TEXT
+    );
+    CREATE INDEX files_by_observation ON observation_files(observation_id);
+
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        registry_id INTEGER NOT NULL REFERENCES registries(id),
+        model_id INTEGER REFERENCES models(id),
+        scan_id INTEGER REFERENCES scans(id),
+        observation_id INTEGER REFERENCES observations(id),
+        prior_observation_id INTEGER REFERENCES observations(id),
+        detail TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX events_by_model ON events(model_id);
+    CREATE INDEX events_by_kind ON events(kind, at);
+    CREATE TRIGGER events_are_append_only_update BEFORE UPDATE ON events
+        BEGIN SELECT RAISE(ABORT, 'ledger events are append-only: record a correction as a new event'); END;
+    CREATE TRIGGER events_are_append_only_delete BEFORE DELETE ON events
+        BEGIN SELECT RAISE(ABORT, 'ledger events are append-only: record a correction as a new event'); END;
+
+    -- Bad input met during a scan: recorded, never fatal to the other models.
+    CREATE TABLE problems (
+        id INTEGER PRIMARY KEY,
+        scan_id INTEGER NOT NULL REFERENCES scans(id),
+        at TEXT NOT NULL,
+        model_name TEXT,
+        message TEXT NOT NULL
+    );
+    CREATE INDEX problems_by_scan ON problems(scan_id);
+
+    -- Working set of one scan: every name listed so far. Emptied when the scan completes.
+    CREATE TABLE listing (
+        scan_id INTEGER NOT NULL REFERENCES scans(id),
+        page INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        digest TEXT,
+        unreadable INTEGER NOT NULL DEFAULT 0,
+        deferred TEXT,
+        PRIMARY KEY (scan_id, name)
+    ) WITHOUT ROWID;
+    CREATE INDEX listing_by_page ON listing(scan_id, page);
+
+    -- Cache so a file's sha256 is computed once per change, not once per scan.
+    CREATE TABLE file_digests (
+        registry_id INTEGER NOT NULL REFERENCES registries(id),
+        path TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        PRIMARY KEY (registry_id, path)
+    ) WITHOUT ROWID;
+    """,
+)
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply every migration the database has not seen; return the schema version."""
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+    current = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0]
+    if current > len(MIGRATIONS):
+        raise LedgerError(
+            f"the ledger has schema version {current}, newer than this weightkeeper knows ({len(MIGRATIONS)}); "
+            "upgrade weightkeeper"
+        )
+    for version in range(current + 1, len(MIGRATIONS) + 1):
+        # One transaction per migration: a failed migration leaves the previous version intact.
+        conn.executescript(
+            f"BEGIN IMMEDIATE; {MIGRATIONS[version - 1]};"
+            f" INSERT INTO schema_migrations VALUES ({version}, strftime('%Y-%m-%dT%H:%M:%fZ')); COMMIT;"
+        )
+    return len(MIGRATIONS)

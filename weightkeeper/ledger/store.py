@@ -1,0 +1,192 @@
+"""The ledger: one SQLite file in the home directory (WAL, busy_timeout).
+
+Events are append-only. Models and scans hold current state and may change;
+what justified every change is an observation that an event points at.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from weightkeeper.domain import Card, EventKind, FileEntry, Lineage, ModelRecord, Visibility
+from weightkeeper.errors import LedgerError
+from weightkeeper.ledger.migrations import migrate
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Ledger:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+            self.conn.row_factory = sqlite3.Row
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            migrate(self.conn)
+        except sqlite3.DatabaseError as exc:
+            raise LedgerError(f"cannot open the ledger at {path}: {exc}; is it a weightkeeper ledger?") from exc
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """All or nothing: a crash inside leaves the ledger as it was before."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def registry_id(self, name: str, kind: str, location: str) -> int:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO registries (name, kind, location, created_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, location = excluded.location",
+                (name, kind, location, now_iso()),
+            )
+            return conn.execute("SELECT id FROM registries WHERE name = ?", (name,)).fetchone()[0]
+
+    def add_event(
+        self,
+        kind: EventKind,
+        *,
+        registry_id: int,
+        model_id: int | None,
+        scan_id: int | None,
+        observation_id: int | None,
+        prior_observation_id: int | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> int:
+        cursor = self.conn.execute(
+            "INSERT INTO events (at, kind, registry_id, model_id, scan_id, observation_id, prior_observation_id, detail)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (now_iso(), kind.value, registry_id, model_id, scan_id, observation_id, prior_observation_id,
+             json.dumps(detail or {}, sort_keys=True)),
+        )
+        return cursor.lastrowid
+
+    def add_observation(
+        self, model_id: int, scan_id: int, record: ModelRecord, *, source: str = "listing"
+    ) -> int:
+        card = record.card
+        cursor = self.conn.execute(
+            "INSERT INTO observations (model_id, scan_id, observed_at, source, found, name, key, revision,"
+            " created_at, last_modified, visibility, downloads, likes, card_digest, license, emissions, training,"
+            " datasets, shutdown_date, successor, extra, digest)"
+            " VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                model_id, scan_id, now_iso(), source, record.name, record.key, record.revision,
+                record.created_at, record.last_modified, record.visibility.value, record.downloads, record.likes,
+                card and card.digest, card and card.license, _json_or_none(card and card.emissions),
+                _json_or_none(card and card.training), _json_or_none(card and list(card.datasets)),
+                record.shutdown_date, record.successor, _json_or_none(record.extra), record.digest(),
+            ),
+        )
+        observation_id = cursor.lastrowid
+        self.conn.executemany(
+            "INSERT INTO observation_lineage (observation_id, base_model, relation) VALUES (?, ?, ?)",
+            [(observation_id, item.base_model, item.relation) for item in record.lineage],
+        )
+        self.conn.executemany(
+            "INSERT INTO observation_files (observation_id, path, size, sha256) VALUES (?, ?, ?, ?)",
+            [(observation_id, item.path, item.size, item.sha256) for item in record.files],
+        )
+        return observation_id
+
+    def load_record(self, observation_id: int) -> ModelRecord:
+        """The model as a found observation recorded it."""
+        row = self.conn.execute("SELECT * FROM observations WHERE id = ? AND found = 1", (observation_id,)).fetchone()
+        if row is None:
+            raise LedgerError(f"observation {observation_id} is not a found observation")
+        lineage = self.conn.execute(
+            "SELECT base_model, relation FROM observation_lineage WHERE observation_id = ? ORDER BY rowid",
+            (observation_id,),
+        )
+        files = self.conn.execute(
+            "SELECT path, size, sha256 FROM observation_files WHERE observation_id = ? ORDER BY rowid",
+            (observation_id,),
+        )
+        card = None
+        if row["card_digest"] is not None:
+            card = Card(
+                digest=row["card_digest"],
+                license=row["license"],
+                emissions=_loads(row["emissions"]),
+                training=_loads(row["training"]),
+                datasets=tuple(_loads(row["datasets"]) or ()),
+            )
+        return ModelRecord(
+            name=row["name"],
+            key=row["key"],
+            revision=row["revision"],
+            created_at=row["created_at"],
+            last_modified=row["last_modified"],
+            visibility=Visibility(row["visibility"]),
+            downloads=row["downloads"],
+            likes=row["likes"],
+            lineage=tuple(Lineage(*item) for item in lineage),
+            card=card,
+            files=tuple(FileEntry(*item) for item in files),
+            shutdown_date=row["shutdown_date"],
+            successor=row["successor"],
+            extra=_loads(row["extra"]) or {},
+        )
+
+    def add_gone_observation(self, model_id: int, scan_id: int, name: str, reason: str) -> int:
+        cursor = self.conn.execute(
+            "INSERT INTO observations (model_id, scan_id, observed_at, source, found, name, lookup_detail)"
+            " VALUES (?, ?, ?, 'lookup', 0, ?, ?)",
+            (model_id, scan_id, now_iso(), name, reason),
+        )
+        return cursor.lastrowid
+
+
+def _json_or_none(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, sort_keys=True)
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+class LedgerDigestCache:
+    """The ledger-backed `DigestCache` of one registry."""
+
+    def __init__(self, ledger: Ledger, registry_id: int) -> None:
+        self.conn, self.registry_id = ledger.conn, registry_id
+
+    def get(self, path: str, size: int, mtime_ns: int) -> str | None:
+        row = self.conn.execute(
+            "SELECT sha256 FROM file_digests WHERE registry_id = ? AND path = ? AND size = ? AND mtime_ns = ?",
+            (self.registry_id, path, size, mtime_ns),
+        ).fetchone()
+        return row and row[0]
+
+    def put(self, path: str, size: int, mtime_ns: int, sha256: str) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO file_digests (registry_id, path, size, mtime_ns, sha256) VALUES (?, ?, ?, ?, ?)",
+            (self.registry_id, path, size, mtime_ns, sha256),
+        )

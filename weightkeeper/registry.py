@@ -1,0 +1,39 @@
+"""The contract every registry adapter keeps, in the style of Software Heritage's swh-lister.
+
+One class per registry kind with the same three methods:
+
+- `pages(cursor)` yields raw pages of the listing, starting after `cursor`;
+  each page carries the cursor to resume after it.
+- `records(page)` turns a raw page into model records (or problems, for
+  models whose data cannot be read; a problem never reads as a deletion).
+- `lookup(name)` asks about one model directly: the only way a model that
+  is missing from a listing becomes `deleted`.
+
+Any of them raises `RegistryUnavailable` when the registry cannot answer; the
+scan engine then concludes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol
+
+from weightkeeper.domain import LookupResult, ModelRecord, Page, RecordProblem
+
+
+class RegistryAdapter(Protocol):
+    kind: str
+
+    def pages(self, cursor: str | None) -> Iterator[Page]: ...
+
+    def records(self, page: Page) -> list[ModelRecord | RecordProblem]: ...
+
+    def lookup(self, name: str) -> LookupResult: ...
+
+
+class DigestCache(Protocol):
+    """Remembers a file's sha256 by (path, size, mtime) so it is computed once per change."""
+
+    def get(self, path: str, size: int, mtime_ns: int) -> str | None: ...
+
+    def put(self, path: str, size: int, mtime_ns: int, sha256: str) -> None: ...

@@ -1,0 +1,333 @@
+"""The scan engine: one pass over one registry, turned into ledger events.
+
+Page by page, in one transaction each: the page's records are written to the
+scan's working listing, compared with the ledger *in SQL*, the resulting
+observations and events written, and only then the cursor committed. A crash
+loses at most the page in flight and repeats nothing.
+
+Only after a *complete* listing does the engine look for what is missing:
+a model absent from it becomes `suspected_missing`, and becomes `deleted`
+only when a direct lookup says it is gone. A failed or interrupted listing
+concludes nothing about absent models; the next scan resumes it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field, fields, replace
+
+from weightkeeper.config import RegistryConfig
+from weightkeeper.domain import (
+    CARD_FILE,
+    FileEntry,
+    EventKind,
+    Found,
+    Gone,
+    ModelRecord,
+    ModelState,
+    Page,
+    RecordProblem,
+)
+from weightkeeper.errors import RegistryUnavailable
+from weightkeeper.ledger import Ledger, now_iso
+from weightkeeper.registry import RegistryAdapter
+
+# Fields whose change is recorded as a new observation but is no event of its own.
+BOOKKEEPING_FIELDS = frozenset({"downloads", "likes", "last_modified", "key"})
+DEPRECATION_FIELDS = frozenset({"shutdown_date", "successor"})
+
+
+@dataclass
+class ScanResult:
+    registry: str
+    scan_id: int
+    status: str
+    resumed: bool
+    pages: int = 0
+    models_seen: int = 0
+    events: dict[str, int] = field(default_factory=dict)
+    problems: list[dict[str, str | None]] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "complete"
+
+
+def change_events(prior: ModelRecord, record: ModelRecord) -> list[tuple[EventKind, dict]]:
+    """The events that tell how `record` differs from `prior` (the name is the caller's business)."""
+    changed = [f.name for f in fields(ModelRecord) if getattr(prior, f.name) != getattr(record, f.name)]
+    if "files" in changed and _without_card(prior.files) == _without_card(record.files):
+        changed.remove("files")
+    events: list[tuple[EventKind, dict]] = []
+    if "visibility" in changed:
+        events.append((EventKind.VISIBILITY_CHANGED, {"from": prior.visibility.value, "to": record.visibility.value}))
+    if DEPRECATION_FIELDS & set(changed) and record.shutdown_date:
+        events.append(
+            (EventKind.DEPRECATION_ANNOUNCED, {"shutdown_date": record.shutdown_date, "successor": record.successor})
+        )
+    content = [name for name in changed if name not in BOOKKEEPING_FIELDS | DEPRECATION_FIELDS | {"name", "visibility"}]
+    if content:
+        events.append((EventKind.UPDATED, {"changed": _expand_card(content, prior, record)}))
+    return events
+
+
+def _without_card(files: tuple[FileEntry, ...]) -> tuple[FileEntry, ...]:
+    return tuple(entry for entry in files if entry.path != CARD_FILE)
+
+
+def _expand_card(changed: list[str], prior: ModelRecord, record: ModelRecord) -> list[str]:
+    if "card" not in changed or prior.card is None or record.card is None:
+        return changed
+    card_fields = [f"card.{f.name}" for f in fields(prior.card) if f.name != "digest"
+                   and getattr(prior.card, f.name) != getattr(record.card, f.name)]
+    return [name for name in changed if name != "card"] + (card_fields or ["card"])
+
+
+class Scanner:
+    """Runs (or resumes) one scan of one registry into the ledger."""
+
+    def __init__(self, ledger: Ledger, registry: RegistryConfig, adapter: RegistryAdapter) -> None:
+        self.ledger, self.registry, self.adapter = ledger, registry, adapter
+        self.conn: sqlite3.Connection = ledger.conn
+        self.registry_id = ledger.registry_id(registry.name, registry.kind, registry.location)
+
+    def run(self) -> ScanResult:
+        scan_id, phase, cursor, resumed = self._start()
+        try:
+            if phase == "listing":
+                for page in self.adapter.pages(cursor):
+                    self._write_page(scan_id, page)
+                with self.ledger.transaction() as conn:
+                    conn.execute("UPDATE scans SET phase = 'resolving', cursor = NULL WHERE id = ?", (scan_id,))
+            self._resolve(scan_id)
+        except RegistryUnavailable as exc:
+            self._finish(scan_id, "failed", str(exc))
+        except OSError as exc:
+            self._finish(scan_id, "failed", f"{type(exc).__name__}: {exc}")
+        except BaseException:
+            self._finish(scan_id, "interrupted", "interrupted; the next scan resumes from the last committed page")
+            raise
+        return self.result(scan_id, resumed)
+
+    def result(self, scan_id: int, resumed: bool = False) -> ScanResult:
+        scan = self.conn.execute("SELECT * FROM scans WHERE id = ?", (scan_id,)).fetchone()
+        events = dict(self.conn.execute(
+            "SELECT kind, COUNT(*) FROM events WHERE scan_id = ? GROUP BY kind ORDER BY kind", (scan_id,)
+        ).fetchall())
+        problems = [dict(row) for row in self.conn.execute(
+            "SELECT model_name AS model, message FROM problems WHERE scan_id = ? ORDER BY id", (scan_id,)
+        )]
+        return ScanResult(self.registry.name, scan_id, scan["status"], resumed, scan["pages"], scan["models_seen"],
+                          events, problems, scan["error"])
+
+    # -- the listing ------------------------------------------------------------------------
+
+    def _start(self) -> tuple[int, str, str | None, bool]:
+        with self.ledger.transaction() as conn:
+            unfinished = conn.execute(
+                "SELECT id, phase, cursor FROM scans WHERE registry_id = ? AND phase != 'done' ORDER BY id DESC LIMIT 1",
+                (self.registry_id,),
+            ).fetchone()
+            if unfinished:
+                conn.execute(
+                    "UPDATE scans SET status = 'running', attempts = attempts + 1, error = NULL WHERE id = ?",
+                    (unfinished["id"],),
+                )
+                return unfinished["id"], unfinished["phase"], unfinished["cursor"], True
+            cursor = conn.execute(
+                "INSERT INTO scans (registry_id, started_at, status, phase) VALUES (?, ?, 'running', 'listing')",
+                (self.registry_id, now_iso()),
+            )
+            return cursor.lastrowid, "listing", None, False
+
+    def _write_page(self, scan_id: int, page: Page) -> None:
+        items = self.adapter.records(page)
+        records = {item.name: item for item in reversed(items) if isinstance(item, ModelRecord)}
+        problems = [item for item in items if isinstance(item, RecordProblem)]
+        now = now_iso()
+        with self.ledger.transaction() as conn:
+            page_no = conn.execute("SELECT pages FROM scans WHERE id = ?", (scan_id,)).fetchone()[0] + 1
+            conn.executemany(
+                "INSERT INTO listing (scan_id, page, name, digest) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [(scan_id, page_no, name, record.digest()) for name, record in records.items()],
+            )
+            conn.executemany(
+                "INSERT INTO listing (scan_id, page, name, unreadable) VALUES (?, ?, ?, 1) ON CONFLICT DO NOTHING",
+                [(scan_id, page_no, problem.name) for problem in problems],
+            )
+            conn.executemany(
+                "INSERT INTO problems (scan_id, at, model_name, message) VALUES (?, ?, ?, ?)",
+                [(scan_id, now, problem.name, problem.message) for problem in problems],
+            )
+            changed = conn.execute(
+                "SELECT l.name, m.id, m.state, m.last_observation_id FROM listing l"
+                " LEFT JOIN models m ON m.registry_id = ? AND m.name = l.name"
+                " WHERE l.scan_id = ? AND l.page = ? AND l.unreadable = 0"
+                " AND (m.id IS NULL OR m.state != 'present' OR m.digest != l.digest)",
+                (self.registry_id, scan_id, page_no),
+            ).fetchall()
+            for name, model_id, state, prior_observation in changed:
+                record = records[name]
+                if model_id is None:
+                    self._new_name(scan_id, record)
+                else:
+                    self._observe(scan_id, model_id, record, prior_observation, was=state)
+            conn.execute(
+                "UPDATE models SET last_seen = ? WHERE registry_id = ? AND name IN"
+                " (SELECT name FROM listing WHERE scan_id = ? AND page = ?)",
+                (now, self.registry_id, scan_id, page_no),
+            )
+            conn.execute(
+                "UPDATE scans SET cursor = ?, pages = ?, models_seen = models_seen + ?, problems = problems + ?"
+                " WHERE id = ?",
+                (page.cursor, page_no, len(records) + len(problems), len(problems), scan_id),
+            )
+
+    def _new_name(self, scan_id: int, record: ModelRecord) -> None:
+        """A name the ledger has not seen: a new model, or perhaps a known one renamed.
+
+        Which of the two is only known once the listing is complete (is the old
+        name still there?), so a possible rename waits for the resolution.
+        """
+        same_key = self.conn.execute(
+            "SELECT 1 FROM models WHERE registry_id = ? AND key = ? AND state != 'deleted' LIMIT 1",
+            (self.registry_id, record.key),
+        ).fetchone()
+        if same_key:
+            self.conn.execute(
+                "UPDATE listing SET deferred = ? WHERE scan_id = ? AND name = ?", (record.to_json(), scan_id, record.name)
+            )
+        else:
+            self._appear(scan_id, record)
+
+    def _appear(self, scan_id: int, record: ModelRecord) -> None:
+        now = now_iso()
+        model_id = self.conn.execute(
+            "INSERT INTO models (registry_id, name, key, state, visibility, digest, last_observation_id, first_seen,"
+            " last_seen) VALUES (?, ?, ?, 'present', ?, ?, 0, ?, ?)",
+            (self.registry_id, record.name, record.key, record.visibility.value, record.digest(), now, now),
+        ).lastrowid
+        observation_id = self.ledger.add_observation(model_id, scan_id, record)
+        self.conn.execute("UPDATE models SET last_observation_id = ? WHERE id = ?", (observation_id, model_id))
+        detail = {"visibility": record.visibility.value}
+        if record.shutdown_date:
+            detail["shutdown_date"] = record.shutdown_date
+        self._event(EventKind.APPEARED, model_id, scan_id, observation_id, None, detail)
+
+    def _observe(
+        self,
+        scan_id: int,
+        model_id: int,
+        record: ModelRecord,
+        prior_observation: int,
+        *,
+        was: str,
+        source: str = "listing",
+        renamed_from: str | None = None,
+    ) -> None:
+        """Record a new observation of a known model and the events that explain the change."""
+        prior = self.ledger.load_record(prior_observation)
+        observation_id = self.ledger.add_observation(model_id, scan_id, record, source=source)
+        self.conn.execute(
+            "UPDATE models SET name = ?, key = ?, state = 'present', visibility = ?, digest = ?,"
+            " last_observation_id = ?, last_seen = ? WHERE id = ?",
+            (record.name, record.key, record.visibility.value, record.digest(), observation_id, now_iso(), model_id),
+        )
+        events = change_events(prior, record)
+        if renamed_from is not None:
+            events.insert(0, (EventKind.RENAMED, {"from": renamed_from, "to": record.name}))
+        explained_by_visibility = any(kind is EventKind.VISIBILITY_CHANGED for kind, _ in events)
+        if was != ModelState.PRESENT and not (was == ModelState.SUSPECTED_MISSING and explained_by_visibility):
+            events.insert(0, (EventKind.RESTORED, {"was": was, "via": source}))
+        for kind, detail in events:
+            self._event(kind, model_id, scan_id, observation_id, prior_observation, detail)
+
+    def _event(self, kind: EventKind, model_id: int, scan_id: int, observation_id: int | None,
+               prior_observation_id: int | None, detail: dict) -> None:
+        self.ledger.add_event(kind, registry_id=self.registry_id, model_id=model_id, scan_id=scan_id,
+                              observation_id=observation_id, prior_observation_id=prior_observation_id, detail=detail)
+
+    # -- after a complete listing -----------------------------------------------------------
+
+    def _resolve(self, scan_id: int) -> None:
+        self._resolve_renames(scan_id)
+        self._mark_missing(scan_id)
+        self._confirm_missing(scan_id)
+        self._finish(scan_id, "complete", None)
+
+    def _resolve_renames(self, scan_id: int) -> None:
+        with self.ledger.transaction() as conn:
+            deferred = conn.execute(
+                "SELECT name, deferred FROM listing WHERE scan_id = ? AND deferred IS NOT NULL ORDER BY name",
+                (scan_id,),
+            ).fetchall()
+            for name, payload in deferred:
+                record = ModelRecord.from_json(payload)
+                # The old name must be absent from this complete listing: otherwise it is a copy.
+                old = conn.execute(
+                    "SELECT id, name, state, last_observation_id FROM models m WHERE registry_id = ? AND key = ?"
+                    " AND state != 'deleted' AND NOT EXISTS"
+                    " (SELECT 1 FROM listing l WHERE l.scan_id = ? AND l.name = m.name) ORDER BY id LIMIT 1",
+                    (self.registry_id, record.key, scan_id),
+                ).fetchone()
+                if old:
+                    self._observe(scan_id, old["id"], record, old["last_observation_id"], was=old["state"],
+                                  renamed_from=old["name"])
+                else:
+                    self._appear(scan_id, record)
+                conn.execute("UPDATE listing SET deferred = NULL WHERE scan_id = ? AND name = ?", (scan_id, name))
+
+    def _mark_missing(self, scan_id: int) -> None:
+        with self.ledger.transaction() as conn:
+            missing = conn.execute(
+                "SELECT id, last_observation_id FROM models m WHERE registry_id = ? AND state = 'present'"
+                " AND NOT EXISTS (SELECT 1 FROM listing l WHERE l.scan_id = ? AND l.name = m.name)",
+                (self.registry_id, scan_id),
+            ).fetchall()
+            conn.executemany(
+                "UPDATE models SET state = 'suspected_missing' WHERE id = ?", [(model_id,) for model_id, _ in missing]
+            )
+            for model_id, observation_id in missing:
+                self._event(EventKind.SUSPECTED_MISSING, model_id, scan_id, observation_id, None,
+                            {"reason": "absent from a complete listing"})
+
+    def _confirm_missing(self, scan_id: int) -> None:
+        suspects = self.conn.execute(
+            "SELECT id, name, last_observation_id FROM models WHERE registry_id = ? AND state = 'suspected_missing'"
+            " ORDER BY id",
+            (self.registry_id,),
+        ).fetchall()
+        for model_id, name, prior_observation in suspects:
+            try:
+                answer = self.adapter.lookup(name)
+            except RegistryUnavailable as exc:
+                with self.ledger.transaction() as conn:
+                    conn.execute(
+                        "INSERT INTO problems (scan_id, at, model_name, message) VALUES (?, ?, ?, ?)",
+                        (scan_id, now_iso(), name, f"lookup failed, still suspected missing: {exc}"),
+                    )
+                    conn.execute("UPDATE scans SET problems = problems + 1 WHERE id = ?", (scan_id,))
+                continue
+            with self.ledger.transaction() as conn:
+                if isinstance(answer, Gone):
+                    observation_id = self.ledger.add_gone_observation(model_id, scan_id, name, answer.reason)
+                    conn.execute("UPDATE models SET state = 'deleted' WHERE id = ?", (model_id,))
+                    self._event(EventKind.DELETED, model_id, scan_id, observation_id, prior_observation,
+                                {"reason": answer.reason})
+                else:
+                    record = answer.record if isinstance(answer, Found) else replace(
+                        self.ledger.load_record(prior_observation), visibility=answer.visibility
+                    )
+                    self._observe(scan_id, model_id, record, prior_observation, was=ModelState.SUSPECTED_MISSING,
+                                  source="lookup")
+
+    def _finish(self, scan_id: int, status: str, error: str | None) -> None:
+        with self.ledger.transaction() as conn:
+            if status == "complete":
+                conn.execute("DELETE FROM listing WHERE scan_id = ?", (scan_id,))
+            conn.execute(
+                "UPDATE scans SET status = ?, phase = CASE WHEN ? = 'complete' THEN 'done' ELSE phase END,"
+                " finished_at = ?, error = ? WHERE id = ?",
+                (status, status, now_iso(), error, scan_id),
+            )
