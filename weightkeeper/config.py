@@ -130,10 +130,9 @@ def _validate(path: Path, text: str, raw: dict[str, Any]) -> Config:
     registries: dict[str, RegistryConfig] = {}
     for name, table in raw.get("registries", {}).items():
         where = f"registries.{name}"
-        if not NAME_PATTERN.match(name):
-            raise fail("registry names use letters, digits, '.', '_' and '-' (at most 64)", None, name)
-        if not isinstance(table, dict):
-            raise fail("must be a table: [registries.NAME]", None, name)
+        if not NAME_PATTERN.match(name) or not isinstance(table, dict):
+            raise ConfigError(path, "registries are tables [registries.NAME], NAME made of letters, digits, "
+                              "'.', '_' and '-' (at most 64)", line=_key_line(text, where, None), key=name)
         kind = table.get("kind")
         if kind not in REGISTRY_KINDS:
             raise fail(f"unknown registry kind {kind!r}; expected one of: {', '.join(REGISTRY_KINDS)}", where, "kind")
@@ -159,26 +158,20 @@ def _validate(path: Path, text: str, raw: dict[str, Any]) -> Config:
 
 
 def _key_line(text: str, table: str | None, key: str | None) -> int | None:
-    """The 1-based line where `key` is set inside `[table]` (or where the table starts)."""
-    lines = text.splitlines()
-    start, header = 0, None
-    if table is not None:
-        header = re.compile(rf"^\s*\[\s*{re.escape(table)}\s*\]")
-        found = [i for i, line in enumerate(lines) if header.match(line)]
-        if not found:
-            return None
-        start = found[0]
-        if key is None:
-            return start + 1
-    assignment = re.compile(rf'^\s*"?{re.escape(key or "")}"?\s*[=.]') if key else None
-    table_line = re.compile(rf"^\s*\[+\s*(registries\.)?{re.escape(key or '')}\s*\]") if key else None
-    for i in range(start + (1 if header else 0), len(lines)):
-        line = lines[i]
-        if header and line.lstrip().startswith("["):
-            break
-        if assignment and assignment.match(line) or table is None and table_line and table_line.match(line):
-            return i + 1
-    return start + 1 if header else None
+    """The 1-based line where `key` is set inside `[table]`; without a key, where `[table]` starts;
+    without a table, where a top-level table named `key` starts."""
+    current = None
+    for number, line in enumerate(text.splitlines(), 1):
+        header = re.match(r"^\s*\[+\s*([^\]]+?)\s*\]", line)
+        if header:
+            current = header.group(1)
+            if key is None and current == table:
+                return number
+            if table is None and key and (current == key or current.startswith(key + ".")):
+                return number
+        elif key and current == table and re.match(rf'^\s*"?{re.escape(key)}"?\s*=', line):
+            return number
+    return None
 
 
 def _line_from_message(message: str) -> int | None:

@@ -23,6 +23,7 @@ from weightkeeper.domain import (
     EventKind,
     Found,
     Gone,
+    LookupResult,
     ModelRecord,
     ModelState,
     Page,
@@ -35,6 +36,7 @@ from weightkeeper.registry import RegistryAdapter
 # Fields whose change is recorded as a new observation but is no event of its own.
 BOOKKEEPING_FIELDS = frozenset({"downloads", "likes", "last_modified", "key"})
 DEPRECATION_FIELDS = frozenset({"shutdown_date", "successor"})
+LOOKUP_BATCH = 100
 
 
 @dataclass
@@ -147,26 +149,28 @@ class Scanner:
         problems = [item for item in items if isinstance(item, RecordProblem)]
         now = now_iso()
         with self.ledger.transaction() as conn:
-            page_no = conn.execute("SELECT pages FROM scans WHERE id = ?", (scan_id,)).fetchone()[0] + 1
-            conn.executemany(
-                "INSERT INTO listing (scan_id, page, name, digest) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                [(scan_id, page_no, name, record.digest()) for name, record in records.items()],
-            )
-            conn.executemany(
-                "INSERT INTO listing (scan_id, page, name, unreadable) VALUES (?, ?, ?, 1) ON CONFLICT DO NOTHING",
-                [(scan_id, page_no, problem.name) for problem in problems],
-            )
+            # The page, in memory; a name without digest was listed but could not be read.
+            conn.execute("CREATE TEMP TABLE IF NOT EXISTS page_listing (name TEXT PRIMARY KEY, digest TEXT)")
+            conn.execute("DELETE FROM page_listing")
+            conn.executemany("INSERT OR IGNORE INTO page_listing VALUES (?, ?)",
+                             [(name, record.digest()) for name, record in records.items()])
+            conn.executemany("INSERT OR IGNORE INTO page_listing VALUES (?, NULL)",
+                             [(problem.name,) for problem in problems])
             conn.executemany(
                 "INSERT INTO problems (scan_id, at, model_name, message) VALUES (?, ?, ?, ?)",
                 [(scan_id, now, problem.name, problem.message) for problem in problems],
             )
             changed = conn.execute(
-                "SELECT l.name, m.id, m.state, m.last_observation_id FROM listing l"
-                " LEFT JOIN models m ON m.registry_id = ? AND m.name = l.name"
-                " WHERE l.scan_id = ? AND l.page = ? AND l.unreadable = 0"
-                " AND (m.id IS NULL OR m.state != 'present' OR m.digest != l.digest)",
-                (self.registry_id, scan_id, page_no),
+                "SELECT p.name, m.id, m.state, m.last_observation_id FROM page_listing p"
+                " LEFT JOIN models m ON m.registry_id = ? AND m.name = p.name"
+                " WHERE p.digest IS NOT NULL AND (m.id IS NULL OR m.state != 'present' OR m.digest != p.digest)",
+                (self.registry_id,),
             ).fetchall()
+            conn.execute(
+                "UPDATE models SET seen_scan = ?, last_seen = ? WHERE registry_id = ? AND name IN"
+                " (SELECT name FROM page_listing)",
+                (scan_id, now, self.registry_id),
+            )
             for name, model_id, state, prior_observation in changed:
                 record = records[name]
                 if model_id is None:
@@ -174,14 +178,9 @@ class Scanner:
                 else:
                     self._observe(scan_id, model_id, record, prior_observation, was=state)
             conn.execute(
-                "UPDATE models SET last_seen = ? WHERE registry_id = ? AND name IN"
-                " (SELECT name FROM listing WHERE scan_id = ? AND page = ?)",
-                (now, self.registry_id, scan_id, page_no),
-            )
-            conn.execute(
-                "UPDATE scans SET cursor = ?, pages = ?, models_seen = models_seen + ?, problems = problems + ?"
-                " WHERE id = ?",
-                (page.cursor, page_no, len(records) + len(problems), len(problems), scan_id),
+                "UPDATE scans SET cursor = ?, pages = pages + 1, models_seen = models_seen + ?,"
+                " problems = problems + ? WHERE id = ?",
+                (page.cursor, len(records) + len(problems), len(problems), scan_id),
             )
 
     def _new_name(self, scan_id: int, record: ModelRecord) -> None:
@@ -196,7 +195,8 @@ class Scanner:
         ).fetchone()
         if same_key:
             self.conn.execute(
-                "UPDATE listing SET deferred = ? WHERE scan_id = ? AND name = ?", (record.to_json(), scan_id, record.name)
+                "INSERT OR REPLACE INTO deferred_records (scan_id, name, record) VALUES (?, ?, ?)",
+                (scan_id, record.name, record.to_json()),
             )
         else:
             self._appear(scan_id, record)
@@ -205,8 +205,8 @@ class Scanner:
         now = now_iso()
         model_id = self.conn.execute(
             "INSERT INTO models (registry_id, name, key, state, visibility, digest, last_observation_id, first_seen,"
-            " last_seen) VALUES (?, ?, ?, 'present', ?, ?, 0, ?, ?)",
-            (self.registry_id, record.name, record.key, record.visibility.value, record.digest(), now, now),
+            " last_seen, seen_scan) VALUES (?, ?, ?, 'present', ?, ?, 0, ?, ?, ?)",
+            (self.registry_id, record.name, record.key, record.visibility.value, record.digest(), now, now, scan_id),
         ).lastrowid
         observation_id = self.ledger.add_observation(model_id, scan_id, record)
         self.conn.execute("UPDATE models SET last_observation_id = ? WHERE id = ?", (observation_id, model_id))
@@ -231,8 +231,9 @@ class Scanner:
         observation_id = self.ledger.add_observation(model_id, scan_id, record, source=source)
         self.conn.execute(
             "UPDATE models SET name = ?, key = ?, state = 'present', visibility = ?, digest = ?,"
-            " last_observation_id = ?, last_seen = ? WHERE id = ?",
-            (record.name, record.key, record.visibility.value, record.digest(), observation_id, now_iso(), model_id),
+            " last_observation_id = ?, last_seen = ?, seen_scan = ? WHERE id = ?",
+            (record.name, record.key, record.visibility.value, record.digest(), observation_id, now_iso(), scan_id,
+             model_id),
         )
         events = change_events(prior, record)
         if renamed_from is not None:
@@ -259,16 +260,14 @@ class Scanner:
     def _resolve_renames(self, scan_id: int) -> None:
         with self.ledger.transaction() as conn:
             deferred = conn.execute(
-                "SELECT name, deferred FROM listing WHERE scan_id = ? AND deferred IS NOT NULL ORDER BY name",
-                (scan_id,),
+                "SELECT name, record FROM deferred_records WHERE scan_id = ? ORDER BY name", (scan_id,)
             ).fetchall()
             for name, payload in deferred:
                 record = ModelRecord.from_json(payload)
                 # The old name must be absent from this complete listing: otherwise it is a copy.
                 old = conn.execute(
-                    "SELECT id, name, state, last_observation_id FROM models m WHERE registry_id = ? AND key = ?"
-                    " AND state != 'deleted' AND NOT EXISTS"
-                    " (SELECT 1 FROM listing l WHERE l.scan_id = ? AND l.name = m.name) ORDER BY id LIMIT 1",
+                    "SELECT id, name, state, last_observation_id FROM models WHERE registry_id = ? AND key = ?"
+                    " AND state != 'deleted' AND seen_scan IS NOT ? ORDER BY id LIMIT 1",
                     (self.registry_id, record.key, scan_id),
                 ).fetchone()
                 if old:
@@ -276,13 +275,13 @@ class Scanner:
                                   renamed_from=old["name"])
                 else:
                     self._appear(scan_id, record)
-                conn.execute("UPDATE listing SET deferred = NULL WHERE scan_id = ? AND name = ?", (scan_id, name))
+                conn.execute("DELETE FROM deferred_records WHERE scan_id = ? AND name = ?", (scan_id, name))
 
     def _mark_missing(self, scan_id: int) -> None:
         with self.ledger.transaction() as conn:
             missing = conn.execute(
-                "SELECT id, last_observation_id FROM models m WHERE registry_id = ? AND state = 'present'"
-                " AND NOT EXISTS (SELECT 1 FROM listing l WHERE l.scan_id = ? AND l.name = m.name)",
+                "SELECT id, last_observation_id FROM models WHERE registry_id = ? AND state = 'present'"
+                " AND seen_scan IS NOT ?",
                 (self.registry_id, scan_id),
             ).fetchall()
             conn.executemany(
@@ -293,39 +292,47 @@ class Scanner:
                             {"reason": "absent from a complete listing"})
 
     def _confirm_missing(self, scan_id: int) -> None:
+        """Ask the registry about each suspect; lookups run outside transactions, answers are written in batches."""
         suspects = self.conn.execute(
             "SELECT id, name, last_observation_id FROM models WHERE registry_id = ? AND state = 'suspected_missing'"
             " ORDER BY id",
             (self.registry_id,),
         ).fetchall()
-        for model_id, name, prior_observation in suspects:
-            try:
-                answer = self.adapter.lookup(name)
-            except RegistryUnavailable as exc:
-                with self.ledger.transaction() as conn:
-                    conn.execute(
-                        "INSERT INTO problems (scan_id, at, model_name, message) VALUES (?, ?, ?, ?)",
-                        (scan_id, now_iso(), name, f"lookup failed, still suspected missing: {exc}"),
-                    )
-                    conn.execute("UPDATE scans SET problems = problems + 1 WHERE id = ?", (scan_id,))
-                continue
-            with self.ledger.transaction() as conn:
-                if isinstance(answer, Gone):
-                    observation_id = self.ledger.add_gone_observation(model_id, scan_id, name, answer.reason)
-                    conn.execute("UPDATE models SET state = 'deleted' WHERE id = ?", (model_id,))
-                    self._event(EventKind.DELETED, model_id, scan_id, observation_id, prior_observation,
-                                {"reason": answer.reason})
-                else:
-                    record = answer.record if isinstance(answer, Found) else replace(
-                        self.ledger.load_record(prior_observation), visibility=answer.visibility
-                    )
-                    self._observe(scan_id, model_id, record, prior_observation, was=ModelState.SUSPECTED_MISSING,
-                                  source="lookup")
+        for start in range(0, len(suspects), LOOKUP_BATCH):
+            batch = suspects[start : start + LOOKUP_BATCH]
+            answers = [(suspect, self._lookup(suspect["name"])) for suspect in batch]
+            with self.ledger.transaction():
+                for (model_id, name, prior_observation), answer in answers:
+                    self._write_answer(scan_id, model_id, name, prior_observation, answer)
+
+    def _lookup(self, name: str) -> LookupResult | RegistryUnavailable:
+        try:
+            return self.adapter.lookup(name)
+        except RegistryUnavailable as exc:
+            return exc
+
+    def _write_answer(self, scan_id: int, model_id: int, name: str, prior_observation: int,
+                      answer: LookupResult | RegistryUnavailable) -> None:
+        if isinstance(answer, RegistryUnavailable):
+            self.conn.execute(
+                "INSERT INTO problems (scan_id, at, model_name, message) VALUES (?, ?, ?, ?)",
+                (scan_id, now_iso(), name, f"lookup failed, still suspected missing: {answer}"),
+            )
+            self.conn.execute("UPDATE scans SET problems = problems + 1 WHERE id = ?", (scan_id,))
+        elif isinstance(answer, Gone):
+            observation_id = self.ledger.add_gone_observation(model_id, scan_id, name, answer.reason)
+            self.conn.execute("UPDATE models SET state = 'deleted' WHERE id = ?", (model_id,))
+            self._event(EventKind.DELETED, model_id, scan_id, observation_id, prior_observation,
+                        {"reason": answer.reason})
+        else:
+            record = answer.record if isinstance(answer, Found) else replace(
+                self.ledger.load_record(prior_observation), visibility=answer.visibility
+            )
+            self._observe(scan_id, model_id, record, prior_observation, was=ModelState.SUSPECTED_MISSING,
+                          source="lookup")
 
     def _finish(self, scan_id: int, status: str, error: str | None) -> None:
         with self.ledger.transaction() as conn:
-            if status == "complete":
-                conn.execute("DELETE FROM listing WHERE scan_id = ?", (scan_id,))
             conn.execute(
                 "UPDATE scans SET status = ?, phase = CASE WHEN ? = 'complete' THEN 'done' ELSE phase END,"
                 " finished_at = ?, error = ? WHERE id = ?",

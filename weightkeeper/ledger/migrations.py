@@ -48,6 +48,7 @@ MIGRATIONS: tuple[str, ...] = (
         last_observation_id INTEGER NOT NULL,
         first_seen TEXT NOT NULL,
         last_seen TEXT NOT NULL,
+        seen_scan INTEGER,  -- the last scan whose listing had it; absent from a complete scan = missing
         UNIQUE (registry_id, name)
     );
     CREATE INDEX models_by_key ON models(registry_id, key);
@@ -127,17 +128,13 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX problems_by_scan ON problems(scan_id);
 
-    -- Working set of one scan: every name listed so far. Emptied when the scan completes.
-    CREATE TABLE listing (
+    -- Names of one scan that wait for the complete listing: possible renames (same key, new name).
+    CREATE TABLE deferred_records (
         scan_id INTEGER NOT NULL REFERENCES scans(id),
-        page INTEGER NOT NULL,
         name TEXT NOT NULL,
-        digest TEXT,
-        unreadable INTEGER NOT NULL DEFAULT 0,
-        deferred TEXT,
+        record TEXT NOT NULL,
         PRIMARY KEY (scan_id, name)
     ) WITHOUT ROWID;
-    CREATE INDEX listing_by_page ON listing(scan_id, page);
 
     -- Cache so a file's sha256 is computed once per change, not once per scan.
     CREATE TABLE file_digests (

@@ -19,6 +19,7 @@ from weightkeeper.errors import LedgerError
 from weightkeeper.ledger.migrations import migrate
 
 BUSY_TIMEOUT_MS = 30_000
+CACHE_KIB = 128 * 1024  # a million-model registry's indexes stay in memory during a scan
 
 
 def now_iso() -> str:
@@ -36,6 +37,8 @@ class Ledger:
             self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             self.conn.execute("PRAGMA foreign_keys=ON")
             self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+            self.conn.execute("PRAGMA temp_store=MEMORY")
             migrate(self.conn)
         except sqlite3.DatabaseError as exc:
             raise LedgerError(f"cannot open the ledger at {path}: {exc}; is it a weightkeeper ledger?") from exc

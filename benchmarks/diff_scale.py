@@ -1,0 +1,137 @@
+"""Diff a 1,000,000-model listing with 1% churn into ledger events, and print the figures.
+
+Target (issue 2): the rescan with churn in <= 10 s wall and <= 1 GB peak RSS on a 2-core machine.
+
+    python benchmarks/diff_scale.py [--models 1000000] [--churn 0.01] [--repeat 3]
+
+Each measured scan runs in a fresh subprocess so its peak RSS is its own. The first
+scan of the previous listing (into an empty ledger) is the setup and is printed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from weightkeeper.config import RegistryConfig
+from weightkeeper.domain import FileEntry, Found, Gone, Lineage, LookupResult, ModelRecord, Page
+from weightkeeper.ledger import Ledger
+from weightkeeper.scan import Scanner
+
+BASES = ("meta-llama/Llama-3.1-8B-Instruct", "mistralai/Mistral-7B-v0.3", "Qwen/Qwen2.5-7B-Instruct",
+         "google/gemma-2-9b-it", "microsoft/Phi-3-mini-4k-instruct")
+PAGE_SIZE = 1000
+
+
+class SyntheticRegistry:
+    """`models` models; with `churn`, a deterministic `churn` fraction is deleted, added or changed (a third each)."""
+
+    kind = "synthetic"
+
+    def __init__(self, models: int, churn: float) -> None:
+        self.models, self.churn = models, churn
+        self.step = round(1 / churn) if churn else 0
+
+    def _fate(self, i: int) -> str:
+        if not self.step or i % self.step:
+            return "same"
+        return ("deleted", "added", "changed")[(i // self.step) % 3]
+
+    def _record(self, i: int, changed: bool = False) -> ModelRecord:
+        return ModelRecord(
+            name=f"org-{i % 997}/model-{i:07d}",
+            key=f"id{i:09d}",
+            revision=f"{(i * 2654435761 + changed) % (1 << 64):016x}",
+            last_modified="2026-11-01T00:00:00Z",
+            downloads=i % 5000,
+            likes=i % 97,
+            lineage=(Lineage(BASES[i % len(BASES)], "finetune"),),
+            files=(FileEntry("model.safetensors", 1_000_000 + i, None),),
+        )
+
+    def pages(self, cursor: str | None) -> Iterator[Page]:
+        start = int(cursor) if cursor else 0
+        total = self.models + (self.models // self.step if self.step else 0)
+        for first in range(start, total, PAGE_SIZE):
+            yield Page(tuple(range(first, min(first + PAGE_SIZE, total))), cursor=str(first + PAGE_SIZE))
+
+    def records(self, page: Page) -> list[ModelRecord]:
+        out = []
+        for i in page.items:
+            if i >= self.models:  # models added by the churn
+                if self._fate((i - self.models) * self.step) == "added":
+                    out.append(self._record(i))
+                continue
+            fate = self._fate(i)
+            if fate != "deleted":
+                out.append(self._record(i, changed=fate == "changed"))
+        return out
+
+    def lookup(self, name: str) -> LookupResult:
+        i = int(name.rsplit("-", 1)[1])
+        if i < self.models and self._fate(i) == "deleted":
+            return Gone("synthetic: deleted")
+        return Found(self._record(i))
+
+
+def scan_once(ledger_path: Path, models: int, churn: float) -> dict:
+    registry = RegistryConfig("synthetic", "local", {"path": "synthetic"})
+    with Ledger(ledger_path) as ledger:
+        start = time.perf_counter()
+        result = Scanner(ledger, registry, SyntheticRegistry(models, churn)).run()
+        wall = time.perf_counter() - start
+    return {"wall_s": wall, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "status": result.status, "events": result.events, "models_seen": result.models_seen}
+
+
+def _in_subprocess(ledger_path: Path, models: int, churn: float) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--worker", str(ledger_path), str(models), str(churn)],
+                         check=True, capture_output=True, text=True)
+    return json.loads(out.stdout)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", type=int, default=1_000_000)
+    parser.add_argument("--churn", type=float, default=0.01)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        path, models, churn = args.worker
+        print(json.dumps(scan_once(Path(path), int(models), float(churn))))
+        return
+
+    work = Path(tempfile.mkdtemp(prefix="wk-diff-scale-"))
+    try:
+        baseline = work / "baseline.sqlite3"
+        setup = _in_subprocess(baseline, args.models, 0.0)
+        print(f"setup: first scan of {args.models:,} models into an empty ledger: {setup['wall_s']:.1f} s, "
+              f"peak RSS {setup['peak_rss_mb']:.0f} MB, events {setup['events']}")
+        walls, rss = [], []
+        for run in range(args.repeat):
+            copy = work / f"run{run}.sqlite3"
+            shutil.copy(baseline, copy)
+            measured = _in_subprocess(copy, args.models, args.churn)
+            walls.append(measured["wall_s"])
+            rss.append(measured["peak_rss_mb"])
+            print(f"run {run + 1}: rescan with {args.churn:.0%} churn: {measured['wall_s']:.2f} s, "
+                  f"peak RSS {measured['peak_rss_mb']:.0f} MB, events {measured['events']}")
+            copy.unlink()
+        print(f"median rescan wall {statistics.median(walls):.2f} s (target <= 10 s); "
+              f"max peak RSS {max(rss):.0f} MB (target <= 1024 MB)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""The scan engine's rules, one scenario each, on a real SQLite ledger and an in-memory registry."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from registry_fakes import MemoryRegistry
+
+from weightkeeper.domain import Card, FileEntry, Hidden, Lineage, LookupResult, ModelRecord, Visibility
+from weightkeeper.ledger import Ledger
+from weightkeeper.ledger.queries import EventFilter, events
+from weightkeeper.scan import Scanner, ScanResult
+
+
+def record(name: str, key: str | None = None, **changes: object) -> ModelRecord:
+    base = ModelRecord(
+        name=name,
+        key=key or f"id-{name}",
+        revision="r1",
+        downloads=10,
+        likes=1,
+        lineage=(Lineage("meta-llama/Llama-3.1-8B", "finetune"),),
+        card=Card(digest="c1", license="llama3.1", emissions={"emissions": 1200}, training={"epochs": 3}),
+        files=(FileEntry("model.safetensors", 100, "a" * 64), FileEntry("README.md", 10, "b" * 64)),
+    )
+    return replace(base, **changes)
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Ledger:
+    with Ledger(tmp_path / "ledger.sqlite3") as opened:
+        yield opened
+
+
+def scan(ledger: Ledger, registry: MemoryRegistry) -> ScanResult:
+    return Scanner(ledger, registry.config(), registry).run()
+
+
+def kinds(ledger: Ledger, result: ScanResult) -> list[tuple[str, str]]:
+    return [(row["event"], row["model"]) for row in events(ledger, EventFilter(scan_id=result.scan_id))]
+
+
+def registry_of(*records: ModelRecord, page_size: int = 2) -> MemoryRegistry:
+    return MemoryRegistry(models={r.name: r for r in records}, page_size=page_size)
+
+
+def test_first_scan_records_every_model_once_and_an_unchanged_rescan_records_nothing(ledger: Ledger) -> None:
+    registry = registry_of(record("a/one"), record("a/two"), record("b/three"))
+    first = scan(ledger, registry)
+    assert first.status == "complete" and first.pages == 2 and first.models_seen == 3
+    assert sorted(kinds(ledger, first)) == [("appeared", "a/one"), ("appeared", "a/two"), ("appeared", "b/three")]
+    second = scan(ledger, registry)
+    assert second.status == "complete" and kinds(ledger, second) == []
+    assert ledger.conn.execute("SELECT COUNT(*) FROM observations").fetchone()[0] == 3
+
+
+def test_content_change_is_an_update_naming_the_fields_and_usage_alone_is_no_event(ledger: Ledger) -> None:
+    registry = registry_of(record("a/one"), record("a/two"))
+    scan(ledger, registry)
+    registry.models["a/one"] = record("a/one", revision="r2",
+                                      card=Card(digest="c2", license="apache-2.0", emissions={"emissions": 1200},
+                                                training={"epochs": 3}))
+    registry.models["a/two"] = record("a/two", downloads=99, likes=5)
+    result = scan(ledger, registry)
+    rows = events(ledger, EventFilter(scan_id=result.scan_id))
+    assert [(row["event"], row["model"]) for row in rows] == [("updated", "a/one")]
+    assert rows[0]["detail"]["changed"] == ["revision", "card.license"]
+    usage = ledger.conn.execute(
+        "SELECT downloads, likes FROM observations WHERE name = 'a/two' ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    assert tuple(usage) == (99, 5)
+
+
+def test_visibility_and_deprecation_are_their_own_events_not_updates(ledger: Ledger) -> None:
+    registry = registry_of(record("a/one"), record("a/two"))
+    scan(ledger, registry)
+    registry.models["a/one"] = record("a/one", visibility=Visibility.GATED)
+    registry.models["a/two"] = record("a/two", shutdown_date="2027-03-01", successor="a/three")
+    result = scan(ledger, registry)
+    rows = {(row["event"], row["model"]): row["detail"] for row in events(ledger, EventFilter(scan_id=result.scan_id))}
+    assert rows == {
+        ("visibility_changed", "a/one"): {"from": "public", "to": "gated"},
+        ("deprecation_announced", "a/two"): {"shutdown_date": "2027-03-01", "successor": "a/three"},
+    }
+
+
+def test_a_model_absent_from_a_complete_listing_is_deleted_only_after_the_lookup_confirms(ledger: Ledger) -> None:
+    registry = registry_of(record("a/one"), record("a/two"), record("a/three"))
+    scan(ledger, registry)
+    del registry.models["a/two"]
+    result = scan(ledger, registry)
+    assert kinds(ledger, result) == [("suspected_missing", "a/two"), ("deleted", "a/two")]
+    assert registry.lookups == ["a/two"]
+    deleted = events(ledger, EventFilter(kinds=("deleted",)))[0]
+    gone = ledger.conn.execute("SELECT found, source FROM observations WHERE id = ?",
+                               (deleted["observation"],)).fetchone()
+    assert tuple(gone) == (0, "lookup"), "a deletion points at the lookup that confirmed it"
+    assert deleted["prior_observation"] is not None
+
+
+def test_a_failed_lookup_leaves_the_model_suspected_and_the_next_scan_confirms(ledger: Ledger) -> None:
+    registry = registry_of(record("a/one"), record("a/two"))
+    scan(ledger, registry)
+    del registry.models["a/two"]
+    registry.fail_lookup = lambda name: True
+    result = scan(ledger, registry)
+    assert kinds(ledger, result) == [("suspected_missing", "a/two")]
+    assert "lookup failed" in result.problems[0]["message"]
+    registry.fail_lookup = None
+    again = scan(ledger, registry)
+    assert kinds(ledger, again) == [("deleted", "a/two")]
+
+
+def test_an_incomplete_listing_concludes_nothing_and_the_next_scan_resumes_it(ledger: Ledger) -> None:
+    registry = registry_of(*(record(f"a/m{i}") for i in range(6)), page_size=2)
+    scan(ledger, registry)
+    for name in ("a/m0", "a/m5"):
+        del registry.models[name]
+    registry.fail_page = 1
+    failed = scan(ledger, registry)
+    assert failed.status == "failed" and "injected fault" in failed.error
+    assert failed.pages == 1, "the first page was committed before the fault"
+    assert kinds(ledger, failed) == []
+    assert registry.lookups == []
+    registry.fail_page = None
+    resumed = scan(ledger, registry)
+    assert resumed.resumed and resumed.scan_id == failed.scan_id and resumed.status == "complete"
+    assert sorted(kinds(ledger, resumed)) == sorted(
+        [("suspected_missing", "a/m0"), ("deleted", "a/m0"), ("suspected_missing", "a/m5"), ("deleted", "a/m5")]
+    )
+
+
+def test_a_hidden_model_is_a_visibility_change_never_a_deletion(ledger: Ledger) -> None:
+    class PrivateOnLookup(MemoryRegistry):
+        def lookup(self, name: str) -> LookupResult:
+            return Hidden(Visibility.PRIVATE, "401: repository is private")
+
+    registry = PrivateOnLookup(models={"a/one": record("a/one"), "a/two": record("a/two")}, page_size=5)
+    scan(ledger, registry)
+    del registry.models["a/two"]
+    result = scan(ledger, registry)
+    assert kinds(ledger, result) == [("suspected_missing", "a/two"), ("visibility_changed", "a/two")]
+    state = ledger.conn.execute("SELECT state, visibility FROM models WHERE name = 'a/two'").fetchone()
+    assert tuple(state) == ("present", "private")
+
+
+def test_a_model_that_comes_back_is_restored(ledger: Ledger) -> None:
+    registry = registry_of(record("a/one"), record("a/two"))
+    scan(ledger, registry)
+    removed = registry.models.pop("a/two")
+    scan(ledger, registry)
+    registry.models["a/two"] = removed
+    result = scan(ledger, registry)
+    rows = events(ledger, EventFilter(scan_id=result.scan_id))
+    assert [(row["event"], row["model"], row["detail"]) for row in rows] == [
+        ("restored", "a/two", {"was": "deleted", "via": "listing"})
+    ]
+
+
+def test_same_identity_under_a_new_name_is_a_rename_but_a_copy_is_a_new_model(ledger: Ledger) -> None:
+    registry = registry_of(record("a/one", key="k1"), record("a/two", key="k2"), page_size=1)
+    scan(ledger, registry)
+    registry.models["z/moved"] = replace(registry.models.pop("a/one"), name="z/moved")
+    registry.models["a/copy"] = replace(registry.models["a/two"], name="a/copy")
+    result = scan(ledger, registry)
+    rows = events(ledger, EventFilter(scan_id=result.scan_id))
+    assert [(row["event"], row["model"]) for row in rows] == [("appeared", "a/copy"), ("renamed", "z/moved")]
+    assert rows[1]["detail"] == {"from": "a/one", "to": "z/moved"}
+    history = events(ledger, EventFilter(model="a/one"))
+    assert [row["event"] for row in history] == ["appeared", "renamed"], "either name finds the whole history"
+
+
+def test_events_are_append_only(ledger: Ledger) -> None:
+    scan(ledger, registry_of(record("a/one")))
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        ledger.conn.execute("UPDATE events SET kind = 'deleted'")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        ledger.conn.execute("DELETE FROM events")
+    assert ledger.conn.execute("SELECT kind FROM events").fetchall()[0][0] == "appeared"
+
+
+def test_every_event_points_at_an_observation_of_its_model(ledger: Ledger) -> None:
+    registry = registry_of(record("a/one"), record("a/two"), record("a/three", key="k3"))
+    scan(ledger, registry)
+    registry.models.pop("a/one")
+    registry.models["a/two"] = record("a/two", visibility=Visibility.DISABLED)
+    registry.models["a/renamed"] = replace(registry.models.pop("a/three"), name="a/renamed")
+    scan(ledger, registry)
+    orphans = ledger.conn.execute(
+        "SELECT e.kind FROM events e LEFT JOIN observations o ON o.id = e.observation_id"
+        " WHERE o.id IS NULL OR o.model_id != e.model_id"
+    ).fetchall()
+    assert orphans == []
