@@ -194,3 +194,16 @@ def test_every_event_points_at_an_observation_of_its_model(ledger: Ledger) -> No
         " WHERE o.id IS NULL OR o.model_id != e.model_id"
     ).fetchall()
     assert orphans == []
+
+
+def test_an_empty_listing_of_a_registry_that_had_models_is_refused_unless_allowed(ledger: Ledger) -> None:
+    registry = registry_of(record("a/one"), record("a/two"))
+    scan(ledger, registry)
+    registry.models.clear()
+    refused = scan(ledger, registry)
+    assert refused.status == "failed" and "--allow-empty" in refused.error
+    assert kinds(ledger, refused) == [] and registry.lookups == []
+    allowed = Scanner(ledger, registry.config(), registry, allow_empty=True).run()
+    assert allowed.status == "complete"
+    assert sorted(event for event, _ in kinds(ledger, allowed)) == ["deleted", "deleted",
+                                                                     "suspected_missing", "suspected_missing"]

@@ -98,6 +98,9 @@ def load(home: Path) -> Config:
 def add_registry(home: Path, registry: RegistryConfig) -> Path:
     """Append a registry table to the config, keeping the user's comments and layout."""
     config = load(home)
+    if not NAME_PATTERN.match(registry.name):
+        raise ConfigError(config.path, "registry names use letters, digits, '.', '_' and '-' (at most 64)",
+                          key=registry.name)
     if registry.name in config.registries:
         raise ConfigError(config.path, f"a registry named '{registry.name}' already exists", key=registry.name)
     if not config.path.exists():
@@ -105,7 +108,9 @@ def add_registry(home: Path, registry: RegistryConfig) -> Path:
     values: dict[str, Any] = {"kind": registry.kind, **registry.settings, "schedule": registry.schedule}
     if registry.token_env:
         values["token_env"] = registry.token_env
-    table = f"\n[registries.{registry.name}]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in values.items())
+    # A dotted name is quoted, or TOML would read `[registries.a.b]` as table `a` holding table `b`.
+    key = _toml_value(registry.name) if "." in registry.name else registry.name
+    table = f"\n[registries.{key}]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in values.items())
     candidate = config.path.read_text(encoding="utf-8").rstrip("\n") + "\n" + table
     _validate(config.path, candidate, tomllib.loads(candidate))
     config.path.write_text(candidate, encoding="utf-8")
@@ -164,7 +169,7 @@ def _key_line(text: str, table: str | None, key: str | None) -> int | None:
     for number, line in enumerate(text.splitlines(), 1):
         header = re.match(r"^\s*\[+\s*([^\]]+?)\s*\]", line)
         if header:
-            current = header.group(1)
+            current = header.group(1).replace('"', "")
             if key is None and current == table:
                 return number
             if table is None and key and (current == key or current.startswith(key + ".")):

@@ -32,8 +32,12 @@ class RegistryAdapter(Protocol):
 
 
 class DigestCache(Protocol):
-    """Remembers a file's sha256 by (path, size, mtime) so it is computed once per change."""
+    """Remembers a file's sha256 by (path, size, stamp) so it is computed once per change.
 
-    def get(self, path: str, size: int, mtime_ns: int) -> str | None: ...
+    The stamp is whatever the adapter trusts to change with the bytes: for local files
+    mtime, ctime and inode (ctime cannot be set back by a writer, unlike mtime).
+    """
 
-    def put(self, path: str, size: int, mtime_ns: int, sha256: str) -> None: ...
+    def get(self, path: str, size: int, stamp: str) -> str | None: ...
+
+    def put(self, path: str, size: int, stamp: str, sha256: str) -> None: ...

@@ -89,8 +89,9 @@ def _expand_card(changed: list[str], prior: ModelRecord, record: ModelRecord) ->
 class Scanner:
     """Runs (or resumes) one scan of one registry into the ledger."""
 
-    def __init__(self, ledger: Ledger, registry: RegistryConfig, adapter: RegistryAdapter) -> None:
-        self.ledger, self.registry, self.adapter = ledger, registry, adapter
+    def __init__(self, ledger: Ledger, registry: RegistryConfig, adapter: RegistryAdapter, *,
+                 allow_empty: bool = False) -> None:
+        self.ledger, self.registry, self.adapter, self.allow_empty = ledger, registry, adapter, allow_empty
         self.conn: sqlite3.Connection = ledger.conn
         self.registry_id = ledger.registry_id(registry.name, registry.kind, registry.location)
 
@@ -100,6 +101,7 @@ class Scanner:
             if phase == "listing":
                 for page in self.adapter.pages(cursor):
                     self._write_page(scan_id, page)
+                self._refuse_empty_listing(scan_id)
                 with self.ledger.transaction() as conn:
                     conn.execute("UPDATE scans SET phase = 'resolving', cursor = NULL WHERE id = ?", (scan_id,))
             self._resolve(scan_id)
@@ -181,6 +183,21 @@ class Scanner:
                 "UPDATE scans SET cursor = ?, pages = pages + 1, models_seen = models_seen + ?,"
                 " problems = problems + ? WHERE id = ?",
                 (page.cursor, len(records) + len(problems), len(problems), scan_id),
+            )
+
+    def _refuse_empty_listing(self, scan_id: int) -> None:
+        """An empty listing of a registry that had models is likelier an unmounted folder than a mass deletion."""
+        if self.allow_empty:
+            return
+        seen = self.conn.execute("SELECT models_seen FROM scans WHERE id = ?", (scan_id,)).fetchone()[0]
+        present = self.conn.execute(
+            "SELECT COUNT(*) FROM models WHERE registry_id = ? AND state = 'present'", (self.registry_id,)
+        ).fetchone()[0]
+        if seen == 0 and present:
+            raise RegistryUnavailable(
+                f"the registry listed no models, but {present} were present at the last scan; an unmounted folder "
+                "or an outage is likelier than that many deletions, so nothing was concluded. If every model "
+                "really was removed, scan again with --allow-empty"
             )
 
     def _new_name(self, scan_id: int, record: ModelRecord) -> None:

@@ -69,15 +69,23 @@ class LocalFolderRegistry:
             )
 
     def _model_names(self) -> list[str]:
-        """Sorted model ids: a top-level folder with model files is a model, one without is an org."""
+        """Sorted model ids. A top-level folder is a model when it holds a config or weight file itself, or
+        no sub-folder at all (an emptied model, reported as a problem); otherwise it is an org, whatever stray
+        files (.DS_Store, an org README) lie beside its model folders."""
         self._require_root()
         names: list[str] = []
         try:
             for top in _subfolders(self.root):
-                if any(not (self.root / top / entry).is_dir() for entry in os.listdir(self.root / top)):
+                folder = self.root / top
+                if not folder.is_dir():  # a dangling or looping symlink: a broken model, read as a problem
+                    names.append(top)
+                    continue
+                subfolders = _subfolders(folder)
+                if not subfolders or any(entry in CONFIG_FILES or entry.endswith(WEIGHT_SUFFIXES)
+                                         for entry in os.listdir(folder)):
                     names.append(top)
                 else:
-                    names.extend(f"{top}/{sub}" for sub in _subfolders(self.root / top))
+                    names.extend(f"{top}/{sub}" for sub in subfolders)
         except OSError as exc:
             raise RegistryUnavailable(f"cannot list registry folder {self.root}: {exc.strerror or exc}") from exc
         return sorted(names)
@@ -134,10 +142,11 @@ class LocalFolderRegistry:
                 try:
                     stat = path.stat()
                     cache_key = f"{name}/{relative}"
-                    sha256 = self.digests.get(cache_key, stat.st_size, stat.st_mtime_ns)
+                    stamp = f"{stat.st_mtime_ns}:{stat.st_ctime_ns}:{stat.st_ino}"
+                    sha256 = self.digests.get(cache_key, stat.st_size, stamp)
                     if sha256 is None:
                         sha256 = _sha256(path)
-                        self.digests.put(cache_key, stat.st_size, stat.st_mtime_ns, sha256)
+                        self.digests.put(cache_key, stat.st_size, stamp, sha256)
                 except OSError as exc:
                     raise ModelFolderError(f"cannot read {path}: {exc.strerror or exc}") from exc
                 entries.append(FileEntry(relative, stat.st_size, sha256))
@@ -146,7 +155,19 @@ class LocalFolderRegistry:
 
 
 def _subfolders(path: Path) -> list[str]:
-    return sorted(entry.name for entry in os.scandir(path) if entry.is_dir() and not entry.name.startswith("."))
+    """Folders by name, and symlinks that lead nowhere (a loop, an unmounted volume): listed, so reading them
+    records what is wrong instead of reporting a model missing."""
+    names = []
+    with os.scandir(path) as entries:
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                if entry.is_dir() or entry.is_symlink() and not os.path.exists(entry.path):
+                    names.append(entry.name)
+            except OSError:
+                names.append(entry.name)
+    return sorted(names)
 
 
 def _raise(error: OSError) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from dataclasses import asdict
@@ -32,6 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("weightkeeper: interrupted; nothing committed was lost, the next scan resumes", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader (`| head`) left; say nothing more, and keep Python from complaining at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
                                            "usage or config error.")
     scan.add_argument("names", nargs="*", metavar="NAME", help="registries to scan (default: all)")
     scan.add_argument("--json", action="store_true", help="print a JSON summary")
+    scan.add_argument("--allow-empty", action="store_true",
+                      help="accept an empty listing of a registry that had models (otherwise refused as an outage)")
     scan.set_defaults(handler=cmd_scan)
 
     ledger = commands.add_parser("ledger", parents=[home], help="show recorded events")
@@ -139,7 +146,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
     from weightkeeper.cli.scanning import scan_registries
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    results = scan_registries(_home(args), args.names, log=None if args.json else print)
+    results = scan_registries(_home(args), args.names, log=None if args.json else print,
+                              allow_empty=args.allow_empty)
     if args.json:
         print(json.dumps([asdict(result) for result in results], indent=2))
     return EXIT_OK if all(result.ok for result in results) else EXIT_REGISTRY_FAILED
@@ -148,10 +156,15 @@ def cmd_scan(args: argparse.Namespace) -> int:
 def cmd_ledger(args: argparse.Namespace) -> int:
     from weightkeeper import config
     from weightkeeper.cli.render import print_events
+    from weightkeeper.domain import EventKind
     from weightkeeper.ledger import Ledger
     from weightkeeper.ledger.queries import EventFilter, events
 
     kinds = tuple(kind.strip() for value in args.kind for kind in value.split(",") if kind.strip())
+    unknown = sorted(set(kinds) - {kind.value for kind in EventKind})
+    if unknown:
+        raise WeightkeeperError(f"unknown event kind {', '.join(unknown)}; "
+                                f"known kinds: {', '.join(kind.value for kind in EventKind)}")
     where = EventFilter(kinds=kinds, registry=args.registry, model=args.model, since=_since(args.since))
     with Ledger(config.load(_home(args)).ledger_path) as ledger:
         print_events(events(ledger, where), args.format)

@@ -12,7 +12,8 @@ from weightkeeper.ledger.store import LedgerDigestCache
 from weightkeeper.scan import Scanner, ScanResult
 
 
-def scan_registries(home: Path, names: list[str], *, log: Callable[[str], object] | None = print) -> list[ScanResult]:
+def scan_registries(home: Path, names: list[str], *, log: Callable[[str], object] | None = print,
+                    allow_empty: bool = False) -> list[ScanResult]:
     """One pass over each named registry (all when none are named); a failing registry never stops the others."""
     settings = config.load(home)
     for name in names:
@@ -28,7 +29,7 @@ def scan_registries(home: Path, names: list[str], *, log: Callable[[str], object
         for registry in chosen:
             registry_id = ledger.registry_id(registry.name, registry.kind, registry.location)
             adapter = open_registry(registry, LedgerDigestCache(ledger, registry_id))
-            result = Scanner(ledger, registry, adapter).run()
+            result = Scanner(ledger, registry, adapter, allow_empty=allow_empty).run()
             results.append(result)
             if log:
                 log(describe(result))

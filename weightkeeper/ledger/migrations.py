@@ -141,7 +141,7 @@ MIGRATIONS: tuple[str, ...] = (
         registry_id INTEGER NOT NULL REFERENCES registries(id),
         path TEXT NOT NULL,
         size INTEGER NOT NULL,
-        mtime_ns INTEGER NOT NULL,
+        stamp TEXT NOT NULL,
         sha256 TEXT NOT NULL,
         PRIMARY KEY (registry_id, path)
     ) WITHOUT ROWID;

@@ -181,15 +181,15 @@ class LedgerDigestCache:
     def __init__(self, ledger: Ledger, registry_id: int) -> None:
         self.conn, self.registry_id = ledger.conn, registry_id
 
-    def get(self, path: str, size: int, mtime_ns: int) -> str | None:
+    def get(self, path: str, size: int, stamp: str) -> str | None:
         row = self.conn.execute(
-            "SELECT sha256 FROM file_digests WHERE registry_id = ? AND path = ? AND size = ? AND mtime_ns = ?",
-            (self.registry_id, path, size, mtime_ns),
+            "SELECT sha256 FROM file_digests WHERE registry_id = ? AND path = ? AND size = ? AND stamp = ?",
+            (self.registry_id, path, size, stamp),
         ).fetchone()
         return row and row[0]
 
-    def put(self, path: str, size: int, mtime_ns: int, sha256: str) -> None:
+    def put(self, path: str, size: int, stamp: str, sha256: str) -> None:
         self.conn.execute(
-            "INSERT OR REPLACE INTO file_digests (registry_id, path, size, mtime_ns, sha256) VALUES (?, ?, ?, ?, ?)",
-            (self.registry_id, path, size, mtime_ns, sha256),
+            "INSERT OR REPLACE INTO file_digests (registry_id, path, size, stamp, sha256) VALUES (?, ?, ?, ?, ?)",
+            (self.registry_id, path, size, stamp, sha256),
         )

@@ -1,0 +1,65 @@
+"""An in-memory registry keeping the `RegistryAdapter` protocol, for tests of the scan engine.
+
+It behaves like a registry with a name-ordered, cursor-paged listing (the cursor
+is the last name of a page, as in the local folder registry) and a direct
+lookup that answers `Found` for a listed name and `Gone` otherwise. Faults are
+injected on demand: `RegistryUnavailable` while listing a given page (from
+`pages` or from `records`) or on lookups of chosen names.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from weightkeeper.config import RegistryConfig
+from weightkeeper.domain import Found, Gone, LookupResult, ModelRecord, Page, RecordProblem
+from weightkeeper.errors import RegistryUnavailable
+
+
+@dataclass
+class MemoryRegistry:
+    models: dict[str, ModelRecord] = field(default_factory=dict)
+    page_size: int = 3
+    # Fault injection. `fail_page` is the index (0-based, within one `pages()` call) of the page
+    # whose listing raises; `fail_in` says whether `pages` or `records` raises it.
+    fail_page: int | None = None
+    fail_in: str = "pages"
+    fail_lookup: Callable[[str], bool] | None = None
+    # What happened, for assertions.
+    listing_faults: int = 0
+    lookup_faults: int = 0
+    lookups: list[str] = field(default_factory=list)
+
+    kind = "memory"
+
+    def config(self, name: str = "mem") -> RegistryConfig:
+        return RegistryConfig(name, self.kind, {"path": f"memory://{name}"})
+
+    def pages(self, cursor: str | None) -> Iterator[Page]:
+        names = sorted(self.models)
+        start = bisect.bisect_right(names, cursor) if cursor else 0
+        for index, offset in enumerate(range(start, len(names), self.page_size)):
+            chunk = names[offset : offset + self.page_size]
+            page = Page(tuple(self.models[name] for name in chunk), cursor=chunk[-1])
+            if self.fail_page == index:
+                if self.fail_in == "pages":
+                    self.listing_faults += 1
+                    raise RegistryUnavailable(f"injected fault listing page {index}")
+                page = Page(("FAIL",), cursor=page.cursor)
+            yield page
+
+    def records(self, page: Page) -> list[ModelRecord | RecordProblem]:
+        if page.items == ("FAIL",):
+            self.listing_faults += 1
+            raise RegistryUnavailable("injected fault reading a page")
+        return list(page.items)
+
+    def lookup(self, name: str) -> LookupResult:
+        self.lookups.append(name)
+        if self.fail_lookup is not None and self.fail_lookup(name):
+            self.lookup_faults += 1
+            raise RegistryUnavailable(f"injected fault looking up {name}")
+        record = self.models.get(name)
+        return Found(record) if record is not None else Gone(f"{name} is not in the registry")
