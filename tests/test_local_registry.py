@@ -101,17 +101,10 @@ def model_row(ledger_path: Path, name: str) -> dict:
     return dict(rows[0])
 
 
-# Columns that only say when (or in which scan) a name was last listed: a listed but unreadable model is
-# still listed, so these may move; nothing else about it may.
-LISTING_BOOKKEEPING = ("last_seen", "seen_scan")
-
-
 def snapshot(ledger_path: Path, name: str) -> dict:
-    """Everything the ledger holds about a model, except when its name was last listed."""
+    """Everything the ledger holds about a model."""
     row = model_row(ledger_path, name)
     model_id = row.pop("id")
-    for column in LISTING_BOOKKEEPING:
-        row.pop(column, None)
     observations = [dict(r) for r in query(ledger_path, "SELECT * FROM observations WHERE model_id = ? ORDER BY id",
                                            (model_id,))]
     events = [dict(r) for r in query(ledger_path, "SELECT * FROM events WHERE model_id = ? ORDER BY id", (model_id,))]

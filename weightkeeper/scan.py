@@ -13,6 +13,7 @@ concludes nothing about absent models; the next scan resumes it.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import dataclass, field, fields, replace
 
@@ -149,40 +150,40 @@ class Scanner:
         items = self.adapter.records(page)
         records = {item.name: item for item in reversed(items) if isinstance(item, ModelRecord)}
         problems = [item for item in items if isinstance(item, RecordProblem)]
-        now = now_iso()
+        # The page as [name, digest] pairs; a name without digest was listed but could not be read.
+        page_listing = json.dumps([[name, record.digest()] for name, record in records.items()]
+                                  + [[problem.name, None] for problem in problems])
         with self.ledger.transaction() as conn:
-            # The page, in memory; a name without digest was listed but could not be read.
-            conn.execute("CREATE TEMP TABLE IF NOT EXISTS page_listing (name TEXT PRIMARY KEY, digest TEXT)")
-            conn.execute("DELETE FROM page_listing")
-            conn.executemany("INSERT OR IGNORE INTO page_listing VALUES (?, ?)",
-                             [(name, record.digest()) for name, record in records.items()])
-            conn.executemany("INSERT OR IGNORE INTO page_listing VALUES (?, NULL)",
-                             [(problem.name,) for problem in problems])
+            page_no = conn.execute("SELECT pages FROM scans WHERE id = ?", (scan_id,)).fetchone()[0] + 1
             conn.executemany(
                 "INSERT INTO problems (scan_id, at, model_name, message) VALUES (?, ?, ?, ?)",
-                [(scan_id, now, problem.name, problem.message) for problem in problems],
+                [(scan_id, now_iso(), problem.name, problem.message) for problem in problems],
             )
-            changed = conn.execute(
-                "SELECT p.name, m.id, m.state, m.last_observation_id FROM page_listing p"
-                " LEFT JOIN models m ON m.registry_id = ? AND m.name = p.name"
-                " WHERE p.digest IS NOT NULL AND (m.id IS NULL OR m.state != 'present' OR m.digest != p.digest)",
-                (self.registry_id,),
+            # One lookup per listed name tells which models it is and whether they changed.
+            rows = conn.execute(
+                "SELECT p.name, p.digest IS NULL, m.id, m.state, m.last_observation_id,"
+                " m.state = 'present' AND m.digest = p.digest FROM"
+                " (SELECT json_extract(value, '$[0]') AS name, json_extract(value, '$[1]') AS digest"
+                "  FROM json_each(?)) p"
+                " LEFT JOIN models m INDEXED BY models_compare ON m.registry_id = ? AND m.name = p.name",
+                (page_listing, self.registry_id),
             ).fetchall()
-            conn.execute(
-                "UPDATE models SET seen_scan = ?, last_seen = ? WHERE registry_id = ? AND name IN"
-                " (SELECT name FROM page_listing)",
-                (scan_id, now, self.registry_id),
-            )
-            for name, model_id, state, prior_observation in changed:
-                record = records[name]
-                if model_id is None:
-                    self._new_name(scan_id, record)
+            listed_ids = []
+            for name, unreadable, model_id, state, prior_observation, unchanged in rows:
+                if unchanged or unreadable:
+                    if model_id is not None:
+                        listed_ids.append(model_id)
+                elif model_id is None:
+                    listed_ids.extend(self._new_name(scan_id, records[name]))
                 else:
-                    self._observe(scan_id, model_id, record, prior_observation, was=state)
+                    self._observe(scan_id, model_id, records[name], prior_observation, was=state)
+                    listed_ids.append(model_id)
+            conn.execute("INSERT INTO scan_pages (scan_id, page, model_ids) VALUES (?, ?, ?)",
+                         (scan_id, page_no, json.dumps(listed_ids)))
             conn.execute(
-                "UPDATE scans SET cursor = ?, pages = pages + 1, models_seen = models_seen + ?,"
-                " problems = problems + ? WHERE id = ?",
-                (page.cursor, len(records) + len(problems), len(problems), scan_id),
+                "UPDATE scans SET cursor = ?, pages = ?, models_seen = models_seen + ?, problems = problems + ?"
+                " WHERE id = ?",
+                (page.cursor, page_no, len(records) + len(problems), len(problems), scan_id),
             )
 
     def _refuse_empty_listing(self, scan_id: int) -> None:
@@ -200,8 +201,8 @@ class Scanner:
                 "really was removed, scan again with --allow-empty"
             )
 
-    def _new_name(self, scan_id: int, record: ModelRecord) -> None:
-        """A name the ledger has not seen: a new model, or perhaps a known one renamed.
+    def _new_name(self, scan_id: int, record: ModelRecord) -> list[int]:
+        """A name the ledger has not seen: a new model (its id is returned), or perhaps a known one renamed.
 
         Which of the two is only known once the listing is complete (is the old
         name still there?), so a possible rename waits for the resolution.
@@ -215,15 +216,15 @@ class Scanner:
                 "INSERT OR REPLACE INTO deferred_records (scan_id, name, record) VALUES (?, ?, ?)",
                 (scan_id, record.name, record.to_json()),
             )
-        else:
-            self._appear(scan_id, record)
+            return []
+        return [self._appear(scan_id, record)]
 
-    def _appear(self, scan_id: int, record: ModelRecord) -> None:
+    def _appear(self, scan_id: int, record: ModelRecord) -> int:
         now = now_iso()
         model_id = self.conn.execute(
             "INSERT INTO models (registry_id, name, key, state, visibility, digest, last_observation_id, first_seen,"
-            " last_seen, seen_scan) VALUES (?, ?, ?, 'present', ?, ?, 0, ?, ?, ?)",
-            (self.registry_id, record.name, record.key, record.visibility.value, record.digest(), now, now, scan_id),
+            " last_seen) VALUES (?, ?, ?, 'present', ?, ?, 0, ?, ?)",
+            (self.registry_id, record.name, record.key, record.visibility.value, record.digest(), now, now),
         ).lastrowid
         observation_id = self.ledger.add_observation(model_id, scan_id, record)
         self.conn.execute("UPDATE models SET last_observation_id = ? WHERE id = ?", (observation_id, model_id))
@@ -231,6 +232,7 @@ class Scanner:
         if record.shutdown_date:
             detail["shutdown_date"] = record.shutdown_date
         self._event(EventKind.APPEARED, model_id, scan_id, observation_id, None, detail)
+        return model_id
 
     def _observe(
         self,
@@ -248,9 +250,8 @@ class Scanner:
         observation_id = self.ledger.add_observation(model_id, scan_id, record, source=source)
         self.conn.execute(
             "UPDATE models SET name = ?, key = ?, state = 'present', visibility = ?, digest = ?,"
-            " last_observation_id = ?, last_seen = ?, seen_scan = ? WHERE id = ?",
-            (record.name, record.key, record.visibility.value, record.digest(), observation_id, now_iso(), scan_id,
-             model_id),
+            " last_observation_id = ?, last_seen = ? WHERE id = ?",
+            (record.name, record.key, record.visibility.value, record.digest(), observation_id, now_iso(), model_id),
         )
         events = change_events(prior, record)
         if renamed_from is not None:
@@ -269,10 +270,21 @@ class Scanner:
     # -- after a complete listing -----------------------------------------------------------
 
     def _resolve(self, scan_id: int) -> None:
+        self._gather_listing(scan_id)
         self._resolve_renames(scan_id)
         self._mark_missing(scan_id)
         self._confirm_missing(scan_id)
         self._finish(scan_id, "complete", None)
+
+    def _gather_listing(self, scan_id: int) -> None:
+        """Every known model of the complete listing, in one in-memory table (rebuilt when a resolution resumes)."""
+        self.conn.execute("DROP TABLE IF EXISTS temp.listed")
+        self.conn.execute("CREATE TEMP TABLE listed (model_id INTEGER PRIMARY KEY)")
+        self.conn.execute(
+            "INSERT OR IGNORE INTO temp.listed SELECT j.value FROM scan_pages s, json_each(s.model_ids) j"
+            " WHERE s.scan_id = ?",
+            (scan_id,),
+        )
 
     def _resolve_renames(self, scan_id: int) -> None:
         with self.ledger.transaction() as conn:
@@ -284,25 +296,32 @@ class Scanner:
                 # The old name must be absent from this complete listing: otherwise it is a copy.
                 old = conn.execute(
                     "SELECT id, name, state, last_observation_id FROM models WHERE registry_id = ? AND key = ?"
-                    " AND state != 'deleted' AND seen_scan IS NOT ? ORDER BY id LIMIT 1",
-                    (self.registry_id, record.key, scan_id),
+                    " AND state != 'deleted' AND id NOT IN temp.listed ORDER BY id LIMIT 1",
+                    (self.registry_id, record.key),
                 ).fetchone()
                 if old:
                     self._observe(scan_id, old["id"], record, old["last_observation_id"], was=old["state"],
                                   renamed_from=old["name"])
+                    model_id = old["id"]
                 else:
-                    self._appear(scan_id, record)
+                    model_id = self._appear(scan_id, record)
+                conn.execute("INSERT OR IGNORE INTO temp.listed VALUES (?)", (model_id,))
                 conn.execute("DELETE FROM deferred_records WHERE scan_id = ? AND name = ?", (scan_id, name))
 
     def _mark_missing(self, scan_id: int) -> None:
         with self.ledger.transaction() as conn:
             missing = conn.execute(
                 "SELECT id, last_observation_id FROM models WHERE registry_id = ? AND state = 'present'"
-                " AND seen_scan IS NOT ?",
-                (self.registry_id, scan_id),
+                " AND id NOT IN temp.listed",
+                (self.registry_id,),
             ).fetchall()
+            # It was last seen by the registry's previous complete scan, which listed it.
+            last_complete = conn.execute(
+                "SELECT MAX(started_at) FROM scans WHERE registry_id = ? AND status = 'complete'", (self.registry_id,)
+            ).fetchone()[0]
             conn.executemany(
-                "UPDATE models SET state = 'suspected_missing' WHERE id = ?", [(model_id,) for model_id, _ in missing]
+                "UPDATE models SET state = 'suspected_missing', last_seen = COALESCE(?, last_seen) WHERE id = ?",
+                [(last_complete, model_id) for model_id, _ in missing],
             )
             for model_id, observation_id in missing:
                 self._event(EventKind.SUSPECTED_MISSING, model_id, scan_id, observation_id, None,
@@ -350,6 +369,8 @@ class Scanner:
 
     def _finish(self, scan_id: int, status: str, error: str | None) -> None:
         with self.ledger.transaction() as conn:
+            if status == "complete":
+                conn.execute("DELETE FROM scan_pages WHERE scan_id = ?", (scan_id,))
             conn.execute(
                 "UPDATE scans SET status = ?, phase = CASE WHEN ? = 'complete' THEN 'done' ELSE phase END,"
                 " finished_at = ?, error = ? WHERE id = ?",

@@ -47,11 +47,12 @@ MIGRATIONS: tuple[str, ...] = (
         digest TEXT NOT NULL,
         last_observation_id INTEGER NOT NULL,
         first_seen TEXT NOT NULL,
-        last_seen TEXT NOT NULL,
-        seen_scan INTEGER,  -- the last scan whose listing had it; absent from a complete scan = missing
+        last_seen TEXT NOT NULL,  -- when an observation or, once it went missing, the last complete scan saw it
         UNIQUE (registry_id, name)
     );
     CREATE INDEX models_by_key ON models(registry_id, key);
+    -- Covers the scan's per-name comparison, so an unchanged model costs one index search.
+    CREATE INDEX models_compare ON models(registry_id, name, digest, state, last_observation_id);
     CREATE INDEX models_by_state ON models(registry_id, state);
 
     -- What a registry said about a model at one moment. `found` = 0 is a direct
@@ -127,6 +128,15 @@ MIGRATIONS: tuple[str, ...] = (
         message TEXT NOT NULL
     );
     CREATE INDEX problems_by_scan ON problems(scan_id);
+
+    -- What an unfinished scan has listed so far: per page, the JSON array of the known models'
+    -- ids, committed with the page. Emptied when the scan completes.
+    CREATE TABLE scan_pages (
+        scan_id INTEGER NOT NULL REFERENCES scans(id),
+        page INTEGER NOT NULL,
+        model_ids TEXT NOT NULL,
+        PRIMARY KEY (scan_id, page)
+    );
 
     -- Names of one scan that wait for the complete listing: possible renames (same key, new name).
     CREATE TABLE deferred_records (

@@ -1,0 +1,1 @@
+"""The evaluation harness: suites, JSONL datasets, scorers, reports (arrives with the evals issue)."""
