@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, replace
 
 from weightkeeper.config import RegistryConfig
@@ -51,6 +53,8 @@ class ScanResult:
     events: dict[str, int] = field(default_factory=dict)
     problems: list[dict[str, str | None]] = field(default_factory=list)
     error: str | None = None
+    # Wall time of this run: waiting on the registry and building its records vs writing the ledger.
+    seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -93,14 +97,16 @@ class Scanner:
     def __init__(self, ledger: Ledger, registry: RegistryConfig, adapter: RegistryAdapter, *,
                  allow_empty: bool = False) -> None:
         self.ledger, self.registry, self.adapter, self.allow_empty = ledger, registry, adapter, allow_empty
+        self.registry_seconds = 0.0
         self.conn: sqlite3.Connection = ledger.conn
         self.registry_id = ledger.registry_id(registry.name, registry.kind, registry.location)
 
     def run(self) -> ScanResult:
+        started = time.perf_counter()
         scan_id, phase, cursor, resumed = self._start()
         try:
             if phase == "listing":
-                for page in self.adapter.pages(cursor):
+                for page in self._timed(self.adapter.pages(cursor)):
                     self._write_page(scan_id, page)
                 self._refuse_empty_listing(scan_id)
                 with self.ledger.transaction() as conn:
@@ -113,7 +119,20 @@ class Scanner:
         except BaseException:
             self._finish(scan_id, "interrupted", "interrupted; the next scan resumes from the last committed page")
             raise
-        return self.result(scan_id, resumed)
+        result = self.result(scan_id, resumed)
+        total = time.perf_counter() - started
+        result.seconds = {"total": round(total, 3), "registry": round(self.registry_seconds, 3),
+                          "ledger": round(total - self.registry_seconds, 3)}
+        return result
+
+    def _timed(self, pages: Iterator[Page]) -> Iterator[Page]:
+        while True:
+            started = time.perf_counter()
+            page = next(pages, None)
+            self.registry_seconds += time.perf_counter() - started
+            if page is None:
+                return
+            yield page
 
     def result(self, scan_id: int, resumed: bool = False) -> ScanResult:
         scan = self.conn.execute("SELECT * FROM scans WHERE id = ?", (scan_id,)).fetchone()
@@ -147,39 +166,44 @@ class Scanner:
             return cursor.lastrowid, "listing", None, False
 
     def _write_page(self, scan_id: int, page: Page) -> None:
+        started = time.perf_counter()
         items = self.adapter.records(page)
         records = {item.name: item for item in reversed(items) if isinstance(item, ModelRecord)}
         problems = [item for item in items if isinstance(item, RecordProblem)]
-        # The page as [name, digest] pairs; a name without digest was listed but could not be read.
-        page_listing = json.dumps([[name, record.digest()] for name, record in records.items()]
-                                  + [[problem.name, None] for problem in problems])
+        digests = [(name, record.digest()) for name, record in records.items()]
+        self.registry_seconds += time.perf_counter() - started
         with self.ledger.transaction() as conn:
             page_no = conn.execute("SELECT pages FROM scans WHERE id = ?", (scan_id,)).fetchone()[0] + 1
             conn.executemany(
                 "INSERT INTO problems (scan_id, at, model_name, message) VALUES (?, ?, ?, ?)",
                 [(scan_id, now_iso(), problem.name, problem.message) for problem in problems],
             )
-            # One lookup per listed name tells which models it is and whether they changed.
-            rows = conn.execute(
-                "SELECT p.name, p.digest IS NULL, m.id, m.state, m.last_observation_id,"
-                " m.state = 'present' AND m.digest = p.digest FROM"
-                " (SELECT json_extract(value, '$[0]') AS name, json_extract(value, '$[1]') AS digest"
-                "  FROM json_each(?)) p"
-                " LEFT JOIN models m INDEXED BY models_compare ON m.registry_id = ? AND m.name = p.name",
-                (page_listing, self.registry_id),
-            ).fetchall()
-            listed_ids = []
-            for name, unreadable, model_id, state, prior_observation, unchanged in rows:
-                if unchanged or unreadable:
-                    if model_id is not None:
-                        listed_ids.append(model_id)
-                elif model_id is None:
-                    listed_ids.extend(self._new_name(scan_id, records[name]))
+            listed = [digest for _, digest in digests]
+            # A digest covers the name too, so a present model with the same digest is this model, unchanged:
+            # one probe of a small integer index per listed model. Only the rest is looked at by name.
+            for (position,) in conn.execute(
+                "SELECT j.key FROM json_each(?) j WHERE NOT EXISTS (SELECT 1 FROM models m"
+                " WHERE m.registry_id = ? AND m.state = 'present' AND m.digest = j.value)",
+                (json.dumps(listed), self.registry_id),
+            ).fetchall():
+                record = records[digests[position][0]]
+                known = conn.execute(
+                    "SELECT id, state, last_observation_id FROM models WHERE registry_id = ? AND name = ?",
+                    (self.registry_id, record.name),
+                ).fetchone()
+                if known is None:
+                    self._new_name(scan_id, record)
                 else:
-                    self._observe(scan_id, model_id, records[name], prior_observation, was=state)
-                    listed_ids.append(model_id)
-            conn.execute("INSERT INTO scan_pages (scan_id, page, model_ids) VALUES (?, ?, ?)",
-                         (scan_id, page_no, json.dumps(listed_ids)))
+                    self._observe(scan_id, known["id"], record, known["last_observation_id"], was=known["state"])
+            # A listed model that could not be read is still listed: its recorded digest stands for it.
+            for problem in problems:
+                row = conn.execute(
+                    "SELECT digest FROM models WHERE registry_id = ? AND name = ?", (self.registry_id, problem.name)
+                ).fetchone()
+                if row:
+                    listed.append(row["digest"])
+            conn.execute("INSERT INTO scan_pages (scan_id, page, digests) VALUES (?, ?, ?)",
+                         (scan_id, page_no, json.dumps(listed)))
             conn.execute(
                 "UPDATE scans SET cursor = ?, pages = ?, models_seen = models_seen + ?, problems = problems + ?"
                 " WHERE id = ?",
@@ -201,8 +225,8 @@ class Scanner:
                 "really was removed, scan again with --allow-empty"
             )
 
-    def _new_name(self, scan_id: int, record: ModelRecord) -> list[int]:
-        """A name the ledger has not seen: a new model (its id is returned), or perhaps a known one renamed.
+    def _new_name(self, scan_id: int, record: ModelRecord) -> None:
+        """A name the ledger has not seen: a new model, or perhaps a known one renamed.
 
         Which of the two is only known once the listing is complete (is the old
         name still there?), so a possible rename waits for the resolution.
@@ -216,10 +240,10 @@ class Scanner:
                 "INSERT OR REPLACE INTO deferred_records (scan_id, name, record) VALUES (?, ?, ?)",
                 (scan_id, record.name, record.to_json()),
             )
-            return []
-        return [self._appear(scan_id, record)]
+        else:
+            self._appear(scan_id, record)
 
-    def _appear(self, scan_id: int, record: ModelRecord) -> int:
+    def _appear(self, scan_id: int, record: ModelRecord) -> None:
         now = now_iso()
         model_id = self.conn.execute(
             "INSERT INTO models (registry_id, name, key, state, visibility, digest, last_observation_id, first_seen,"
@@ -232,7 +256,6 @@ class Scanner:
         if record.shutdown_date:
             detail["shutdown_date"] = record.shutdown_date
         self._event(EventKind.APPEARED, model_id, scan_id, observation_id, None, detail)
-        return model_id
 
     def _observe(
         self,
@@ -277,11 +300,14 @@ class Scanner:
         self._finish(scan_id, "complete", None)
 
     def _gather_listing(self, scan_id: int) -> None:
-        """Every known model of the complete listing, in one in-memory table (rebuilt when a resolution resumes)."""
+        """The digest of every model of the complete listing, in one in-memory table (rebuilt on resume).
+
+        Since a digest covers the name, a present model whose digest is not in it was not listed.
+        """
         self.conn.execute("DROP TABLE IF EXISTS temp.listed")
-        self.conn.execute("CREATE TEMP TABLE listed (model_id INTEGER PRIMARY KEY)")
+        self.conn.execute("CREATE TEMP TABLE listed (digest INTEGER PRIMARY KEY)")
         self.conn.execute(
-            "INSERT OR IGNORE INTO temp.listed SELECT j.value FROM scan_pages s, json_each(s.model_ids) j"
+            "INSERT OR IGNORE INTO temp.listed SELECT j.value FROM scan_pages s, json_each(s.digests) j"
             " WHERE s.scan_id = ?",
             (scan_id,),
         )
@@ -296,23 +322,21 @@ class Scanner:
                 # The old name must be absent from this complete listing: otherwise it is a copy.
                 old = conn.execute(
                     "SELECT id, name, state, last_observation_id FROM models WHERE registry_id = ? AND key = ?"
-                    " AND state != 'deleted' AND id NOT IN temp.listed ORDER BY id LIMIT 1",
+                    " AND state != 'deleted' AND digest NOT IN temp.listed ORDER BY id LIMIT 1",
                     (self.registry_id, record.key),
                 ).fetchone()
                 if old:
                     self._observe(scan_id, old["id"], record, old["last_observation_id"], was=old["state"],
                                   renamed_from=old["name"])
-                    model_id = old["id"]
                 else:
-                    model_id = self._appear(scan_id, record)
-                conn.execute("INSERT OR IGNORE INTO temp.listed VALUES (?)", (model_id,))
+                    self._appear(scan_id, record)
                 conn.execute("DELETE FROM deferred_records WHERE scan_id = ? AND name = ?", (scan_id, name))
 
     def _mark_missing(self, scan_id: int) -> None:
         with self.ledger.transaction() as conn:
             missing = conn.execute(
                 "SELECT id, last_observation_id FROM models WHERE registry_id = ? AND state = 'present'"
-                " AND id NOT IN temp.listed",
+                " AND digest NOT IN temp.listed",
                 (self.registry_id,),
             ).fetchall()
             # It was last seen by the registry's previous complete scan, which listed it.
@@ -342,10 +366,13 @@ class Scanner:
                     self._write_answer(scan_id, model_id, name, prior_observation, answer)
 
     def _lookup(self, name: str) -> LookupResult | RegistryUnavailable:
+        started = time.perf_counter()
         try:
             return self.adapter.lookup(name)
         except RegistryUnavailable as exc:
             return exc
+        finally:
+            self.registry_seconds += time.perf_counter() - started
 
     def _write_answer(self, scan_id: int, model_id: int, name: str, prior_observation: int,
                       answer: LookupResult | RegistryUnavailable) -> None:

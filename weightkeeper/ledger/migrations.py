@@ -44,15 +44,15 @@ MIGRATIONS: tuple[str, ...] = (
         key TEXT NOT NULL,
         state TEXT NOT NULL CHECK (state IN ('present', 'suspected_missing', 'deleted')),
         visibility TEXT NOT NULL,
-        digest TEXT NOT NULL,
+        digest INTEGER NOT NULL,
         last_observation_id INTEGER NOT NULL,
         first_seen TEXT NOT NULL,
         last_seen TEXT NOT NULL,  -- when an observation or, once it went missing, the last complete scan saw it
         UNIQUE (registry_id, name)
     );
     CREATE INDEX models_by_key ON models(registry_id, key);
-    -- Covers the scan's per-name comparison, so an unchanged model costs one index search.
-    CREATE INDEX models_compare ON models(registry_id, name, digest, state, last_observation_id);
+    -- A scan recognises an unchanged model by one probe of this small integer index.
+    CREATE INDEX models_present_digest ON models(registry_id, digest) WHERE state = 'present';
     CREATE INDEX models_by_state ON models(registry_id, state);
 
     -- What a registry said about a model at one moment. `found` = 0 is a direct
@@ -81,7 +81,7 @@ MIGRATIONS: tuple[str, ...] = (
         successor TEXT,
         extra TEXT,
         lookup_detail TEXT,
-        digest TEXT
+        digest INTEGER
     );
     CREATE INDEX observations_by_model ON observations(model_id);
 
@@ -129,12 +129,12 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX problems_by_scan ON problems(scan_id);
 
-    -- What an unfinished scan has listed so far: per page, the JSON array of the known models'
-    -- ids, committed with the page. Emptied when the scan completes.
+    -- What an unfinished scan has listed so far: per page, the JSON array of the listed models'
+    -- digests, committed with the page. Emptied when the scan completes.
     CREATE TABLE scan_pages (
         scan_id INTEGER NOT NULL REFERENCES scans(id),
         page INTEGER NOT NULL,
-        model_ids TEXT NOT NULL,
+        digests TEXT NOT NULL,
         PRIMARY KEY (scan_id, page)
     );
 
