@@ -3,8 +3,9 @@
 It behaves like a registry with a name-ordered, cursor-paged listing (the cursor
 is the last name of a page, as in the local folder registry) and a direct
 lookup that answers `Found` for a listed name and `Gone` otherwise. Faults are
-injected on demand: `RegistryUnavailable` while listing a given page (from
-`pages` or from `records`) or on lookups of chosen names.
+injected on demand while listing a given page (from `pages` or from `records`)
+or on lookups of chosen names: `RegistryUnavailable` by default, or any other
+exception (an `OSError`, or `KeyboardInterrupt` as SIGTERM raises it).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class MemoryRegistry:
     fail_page: int | None = None
     fail_in: str = "pages"
     fail_lookup: Callable[[str], bool] | None = None
+    fault: type[BaseException] = RegistryUnavailable
     # What happened, for assertions.
     listing_faults: int = 0
     lookup_faults: int = 0
@@ -46,20 +48,20 @@ class MemoryRegistry:
             if self.fail_page == index:
                 if self.fail_in == "pages":
                     self.listing_faults += 1
-                    raise RegistryUnavailable(f"injected fault listing page {index}")
+                    raise self.fault(f"injected fault listing page {index}")
                 page = Page(("FAIL",), cursor=page.cursor)
             yield page
 
     def records(self, page: Page) -> list[ModelRecord | RecordProblem]:
         if page.items == ("FAIL",):
             self.listing_faults += 1
-            raise RegistryUnavailable("injected fault reading a page")
+            raise self.fault("injected fault reading a page")
         return list(page.items)
 
     def lookup(self, name: str) -> LookupResult:
         self.lookups.append(name)
         if self.fail_lookup is not None and self.fail_lookup(name):
             self.lookup_faults += 1
-            raise RegistryUnavailable(f"injected fault looking up {name}")
+            raise self.fault(f"injected fault looking up {name}")
         record = self.models.get(name)
         return Found(record) if record is not None else Gone(f"{name} is not in the registry")

@@ -1,9 +1,11 @@
 """The scan engine: one pass over one registry, turned into ledger events.
 
-Page by page, in one transaction each: the page's records are written to the
-scan's working listing, compared with the ledger *in SQL*, the resulting
-observations and events written, and only then the cursor committed. A crash
-loses at most the page in flight and repeats nothing.
+Page by page, in one transaction each: the page's record digests are compared
+with the ledger *in SQL* (a present model with the same digest is unchanged;
+the digest covers the name), the others are looked at by name and their
+observations and events written, the page's digests kept for the end, and
+only then the cursor committed. A crash loses at most the page in flight and
+repeats nothing.
 
 Only after a *complete* listing does the engine look for what is missing:
 a model absent from it becomes `suspected_missing`, and becomes `deleted`
@@ -22,8 +24,8 @@ from dataclasses import dataclass, field, fields, replace
 from weightkeeper.config import RegistryConfig
 from weightkeeper.domain import (
     CARD_FILE,
-    FileEntry,
     EventKind,
+    FileEntry,
     Found,
     Gone,
     LookupResult,
@@ -69,11 +71,14 @@ def change_events(prior: ModelRecord, record: ModelRecord) -> list[tuple[EventKi
     events: list[tuple[EventKind, dict]] = []
     if "visibility" in changed:
         events.append((EventKind.VISIBILITY_CHANGED, {"from": prior.visibility.value, "to": record.visibility.value}))
-    if DEPRECATION_FIELDS & set(changed) and record.shutdown_date:
+    announced = bool(DEPRECATION_FIELDS & set(changed)) and record.shutdown_date is not None
+    if announced:
         events.append(
             (EventKind.DEPRECATION_ANNOUNCED, {"shutdown_date": record.shutdown_date, "successor": record.successor})
         )
-    content = [name for name in changed if name not in BOOKKEEPING_FIELDS | DEPRECATION_FIELDS | {"name", "visibility"}]
+    # A withdrawn shutdown date, or a successor named without one, is an update like any other.
+    silent = BOOKKEEPING_FIELDS | {"name", "visibility"} | (DEPRECATION_FIELDS if announced else frozenset())
+    content = [name for name in changed if name not in silent]
     if content:
         events.append((EventKind.UPDATED, {"changed": _expand_card(content, prior, record)}))
     return events
@@ -106,9 +111,11 @@ class Scanner:
         scan_id, phase, cursor, resumed = self._start()
         try:
             if phase == "listing":
+                listed_before = self._models_seen(scan_id)
                 for page in self._timed(self.adapter.pages(cursor)):
                     self._write_page(scan_id, page)
-                self._refuse_empty_listing(scan_id)
+                if self._models_seen(scan_id) == listed_before:
+                    self._refuse_empty_listing(resumed_from=cursor)
                 with self.ledger.transaction() as conn:
                     conn.execute("UPDATE scans SET phase = 'resolving', cursor = NULL WHERE id = ?", (scan_id,))
             self._resolve(scan_id)
@@ -135,6 +142,7 @@ class Scanner:
             yield page
 
     def result(self, scan_id: int, resumed: bool = False) -> ScanResult:
+        """What the ledger holds about one scan of this registry."""
         scan = self.conn.execute("SELECT * FROM scans WHERE id = ?", (scan_id,)).fetchone()
         events = dict(self.conn.execute(
             "SELECT kind, COUNT(*) FROM events WHERE scan_id = ? GROUP BY kind ORDER BY kind", (scan_id,)
@@ -210,15 +218,21 @@ class Scanner:
                 (page.cursor, page_no, len(records) + len(problems), len(problems), scan_id),
             )
 
-    def _refuse_empty_listing(self, scan_id: int) -> None:
-        """An empty listing of a registry that had models is likelier an unmounted folder than a mass deletion."""
-        if self.allow_empty:
-            return
-        seen = self.conn.execute("SELECT models_seen FROM scans WHERE id = ?", (scan_id,)).fetchone()[0]
+    def _models_seen(self, scan_id: int) -> int:
+        return self.conn.execute("SELECT models_seen FROM scans WHERE id = ?", (scan_id,)).fetchone()[0]
+
+    def _refuse_empty_listing(self, *, resumed_from: str | None) -> None:
+        """This run listed nothing: if the registry had models, an unmounted folder is likelier than a mass deletion.
+
+        A resumed listing may rightly have nothing left after its cursor; then the registry
+        still lists something from the start.
+        """
         present = self.conn.execute(
             "SELECT COUNT(*) FROM models WHERE registry_id = ? AND state = 'present'", (self.registry_id,)
         ).fetchone()[0]
-        if seen == 0 and present:
+        if self.allow_empty or not present:
+            return
+        if resumed_from is None or next(self._timed(self.adapter.pages(None)), None) is None:
             raise RegistryUnavailable(
                 f"the registry listed no models, but {present} were present at the last scan; an unmounted folder "
                 "or an outage is likelier than that many deletions, so nothing was concluded. If every model "
@@ -306,9 +320,10 @@ class Scanner:
         """
         self.conn.execute("DROP TABLE IF EXISTS temp.listed")
         self.conn.execute("CREATE TEMP TABLE listed (digest INTEGER PRIMARY KEY)")
+        # Sorted first: appending to the table's B-tree is cheaper than inserting at random.
         self.conn.execute(
             "INSERT OR IGNORE INTO temp.listed SELECT j.value FROM scan_pages s, json_each(s.digests) j"
-            " WHERE s.scan_id = ?",
+            " WHERE s.scan_id = ? ORDER BY 1",
             (scan_id,),
         )
 
@@ -334,9 +349,10 @@ class Scanner:
 
     def _mark_missing(self, scan_id: int) -> None:
         with self.ledger.transaction() as conn:
+            # Walking the digest index probes `listed` in its own order: sequential, not random.
             missing = conn.execute(
-                "SELECT id, last_observation_id FROM models WHERE registry_id = ? AND state = 'present'"
-                " AND digest NOT IN temp.listed",
+                "SELECT id, last_observation_id FROM models INDEXED BY models_present_digest"
+                " WHERE registry_id = ? AND state = 'present' AND digest NOT IN temp.listed",
                 (self.registry_id,),
             ).fetchall()
             # It was last seen by the registry's previous complete scan, which listed it.

@@ -20,7 +20,6 @@ from weightkeeper.ledger.migrations import migrate
 
 BUSY_TIMEOUT_MS = 30_000
 CACHE_KIB = 64 * 1024
-MMAP_BYTES = 2 << 30
 WAL_CHECKPOINT_PAGES = 16_384
 
 
@@ -40,8 +39,6 @@ class Ledger:
             self.conn.execute("PRAGMA foreign_keys=ON")
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
-            # Reads through mmap skip a copy per page: a million-model rescan probes the index a million times.
-            self.conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
             # Checkpoint less often than every 4 MB of WAL: a scan rewrites the same hot pages page after page.
             self.conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
             self.conn.execute("PRAGMA temp_store=MEMORY")
