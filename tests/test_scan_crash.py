@@ -115,8 +115,8 @@ def killed_scan(home: Path, rng: random.Random, how: str) -> str:
                     time.sleep(jitter if how == "pages" else 0)
                     break
             time.sleep(0.001)
-        process.send_signal(signal.SIGKILL)
     finally:
+        process.send_signal(signal.SIGKILL)  # a no-op when it has already exited
         process.wait(timeout=TIMEOUT)
     if process.returncode != -signal.SIGKILL:
         return "finished"
@@ -254,13 +254,15 @@ def test_a_killed_scan_resumed_while_the_registry_is_unmounted_deletes_nothing(t
     for _ in range(10):
         process = subprocess.Popen(scan_command(home), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         started = time.monotonic()
-        while process.poll() is None and time.monotonic() - started < TIMEOUT:
-            row = read(ledger, "SELECT phase, pages FROM scans WHERE id > 1 ORDER BY id DESC LIMIT 1")
-            if row and row[0] == "listing" and row[1] >= 1:
-                process.send_signal(signal.SIGKILL)
-                break
-            time.sleep(0.001)
-        process.wait(timeout=TIMEOUT)
+        try:
+            while process.poll() is None and time.monotonic() - started < TIMEOUT:
+                row = read(ledger, "SELECT phase, pages FROM scans WHERE id > 1 ORDER BY id DESC LIMIT 1")
+                if row and row[0] == "listing" and row[1] >= 1:
+                    break
+                time.sleep(0.001)
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=TIMEOUT)
         row = read(ledger, "SELECT status, phase, pages FROM scans ORDER BY id DESC LIMIT 1")
         if row and row[0] == "running" and row[1] == "listing" and 1 <= row[2] < 3:
             break

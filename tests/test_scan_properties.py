@@ -1,12 +1,16 @@
 """Property tests of the scan engine: the ledger's event stream always tells the registry's story.
 
 Hypothesis drives random sequences of registry changes (models added, removed,
-renamed, copied, changed, hidden, brought back; page sizes so listings span
-several pages) and scans, on a real SQLite ledger. After every scan the event
-stream is replayed by an oracle written here (not the engine's code) and must
-reconstruct the registry exactly. A second machine injects `RegistryUnavailable`
-while listing or looking up, and checks that an incomplete listing concludes
-nothing and that the first clean scan afterwards restores the exact state.
+renamed, copied, changed, hidden, deprecated, brought back; page sizes so that
+listings span several pages) and scans, on a real SQLite ledger. After every
+scan an oracle written here (not the engine's code) replays the events joined
+to their observations, and must reconstruct the registry exactly; the models
+table must agree. A second machine makes the registry fail while listing or
+looking up (`RegistryUnavailable`, an `OSError`, or `KeyboardInterrupt` as
+SIGTERM raises it) or list nothing at all, and checks that an incomplete or
+empty listing concludes nothing, that a scan resumed over an unchanged registry
+is exact, and that once the faults stop a clean scan restores the exact state.
+The explicit tests at the end pin, in minimal form, the counterexamples found.
 """
 
 from __future__ import annotations
@@ -48,8 +52,8 @@ SETTING_EVENTS = {"appeared", "restored", "updated", "visibility_changed", "rena
 # KeyboardInterrupt (what SIGTERM and Ctrl-C raise in `weightkeeper scan`).
 FAULTS = (RegistryUnavailable, ConnectionError, KeyboardInterrupt)
 
-# Reproducible (derandomized, no example database) and bounded: no shrinking, which on a failure could take
-# minutes of SQLite scans; the explicit tests at the end pin each counterexample found so far in minimal form.
+# Reproducible (derandomized, no example database) and bounded: no shrinking, which on a failure can take
+# minutes of SQLite scans; a failure prints the unshrunk steps (re-enable Phase.shrink locally to minimise).
 SETTINGS = settings(
     max_examples=80,
     stateful_step_count=30,
@@ -99,7 +103,7 @@ def content_change(record: ModelRecord, how: str) -> ModelRecord:
 # -- the oracle -------------------------------------------------------------------------------
 
 
-def replay(conn: sqlite3.Connection, registry_id: int) -> dict[str, tuple[str, str]]:
+def replay(conn: sqlite3.Connection, registry_id: int) -> dict[str, tuple[str, object]]:
     """Replay the registry's events (joined to their observations) into {name: (visibility, digest)}.
 
     Also checks that each model's events form a legal life: appeared first; suspected_missing only
@@ -107,7 +111,7 @@ def replay(conn: sqlite3.Connection, registry_id: int) -> dict[str, tuple[str, s
     of a suspected or deleted one; every event's observation belongs to its model.
     """
     state: dict[int, str] = {}
-    seen: dict[int, tuple[str, str, str]] = {}
+    seen: dict[int, tuple[str, str, object]] = {}
     rows = conn.execute(
         "SELECT e.id, e.kind, e.model_id, o.model_id AS observed_model, o.found, o.name, o.visibility, o.digest"
         " FROM events e LEFT JOIN observations o ON o.id = e.observation_id WHERE e.registry_id = ? ORDER BY e.id",
@@ -137,7 +141,7 @@ def replay(conn: sqlite3.Connection, registry_id: int) -> dict[str, tuple[str, s
             state[model] = "deleted"
         else:
             raise AssertionError(f"event {event}: unexpected kind {kind}")
-    current: dict[str, tuple[str, str]] = {}
+    current: dict[str, tuple[str, object]] = {}
     for model, status in state.items():
         if status != "deleted":  # suspected_missing removes nothing
             name, visibility, digest = seen[model]
@@ -255,12 +259,13 @@ class ScanMachine(RuleBasedStateMachine):
         return True
 
     def change_deprecate(self, data: st.DataObject) -> bool:
-        """A shutdown date is announced or moved, perhaps naming a successor."""
+        """A shutdown date is announced, moved or called off, perhaps naming a successor."""
         if not self.registry.models:
             return False
         name = self.draw_listed(data)
         record = self.registry.models[name]
-        date = data.draw(st.sampled_from([d for d in SHUTDOWN_DATES if d != record.shutdown_date]), label="date")
+        date = data.draw(st.sampled_from([d for d in (None, *SHUTDOWN_DATES) if d != record.shutdown_date]),
+                         label="date")
         successor = data.draw(st.sampled_from((None, *NAMES[:2])), label="successor")
         self.registry.models[name] = replace(record, shutdown_date=date, successor=successor)
         return True
@@ -323,7 +328,7 @@ class ScanMachine(RuleBasedStateMachine):
         wrongly = sorted(suspected & set(self.registry.models))
         assert not wrongly, f"suspected missing, yet listed: {wrongly}"
 
-    def expected(self) -> dict[str, tuple[str, str]]:
+    def expected(self) -> dict[str, tuple[str, object]]:
         return {name: (record.visibility.value, record.digest()) for name, record in self.registry.models.items()}
 
     def check_exact(self) -> None:
@@ -456,18 +461,13 @@ class FaultyScanMachine(ScanMachine):
             super().teardown()
 
 
-@pytest.fixture
-def machine_dir(tmp_path: Path) -> Path:
-    return tmp_path
-
-
-def test_replayed_events_reconstruct_the_registry(machine_dir: Path) -> None:
-    ScanMachine.base_dir = machine_dir
+def test_replayed_events_reconstruct_the_registry(tmp_path: Path) -> None:
+    ScanMachine.base_dir = tmp_path
     run_state_machine_as_test(ScanMachine, settings=SETTINGS)
 
 
-def test_registry_faults_conclude_nothing_and_clean_scan_recovers(machine_dir: Path) -> None:
-    FaultyScanMachine.base_dir = machine_dir
+def test_registry_faults_conclude_nothing_and_clean_scan_recovers(tmp_path: Path) -> None:
+    FaultyScanMachine.base_dir = tmp_path
     run_state_machine_as_test(FaultyScanMachine, settings=settings(SETTINGS, max_examples=150))
 
 
@@ -543,7 +543,7 @@ def test_a_resumed_listing_that_finds_the_registry_empty_concludes_nothing(tmp_p
     ({"shutdown_date": "2026-06-30", "successor": "org/next"}, {"successor": "org/next"}),
     ({}, {"successor": "org/next"}),  # a successor named without a shutdown date
 ], ids=["withdrawn", "withdrawn-successor-kept", "successor-only"])
-def test_every_recorded_change_of_a_model_is_told_by_an_event(tmp_path: Path, before, after):
+def test_a_withdrawn_deprecation_or_a_bare_successor_is_an_event(tmp_path: Path, before, after):
     """Only usage counters and the key change silently (BOOKKEEPING_FIELDS). A deprecation that is called off,
     or a successor named without a date, is a change the ledger records as a new observation: an event must
     tell it, or replaying the events (and `weightkeeper ledger`) misses it."""
