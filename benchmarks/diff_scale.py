@@ -43,6 +43,7 @@ class SyntheticRegistry:
     """`models` models; with `churn`, a deterministic `churn` fraction is deleted, added or changed (a third each)."""
 
     kind = "synthetic"
+    unlisted: frozenset = frozenset()
 
     def __init__(self, models: int, churn: float) -> None:
         self.models, self.churn = models, churn

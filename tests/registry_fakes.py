@@ -13,9 +13,10 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from weightkeeper.config import RegistryConfig
-from weightkeeper.domain import Found, Gone, LookupResult, ModelRecord, Page, RecordProblem
+from weightkeeper.domain import Found, Gone, LookupResult, ModelRecord, Page, RecordProblem, Visibility
 from weightkeeper.errors import RegistryUnavailable
 
 
@@ -35,6 +36,7 @@ class MemoryRegistry:
     lookups: list[str] = field(default_factory=list)
 
     kind = "memory"
+    unlisted: ClassVar[frozenset[Visibility]] = frozenset()
 
     def config(self, name: str = "mem") -> RegistryConfig:
         return RegistryConfig(name, self.kind, {"path": f"memory://{name}"})

@@ -207,3 +207,48 @@ def test_an_empty_listing_of_a_registry_that_had_models_is_refused_unless_allowe
     assert allowed.status == "complete"
     assert sorted(event for event, _ in kinds(ledger, allowed)) == ["deleted", "deleted",
                                                                      "suspected_missing", "suspected_missing"]
+
+
+class ListsOnlyVisible(MemoryRegistry):
+    """Like the Hub to an anonymous caller: private and disabled models are left out of the listing,
+    and a direct lookup of one answers Hidden."""
+
+    unlisted = frozenset({Visibility.PRIVATE, Visibility.DISABLED})
+
+    def pages(self, cursor: str | None):
+        visible = {n: r for n, r in self.models.items() if r.visibility not in self.unlisted}
+        return MemoryRegistry(models=visible, page_size=self.page_size).pages(cursor)
+
+    def lookup(self, name: str) -> LookupResult:
+        found = self.models.get(name)
+        if found is not None and found.visibility in self.unlisted:
+            self.lookups.append(name)
+            return Hidden(found.visibility, "401: private")
+        return super().lookup(name)
+
+
+def test_a_model_its_registry_does_not_list_is_checked_quietly_and_its_deletion_still_found(
+    ledger: Ledger,
+) -> None:
+    registry = ListsOnlyVisible(models={"a/one": record("a/one"), "a/two": record("a/two")}, page_size=5)
+    scan(ledger, registry)
+    registry.models["a/two"] = record("a/two", visibility=Visibility.PRIVATE)
+    hidden = scan(ledger, registry)
+    assert kinds(ledger, hidden) == [("suspected_missing", "a/two"), ("visibility_changed", "a/two")]
+    observations = ledger.conn.execute("SELECT COUNT(*) FROM observations").fetchone()[0]
+    for _ in range(2):
+        quiet = scan(ledger, registry)
+        assert kinds(ledger, quiet) == [], "still hidden, as recorded: no event"
+    assert registry.lookups.count("a/two") == 3, "every scan asks about it directly"
+    assert ledger.conn.execute("SELECT COUNT(*) FROM observations").fetchone()[0] == observations
+    del registry.models["a/two"]
+    gone = scan(ledger, registry)
+    assert kinds(ledger, gone) == [("suspected_missing", "a/two"), ("deleted", "a/two")]
+
+
+def test_a_registry_that_lists_hidden_models_suspects_them_like_any_other(ledger: Ledger) -> None:
+    registry = registry_of(record("a/one"), record("a/two", visibility=Visibility.PRIVATE))
+    scan(ledger, registry)
+    del registry.models["a/two"]
+    result = scan(ledger, registry)
+    assert kinds(ledger, result) == [("suspected_missing", "a/two"), ("deleted", "a/two")]

@@ -11,6 +11,10 @@ One class per registry kind with the same three methods:
 
 Any of them raises `RegistryUnavailable` when the registry cannot answer; the
 scan engine then concludes nothing.
+
+`unlisted` names the visibilities the listing leaves out (the Hub lists no private
+model to an anonymous caller): a model recorded with one of them is expected to be
+absent, and is looked up quietly instead of being suspected missing.
 """
 
 from __future__ import annotations
@@ -18,11 +22,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Protocol
 
-from weightkeeper.domain import LookupResult, ModelRecord, Page, RecordProblem
+from weightkeeper.domain import LookupResult, ModelRecord, Page, RecordProblem, Visibility
 
 
 class RegistryAdapter(Protocol):
     kind: str
+    unlisted: frozenset[Visibility]
 
     def pages(self, cursor: str | None) -> Iterator[Page]: ...
 

@@ -33,6 +33,7 @@ from weightkeeper.domain import (
     ModelState,
     Page,
     RecordProblem,
+    Visibility,
 )
 from weightkeeper.errors import RegistryUnavailable
 from weightkeeper.ledger import Ledger, now_iso
@@ -352,7 +353,8 @@ class Scanner:
             # Walking the digest index probes `listed` in its own order: sequential, not random.
             missing = conn.execute(
                 "SELECT id, last_observation_id FROM models INDEXED BY models_present_digest"
-                " WHERE registry_id = ? AND state = 'present' AND digest NOT IN temp.listed",
+                " WHERE registry_id = ? AND state = 'present' AND digest NOT IN temp.listed"
+                f" AND visibility NOT IN ({self._unlisted_sql()})",
                 (self.registry_id,),
             ).fetchall()
             # It was last seen by the registry's previous complete scan, which listed it.
@@ -368,18 +370,24 @@ class Scanner:
                             {"reason": "absent from a complete listing"})
 
     def _confirm_missing(self, scan_id: int) -> None:
-        """Ask the registry about each suspect; lookups run outside transactions, answers are written in batches."""
+        """Ask the registry about each suspect, and each hidden model its listing leaves out; lookups run
+        outside transactions, answers are written in batches."""
         suspects = self.conn.execute(
-            "SELECT id, name, last_observation_id FROM models WHERE registry_id = ? AND state = 'suspected_missing'"
-            " ORDER BY id",
+            "SELECT id, name, last_observation_id, state FROM models WHERE registry_id = ?"
+            " AND (state = 'suspected_missing' OR state = 'present' AND digest NOT IN temp.listed"
+            f" AND visibility IN ({self._unlisted_sql()})) ORDER BY id",
             (self.registry_id,),
         ).fetchall()
         for start in range(0, len(suspects), LOOKUP_BATCH):
             batch = suspects[start : start + LOOKUP_BATCH]
             answers = [(suspect, self._lookup(suspect["name"])) for suspect in batch]
             with self.ledger.transaction():
-                for (model_id, name, prior_observation), answer in answers:
-                    self._write_answer(scan_id, model_id, name, prior_observation, answer)
+                for (model_id, name, prior_observation, was), answer in answers:
+                    self._write_answer(scan_id, model_id, name, prior_observation, was, answer)
+
+    def _unlisted_sql(self) -> str:
+        # Visibility values are the enum's own words, safe to inline; '' keeps an empty list valid SQL.
+        return ", ".join(f"'{Visibility(v).value}'" for v in sorted(self.adapter.unlisted)) or "''"
 
     def _lookup(self, name: str) -> LookupResult | RegistryUnavailable:
         started = time.perf_counter()
@@ -390,25 +398,29 @@ class Scanner:
         finally:
             self.registry_seconds += time.perf_counter() - started
 
-    def _write_answer(self, scan_id: int, model_id: int, name: str, prior_observation: int,
+    def _write_answer(self, scan_id: int, model_id: int, name: str, prior_observation: int, was: str,
                       answer: LookupResult | RegistryUnavailable) -> None:
         if isinstance(answer, RegistryUnavailable):
+            outcome = "still suspected missing" if was == ModelState.SUSPECTED_MISSING else "nothing concluded"
             self.conn.execute(
                 "INSERT INTO problems (scan_id, at, model_name, message) VALUES (?, ?, ?, ?)",
-                (scan_id, now_iso(), name, f"lookup failed, still suspected missing: {answer}"),
+                (scan_id, now_iso(), name, f"lookup failed, {outcome}: {answer}"),
             )
             self.conn.execute("UPDATE scans SET problems = problems + 1 WHERE id = ?", (scan_id,))
         elif isinstance(answer, Gone):
+            if was == ModelState.PRESENT:  # a hidden model the listing leaves out: suspected and confirmed at once
+                self._event(EventKind.SUSPECTED_MISSING, model_id, scan_id, prior_observation, None,
+                            {"reason": "hidden, so unlisted; a direct lookup found it gone"})
             observation_id = self.ledger.add_gone_observation(model_id, scan_id, name, answer.reason)
             self.conn.execute("UPDATE models SET state = 'deleted' WHERE id = ?", (model_id,))
             self._event(EventKind.DELETED, model_id, scan_id, observation_id, prior_observation,
                         {"reason": answer.reason})
         else:
-            record = answer.record if isinstance(answer, Found) else replace(
-                self.ledger.load_record(prior_observation), visibility=answer.visibility
-            )
-            self._observe(scan_id, model_id, record, prior_observation, was=ModelState.SUSPECTED_MISSING,
-                          source="lookup")
+            prior = self.ledger.load_record(prior_observation)
+            record = answer.record if isinstance(answer, Found) else replace(prior, visibility=answer.visibility)
+            if was == ModelState.PRESENT and record == prior:
+                return  # still hidden, as recorded
+            self._observe(scan_id, model_id, record, prior_observation, was=was, source="lookup")
 
     def _finish(self, scan_id: int, status: str, error: str | None) -> None:
         with self.ledger.transaction() as conn:

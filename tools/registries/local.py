@@ -31,6 +31,7 @@ class ModelFolderError(Exception):
 
 class LocalFolderRegistry:
     kind = "local"
+    unlisted: frozenset[Visibility] = frozenset()  # every folder is listed, whatever its card says
 
     def __init__(self, root: Path, digests: DigestCache, *, page_size: int = 50) -> None:
         self.root, self.digests, self.page_size = root, digests, page_size
