@@ -374,10 +374,16 @@ class Scanner:
         outside transactions, answers are written in batches."""
         suspects = self.conn.execute(
             "SELECT id, name, last_observation_id, state FROM models WHERE registry_id = ?"
-            " AND (state = 'suspected_missing' OR state = 'present' AND digest NOT IN temp.listed"
-            f" AND visibility IN ({self._unlisted_sql()})) ORDER BY id",
+            " AND state = 'suspected_missing' ORDER BY id",
             (self.registry_id,),
         ).fetchall()
+        if self.adapter.unlisted:
+            suspects += self.conn.execute(
+                "SELECT id, name, last_observation_id, state FROM models INDEXED BY models_present_digest"
+                " WHERE registry_id = ? AND state = 'present' AND digest NOT IN temp.listed"
+                f" AND visibility IN ({self._unlisted_sql()})",
+                (self.registry_id,),
+            ).fetchall()
         for start in range(0, len(suspects), LOOKUP_BATCH):
             batch = suspects[start : start + LOOKUP_BATCH]
             answers = [(suspect, self._lookup(suspect["name"])) for suspect in batch]
