@@ -22,6 +22,7 @@ REGISTRY_KINDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
 }
 COMMON_REGISTRY_KEYS = frozenset({"kind", "schedule", "token_env"})
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+NAME_RULE = "registry names use letters, digits, '.', '_' and '-' (at most 64)"
 ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DEFAULT_SCHEDULE = "17 * * * *"
 
@@ -99,8 +100,7 @@ def add_registry(home: Path, registry: RegistryConfig) -> Path:
     """Append a registry table to the config, keeping the user's comments and layout."""
     config = load(home)
     if not NAME_PATTERN.match(registry.name):
-        raise ConfigError(config.path, "registry names use letters, digits, '.', '_' and '-' (at most 64)",
-                          key=registry.name)
+        raise ConfigError(config.path, NAME_RULE, key=registry.name)
     if registry.name in config.registries:
         raise ConfigError(config.path, f"a registry named '{registry.name}' already exists", key=registry.name)
     if not config.path.exists():
@@ -136,8 +136,8 @@ def _validate(path: Path, text: str, raw: dict[str, Any]) -> Config:
     for name, table in raw.get("registries", {}).items():
         where = f"registries.{name}"
         if not NAME_PATTERN.match(name) or not isinstance(table, dict):
-            raise ConfigError(path, "registries are tables [registries.NAME], NAME made of letters, digits, "
-                              "'.', '_' and '-' (at most 64)", line=_key_line(text, where, None), key=name)
+            raise ConfigError(path, f"registries are tables [registries.NAME]; {NAME_RULE}",
+                              line=_key_line(text, where, None), key=name)
         kind = table.get("kind")
         if kind not in REGISTRY_KINDS:
             raise fail(f"unknown registry kind {kind!r}; expected one of: {', '.join(REGISTRY_KINDS)}", where, "kind")
