@@ -89,7 +89,8 @@ def test_init_writes_a_commented_config_and_refuses_to_overwrite(tmp_path: Path)
     comments = [line for line in text.splitlines() if line.startswith("#")]
     assert len(comments) >= 5
     assert "token_env" in text and "registry add" in text
-    assert tomllib.loads(text) == {"ledger": {"path": "ledger.sqlite3"}}
+    assert tomllib.loads(text) == {"ledger": {"path": "ledger.sqlite3"},
+                                   "scan": {"commit_records": 10000, "commit_seconds": 1.0}}
     assert (home / "ledger.sqlite3").is_file()
 
     root = tmp_path / "registry"

@@ -58,6 +58,10 @@ def test_a_relative_path_is_relative_to_the_config_file(tmp_path: Path) -> None:
         ('[registries.r]\nkind = "local"\npath = 3\n', 3, "path", "must be a string"),
         ('[ledger]\npath = "x"\nsize = 3\n', 3, "size", "takes only"),
         ('[registrie.r]\nkind = "local"\n', 1, "registrie", "unknown top-level key"),
+        ('[scan]\ncommit_records = 0\n', 2, "commit_records", "at least 1"),
+        ('[scan]\ncommit_records = "many"\n', 2, "commit_records", "whole number"),
+        ('[scan]\ncommit_seconds = -1\n', 2, "commit_seconds", "between 0 and 3600"),
+        ('[scan]\ncommit_every = 5\n', 2, "commit_every", "takes `commit_records`"),
     ],
 )
 def test_malformed_files_are_refused_naming_file_line_and_key(
@@ -68,6 +72,12 @@ def test_malformed_files_are_refused_naming_file_line_and_key(
         config.load(tmp_path)
     assert (caught.value.path, caught.value.line, caught.value.key) == (path, line, key)
     assert str(path) in str(caught.value) and f"line {line}" in str(caught.value)
+
+
+def test_scan_settings_are_read_and_default_when_absent(tmp_path: Path) -> None:
+    assert config.load(tmp_path).scan == config.ScanSettings(commit_records=10_000, commit_seconds=1.0)
+    write(tmp_path, "[scan]\ncommit_records = 1\ncommit_seconds = 0\n")
+    assert config.load(tmp_path).scan == config.ScanSettings(commit_records=1, commit_seconds=0.0)
 
 
 def test_non_utf8_config_is_refused(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import json
 import re
 import tomllib
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,12 @@ TEMPLATE = """\
 # The SQLite ledger (append-only events, observations, scans).
 path = "{ledger}"
 
+[scan]
+# A scan commits what it has listed, with the cursor to resume from, once it holds this many
+# records or has read for this many seconds. A crash re-lists at most that much and repeats nothing.
+commit_records = 10000
+commit_seconds = 1.0
+
 # One table per registry: [registries.NAME]
 #   kind      = "local"            # a folder of model folders (ORG/NAME/ with config.json, weights, README.md)
 #   path      = "/srv/models"      # local: the registry folder
@@ -60,10 +67,17 @@ class RegistryConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ScanSettings:
+    commit_records: int = 10_000
+    commit_seconds: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path
     ledger_path: Path
     registries: dict[str, RegistryConfig] = field(default_factory=dict)
+    scan: ScanSettings = ScanSettings()
 
 
 def config_path(home: Path) -> Path:
@@ -121,10 +135,10 @@ def _validate(path: Path, text: str, raw: dict[str, Any]) -> Config:
     def fail(message: str, table: str | None, key: str | None) -> ConfigError:
         return ConfigError(path, message, line=_key_line(text, table, key), key=key)
 
-    unknown = set(raw) - {"ledger", "registries"}
+    unknown = set(raw) - {"ledger", "scan", "registries"}
     if unknown:
         key = sorted(unknown)[0]
-        raise fail("unknown top-level key; expected [ledger] or [registries.NAME]", None, key)
+        raise fail("unknown top-level key; expected [ledger], [scan] or [registries.NAME]", None, key)
     ledger = raw.get("ledger", {})
     if not isinstance(ledger, dict) or set(ledger) - {"path"}:
         raise fail("[ledger] takes only `path`", "ledger", next(iter(set(ledger) - {"path"}), None))
@@ -132,6 +146,7 @@ def _validate(path: Path, text: str, raw: dict[str, Any]) -> Config:
     if not ledger_path.is_absolute():
         ledger_path = path.parent / ledger_path
 
+    scan = _scan_settings(raw.get("scan", {}), fail)
     registries: dict[str, RegistryConfig] = {}
     for name, table in raw.get("registries", {}).items():
         where = f"registries.{name}"
@@ -159,7 +174,22 @@ def _validate(path: Path, text: str, raw: dict[str, Any]) -> Config:
         if "path" in settings:
             settings["path"] = str((path.parent / Path(settings["path"]).expanduser()).resolve())
         registries[name] = RegistryConfig(name, kind, settings, schedule, token_env)
-    return Config(path=path, ledger_path=ledger_path, registries=registries)
+    return Config(path=path, ledger_path=ledger_path, registries=registries, scan=scan)
+
+
+def _scan_settings(table: Any, fail: Callable[[str, str | None, str | None], ConfigError]) -> ScanSettings:
+    if not isinstance(table, dict):
+        raise fail("[scan] must be a table", None, "scan")
+    for key in sorted(set(table) - {"commit_records", "commit_seconds"}):
+        raise fail("[scan] takes `commit_records` and `commit_seconds`", "scan", key)
+    defaults = ScanSettings()
+    records = table.get("commit_records", defaults.commit_records)
+    if isinstance(records, bool) or not isinstance(records, int) or records < 1:
+        raise fail("must be a whole number of records, at least 1", "scan", "commit_records")
+    seconds = table.get("commit_seconds", defaults.commit_seconds)
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds <= 3600:
+        raise fail("must be a number of seconds between 0 and 3600", "scan", "commit_seconds")
+    return ScanSettings(records, float(seconds))
 
 
 def _key_line(text: str, table: str | None, key: str | None) -> int | None:
