@@ -28,7 +28,7 @@ pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SI
 
 REPO = Path(__file__).resolve().parents[1]
 ORGS = 6
-MODELS = 300  # the local registry pages 50 folders at a time: 6 pages
+MODELS = 300  # the local registry pages 50 folders at a time: 6 pages, each committed alone (see make_home)
 WEIGHT_BYTES = 64 * 1024
 KILLS = 5  # killed runs before each run to completion
 TIMEOUT = 60.0
@@ -60,7 +60,8 @@ def make_home(tmp_path: Path, root: Path) -> Path:
     home = tmp_path / "home"
     home.mkdir()
     (home / "weightkeeper.toml").write_text(
-        f'[ledger]\npath = "ledger.sqlite3"\n\n[registries.local]\nkind = "local"\npath = {json.dumps(str(root))}\n',
+        # Committing every page lets kills land between pages.
+        f'[ledger]\npath = "ledger.sqlite3"\n\n[scan]\ncommit_records = 1\n\n[registries.local]\nkind = "local"\npath = {json.dumps(str(root))}\n',
         encoding="utf-8",
     )
     return home

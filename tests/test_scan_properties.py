@@ -34,6 +34,7 @@ from hypothesis.stateful import (
 )
 
 from registry_fakes import MemoryRegistry
+from weightkeeper.config import ScanSettings
 from weightkeeper.domain import Card, FileEntry, Lineage, ModelRecord, Visibility
 from weightkeeper.errors import RegistryUnavailable
 from weightkeeper.ledger import Ledger
@@ -164,6 +165,7 @@ class ScanMachine(RuleBasedStateMachine):
         self.ledger = Ledger(self.dir / "ledger.sqlite3")
         self.conn = self.ledger.conn
         self.registry = MemoryRegistry(page_size=3)
+        self.scan_settings = ScanSettings()
         self.config = self.registry.config()
         self.registry_id = self.ledger.registry_id(self.config.name, self.config.kind, self.config.location)
         self.removed: dict[str, ModelRecord] = {}
@@ -287,6 +289,11 @@ class ScanMachine(RuleBasedStateMachine):
     def set_page_size(self, size):
         self.registry.page_size = size
 
+    @rule(records=st.sampled_from([1, 5, 10_000]))
+    def set_commit_records(self, records):
+        """Commit every page, every few pages, or once for the whole listing (no kill lands between pages here)."""
+        self.scan_settings = ScanSettings(commit_records=records, commit_seconds=3600)
+
     @rule()
     def scan(self):
         result, new = self.run_scan()
@@ -303,7 +310,8 @@ class ScanMachine(RuleBasedStateMachine):
     def run_scan(self, *, allow_empty: bool = False) -> tuple[ScanResult, list[sqlite3.Row]]:
         """One scan; checks what must hold whatever happened; returns the result and its new events."""
         before = self.last_event_id()
-        scanner = Scanner(self.ledger, self.config, self.registry, allow_empty=allow_empty)
+        scanner = Scanner(self.ledger, self.config, self.registry, allow_empty=allow_empty,
+                          settings=self.scan_settings)
         try:
             result = scanner.run()
         except KeyboardInterrupt:  # as SIGTERM raises it: the scan is recorded interrupted, then re-raises

@@ -1,11 +1,12 @@
 """The scan engine: one pass over one registry, turned into ledger events.
 
-Page by page, in one transaction each: the page's record digests are compared
-with the ledger *in SQL* (a present model with the same digest is unchanged;
-the digest covers the name), the others are looked at by name and their
-observations and events written, the page's digests kept for the end, and
-only then the cursor committed. A crash loses at most the page in flight and
-repeats nothing.
+The listing is read page by page and written in batches (up to 10,000 records, or
+what a second of reading brought: `[scan]` in the config), one transaction each: the records'
+digests are compared with the ledger *in SQL* (a present model with the same
+digest is unchanged; the digest covers the name), the others are looked at by
+name and their observations and events written, the ids of the known models the
+batch listed are kept for the end, and only then is the cursor committed. A crash
+loses at most the batch in flight and repeats nothing.
 
 Only after a *complete* listing does the engine look for what is missing:
 a model absent from it becomes `suspected_missing`, and becomes `deleted`
@@ -15,13 +16,15 @@ concludes nothing about absent models; the next scan resumes it.
 
 from __future__ import annotations
 
+import gc
 import json
 import sqlite3
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 
-from weightkeeper.config import RegistryConfig
+from weightkeeper.config import RegistryConfig, ScanSettings
 from weightkeeper.domain import (
     CARD_FILE,
     EventKind,
@@ -37,6 +40,7 @@ from weightkeeper.domain import (
 )
 from weightkeeper.errors import RegistryUnavailable
 from weightkeeper.ledger import Ledger, now_iso
+from weightkeeper.listed import ListedModels
 from weightkeeper.registry import RegistryAdapter
 
 # Fields whose change is recorded as a new observation but is no event of its own.
@@ -97,12 +101,57 @@ def _expand_card(changed: list[str], prior: ModelRecord, record: ModelRecord) ->
     return [name for name in changed if name != "card"] + (card_fields or ["card"])
 
 
+def _json_extend(array: str, more: list[int]) -> str:
+    """The JSON array text `array` with `more` appended, without parsing what it holds."""
+    if not more:
+        return array
+    return f"{array[:-1]}{',' if array != '[]' else ''}{','.join(map(str, more))}]"
+
+
+@contextmanager
+def _collecting_less() -> Iterator[None]:
+    """Run the cyclic garbage collector less often during a scan.
+
+    A scan allocates millions of short-lived records, and each page's are freed by reference
+    counting soon after; at the default pace the collector kept walking every long-lived object
+    of the process, which cost seconds per million models listed.
+    """
+    before = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
+
+
+@dataclass
+class _Batch:
+    """Pages read and not yet written: their records (the first of each name), problems, and the cursor after them."""
+
+    records: dict[str, ModelRecord] = field(default_factory=dict)
+    problems: list[RecordProblem] = field(default_factory=list)
+    pages: int = 0
+    cursor: str | None = None
+
+    def add(self, page: Page, items: list[ModelRecord | RecordProblem]) -> None:
+        for item in items:
+            if isinstance(item, RecordProblem):
+                self.problems.append(item)
+            else:
+                self.records.setdefault(item.name, item)
+        self.pages += 1
+        self.cursor = page.cursor
+
+
 class Scanner:
     """Runs (or resumes) one scan of one registry into the ledger."""
 
     def __init__(self, ledger: Ledger, registry: RegistryConfig, adapter: RegistryAdapter, *,
-                 allow_empty: bool = False) -> None:
+                 allow_empty: bool = False, settings: ScanSettings = ScanSettings()) -> None:
         self.ledger, self.registry, self.adapter, self.allow_empty = ledger, registry, adapter, allow_empty
+        self.settings = settings
         self.registry_seconds = 0.0
         self.conn: sqlite3.Connection = ledger.conn
         self.registry_id = ledger.registry_id(registry.name, registry.kind, registry.location)
@@ -110,11 +159,19 @@ class Scanner:
     def run(self) -> ScanResult:
         started = time.perf_counter()
         scan_id, phase, cursor, resumed = self._start()
+        with self.ledger.checkpoints_in_background(), _collecting_less():
+            self._scan(scan_id, phase, cursor, resumed)
+        result = self.result(scan_id, resumed)
+        total = time.perf_counter() - started
+        result.seconds = {"total": round(total, 3), "registry": round(self.registry_seconds, 3),
+                          "ledger": round(total - self.registry_seconds, 3)}
+        return result
+
+    def _scan(self, scan_id: int, phase: str, cursor: str | None, resumed: bool) -> None:
         try:
             if phase == "listing":
                 listed_before = self._models_seen(scan_id)
-                for page in self._timed(self.adapter.pages(cursor)):
-                    self._write_page(scan_id, page)
+                self._list(scan_id, cursor)
                 if self._models_seen(scan_id) == listed_before:
                     self._refuse_empty_listing(resumed_from=cursor)
                 with self.ledger.transaction() as conn:
@@ -127,11 +184,6 @@ class Scanner:
         except BaseException:
             self._finish(scan_id, "interrupted", "interrupted; the next scan resumes from the last committed page")
             raise
-        result = self.result(scan_id, resumed)
-        total = time.perf_counter() - started
-        result.seconds = {"total": round(total, 3), "registry": round(self.registry_seconds, 3),
-                          "ledger": round(total - self.registry_seconds, 3)}
-        return result
 
     def _timed(self, pages: Iterator[Page]) -> Iterator[Page]:
         while True:
@@ -174,50 +226,75 @@ class Scanner:
             )
             return cursor.lastrowid, "listing", None, False
 
-    def _write_page(self, scan_id: int, page: Page) -> None:
+    def _list(self, scan_id: int, cursor: str | None) -> None:
+        """Read pages from the registry and write them in batches, each with the cursor after its last page."""
+        batch, flushed = _Batch(), time.perf_counter()
+        try:
+            for page in self._timed(self.adapter.pages(cursor)):
+                started = time.perf_counter()
+                batch.add(page, self.adapter.records(page))
+                self.registry_seconds += time.perf_counter() - started
+                if (len(batch.records) + len(batch.problems) >= self.settings.commit_records
+                        or time.perf_counter() - flushed >= self.settings.commit_seconds):
+                    full, batch = batch, _Batch()
+                    self._write_batch(scan_id, full)
+                    flushed = time.perf_counter()
+        finally:
+            # Pages read before a fault or an interrupt are good: keep them, so a resumed scan starts after them.
+            if batch.pages:
+                self._write_batch(scan_id, batch)
+
+    def _write_batch(self, scan_id: int, batch: _Batch) -> None:
         started = time.perf_counter()
-        items = self.adapter.records(page)
-        records = {item.name: item for item in reversed(items) if isinstance(item, ModelRecord)}
-        problems = [item for item in items if isinstance(item, RecordProblem)]
-        digests = [(name, record.digest()) for name, record in records.items()]
+        names = list(batch.records)
+        digests = json.dumps([record.digest() for record in batch.records.values()])
         self.registry_seconds += time.perf_counter() - started
         with self.ledger.transaction() as conn:
-            page_no = conn.execute("SELECT pages FROM scans WHERE id = ?", (scan_id,)).fetchone()[0] + 1
+            page_no = conn.execute("SELECT pages FROM scans WHERE id = ?", (scan_id,)).fetchone()[0] + batch.pages
             conn.executemany(
                 "INSERT INTO problems (scan_id, at, model_name, message) VALUES (?, ?, ?, ?)",
-                [(scan_id, now_iso(), problem.name, problem.message) for problem in problems],
+                [(scan_id, now_iso(), problem.name, problem.message) for problem in batch.problems],
             )
-            listed = [digest for _, digest in digests]
             # A digest covers the name too, so a present model with the same digest is this model, unchanged:
-            # one probe of a small integer index per listed model. Only the rest is looked at by name.
-            for (position,) in conn.execute(
-                "SELECT j.key FROM json_each(?) j WHERE NOT EXISTS (SELECT 1 FROM models m"
-                " WHERE m.registry_id = ? AND m.state = 'present' AND m.digest = j.value)",
-                (json.dumps(listed), self.registry_id),
-            ).fetchall():
-                record = records[digests[position][0]]
-                known = conn.execute(
-                    "SELECT id, state, last_observation_id FROM models WHERE registry_id = ? AND name = ?",
-                    (self.registry_id, record.name),
-                ).fetchone()
-                if known is None:
-                    self._new_name(scan_id, record)
-                else:
-                    self._observe(scan_id, known["id"], record, known["last_observation_id"], was=known["state"])
-            # A listed model that could not be read is still listed: its recorded digest stands for it.
-            for problem in problems:
+            # one probe of a small covering index per listed model, aggregated in SQL. Only the rest is
+            # looked at by name.
+            matched, unmatched = conn.execute(
+                "SELECT json_group_array(m.id) FILTER (WHERE m.id IS NOT NULL),"
+                " json_group_array(j.key) FILTER (WHERE m.id IS NULL)"
+                " FROM json_each(?) j LEFT JOIN models m INDEXED BY models_present"
+                " ON m.registry_id = ? AND m.state = 'present' AND m.digest = j.value",
+                (digests, self.registry_id),
+            ).fetchone()
+            by_name = [self._listed_by_name(scan_id, batch.records[names[position]])
+                       for position in json.loads(unmatched)]
+            # A listed model that could not be read is still listed.
+            for problem in batch.problems:
                 row = conn.execute(
-                    "SELECT digest FROM models WHERE registry_id = ? AND name = ?", (self.registry_id, problem.name)
+                    "SELECT id FROM models WHERE registry_id = ? AND name = ?", (self.registry_id, problem.name)
                 ).fetchone()
-                if row:
-                    listed.append(row["digest"])
-            conn.execute("INSERT INTO scan_pages (scan_id, page, digests) VALUES (?, ?, ?)",
-                         (scan_id, page_no, json.dumps(listed)))
+                by_name.append(row and row["id"])
+            self._keep_listed(scan_id, page_no, _json_extend(matched, [i for i in by_name if i is not None]))
             conn.execute(
                 "UPDATE scans SET cursor = ?, pages = ?, models_seen = models_seen + ?, problems = problems + ?"
                 " WHERE id = ?",
-                (page.cursor, page_no, len(records) + len(problems), len(problems), scan_id),
+                (batch.cursor, page_no, len(batch.records) + len(batch.problems), len(batch.problems), scan_id),
             )
+
+    def _listed_by_name(self, scan_id: int, record: ModelRecord) -> int | None:
+        """A listed record whose digest matched no present model: a known model changed, or a new name.
+        Return the model's id, or None while a possible rename waits for the complete listing."""
+        known = self.conn.execute(
+            "SELECT id, state, last_observation_id FROM models WHERE registry_id = ? AND name = ?",
+            (self.registry_id, record.name),
+        ).fetchone()
+        if known is None:
+            return self._new_name(scan_id, record)
+        self._observe(scan_id, known["id"], record, known["last_observation_id"], was=known["state"])
+        return known["id"]
+
+    def _keep_listed(self, scan_id: int, part: int, model_ids: str) -> None:
+        self.conn.execute("INSERT INTO scan_listed (scan_id, part, model_ids) VALUES (?, ?, ?)",
+                          (scan_id, part, model_ids))
 
     def _models_seen(self, scan_id: int) -> int:
         return self.conn.execute("SELECT models_seen FROM scans WHERE id = ?", (scan_id,)).fetchone()[0]
@@ -240,8 +317,8 @@ class Scanner:
                 "really was removed, scan again with --allow-empty"
             )
 
-    def _new_name(self, scan_id: int, record: ModelRecord) -> None:
-        """A name the ledger has not seen: a new model, or perhaps a known one renamed.
+    def _new_name(self, scan_id: int, record: ModelRecord) -> int | None:
+        """A name the ledger has not seen: a new model (its id is returned), or perhaps a known one renamed.
 
         Which of the two is only known once the listing is complete (is the old
         name still there?), so a possible rename waits for the resolution.
@@ -255,10 +332,10 @@ class Scanner:
                 "INSERT OR REPLACE INTO deferred_records (scan_id, name, record) VALUES (?, ?, ?)",
                 (scan_id, record.name, record.to_json()),
             )
-        else:
-            self._appear(scan_id, record)
+            return None
+        return self._appear(scan_id, record)
 
-    def _appear(self, scan_id: int, record: ModelRecord) -> None:
+    def _appear(self, scan_id: int, record: ModelRecord) -> int:
         now = now_iso()
         model_id = self.conn.execute(
             "INSERT INTO models (registry_id, name, key, state, visibility, digest, last_observation_id, first_seen,"
@@ -271,6 +348,7 @@ class Scanner:
         if record.shutdown_date:
             detail["shutdown_date"] = record.shutdown_date
         self._event(EventKind.APPEARED, model_id, scan_id, observation_id, None, detail)
+        return model_id
 
     def _observe(
         self,
@@ -286,11 +364,18 @@ class Scanner:
         """Record a new observation of a known model and the events that explain the change."""
         prior = self.ledger.load_record(prior_observation)
         observation_id = self.ledger.add_observation(model_id, scan_id, record, source=source)
-        self.conn.execute(
-            "UPDATE models SET name = ?, key = ?, state = 'present', visibility = ?, digest = ?,"
-            " last_observation_id = ?, last_seen = ? WHERE id = ?",
-            (record.name, record.key, record.visibility.value, record.digest(), observation_id, now_iso(), model_id),
-        )
+        # Only the columns that change: an indexed column in the SET list costs a write to its index.
+        columns = {"digest": record.digest(), "last_observation_id": observation_id, "last_seen": now_iso()}
+        if record.name != prior.name:
+            columns["name"] = record.name
+        if record.key != prior.key:
+            columns["key"] = record.key
+        if record.visibility != prior.visibility:
+            columns["visibility"] = record.visibility.value
+        if was != ModelState.PRESENT:
+            columns["state"] = ModelState.PRESENT.value
+        self.conn.execute(f"UPDATE models SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?",
+                          (*columns.values(), model_id))
         events = change_events(prior, record)
         if renamed_from is not None:
             events.insert(0, (EventKind.RENAMED, {"from": renamed_from, "to": record.name}))
@@ -308,92 +393,95 @@ class Scanner:
     # -- after a complete listing -----------------------------------------------------------
 
     def _resolve(self, scan_id: int) -> None:
-        self._gather_listing(scan_id)
-        self._resolve_renames(scan_id)
-        self._mark_missing(scan_id)
-        self._confirm_missing(scan_id)
+        listed = self._listing(scan_id)
+        self._resolve_renames(scan_id, listed)
+        absent = self._absent(listed)
+        self._mark_missing(scan_id, [row for row in absent if row["visibility"] not in self.adapter.unlisted])
+        # A hidden model the listing leaves out is looked up quietly: only its answer may say something.
+        self._confirm_missing(scan_id, [row for row in absent if row["visibility"] in self.adapter.unlisted])
         self._finish(scan_id, "complete", None)
 
-    def _gather_listing(self, scan_id: int) -> None:
-        """The digest of every model of the complete listing, in one in-memory table (rebuilt on resume).
+    def _listing(self, scan_id: int) -> ListedModels:
+        """Every known model the complete listing showed, from what each committed page kept."""
+        highest = self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM models").fetchone()[0]
+        listed = ListedModels(highest)
+        for (model_ids,) in self.conn.execute("SELECT model_ids FROM scan_listed WHERE scan_id = ?", (scan_id,)):
+            listed.add(json.loads(model_ids))
+        return listed
 
-        Since a digest covers the name, a present model whose digest is not in it was not listed.
-        """
-        self.conn.execute("DROP TABLE IF EXISTS temp.listed")
-        self.conn.execute("CREATE TEMP TABLE listed (digest INTEGER PRIMARY KEY)")
-        # Sorted first: appending to the table's B-tree is cheaper than inserting at random.
-        self.conn.execute(
-            "INSERT OR IGNORE INTO temp.listed SELECT j.value FROM scan_pages s, json_each(s.digests) j"
-            " WHERE s.scan_id = ? ORDER BY 1",
-            (scan_id,),
-        )
-
-    def _resolve_renames(self, scan_id: int) -> None:
+    def _resolve_renames(self, scan_id: int, listed: ListedModels) -> None:
         with self.ledger.transaction() as conn:
             deferred = conn.execute(
                 "SELECT name, record FROM deferred_records WHERE scan_id = ? ORDER BY name", (scan_id,)
             ).fetchall()
+            resolved = []
             for name, payload in deferred:
                 record = ModelRecord.from_json(payload)
                 # The old name must be absent from this complete listing: otherwise it is a copy.
-                old = conn.execute(
+                old = next((row for row in conn.execute(
                     "SELECT id, name, state, last_observation_id FROM models WHERE registry_id = ? AND key = ?"
-                    " AND state != 'deleted' AND digest NOT IN temp.listed ORDER BY id LIMIT 1",
+                    " AND state != 'deleted' ORDER BY id",
                     (self.registry_id, record.key),
-                ).fetchone()
+                ) if row["id"] not in listed), None)
                 if old:
                     self._observe(scan_id, old["id"], record, old["last_observation_id"], was=old["state"],
                                   renamed_from=old["name"])
+                    model_id = old["id"]
                 else:
-                    self._appear(scan_id, record)
+                    model_id = self._appear(scan_id, record)
+                listed.add([model_id])
+                resolved.append(model_id)
                 conn.execute("DELETE FROM deferred_records WHERE scan_id = ? AND name = ?", (scan_id, name))
+            if resolved:  # kept as part 0, before the pages (numbered from 1), for a resumed resolution
+                self._keep_listed(scan_id, 0, json.dumps(resolved))
 
-    def _mark_missing(self, scan_id: int) -> None:
-        with self.ledger.transaction() as conn:
-            # Walking the digest index probes `listed` in its own order: sequential, not random.
-            missing = conn.execute(
-                "SELECT id, last_observation_id FROM models INDEXED BY models_present_digest"
-                " WHERE registry_id = ? AND state = 'present' AND digest NOT IN temp.listed"
-                f" AND visibility NOT IN ({self._unlisted_sql()})",
-                (self.registry_id,),
+    def _absent(self, listed: ListedModels) -> list[sqlite3.Row]:
+        """The present models the complete listing did not show."""
+        present = self.conn.cursor()
+        present.row_factory = None  # plain tuples: a row per present model
+        present.execute(
+            "SELECT id FROM models INDEXED BY models_present WHERE registry_id = ? AND state = 'present'",
+            (self.registry_id,),
+        )
+        absent = listed.absent(model_id for (model_id,) in present)
+        rows = []
+        for start in range(0, len(absent), LOOKUP_BATCH):
+            ids = absent[start : start + LOOKUP_BATCH]
+            rows += self.conn.execute(
+                "SELECT id, name, last_observation_id, state, visibility FROM models"
+                f" WHERE id IN ({', '.join('?' * len(ids))}) ORDER BY id", ids,
             ).fetchall()
+        return rows
+
+    def _mark_missing(self, scan_id: int, missing: list[sqlite3.Row]) -> None:
+        with self.ledger.transaction() as conn:
             # It was last seen by the registry's previous complete scan, which listed it.
             last_complete = conn.execute(
                 "SELECT MAX(started_at) FROM scans WHERE registry_id = ? AND status = 'complete'", (self.registry_id,)
             ).fetchone()[0]
             conn.executemany(
                 "UPDATE models SET state = 'suspected_missing', last_seen = COALESCE(?, last_seen) WHERE id = ?",
-                [(last_complete, model_id) for model_id, _ in missing],
+                [(last_complete, row["id"]) for row in missing],
             )
-            for model_id, observation_id in missing:
-                self._event(EventKind.SUSPECTED_MISSING, model_id, scan_id, observation_id, None,
+            for row in missing:
+                self._event(EventKind.SUSPECTED_MISSING, row["id"], scan_id, row["last_observation_id"], None,
                             {"reason": "absent from a complete listing"})
 
-    def _confirm_missing(self, scan_id: int) -> None:
+    def _confirm_missing(self, scan_id: int, hidden: list[sqlite3.Row]) -> None:
         """Ask the registry about each suspect, and each hidden model its listing leaves out; lookups run
         outside transactions, answers are written in batches."""
         suspects = self.conn.execute(
-            "SELECT id, name, last_observation_id, state FROM models WHERE registry_id = ?"
-            " AND state = 'suspected_missing' ORDER BY id",
+            "SELECT id, name, last_observation_id, state FROM models INDEXED BY models_suspected"
+            " WHERE registry_id = ? AND state = 'suspected_missing' ORDER BY id",
             (self.registry_id,),
         ).fetchall()
-        if self.adapter.unlisted:
-            suspects += self.conn.execute(
-                "SELECT id, name, last_observation_id, state FROM models INDEXED BY models_present_digest"
-                " WHERE registry_id = ? AND state = 'present' AND digest NOT IN temp.listed"
-                f" AND visibility IN ({self._unlisted_sql()})",
-                (self.registry_id,),
-            ).fetchall()
+        suspects += [(row["id"], row["name"], row["last_observation_id"], row["state"]) for row in hidden]
         for start in range(0, len(suspects), LOOKUP_BATCH):
             batch = suspects[start : start + LOOKUP_BATCH]
-            answers = [(suspect, self._lookup(suspect["name"])) for suspect in batch]
+            answers = [(suspect, self._lookup(suspect[1])) for suspect in batch]
             with self.ledger.transaction():
                 for (model_id, name, prior_observation, was), answer in answers:
                     self._write_answer(scan_id, model_id, name, prior_observation, was, answer)
-
-    def _unlisted_sql(self) -> str:
-        # Visibility values are the enum's own words, safe to inline; '' keeps an empty list valid SQL.
-        return ", ".join(f"'{Visibility(v).value}'" for v in sorted(self.adapter.unlisted)) or "''"
 
     def _lookup(self, name: str) -> LookupResult | RegistryUnavailable:
         started = time.perf_counter()
@@ -431,7 +519,7 @@ class Scanner:
     def _finish(self, scan_id: int, status: str, error: str | None) -> None:
         with self.ledger.transaction() as conn:
             if status == "complete":
-                conn.execute("DELETE FROM scan_pages WHERE scan_id = ?", (scan_id,))
+                conn.execute("DELETE FROM scan_listed WHERE scan_id = ?", (scan_id,))
             conn.execute(
                 "UPDATE scans SET status = ?, phase = CASE WHEN ? = 'complete' THEN 'done' ELSE phase END,"
                 " finished_at = ?, error = ? WHERE id = ?",

@@ -29,7 +29,7 @@ def scan_registries(home: Path, names: list[str], *, log: Callable[[str], object
         for registry in chosen:
             registry_id = ledger.registry_id(registry.name, registry.kind, registry.location)
             adapter = open_registry(registry, LedgerDigestCache(ledger, registry_id))
-            result = Scanner(ledger, registry, adapter, allow_empty=allow_empty).run()
+            result = Scanner(ledger, registry, adapter, allow_empty=allow_empty, settings=settings.scan).run()
             results.append(result)
             if log:
                 log(describe(result))

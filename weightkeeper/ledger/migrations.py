@@ -156,6 +156,29 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (registry_id, path)
     ) WITHOUT ROWID;
     """,
+    # 2: indexes a rescan reads and writes less. An index of every model's state took a random write
+    # for each model that went missing; a scan only ever asks for the suspects. Events by scan
+    # make a scan's summary a range read instead of a walk over every event.
+    """
+    DROP INDEX models_by_state;
+    -- The state column makes the index covering: a probe never reads the table row.
+    DROP INDEX models_present_digest;
+    CREATE INDEX models_present ON models(registry_id, digest, state) WHERE state = 'present';
+    CREATE INDEX models_suspected ON models(registry_id) WHERE state = 'suspected_missing';
+    CREATE INDEX events_by_scan ON events(scan_id);
+
+    -- What an unfinished scan has listed so far, as the ids of the known models each committed page
+    -- showed (a JSON array per page). It replaces scan_pages' digests: an unfinished scan lists again
+    -- from the start, which repeats no event, since what it wrote already matches.
+    UPDATE scans SET phase = 'listing', cursor = NULL, pages = 0, models_seen = 0 WHERE phase != 'done';
+    DROP TABLE scan_pages;
+    CREATE TABLE scan_listed (
+        scan_id INTEGER NOT NULL REFERENCES scans(id),
+        part INTEGER NOT NULL,
+        model_ids TEXT NOT NULL,
+        PRIMARY KEY (scan_id, part)
+    );
+    """,
 )
 
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,31 @@ class Ledger:
             self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
+
+    @contextmanager
+    def checkpoints_in_background(self, interval: float = 0.2) -> Iterator[None]:
+        """While a long run of writes goes on, copy the WAL into the database from a second connection.
+
+        The copying (and its fsyncs) then runs on another core instead of stalling a commit now and
+        then; before this returns, what the WAL still holds is copied too.
+        """
+        stop = threading.Event()
+
+        def checkpoint() -> None:
+            with closing(sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000)) as conn:
+                while not stop.wait(interval):
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+        self.conn.execute("PRAGMA wal_autocheckpoint=0")
+        worker = threading.Thread(target=checkpoint, name="ledger-checkpoints", daemon=True)
+        worker.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            worker.join()
+            self.conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
 
     def registry_id(self, name: str, kind: str, location: str) -> int:
         with self.transaction() as conn:
