@@ -156,6 +156,71 @@ def test_registry_add_local_needs_a_path(tmp_path: Path) -> None:
     assert json.loads(ok(wk("registry", "list", "--json", home=home)).stdout) == []
 
 
+def test_registry_add_takes_each_kinds_own_options_into_the_config(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    ok(wk("registry", "add", "hub", "--kind", "hf", "--author", "acme", "--filter",
+          "base_model:finetune:meta-llama/Llama-3.1-8B", "--token-env", "HF_TOKEN", "--schedule", "5 * * * *",
+          home=home))
+    ok(wk("registry", "add", "ft", "--kind", "openai", "--base-url", "http://127.0.0.1:9/v1",
+          "--api-key-env", "TEAM_OPENAI_KEY", "--deprecations", "deprecations.md", home=home))
+    ok(wk("registry", "add", "mlf", "--kind", "mlflow", "--url", "http://127.0.0.1:5000", home=home))
+    ok(wk("registry", "add", "llamas", "--kind", "ollama", home=home))
+    tables = tomllib.loads((home / CONFIG).read_text(encoding="utf-8"))["registries"]
+    assert tables["hub"] == {"kind": "hf", "author": "acme", "filter": "base_model:finetune:meta-llama/Llama-3.1-8B",
+                             "schedule": "5 * * * *", "token_env": "HF_TOKEN"}
+    assert tables["ft"]["token_env"] == "TEAM_OPENAI_KEY"
+    assert tables["ft"]["deprecations"] == str(REPO / "deprecations.md")
+    listed = {row["name"]: row for row in json.loads(ok(wk("registry", "list", "--json", home=home)).stdout)}
+    assert listed["hub"]["location"] == "https://huggingface.co/api/models?author=acme&filter=" \
+                                        "base_model:finetune:meta-llama/Llama-3.1-8B"
+    assert listed["ft"]["location"] == "http://127.0.0.1:9/v1"
+    assert listed["llamas"]["location"] == "http://127.0.0.1:11434"
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("--kind", "hf"), "at least one of --author, --search, --filter"),
+        (("--kind", "mlflow"), "needs --url"),
+        (("--kind", "ollama", "--author", "acme"), "--author does not apply to a ollama registry"),
+        (("--kind", "local", "--path", ".", "--url", "http://x"), "--url does not apply"),
+        (("--kind", "mlflow", "--url", "ftp://x"), "http:// or https:// URL"),
+    ],
+)
+def test_registry_add_refuses_options_of_another_kind_or_missing_ones(tmp_path: Path, args, needle) -> None:
+    home = tmp_path / "home"
+    refused = wk("registry", "add", "r", *args, home=home)
+    assert refused.returncode == 2 and needle in refused.stderr, refused.stderr
+    assert json.loads(ok(wk("registry", "list", "--json", home=home)).stdout) == []
+
+
+def test_registry_check_says_what_it_verified_or_precisely_what_is_wrong(tmp_path: Path) -> None:
+    home, root = tmp_path / "home", tmp_path / "models"
+    make_model(root, "acme/alpha")
+    ok(wk("registry", "add", "lab", "--kind", "local", "--path", root, home=home))
+    assert "holds 1 model folders" in ok(wk("registry", "check", "lab", home=home)).stdout
+    shutil.rmtree(root)
+    missing = wk("registry", "check", "lab", home=home)
+    assert missing.returncode == 1 and "does not exist" in missing.stderr
+    ok(wk("registry", "add", "ft", "--kind", "openai", "--api-key-env", "NOT_SET_ANYWHERE", home=home))
+    unset = wk("registry", "check", "ft", home=home)
+    assert unset.returncode == 1 and "$NOT_SET_ANYWHERE, which is not set" in unset.stderr
+    unknown = wk("registry", "check", "nope", home=home)
+    assert unknown.returncode == 2 and "no registry named 'nope'" in unknown.stderr
+
+
+def test_a_registry_that_cannot_be_opened_fails_alone_and_the_others_still_scan(tmp_path: Path) -> None:
+    home, root = tmp_path / "home", tmp_path / "models"
+    make_model(root, "acme/alpha")
+    ok(wk("registry", "add", "ft", "--kind", "openai", "--api-key-env", "NOT_SET_ANYWHERE", home=home))
+    ok(wk("registry", "add", "lab", "--kind", "local", "--path", root, home=home))
+    scanned = wk("scan", "--json", home=home)
+    assert scanned.returncode == 1
+    summary = {row["registry"]: row for row in json.loads(scanned.stdout)}
+    assert summary["ft"]["status"] == "failed" and "NOT_SET_ANYWHERE" in summary["ft"]["error"]
+    assert summary["lab"]["status"] == "complete" and summary["lab"]["events"] == {"appeared": 1}
+
+
 @pytest.mark.parametrize("name", ["bad name", "a]b", "-leading-dash", "x" * 65])
 def test_registry_add_invalid_name_is_a_usage_error(tmp_path: Path, name: str) -> None:
     home = tmp_path / "home"

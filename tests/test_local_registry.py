@@ -22,7 +22,7 @@ import tools.registries.local as local_module
 from tools.registries import open_registry
 from weightkeeper.config import RegistryConfig
 from weightkeeper.ledger import Ledger
-from weightkeeper.ledger.store import LedgerDigestCache
+from weightkeeper.ledger.store import LedgerAdapterCache, LedgerDigestCache
 from weightkeeper.scan import Scanner, ScanResult
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,7 +70,8 @@ def scan(ledger_path: Path, root: Path, name: str = REGISTRY) -> ScanResult:
     registry = RegistryConfig(name, "local", {"path": str(root)})
     with Ledger(ledger_path) as ledger:
         registry_id = ledger.registry_id(registry.name, registry.kind, registry.location)
-        adapter = open_registry(registry, LedgerDigestCache(ledger, registry_id))
+        adapter = open_registry(registry, digests=LedgerDigestCache(ledger, registry_id),
+                                cache=LedgerAdapterCache(ledger, registry_id))
         return Scanner(ledger, registry, adapter).run()
 
 

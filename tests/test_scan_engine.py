@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
 from registry_fakes import MemoryRegistry
 
-from weightkeeper.domain import Card, FileEntry, Hidden, Lineage, LookupResult, ModelRecord, Visibility
+from weightkeeper.domain import Card, FileEntry, Found, Hidden, Lineage, LookupResult, ModelRecord, Visibility
 from weightkeeper.ledger import Ledger
 from weightkeeper.ledger.queries import EventFilter, events
 from weightkeeper.scan import Scanner, ScanResult
@@ -252,3 +252,55 @@ def test_a_registry_that_lists_hidden_models_suspects_them_like_any_other(ledger
     del registry.models["a/two"]
     result = scan(ledger, registry)
     assert kinds(ledger, result) == [("suspected_missing", "a/two"), ("deleted", "a/two")]
+
+
+@dataclass
+class Redirecting(MemoryRegistry):
+    """Like the Hub after a repo moved out of the watched scope: the old name answers for the new one."""
+
+    moved: dict[str, ModelRecord] = field(default_factory=dict)  # old name -> what a lookup of it answers
+
+    def lookup(self, name: str) -> LookupResult:
+        if name in self.moved:
+            return Found(self.moved[name])
+        return super().lookup(name)
+
+
+def test_a_lookup_answering_under_a_new_name_is_a_rename_never_a_deletion(ledger: Ledger) -> None:
+    registry = Redirecting(models={"acme/one": record("acme/one", key="k1"), "acme/two": record("acme/two")})
+    scan(ledger, registry)
+    registry.moved["acme/one"] = replace(registry.models.pop("acme/one"), name="other-org/one")
+    result = scan(ledger, registry)
+    rows = events(ledger, EventFilter(scan_id=result.scan_id))
+    assert [(row["event"], row["detail"]) for row in rows] == [
+        ("suspected_missing", {"reason": "absent from a complete listing"}),
+        ("restored", {"was": "suspected_missing", "via": "lookup"}),
+        ("renamed", {"from": "acme/one", "to": "other-org/one"}),
+    ]
+    assert ledger.conn.execute("SELECT state FROM models WHERE name = 'other-org/one'").fetchone()[0] == "present"
+
+
+def test_a_lookup_answering_as_a_model_the_ledger_holds_concludes_nothing(ledger: Ledger) -> None:
+    registry = Redirecting(models={"acme/one": record("acme/one", key="k1"), "acme/two": record("acme/two")})
+    scan(ledger, registry)
+    del registry.models["acme/one"]
+    registry.moved["acme/one"] = registry.models["acme/two"]
+    result = scan(ledger, registry)
+    assert kinds(ledger, result) == [("suspected_missing", "acme/one")]
+    assert "holds as another model" in result.problems[0]["message"]
+    assert ledger.conn.execute("SELECT state FROM models WHERE name = 'acme/one'").fetchone()[0] == "suspected_missing"
+
+
+def test_a_stage_change_is_its_own_event_and_other_extra_fields_are_named_in_updates(ledger: Ledger) -> None:
+    registry = registry_of(record("m/one", extra={"stage": "Production", "aliases": ["champion"]}))
+    scan(ledger, registry)
+    registry.models["m/one"] = record("m/one", extra={"stage": "Archived", "aliases": ["champion"]})
+    archived = scan(ledger, registry)
+    assert [(row["event"], row["detail"]) for row in events(ledger, EventFilter(scan_id=archived.scan_id))] == [
+        ("stage_changed", {"from": "Production", "to": "Archived"})
+    ]
+    registry.models["m/one"] = record("m/one", extra={"stage": "Archived", "aliases": []})
+    realiased = scan(ledger, registry)
+    assert [(row["event"], row["detail"]) for row in events(ledger, EventFilter(scan_id=realiased.scan_id))] == [
+        ("updated", {"changed": ["extra.aliases"]})
+    ]

@@ -17,10 +17,23 @@ from typing import Any
 from weightkeeper.errors import ConfigError
 from weightkeeper.home import CONFIG_NAME, LEDGER_NAME
 
-# Per kind: the keys it requires and the keys it may have. Later registry kinds join here.
+# Per kind: the keys it requires and the keys it may have.
 REGISTRY_KINDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "local": (frozenset({"path"}), frozenset()),
+    "hf": (frozenset(), frozenset({"endpoint", "author", "search", "filter", "files"})),
+    "openai": (frozenset(), frozenset({"base_url", "deprecations"})),
+    "mlflow": (frozenset({"url"}), frozenset()),
+    "ollama": (frozenset(), frozenset({"url"})),
 }
+# What a kind uses when the file leaves a key out.
+KIND_DEFAULTS: dict[str, dict[str, str]] = {
+    "hf": {"endpoint": "https://huggingface.co"},
+    "openai": {"base_url": "https://api.openai.com/v1"},
+    "ollama": {"url": "http://127.0.0.1:11434"},
+}
+# A Hub registry watches a scope: at least one of these narrows what it lists.
+HF_SCOPE_KEYS = ("author", "search", "filter")
+URL_KEYS = frozenset({"endpoint", "base_url", "url"})
 COMMON_REGISTRY_KEYS = frozenset({"kind", "schedule", "token_env"})
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 NAME_RULE = "registry names use letters, digits, '.', '_' and '-' (at most 64)"
@@ -44,12 +57,21 @@ commit_records = 10000
 commit_seconds = 1.0
 
 # One table per registry: [registries.NAME]
-#   kind      = "local"            # a folder of model folders (ORG/NAME/ with config.json, weights, README.md)
-#   path      = "/srv/models"      # local: the registry folder
+#   kind      = "local"            # local | hf | openai | mlflow | ollama
+#   path      = "/srv/models"      # local: the folder of model folders (ORG/NAME/ with config.json, weights, README.md)
+#   endpoint  = "https://huggingface.co"  # hf: the Hub (default the public one); then at least one of:
+#   author    = "my-org"           # hf: models of this user or organisation
+#   search    = "llama"            # hf: models whose name contains this
+#   filter    = "base_model:finetune:meta-llama/Llama-3.1-8B"   # hf: models with this tag
+#   files     = "my-org/*"         # hf: record file lists (sizes, sha256) of the models matching this glob
+#   base_url  = "https://api.openai.com/v1"   # openai: the API (key from token_env, default OPENAI_API_KEY)
+#   deprecations = "deprecations.md"          # openai: a file or URL holding the provider's deprecations page
+#   url       = "http://127.0.0.1:5000"       # mlflow: the tracking server; ollama: the server (default :11434)
 #   schedule  = "17 * * * *"       # cron expression used by `weightkeeper watch`
 #   token_env = "MY_TOKEN_VAR"     # name of the env var holding a token, if the registry needs one
 #
 # Add one with: weightkeeper registry add NAME --kind local --path DIR
+# (or --kind hf --author ORG, --kind openai, --kind mlflow --url URL, --kind ollama)
 """
 
 
@@ -61,9 +83,17 @@ class RegistryConfig:
     schedule: str = DEFAULT_SCHEDULE
     token_env: str | None = None
 
+    def setting(self, key: str) -> str | None:
+        """A setting of this registry, or its kind's default."""
+        return self.settings.get(key) or KIND_DEFAULTS.get(self.kind, {}).get(key)
+
     @property
     def location(self) -> str:
-        return str(self.settings.get("path") or self.settings.get("url") or "")
+        """Where the registry is, and for the Hub which part of it is watched."""
+        if self.kind == "hf":
+            scope = "&".join(f"{key}={self.settings[key]}" for key in HF_SCOPE_KEYS if self.settings.get(key))
+            return f"{self.setting('endpoint')}/api/models?{scope}"
+        return str(self.setting("path") or self.setting("url") or self.setting("base_url") or "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,15 +194,24 @@ def _validate(path: Path, text: str, raw: dict[str, Any]) -> Config:
         for key, value in table.items():
             if not isinstance(value, str):
                 raise fail("must be a string", where, key)
+            if key in URL_KEYS and not re.match(r"^https?://[^\s/]+", value):
+                raise fail("must be an http:// or https:// URL", where, key)
+        if kind == "hf" and not any(table.get(key) for key in HF_SCOPE_KEYS):
+            raise fail("a hf registry watches a scope: set at least one of `author`, `search`, `filter`",
+                       where, None)
         token_env = table.get("token_env")
         if token_env is not None and not ENV_NAME_PATTERN.match(token_env):
             raise fail("must be the *name* of an environment variable (like HF_TOKEN), not a token", where, "token_env")
         schedule = table.get("schedule", DEFAULT_SCHEDULE)
-        if len(schedule.split()) != 5:
-            raise fail("must be a five-field cron expression such as '17 * * * *'", where, "schedule")
+        if not _valid_cron(schedule):
+            raise fail("must be a cron expression such as '17 * * * *' (five fields, or six with seconds last)",
+                       where, "schedule")
         settings = {k: v for k, v in table.items() if k not in COMMON_REGISTRY_KEYS}
-        if "path" in settings:
-            settings["path"] = str((path.parent / Path(settings["path"]).expanduser()).resolve())
+        for key in ("path", "deprecations"):
+            if key in settings and not re.match(r"^https?://", settings[key]):
+                settings[key] = str((path.parent / Path(settings[key]).expanduser()).resolve())
+        if kind == "openai" and token_env is None:
+            token_env = "OPENAI_API_KEY"
         registries[name] = RegistryConfig(name, kind, settings, schedule, token_env)
     return Config(path=path, ledger_path=ledger_path, registries=registries, scan=scan)
 
@@ -190,6 +229,12 @@ def _scan_settings(table: Any, fail: Callable[[str, str | None, str | None], Con
     if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds <= 3600:
         raise fail("must be a number of seconds between 0 and 3600", "scan", "commit_seconds")
     return ScanSettings(records, float(seconds))
+
+
+def _valid_cron(schedule: str) -> bool:
+    from croniter import croniter
+
+    return len(schedule.split()) in (5, 6) and croniter.is_valid(schedule)
 
 
 def _key_line(text: str, table: str | None, key: str | None) -> int | None:

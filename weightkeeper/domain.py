@@ -39,6 +39,7 @@ class EventKind(StrEnum):
     SUSPECTED_MISSING = "suspected_missing"
     DELETED = "deleted"
     RESTORED = "restored"
+    STAGE_CHANGED = "stage_changed"  # a registry's lifecycle stage (MLflow: Staging, Production, Archived)
     ARCHIVE_VERIFIED = "archive_verified"
 
 

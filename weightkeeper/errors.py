@@ -28,5 +28,9 @@ class RegistryUnavailable(WeightkeeperError):
     """The registry could not be listed or asked right now; nothing may be concluded from silence."""
 
 
+class LeaseHeld(WeightkeeperError):
+    """Another process is scanning this registry right now."""
+
+
 class LedgerError(WeightkeeperError):
     """The ledger database cannot be used as it is."""

@@ -1,6 +1,6 @@
 """The contract every registry adapter keeps, in the style of Software Heritage's swh-lister.
 
-One class per registry kind with the same three methods:
+One class per registry kind with the same four methods:
 
 - `pages(cursor)` yields raw pages of the listing, starting after `cursor`;
   each page carries the cursor to resume after it.
@@ -8,6 +8,8 @@ One class per registry kind with the same three methods:
   models whose data cannot be read; a problem never reads as a deletion).
 - `lookup(name)` asks about one model directly: the only way a model that
   is missing from a listing becomes `deleted`.
+- `check()` verifies that the registry answers and accepts our credentials,
+  and says what it verified (`weightkeeper registry check`).
 
 Any of them raises `RegistryUnavailable` when the registry cannot answer; the
 scan engine then concludes nothing.
@@ -35,6 +37,8 @@ class RegistryAdapter(Protocol):
 
     def lookup(self, name: str) -> LookupResult: ...
 
+    def check(self) -> str: ...
+
 
 class DigestCache(Protocol):
     """Remembers a file's sha256 by (path, size, stamp) so it is computed once per change.
@@ -46,3 +50,12 @@ class DigestCache(Protocol):
     def get(self, path: str, size: int, stamp: str) -> str | None: ...
 
     def put(self, path: str, size: int, stamp: str, sha256: str) -> None: ...
+
+
+class AdapterCache(Protocol):
+    """Text an adapter keeps between scans under its own keys (a model's file list at a revision, say),
+    so what only changes with a revision is fetched once per revision, not once per scan."""
+
+    def get(self, key: str) -> str | None: ...
+
+    def put(self, key: str, value: str) -> None: ...

@@ -20,7 +20,7 @@ import gc
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 
@@ -46,13 +46,14 @@ from weightkeeper.registry import RegistryAdapter
 # Fields whose change is recorded as a new observation but is no event of its own.
 BOOKKEEPING_FIELDS = frozenset({"downloads", "likes", "last_modified", "key"})
 DEPRECATION_FIELDS = frozenset({"shutdown_date", "successor"})
+STAGE = "stage"  # the key of `ModelRecord.extra` holding a registry's lifecycle stage
 LOOKUP_BATCH = 100
 
 
 @dataclass
 class ScanResult:
     registry: str
-    scan_id: int
+    scan_id: int | None  # None: the registry could not even be opened (a missing token, say)
     status: str
     resumed: bool
     pages: int = 0
@@ -81,11 +82,13 @@ def change_events(prior: ModelRecord, record: ModelRecord) -> list[tuple[EventKi
         events.append(
             (EventKind.DEPRECATION_ANNOUNCED, {"shutdown_date": record.shutdown_date, "successor": record.successor})
         )
+    if prior.extra.get(STAGE) != record.extra.get(STAGE):
+        events.append((EventKind.STAGE_CHANGED, {"from": prior.extra.get(STAGE), "to": record.extra.get(STAGE)}))
     # A withdrawn shutdown date, or a successor named without one, is an update like any other.
     silent = BOOKKEEPING_FIELDS | {"name", "visibility"} | (DEPRECATION_FIELDS if announced else frozenset())
-    content = [name for name in changed if name not in silent]
+    content = _inner_changes([name for name in changed if name not in silent], prior, record)
     if content:
-        events.append((EventKind.UPDATED, {"changed": _expand_card(content, prior, record)}))
+        events.append((EventKind.UPDATED, {"changed": content}))
     return events
 
 
@@ -93,12 +96,23 @@ def _without_card(files: tuple[FileEntry, ...]) -> tuple[FileEntry, ...]:
     return tuple(entry for entry in files if entry.path != CARD_FILE)
 
 
-def _expand_card(changed: list[str], prior: ModelRecord, record: ModelRecord) -> list[str]:
-    if "card" not in changed or prior.card is None or record.card is None:
-        return changed
-    card_fields = [f"card.{f.name}" for f in fields(prior.card) if f.name != "digest"
-                   and getattr(prior.card, f.name) != getattr(record.card, f.name)]
-    return [name for name in changed if name != "card"] + (card_fields or ["card"])
+def _inner_changes(changed: list[str], prior: ModelRecord, record: ModelRecord) -> list[str]:
+    """The changed fields, with `card` and `extra` named by what changed inside them (`card.license`)."""
+    named: list[str] = []
+    for name in changed:
+        if name == "card" and prior.card is not None and record.card is not None:
+            named += [f"card.{f.name}" for f in fields(prior.card) if f.name != "digest"
+                      and getattr(prior.card, f.name) != getattr(record.card, f.name)] or ["card"]
+        elif name == "extra":  # the stage has an event of its own
+            named += [f"extra.{key}" for key in sorted(prior.extra.keys() | record.extra.keys())
+                      if key != STAGE and prior.extra.get(key) != record.extra.get(key)]
+        else:
+            named.append(name)
+    return named
+
+
+class ScanStopped(Exception):
+    """The scan was asked to stop (SIGTERM under `watch`); what it committed stands and is resumed."""
 
 
 def _json_extend(array: str, more: list[int]) -> str:
@@ -149,9 +163,13 @@ class Scanner:
     """Runs (or resumes) one scan of one registry into the ledger."""
 
     def __init__(self, ledger: Ledger, registry: RegistryConfig, adapter: RegistryAdapter, *,
-                 allow_empty: bool = False, settings: ScanSettings = ScanSettings()) -> None:
+                 allow_empty: bool = False, settings: ScanSettings = ScanSettings(),
+                 should_stop: Callable[[], bool] = lambda: False,
+                 progress: Callable[[int, int], object] | None = None) -> None:
+        """`should_stop` is asked after each page and lookup batch: when it says so, the scan commits what
+        it has and ends `interrupted`, to be resumed. `progress(pages, models)` hears of each page read."""
         self.ledger, self.registry, self.adapter, self.allow_empty = ledger, registry, adapter, allow_empty
-        self.settings = settings
+        self.settings, self.should_stop, self.progress = settings, should_stop, progress
         self.registry_seconds = 0.0
         self.conn: sqlite3.Connection = ledger.conn
         self.registry_id = ledger.registry_id(registry.name, registry.kind, registry.location)
@@ -177,6 +195,8 @@ class Scanner:
                 with self.ledger.transaction() as conn:
                     conn.execute("UPDATE scans SET phase = 'resolving', cursor = NULL WHERE id = ?", (scan_id,))
             self._resolve(scan_id)
+        except ScanStopped:
+            self._finish(scan_id, "interrupted", "stopped on request; the next scan resumes from the last committed page")
         except RegistryUnavailable as exc:
             self._finish(scan_id, "failed", str(exc))
         except OSError as exc:
@@ -228,12 +248,18 @@ class Scanner:
 
     def _list(self, scan_id: int, cursor: str | None) -> None:
         """Read pages from the registry and write them in batches, each with the cursor after its last page."""
-        batch, flushed = _Batch(), time.perf_counter()
+        batch, flushed, pages, models = _Batch(), time.perf_counter(), 0, 0
         try:
             for page in self._timed(self.adapter.pages(cursor)):
                 started = time.perf_counter()
-                batch.add(page, self.adapter.records(page))
+                items = self.adapter.records(page)
+                batch.add(page, items)
                 self.registry_seconds += time.perf_counter() - started
+                pages, models = pages + 1, models + len(items)
+                if self.progress:
+                    self.progress(pages, models)
+                if self.should_stop():
+                    raise ScanStopped
                 if (len(batch.records) + len(batch.problems) >= self.settings.commit_records
                         or time.perf_counter() - flushed >= self.settings.commit_seconds):
                     full, batch = batch, _Batch()
@@ -360,9 +386,10 @@ class Scanner:
         was: str,
         source: str = "listing",
         renamed_from: str | None = None,
+        prior: ModelRecord | None = None,
     ) -> None:
         """Record a new observation of a known model and the events that explain the change."""
-        prior = self.ledger.load_record(prior_observation)
+        prior = prior or self.ledger.load_record(prior_observation)
         observation_id = self.ledger.add_observation(model_id, scan_id, record, source=source)
         # Only the columns that change: an indexed column in the SET list costs a write to its index.
         columns = {"digest": record.digest(), "last_observation_id": observation_id, "last_seen": now_iso()}
@@ -477,6 +504,8 @@ class Scanner:
         ).fetchall()
         suspects += [(row["id"], row["name"], row["last_observation_id"], row["state"]) for row in hidden]
         for start in range(0, len(suspects), LOOKUP_BATCH):
+            if self.should_stop():
+                raise ScanStopped
             batch = suspects[start : start + LOOKUP_BATCH]
             answers = [(suspect, self._lookup(suspect[1])) for suspect in batch]
             with self.ledger.transaction():
@@ -496,11 +525,7 @@ class Scanner:
                       answer: LookupResult | RegistryUnavailable) -> None:
         if isinstance(answer, RegistryUnavailable):
             outcome = "still suspected missing" if was == ModelState.SUSPECTED_MISSING else "nothing concluded"
-            self.conn.execute(
-                "INSERT INTO problems (scan_id, at, model_name, message) VALUES (?, ?, ?, ?)",
-                (scan_id, now_iso(), name, f"lookup failed, {outcome}: {answer}"),
-            )
-            self.conn.execute("UPDATE scans SET problems = problems + 1 WHERE id = ?", (scan_id,))
+            self._problem(scan_id, name, f"lookup failed, {outcome}: {answer}")
         elif isinstance(answer, Gone):
             if was == ModelState.PRESENT:  # a hidden model the listing leaves out: suspected and confirmed at once
                 self._event(EventKind.SUSPECTED_MISSING, model_id, scan_id, prior_observation, None,
@@ -514,7 +539,22 @@ class Scanner:
             record = answer.record if isinstance(answer, Found) else replace(prior, visibility=answer.visibility)
             if was == ModelState.PRESENT and record == prior:
                 return  # still hidden, as recorded
-            self._observe(scan_id, model_id, record, prior_observation, was=was, source="lookup")
+            renamed_from = None
+            if record.name != name:  # the registry answered for the model under its new name (a redirect)
+                holder = self.conn.execute("SELECT id FROM models WHERE registry_id = ? AND name = ?",
+                                           (self.registry_id, record.name)).fetchone()
+                if holder is not None:
+                    self._problem(scan_id, name, f"a lookup answered as {record.name}, which the ledger holds "
+                                                 "as another model; nothing concluded")
+                    return
+                renamed_from = name
+            self._observe(scan_id, model_id, record, prior_observation, was=was, source="lookup",
+                          renamed_from=renamed_from, prior=prior)
+
+    def _problem(self, scan_id: int, name: str | None, message: str) -> None:
+        self.conn.execute("INSERT INTO problems (scan_id, at, model_name, message) VALUES (?, ?, ?, ?)",
+                          (scan_id, now_iso(), name, message))
+        self.conn.execute("UPDATE scans SET problems = problems + 1 WHERE id = ?", (scan_id,))
 
     def _finish(self, scan_id: int, status: str, error: str | None) -> None:
         with self.ledger.transaction() as conn:

@@ -62,6 +62,9 @@ class LocalFolderRegistry:
         except ModelFolderError as exc:
             raise RegistryUnavailable(f"{folder} exists but cannot be read: {exc}") from exc
 
+    def check(self) -> str:
+        return f"folder {self.root} is readable and holds {len(self._model_names())} model folders"
+
     def _require_root(self) -> None:
         if not self.root.is_dir():
             raise RegistryUnavailable(

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from weightkeeper import __version__
+from weightkeeper.config import REGISTRY_KINDS
 from weightkeeper.errors import WeightkeeperError
 
 EXIT_OK, EXIT_REGISTRY_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -59,10 +60,26 @@ def build_parser() -> argparse.ArgumentParser:
     registry_commands = registry.add_subparsers(title="registry commands", metavar="ACTION", required=True)
     add = registry_commands.add_parser("add", parents=[home], help="add a registry to the config")
     add.add_argument("name", help="a short name for the registry (letters, digits, . _ -)")
-    add.add_argument("--kind", required=True, choices=["local"], help="what kind of registry it is")
+    add.add_argument("--kind", required=True, choices=list(REGISTRY_KINDS), help="what kind of registry it is")
     add.add_argument("--path", metavar="DIR", help="local: the folder of model folders")
+    add.add_argument("--endpoint", metavar="URL", help="hf: the Hub (default https://huggingface.co)")
+    add.add_argument("--author", metavar="ORG", help="hf: watch this user's or organisation's models")
+    add.add_argument("--search", metavar="TEXT", help="hf: watch models whose name contains TEXT")
+    add.add_argument("--filter", metavar="TAG", help="hf: watch models with this tag, e.g. "
+                                                     "base_model:finetune:meta-llama/Llama-3.1-8B")
+    add.add_argument("--files", metavar="GLOB", help="hf: record file lists (sizes, sha256) of matching models")
+    add.add_argument("--base-url", metavar="URL", help="openai: the API (default https://api.openai.com/v1)")
+    add.add_argument("--deprecations", metavar="FILE_OR_URL", help="openai: the provider's deprecations page")
+    add.add_argument("--url", metavar="URL", help="mlflow: the tracking server; ollama: the server "
+                                                  "(default http://127.0.0.1:11434)")
+    add.add_argument("--token-env", "--api-key-env", dest="token_env", metavar="VAR",
+                     help="the NAME of the environment variable holding the token or API key")
     add.add_argument("--schedule", metavar="CRON", help="cron expression for `weightkeeper watch`")
     add.set_defaults(handler=cmd_registry_add)
+    check = registry_commands.add_parser("check", parents=[home], help="verify a registry answers and accepts "
+                                                                       "its credentials")
+    check.add_argument("name", help="the registry to check")
+    check.set_defaults(handler=cmd_registry_check)
     listing = registry_commands.add_parser("list", parents=[home], help="list the configured registries")
     listing.add_argument("--json", action="store_true", help="print JSON")
     listing.set_defaults(handler=cmd_registry_list)
@@ -75,6 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--allow-empty", action="store_true",
                       help="accept an empty listing of a registry that had models (otherwise refused as an outage)")
     scan.set_defaults(handler=cmd_scan)
+
+    watch = commands.add_parser("watch", parents=[home], help="scan registries on their cron schedules until stopped",
+                                description="Runs each registry's scan on the `schedule` in its config table. "
+                                            "SIGTERM or Ctrl-C stops after the current page; an interrupted scan "
+                                            "resumes at the next start.")
+    watch.add_argument("names", nargs="*", metavar="NAME", help="registries to watch (default: all)")
+    watch.add_argument("--jitter", type=float, default=30.0, metavar="SECONDS",
+                       help="start each scan up to this many seconds after its cron time (default 30)")
+    watch.set_defaults(handler=cmd_watch)
 
     ledger = commands.add_parser("ledger", parents=[home], help="show recorded events")
     ledger.add_argument("--kind", action="append", default=[], metavar="KIND",
@@ -116,12 +142,53 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_registry_add(args: argparse.Namespace) -> int:
     from weightkeeper import config
 
-    if args.kind == "local" and not args.path:
-        raise WeightkeeperError("a local registry needs --path DIR (the folder of model folders)")
-    settings = {"path": str(Path(args.path).expanduser().resolve())}
-    registry = config.RegistryConfig(args.name, args.kind, settings, args.schedule or config.DEFAULT_SCHEDULE)
+    required, optional = REGISTRY_KINDS[args.kind]
+    allowed = sorted(required | optional) + ["token_env"]
+    every = {key for keys in REGISTRY_KINDS.values() for key in keys[0] | keys[1]} | {"token_env"}
+    given = {key: getattr(args, key) for key in sorted(every) if getattr(args, key)}
+    for key in sorted(set(given) - set(allowed)):
+        raise WeightkeeperError(f"{_flag(key)} does not apply to a {args.kind} registry; "
+                                f"it takes {', '.join(map(_flag, allowed))}")
+    for key in sorted(required - set(given)):
+        raise WeightkeeperError(f"a {args.kind} registry needs {_flag(key)}")
+    if args.kind == "hf" and not (args.author or args.search or args.filter):
+        raise WeightkeeperError("a hf registry watches a scope: give at least one of --author, --search, --filter")
+    settings = {option: value for option, value in given.items() if option != "token_env"}
+    for option in ("path", "deprecations"):
+        if option in settings and "://" not in settings[option]:
+            settings[option] = str(Path(settings[option]).expanduser().resolve())
+    registry = config.RegistryConfig(args.name, args.kind, settings, args.schedule or config.DEFAULT_SCHEDULE,
+                                     args.token_env)
     path = config.add_registry(_home(args), registry)
-    print(f"added registry '{args.name}' ({args.kind}, {settings['path']}) to {path}")
+    print(f"added registry '{args.name}' ({args.kind}, {registry.location}) to {path}")
+    return EXIT_OK
+
+
+def _flag(setting: str) -> str:
+    return "--" + setting.replace("_", "-")
+
+
+def cmd_registry_check(args: argparse.Namespace) -> int:
+    from tools.registries import open_registry
+    from weightkeeper import config
+    from weightkeeper.errors import RegistryUnavailable, UnknownRegistryError
+    from weightkeeper.ledger import Ledger
+    from weightkeeper.ledger.store import LedgerAdapterCache, LedgerDigestCache
+
+    settings = config.load(_home(args))
+    registry = settings.registries.get(args.name)
+    if registry is None:
+        raise UnknownRegistryError(args.name, sorted(settings.registries))
+    with Ledger(settings.ledger_path) as ledger:
+        registry_id = ledger.registry_id(registry.name, registry.kind, registry.location)
+        try:
+            adapter = open_registry(registry, digests=LedgerDigestCache(ledger, registry_id),
+                                    cache=LedgerAdapterCache(ledger, registry_id))
+            verified = adapter.check()
+        except RegistryUnavailable as exc:
+            print(f"{registry.name}: not working: {exc}", file=sys.stderr)
+            return EXIT_REGISTRY_FAILED
+    print(f"{registry.name}: ok: {verified}")
     return EXIT_OK
 
 
@@ -151,6 +218,20 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([asdict(result) for result in results], indent=2))
     return EXIT_OK if all(result.ok for result in results) else EXIT_REGISTRY_FAILED
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    import threading
+
+    from weightkeeper.watch import watch
+
+    if args.jitter < 0:
+        raise WeightkeeperError("--jitter must be 0 or more seconds")
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    watch(_home(args), args.names, stop, jitter=args.jitter, log=lambda line: print(line, flush=True))
+    return EXIT_OK
 
 
 def cmd_ledger(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""Scanning configured registries from the command line (and the demo)."""
+"""Scanning configured registries from the command line, `watch` and the demo."""
 
 from __future__ import annotations
 
@@ -6,14 +6,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from weightkeeper import config
-from weightkeeper.errors import UnknownRegistryError
+from weightkeeper.cli.progress import ScanDisplay, display_for
+from weightkeeper.errors import LeaseHeld, RegistryUnavailable, UnknownRegistryError
 from weightkeeper.ledger import Ledger
-from weightkeeper.ledger.store import LedgerDigestCache
+from weightkeeper.ledger.store import LedgerAdapterCache, LedgerDigestCache
 from weightkeeper.scan import Scanner, ScanResult
 
 
 def scan_registries(home: Path, names: list[str], *, log: Callable[[str], object] | None = print,
-                    allow_empty: bool = False) -> list[ScanResult]:
+                    allow_empty: bool = False, should_stop: Callable[[], bool] = lambda: False,
+                    display: ScanDisplay | None = None) -> list[ScanResult]:
     """One pass over each named registry (all when none are named); a failing registry never stops the others."""
     settings = config.load(home)
     for name in names:
@@ -22,21 +24,49 @@ def scan_registries(home: Path, names: list[str], *, log: Callable[[str], object
     chosen = [settings.registries[name] for name in names] if names else list(settings.registries.values())
     if not chosen and log:
         log("no registries configured; add one with `weightkeeper registry add NAME --kind local --path DIR`")
-    from tools.registries import open_registry
-
+    display = display or display_for(log)
     results = []
     with Ledger(settings.ledger_path) as ledger:
         for registry in chosen:
-            registry_id = ledger.registry_id(registry.name, registry.kind, registry.location)
-            adapter = open_registry(registry, LedgerDigestCache(ledger, registry_id))
-            result = Scanner(ledger, registry, adapter, allow_empty=allow_empty, settings=settings.scan).run()
+            if should_stop():
+                break
+            result = scan_one(ledger, registry, settings.scan, allow_empty=allow_empty, should_stop=should_stop,
+                              display=display)
             results.append(result)
             if log:
                 log(describe(result))
     return results
 
 
+def scan_one(ledger: Ledger, registry: config.RegistryConfig, settings: config.ScanSettings, *,
+             allow_empty: bool = False, should_stop: Callable[[], bool] = lambda: False,
+             display: ScanDisplay | None = None) -> ScanResult:
+    """Scan one registry under its lease: never two scans of a registry at once, whichever process runs them."""
+    from tools.registries import open_registry
+
+    registry_id = ledger.registry_id(registry.name, registry.kind, registry.location)
+    try:
+        with ledger.scan_lease(registry_id, registry.name):
+            adapter = open_registry(registry, digests=LedgerDigestCache(ledger, registry_id),
+                                    cache=LedgerAdapterCache(ledger, registry_id),
+                                    on_wait=display.wait if display else None)
+            if display:
+                display.start(registry.name)
+            try:
+                return Scanner(ledger, registry, adapter, allow_empty=allow_empty, settings=settings,
+                               should_stop=should_stop, progress=display.progress if display else None).run()
+            finally:
+                if display:
+                    display.stop()
+    except LeaseHeld as exc:
+        return ScanResult(registry.name, None, "skipped", False, error=str(exc))
+    except RegistryUnavailable as exc:
+        return ScanResult(registry.name, None, "failed", False, error=str(exc))
+
+
 def describe(result: ScanResult) -> str:
+    if result.scan_id is None:
+        return f"{result.registry}: not scanned ({result.status})\n  {result.error}"
     events = ", ".join(f"{kind} {count}" for kind, count in result.events.items()) or "no changes"
     line = (f"{result.registry}: scan {result.scan_id} {result.status}{' (resumed)' if result.resumed else ''}"
             f" — {result.models_seen} models in {result.pages} pages; {events}")

@@ -179,6 +179,21 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (scan_id, part)
     );
     """,
+    # 3: what adapters keep between scans (a Hub model's file list at its revision), and the lease
+    # that keeps two processes (`watch`, `scan`) from scanning one registry at once.
+    """
+    CREATE TABLE scan_leases (
+        registry_id INTEGER PRIMARY KEY REFERENCES registries(id),
+        holder TEXT NOT NULL,      -- host:pid:random of the process scanning
+        expires_at REAL NOT NULL   -- unix time; renewed while the scan runs, free once past
+    );
+    CREATE TABLE adapter_cache (
+        registry_id INTEGER NOT NULL REFERENCES registries(id),
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (registry_id, key)
+    ) WITHOUT ROWID;
+    """,
 )
 
 

@@ -7,21 +7,26 @@ what justified every change is an observation that an event points at.
 from __future__ import annotations
 
 import json
+import os
+import secrets
+import socket
 import sqlite3
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from weightkeeper.domain import Card, EventKind, FileEntry, Lineage, ModelRecord, Visibility
-from weightkeeper.errors import LedgerError
+from weightkeeper.errors import LeaseHeld, LedgerError
 from weightkeeper.ledger.migrations import migrate
 
 BUSY_TIMEOUT_MS = 30_000
 CACHE_KIB = 64 * 1024
 WAL_CHECKPOINT_PAGES = 16_384
+LEASE_SECONDS = 60.0
 
 
 def now_iso() -> str:
@@ -68,29 +73,79 @@ class Ledger:
         self.conn.execute("COMMIT")
 
     @contextmanager
-    def checkpoints_in_background(self, interval: float = 0.2) -> Iterator[None]:
-        """While a long run of writes goes on, copy the WAL into the database from a second connection.
-
-        The copying (and its fsyncs) then runs on another core instead of stalling a commit now and
-        then; before this returns, what the WAL still holds is copied too.
-        """
+    def _meanwhile(self, interval: float, work: Callable[[sqlite3.Connection], object], *,
+                   once_more: bool = False) -> Iterator[None]:
+        """Run `work` on a second connection every `interval` seconds while the block runs
+        (and once more after it, with `once_more`)."""
         stop = threading.Event()
 
-        def checkpoint() -> None:
-            with closing(sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000)) as conn:
+        def loop() -> None:
+            with closing(sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)) as conn:
                 while not stop.wait(interval):
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    work(conn)
+                if once_more:
+                    work(conn)
 
-        self.conn.execute("PRAGMA wal_autocheckpoint=0")
-        worker = threading.Thread(target=checkpoint, name="ledger-checkpoints", daemon=True)
+        worker = threading.Thread(target=loop, name=f"ledger-{work.__name__}", daemon=True)
         worker.start()
         try:
             yield
         finally:
             stop.set()
             worker.join()
+
+    @contextmanager
+    def checkpoints_in_background(self, interval: float = 0.2) -> Iterator[None]:
+        """While a long run of writes goes on, copy the WAL into the database from a second connection.
+
+        The copying (and its fsyncs) then runs on another core instead of stalling a commit now and
+        then; before this returns, what the WAL still holds is copied too.
+        """
+
+        def checkpoint(conn: sqlite3.Connection) -> None:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+        self.conn.execute("PRAGMA wal_autocheckpoint=0")
+        try:
+            with self._meanwhile(interval, checkpoint, once_more=True):
+                yield
+        finally:
             self.conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+
+    @contextmanager
+    def scan_lease(self, registry_id: int, registry: str, ttl: float = LEASE_SECONDS) -> Iterator[None]:
+        """Hold the registry's scan lease while the block runs, renewing it from a second connection;
+        raise `LeaseHeld` when another live process holds it. A crashed holder's lease lapses after `ttl`."""
+        holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        with self.transaction() as conn:
+            taken = conn.execute(
+                "INSERT INTO scan_leases (registry_id, holder, expires_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (registry_id) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at"
+                " WHERE scan_leases.expires_at < ?",
+                (registry_id, holder, time.time() + ttl, time.time()),
+            ).rowcount
+            if not taken:
+                other, until = conn.execute("SELECT holder, expires_at FROM scan_leases WHERE registry_id = ?",
+                                            (registry_id,)).fetchone()
+                taken = not _alive(other) and conn.execute(
+                    "UPDATE scan_leases SET holder = ?, expires_at = ? WHERE registry_id = ? AND holder = ?",
+                    (holder, time.time() + ttl, registry_id, other),
+                ).rowcount
+            if not taken:
+                raise LeaseHeld(f"registry '{registry}' is being scanned by {other.rsplit(':', 1)[0]} (host:pid); "
+                                f"skipped. Its lease lapses {max(0, until - time.time()):.0f} s after its last "
+                                "renewal if that process died")
+
+        def renew(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE scan_leases SET expires_at = ? WHERE registry_id = ? AND holder = ?",
+                         (time.time() + ttl, registry_id, holder))
+
+        try:
+            with self._meanwhile(ttl / 3, renew):
+                yield
+        finally:
+            with self.transaction() as conn:
+                conn.execute("DELETE FROM scan_leases WHERE registry_id = ? AND holder = ?", (registry_id, holder))
 
     def registry_id(self, name: str, kind: str, location: str) -> int:
         with self.transaction() as conn:
@@ -196,6 +251,21 @@ class Ledger:
         return cursor.lastrowid
 
 
+def _alive(holder: str) -> bool:
+    """Whether a lease holder (host:pid:nonce) may still be running; only a process on this host can be
+    known dead (killed with -9, say), and then its lease need not wait to lapse."""
+    host, pid, _ = holder.rsplit(":", 2)
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return True
+    return True
+
+
 def _json_or_none(value: Any) -> str | None:
     return None if value is None else json.dumps(value, sort_keys=True)
 
@@ -222,3 +292,20 @@ class LedgerDigestCache:
             "INSERT OR REPLACE INTO file_digests (registry_id, path, size, stamp, sha256) VALUES (?, ?, ?, ?, ?)",
             (self.registry_id, path, size, stamp, sha256),
         )
+
+
+class LedgerAdapterCache:
+    """The ledger-backed `AdapterCache` of one registry."""
+
+    def __init__(self, ledger: Ledger, registry_id: int) -> None:
+        self.conn, self.registry_id = ledger.conn, registry_id
+
+    def get(self, key: str) -> str | None:
+        row = self.conn.execute(
+            "SELECT value FROM adapter_cache WHERE registry_id = ? AND key = ?", (self.registry_id, key)
+        ).fetchone()
+        return row and row[0]
+
+    def put(self, key: str, value: str) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO adapter_cache (registry_id, key, value) VALUES (?, ?, ?)",
+                          (self.registry_id, key, value))

@@ -1,0 +1,106 @@
+"""HTTP for the registry adapters that speak to a service with `httpx`: retries, rate limits, clear errors.
+
+A registry that does not answer properly raises `RegistryUnavailable`, never an empty
+answer: connection errors, timeouts, resets, 5xx, truncated or malformed JSON, and 429
+once its waits run out. 429 and 503 are honoured with the server's own wait (the
+`RateLimit` header's `t=`, else `Retry-After`), other transient faults with exponential
+backoff. Each wait is reported to `on_wait` so an interactive scan can show it.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from weightkeeper.errors import RegistryUnavailable
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+WaitReporter = Callable[[float, str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    attempts: int = 5
+    first_backoff: float = 0.5
+    max_wait: float = 120.0  # a single wait asked by the server beyond this is not honoured: the scan fails
+
+
+def server_wait(response: httpx.Response) -> float | None:
+    """Seconds the server asks us to wait: `RateLimit: ...;t=N` (the Hub), else `Retry-After` (seconds or a date)."""
+    ratelimit = response.headers.get("RateLimit")
+    if ratelimit:
+        match = re.search(r"(?:^|[;,\s])t=(\d+(?:\.\d+)?)", ratelimit)
+        if match:
+            return float(match.group(1))
+    retry_after = response.headers.get("Retry-After")
+    if retry_after is None:
+        return None
+    if retry_after.strip().replace(".", "", 1).isdigit():
+        return float(retry_after)
+    try:
+        when = email.utils.parsedate_to_datetime(retry_after)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def request(
+    client: httpx.Client,
+    method: str,
+    url: str,
+    *,
+    what: str,
+    ok_statuses: frozenset[int] = frozenset(),
+    policy: RetryPolicy = RetryPolicy(),
+    on_wait: WaitReporter | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    **kwargs: Any,
+) -> httpx.Response:
+    """Send a request, retrying transient faults. Returns a 2xx response or one whose status is in
+    `ok_statuses` (a 404 that means "gone", say); anything else raises `RegistryUnavailable` naming `what`."""
+    problem = ""
+    for attempt in range(1, policy.attempts + 1):
+        try:
+            response = client.request(method, url, **kwargs)
+        except httpx.TimeoutException as exc:
+            problem, wait = f"timed out ({type(exc).__name__})", None
+        except httpx.TransportError as exc:
+            problem, wait = f"connection failed ({type(exc).__name__}: {exc})", None
+        else:
+            if response.is_success or response.status_code in ok_statuses:
+                return response
+            if response.status_code not in RETRY_STATUSES:
+                raise RegistryUnavailable(f"{what}: HTTP {response.status_code} {_reason(response)}")
+            problem, wait = f"HTTP {response.status_code} {_reason(response)}", server_wait(response)
+            if wait is not None and wait > policy.max_wait:
+                raise RegistryUnavailable(f"{what}: {problem}; the server asks to wait {wait:.0f} s, "
+                                          f"more than the {policy.max_wait:.0f} s allowed; try again later")
+        if attempt == policy.attempts:
+            break
+        wait = policy.first_backoff * 2 ** (attempt - 1) if wait is None else wait
+        if on_wait:
+            on_wait(wait, f"{what}: {problem}")
+        sleep(wait)
+    raise RegistryUnavailable(f"{what}: {problem} after {policy.attempts} attempts; nothing was concluded")
+
+
+def json_of(response: httpx.Response, what: str) -> Any:
+    """The response's JSON; truncated or malformed text is an unavailable registry, not an empty one."""
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise RegistryUnavailable(
+            f"{what}: the answer is not valid JSON ({exc}); it may have been cut off, nothing was concluded"
+        ) from exc
+
+
+def _reason(response: httpx.Response) -> str:
+    text = response.text.strip().replace("\n", " ")
+    return f"({text[:200]})" if text else f"({response.reason_phrase})"
