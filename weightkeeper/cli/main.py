@@ -223,7 +223,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
 def cmd_watch(args: argparse.Namespace) -> int:
     import threading
 
-    from weightkeeper.watch import watch
+    from weightkeeper.cli.watch import watch
 
     if args.jitter < 0:
         raise WeightkeeperError("--jitter must be 0 or more seconds")
