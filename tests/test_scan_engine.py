@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from registry_fakes import MemoryRegistry
 
+from weightkeeper.config import ScanSettings
 from weightkeeper.domain import Card, FileEntry, Found, Hidden, Lineage, LookupResult, ModelRecord, Visibility
 from weightkeeper.ledger import Ledger
 from weightkeeper.ledger.queries import EventFilter, events
@@ -143,6 +144,8 @@ def test_a_hidden_model_is_a_visibility_change_never_a_deletion(ledger: Ledger) 
     del registry.models["a/two"]
     result = scan(ledger, registry)
     assert kinds(ledger, result) == [("suspected_missing", "a/two"), ("visibility_changed", "a/two")]
+    changed = events(ledger, EventFilter(scan_id=result.scan_id, kinds=("visibility_changed",)))
+    assert changed[0]["detail"] == {"from": "public", "to": "private", "reason": "401: repository is private"}
     state = ledger.conn.execute("SELECT state, visibility FROM models WHERE name = 'a/two'").fetchone()
     assert tuple(state) == ("present", "private")
 
@@ -274,8 +277,7 @@ def test_a_lookup_answering_under_a_new_name_is_a_rename_never_a_deletion(ledger
     rows = events(ledger, EventFilter(scan_id=result.scan_id))
     assert [(row["event"], row["detail"]) for row in rows] == [
         ("suspected_missing", {"reason": "absent from a complete listing"}),
-        ("restored", {"was": "suspected_missing", "via": "lookup"}),
-        ("renamed", {"from": "acme/one", "to": "other-org/one"}),
+        ("renamed", {"from": "acme/one", "to": "other-org/one"}),  # explained, so not "restored"
     ]
     assert ledger.conn.execute("SELECT state FROM models WHERE name = 'other-org/one'").fetchone()[0] == "present"
 
@@ -304,3 +306,23 @@ def test_a_stage_change_is_its_own_event_and_other_extra_fields_are_named_in_upd
     assert [(row["event"], row["detail"]) for row in events(ledger, EventFilter(scan_id=realiased.scan_id))] == [
         ("updated", {"changed": ["extra.aliases"]})
     ]
+
+
+def test_an_unfinished_scan_of_a_registry_whose_location_changed_lists_again_from_the_start(ledger: Ledger) -> None:
+    cursors: list[str | None] = []
+
+    class Recording(MemoryRegistry):
+        def pages(self, cursor: str | None):
+            cursors.append(cursor)
+            return super().pages(cursor)
+
+    registry = Recording(models={r.name: r for r in (record("a/one"), record("a/two"), record("a/three"))},
+                         page_size=1, fail_page=1)
+    assert scan(ledger, registry).status == "failed"
+    registry.fail_page = None
+    moved = replace(registry.config(), settings={"path": "memory://moved"})  # say, another author on the Hub
+    result = Scanner(ledger, moved, registry, settings=ScanSettings(commit_records=1)).run()
+    assert (result.resumed, result.status, result.pages, result.models_seen) == (True, "complete", 3, 3)
+    assert cursors == [None, None], "the cursor of the old location was not followed"
+    # a/one appeared in the first attempt; listed again, it matches and repeats nothing.
+    assert sorted(kinds(ledger, result)) == [("appeared", "a/one"), ("appeared", "a/three"), ("appeared", "a/two")]

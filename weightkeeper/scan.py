@@ -31,6 +31,7 @@ from weightkeeper.domain import (
     FileEntry,
     Found,
     Gone,
+    Hidden,
     LookupResult,
     ModelRecord,
     ModelState,
@@ -40,6 +41,7 @@ from weightkeeper.domain import (
 )
 from weightkeeper.errors import RegistryUnavailable
 from weightkeeper.ledger import Ledger, now_iso
+from weightkeeper.ledger.store import NewEvent
 from weightkeeper.listed import ListedModels
 from weightkeeper.registry import RegistryAdapter
 
@@ -272,8 +274,8 @@ class Scanner:
 
     def _write_batch(self, scan_id: int, batch: _Batch) -> None:
         started = time.perf_counter()
-        names = list(batch.records)
-        digests = json.dumps([record.digest() for record in batch.records.values()])
+        records = list(batch.records.values())
+        digests = [record.digest() for record in records]
         self.registry_seconds += time.perf_counter() - started
         with self.ledger.transaction() as conn:
             page_no = conn.execute("SELECT pages FROM scans WHERE id = ?", (scan_id,)).fetchone()[0] + batch.pages
@@ -289,10 +291,10 @@ class Scanner:
                 " json_group_array(j.key) FILTER (WHERE m.id IS NULL)"
                 " FROM json_each(?) j LEFT JOIN models m INDEXED BY models_present"
                 " ON m.registry_id = ? AND m.state = 'present' AND m.digest = j.value",
-                (digests, self.registry_id),
+                (json.dumps(digests), self.registry_id),
             ).fetchone()
-            by_name = [self._listed_by_name(scan_id, batch.records[names[position]])
-                       for position in json.loads(unmatched)]
+            by_name: list[int | None] = self._listed_by_name(
+                scan_id, [(records[position], digests[position]) for position in json.loads(unmatched)])
             # A listed model that could not be read is still listed.
             for problem in batch.problems:
                 row = conn.execute(
@@ -306,17 +308,26 @@ class Scanner:
                 (batch.cursor, page_no, len(batch.records) + len(batch.problems), len(batch.problems), scan_id),
             )
 
-    def _listed_by_name(self, scan_id: int, record: ModelRecord) -> int | None:
-        """A listed record whose digest matched no present model: a known model changed, or a new name.
-        Return the model's id, or None while a possible rename waits for the complete listing."""
-        known = self.conn.execute(
-            "SELECT id, state, last_observation_id FROM models WHERE registry_id = ? AND name = ?",
-            (self.registry_id, record.name),
-        ).fetchone()
-        if known is None:
-            return self._new_name(scan_id, record)
-        self._observe(scan_id, known["id"], record, known["last_observation_id"], was=known["state"])
-        return known["id"]
+    def _listed_by_name(self, scan_id: int, listed: list[tuple[ModelRecord, int]]) -> list[int]:
+        """Listed records whose digests matched no present model: known models that changed, and new names.
+        Return the ids of the models they are; a possible rename waits for the complete listing."""
+        if not listed:
+            return []
+        known = {row["name"]: row for row in self.conn.execute(
+            # CROSS JOIN keeps this order: probe the index once per name, never scan the models.
+            "SELECT m.name, m.id, m.state, m.last_observation_id FROM json_each(?) j"
+            " CROSS JOIN models m ON m.registry_id = ? AND m.name = j.value",
+            (json.dumps([record.name for record, _ in listed]), self.registry_id),
+        )}
+        ids, new = [], []
+        for record, digest in listed:
+            row = known.get(record.name)
+            if row is None:
+                new.append((record, digest))
+            else:
+                self._observe(scan_id, row["id"], record, row["last_observation_id"], was=row["state"])
+                ids.append(row["id"])
+        return ids + self._new_names(scan_id, new)
 
     def _keep_listed(self, scan_id: int, part: int, model_ids: str) -> None:
         self.conn.execute("INSERT INTO scan_listed (scan_id, part, model_ids) VALUES (?, ?, ?)",
@@ -343,38 +354,47 @@ class Scanner:
                 "really was removed, scan again with --allow-empty"
             )
 
-    def _new_name(self, scan_id: int, record: ModelRecord) -> int | None:
-        """A name the ledger has not seen: a new model (its id is returned), or perhaps a known one renamed.
+    def _new_names(self, scan_id: int, listed: list[tuple[ModelRecord, int]]) -> list[int]:
+        """Names the ledger has not seen: new models (their ids are returned), or perhaps known ones renamed.
 
         Which of the two is only known once the listing is complete (is the old
         name still there?), so a possible rename waits for the resolution.
         """
-        same_key = self.conn.execute(
-            "SELECT 1 FROM models WHERE registry_id = ? AND key = ? AND state != 'deleted' LIMIT 1",
-            (self.registry_id, record.key),
-        ).fetchone()
-        if same_key:
-            self.conn.execute(
-                "INSERT OR REPLACE INTO deferred_records (scan_id, name, record) VALUES (?, ?, ?)",
-                (scan_id, record.name, record.to_json()),
-            )
-            return None
-        return self._appear(scan_id, record)
+        if not listed:
+            return []
+        known_keys = {key for (key,) in self.conn.execute(
+            "SELECT DISTINCT m.key FROM json_each(?) j CROSS JOIN models m"
+            " ON m.registry_id = ? AND m.key = j.value AND m.state != 'deleted'",
+            (json.dumps([record.key for record, _ in listed]), self.registry_id),
+        )}
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO deferred_records (scan_id, name, record) VALUES (?, ?, ?)",
+            [(scan_id, record.name, record.to_json()) for record, _ in listed if record.key in known_keys],
+        )
+        return self._appear(scan_id, [(record, digest) for record, digest in listed if record.key not in known_keys])
 
-    def _appear(self, scan_id: int, record: ModelRecord) -> int:
-        now = now_iso()
-        model_id = self.conn.execute(
-            "INSERT INTO models (registry_id, name, key, state, visibility, digest, last_observation_id, first_seen,"
-            " last_seen) VALUES (?, ?, ?, 'present', ?, ?, 0, ?, ?)",
-            (self.registry_id, record.name, record.key, record.visibility.value, record.digest(), now, now),
-        ).lastrowid
-        observation_id = self.ledger.add_observation(model_id, scan_id, record)
-        self.conn.execute("UPDATE models SET last_observation_id = ? WHERE id = ?", (observation_id, model_id))
-        detail = {"visibility": record.visibility.value}
-        if record.shutdown_date:
-            detail["shutdown_date"] = record.shutdown_date
-        self._event(EventKind.APPEARED, model_id, scan_id, observation_id, None, detail)
-        return model_id
+    def _appear(self, scan_id: int, new: list[tuple[ModelRecord, int]]) -> list[int]:
+        """Record new models, in bulk: a first scan meets every model of the registry here."""
+        if not new:
+            return []
+        now, first_model, first_observation = now_iso(), self.ledger.next_id("models"), self.ledger.next_id("observations")
+        model_ids = list(range(first_model, first_model + len(new)))
+        self.conn.executemany(
+            "INSERT INTO models (id, registry_id, name, key, state, visibility, digest, last_observation_id, first_seen,"
+            " last_seen) VALUES (?, ?, ?, ?, 'present', ?, ?, ?, ?, ?)",
+            [(model_id, self.registry_id, record.name, record.key, record.visibility.value, digest,
+              first_observation + i, now, now) for i, (model_id, (record, digest)) in enumerate(zip(model_ids, new))],
+        )
+        observation_ids = self.ledger.add_observations(
+            scan_id, [(model_id, record, digest) for model_id, (record, digest) in zip(model_ids, new)],
+            first_id=first_observation)
+        self.ledger.add_events([
+            NewEvent(EventKind.APPEARED, self.registry_id, model_id, scan_id, observation_id, None,
+                     {"visibility": record.visibility.value,
+                      **({"shutdown_date": record.shutdown_date} if record.shutdown_date else {})})
+            for model_id, observation_id, (record, _) in zip(model_ids, observation_ids, new)
+        ])
+        return model_ids
 
     def _observe(
         self,
@@ -387,6 +407,7 @@ class Scanner:
         source: str = "listing",
         renamed_from: str | None = None,
         prior: ModelRecord | None = None,
+        reason: str | None = None,
     ) -> None:
         """Record a new observation of a known model and the events that explain the change."""
         prior = prior or self.ledger.load_record(prior_observation)
@@ -406,16 +427,20 @@ class Scanner:
         events = change_events(prior, record)
         if renamed_from is not None:
             events.insert(0, (EventKind.RENAMED, {"from": renamed_from, "to": record.name}))
-        explained_by_visibility = any(kind is EventKind.VISIBILITY_CHANGED for kind, _ in events)
-        if was != ModelState.PRESENT and not (was == ModelState.SUSPECTED_MISSING and explained_by_visibility):
+        if reason is not None:  # what the registry said when asked directly (a 401 may also mean deleted)
+            events = [(kind, {**detail, "reason": reason} if kind is EventKind.VISIBILITY_CHANGED else detail)
+                      for kind, detail in events]
+        # A model that went missing from the listing because it was hidden or renamed is explained, not restored.
+        explained = any(kind in (EventKind.VISIBILITY_CHANGED, EventKind.RENAMED) for kind, _ in events)
+        if was != ModelState.PRESENT and not (was == ModelState.SUSPECTED_MISSING and explained):
             events.insert(0, (EventKind.RESTORED, {"was": was, "via": source}))
         for kind, detail in events:
             self._event(kind, model_id, scan_id, observation_id, prior_observation, detail)
 
     def _event(self, kind: EventKind, model_id: int, scan_id: int, observation_id: int | None,
                prior_observation_id: int | None, detail: dict) -> None:
-        self.ledger.add_event(kind, registry_id=self.registry_id, model_id=model_id, scan_id=scan_id,
-                              observation_id=observation_id, prior_observation_id=prior_observation_id, detail=detail)
+        self.ledger.add_events([NewEvent(kind, self.registry_id, model_id, scan_id, observation_id,
+                                         prior_observation_id, detail)])
 
     # -- after a complete listing -----------------------------------------------------------
 
@@ -455,7 +480,7 @@ class Scanner:
                                   renamed_from=old["name"])
                     model_id = old["id"]
                 else:
-                    model_id = self._appear(scan_id, record)
+                    (model_id,) = self._appear(scan_id, [(record, record.digest())])
                 listed.add([model_id])
                 resolved.append(model_id)
                 conn.execute("DELETE FROM deferred_records WHERE scan_id = ? AND name = ?", (scan_id, name))
@@ -549,7 +574,8 @@ class Scanner:
                     return
                 renamed_from = name
             self._observe(scan_id, model_id, record, prior_observation, was=was, source="lookup",
-                          renamed_from=renamed_from, prior=prior)
+                          renamed_from=renamed_from, prior=prior,
+                          reason=answer.reason if isinstance(answer, Hidden) else None)
 
     def _problem(self, scan_id: int, name: str | None, message: str) -> None:
         self.conn.execute("INSERT INTO problems (scan_id, at, model_name, message) VALUES (?, ?, ?, ?)",

@@ -13,11 +13,11 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from weightkeeper.domain import Card, EventKind, FileEntry, Lineage, ModelRecord, Visibility
 from weightkeeper.errors import LeaseHeld, LedgerError
@@ -27,6 +27,16 @@ BUSY_TIMEOUT_MS = 30_000
 CACHE_KIB = 64 * 1024
 WAL_CHECKPOINT_PAGES = 16_384
 LEASE_SECONDS = 60.0
+
+
+class NewEvent(NamedTuple):
+    kind: EventKind
+    registry_id: int
+    model_id: int | None
+    scan_id: int | None
+    observation_id: int | None
+    prior_observation_id: int | None
+    detail: dict[str, Any]
 
 
 def now_iso() -> str:
@@ -148,60 +158,69 @@ class Ledger:
                 conn.execute("DELETE FROM scan_leases WHERE registry_id = ? AND holder = ?", (registry_id, holder))
 
     def registry_id(self, name: str, kind: str, location: str) -> int:
+        """The registry's id, recording it on first use. When its location (or watched scope) changed, an
+        unfinished scan lists again from the start: its cursor and what it listed belong to the old one."""
         with self.transaction() as conn:
-            conn.execute(
-                "INSERT INTO registries (name, kind, location, created_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, location = excluded.location",
-                (name, kind, location, now_iso()),
-            )
-            return conn.execute("SELECT id FROM registries WHERE name = ?", (name,)).fetchone()[0]
+            before = conn.execute("SELECT id, kind, location FROM registries WHERE name = ?", (name,)).fetchone()
+            if before is None:
+                return conn.execute("INSERT INTO registries (name, kind, location, created_at) VALUES (?, ?, ?, ?)",
+                                    (name, kind, location, now_iso())).lastrowid
+            if (before["kind"], before["location"]) != (kind, location):
+                conn.execute("UPDATE registries SET kind = ?, location = ? WHERE id = ?", (kind, location, before["id"]))
+                unfinished = "SELECT id FROM scans WHERE registry_id = ? AND phase != 'done'"
+                conn.execute(f"DELETE FROM scan_listed WHERE scan_id IN ({unfinished})", (before["id"],))
+                conn.execute("UPDATE scans SET phase = 'listing', cursor = NULL, pages = 0, models_seen = 0"
+                             " WHERE registry_id = ? AND phase != 'done'", (before["id"],))
+            return before["id"]
 
-    def add_event(
-        self,
-        kind: EventKind,
-        *,
-        registry_id: int,
-        model_id: int | None,
-        scan_id: int | None,
-        observation_id: int | None,
-        prior_observation_id: int | None = None,
-        detail: dict[str, Any] | None = None,
-    ) -> int:
-        cursor = self.conn.execute(
+    def next_id(self, table: str) -> int:
+        """The id the next row of `table` gets; inside a write transaction, ids from it on are ours to assign."""
+        return self.conn.execute(f"SELECT COALESCE(MAX(id), 0) + 1 FROM {table}").fetchone()[0]
+
+    def add_events(self, events: Sequence[NewEvent]) -> None:
+        at = now_iso()
+        self.conn.executemany(
             "INSERT INTO events (at, kind, registry_id, model_id, scan_id, observation_id, prior_observation_id, detail)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (now_iso(), kind.value, registry_id, model_id, scan_id, observation_id, prior_observation_id,
-             json.dumps(detail or {}, sort_keys=True)),
+            [(at, e.kind.value, e.registry_id, e.model_id, e.scan_id, e.observation_id, e.prior_observation_id,
+              json.dumps(e.detail, sort_keys=True)) for e in events],
         )
-        return cursor.lastrowid
 
-    def add_observation(
-        self, model_id: int, scan_id: int, record: ModelRecord, *, source: str = "listing"
-    ) -> int:
-        card = record.card
-        cursor = self.conn.execute(
-            "INSERT INTO observations (model_id, scan_id, observed_at, source, found, name, key, revision,"
-            " created_at, last_modified, visibility, downloads, likes, card_digest, license, emissions, training,"
-            " datasets, shutdown_date, successor, extra, digest)"
-            " VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                model_id, scan_id, now_iso(), source, record.name, record.key, record.revision,
+    def add_observations(self, scan_id: int, items: Sequence[tuple[int, ModelRecord, int]], *,
+                         source: str = "listing", first_id: int | None = None) -> list[int]:
+        """Record what a registry said of each (model id, record, record digest); return the observation ids."""
+        first = self.next_id("observations") if first_id is None else first_id
+        ids = list(range(first, first + len(items)))
+        at = now_iso()
+        rows, lineage, files = [], [], []
+        for observation_id, (model_id, record, digest) in zip(ids, items):
+            card = record.card
+            rows.append((
+                observation_id, model_id, scan_id, at, source, record.name, record.key, record.revision,
                 record.created_at, record.last_modified, record.visibility.value, record.downloads, record.likes,
                 card and card.digest, card and card.license, _json_or_none(card and card.emissions),
                 _json_or_none(card and card.training), _json_or_none(card and list(card.datasets)),
-                record.shutdown_date, record.successor, _json_or_none(record.extra), record.digest(),
-            ),
-        )
-        observation_id = cursor.lastrowid
+                record.shutdown_date, record.successor, _json_or_none(record.extra), digest,
+            ))
+            lineage += [(observation_id, item.base_model, item.relation) for item in record.lineage]
+            files += [(observation_id, item.path, item.size, item.sha256) for item in record.files]
         self.conn.executemany(
-            "INSERT INTO observation_lineage (observation_id, base_model, relation) VALUES (?, ?, ?)",
-            [(observation_id, item.base_model, item.relation) for item in record.lineage],
+            "INSERT INTO observations (id, model_id, scan_id, observed_at, source, found, name, key, revision,"
+            " created_at, last_modified, visibility, downloads, likes, card_digest, license, emissions, training,"
+            " datasets, shutdown_date, successor, extra, digest)"
+            " VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
         )
         self.conn.executemany(
-            "INSERT INTO observation_files (observation_id, path, size, sha256) VALUES (?, ?, ?, ?)",
-            [(observation_id, item.path, item.size, item.sha256) for item in record.files],
+            "INSERT INTO observation_lineage (observation_id, base_model, relation) VALUES (?, ?, ?)", lineage
         )
-        return observation_id
+        self.conn.executemany(
+            "INSERT INTO observation_files (observation_id, path, size, sha256) VALUES (?, ?, ?, ?)", files
+        )
+        return ids
+
+    def add_observation(self, model_id: int, scan_id: int, record: ModelRecord, *, source: str = "listing") -> int:
+        return self.add_observations(scan_id, [(model_id, record, record.digest())], source=source)[0]
 
     def load_record(self, observation_id: int) -> ModelRecord:
         """The model as a found observation recorded it."""
