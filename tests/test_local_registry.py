@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 import tools.registries.local as local_module
+from ledger_reading import query, scan_events
 from tools.registries import open_registry
 from weightkeeper.config import RegistryConfig
 from weightkeeper.ledger import Ledger
@@ -73,27 +74,6 @@ def scan(ledger_path: Path, root: Path, name: str = REGISTRY) -> ScanResult:
         adapter = open_registry(registry, digests=LedgerDigestCache(ledger, registry_id),
                                 cache=LedgerAdapterCache(ledger, registry_id))
         return Scanner(ledger, registry, adapter).run()
-
-
-def query(ledger_path: Path, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
-    conn = sqlite3.connect(ledger_path)
-    conn.row_factory = sqlite3.Row
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
-
-
-def scan_events(ledger_path: Path, scan_id: int) -> list[tuple[str, str, dict]]:
-    """(kind, model name at the event, detail) of one scan's events."""
-    rows = query(
-        ledger_path,
-        "SELECT e.kind, COALESCE(o.name, m.name) AS model, e.detail FROM events e"
-        " LEFT JOIN models m ON m.id = e.model_id LEFT JOIN observations o ON o.id = e.observation_id"
-        " WHERE e.scan_id = ? ORDER BY e.id",
-        (scan_id,),
-    )
-    return [(row["kind"], row["model"], json.loads(row["detail"])) for row in rows]
 
 
 def model_row(ledger_path: Path, name: str) -> dict:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import email.utils
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import httpx
 
@@ -23,6 +23,7 @@ from weightkeeper.errors import RegistryUnavailable
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 WaitReporter = Callable[[float, str], None]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,13 +33,21 @@ class RetryPolicy:
     max_wait: float = 120.0  # a single wait asked by the server beyond this is not honoured: the scan fails
 
 
-def server_wait(response: httpx.Response) -> float | None:
-    """Seconds the server asks us to wait: `RateLimit: ...;t=N` (the Hub), else `Retry-After` (seconds or a date)."""
+class HasHeaders(Protocol):
+    headers: Mapping[str, str]
+
+
+def server_wait(response: HasHeaders) -> float | None:
+    """Seconds the server asks us to wait: `RateLimit: ...;t=N` (the Hub), `retry-after-ms` (OpenAI), else
+    `Retry-After` (seconds or a date)."""
     ratelimit = response.headers.get("RateLimit")
     if ratelimit:
         match = re.search(r"(?:^|[;,\s])t=(\d+(?:\.\d+)?)", ratelimit)
         if match:
             return float(match.group(1))
+    milliseconds = response.headers.get("retry-after-ms")
+    if milliseconds and milliseconds.strip().replace(".", "", 1).isdigit():
+        return float(milliseconds) / 1000
     retry_after = response.headers.get("Retry-After")
     if retry_after is None:
         return None
@@ -49,6 +58,36 @@ def server_wait(response: httpx.Response) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+class Transient(Exception):
+    """A fault worth another attempt: what went wrong, and the wait the server asked for (None: back off)."""
+
+    def __init__(self, problem: str, wait: float | None = None) -> None:
+        super().__init__(problem)
+        self.problem, self.wait = problem, wait
+
+
+def with_retries(attempt: Callable[[], T], *, what: str, policy: RetryPolicy = RetryPolicy(),
+                 on_wait: WaitReporter | None = None, sleep: Callable[[float], None] = time.sleep) -> T:
+    """`attempt()` until it returns; each `Transient` it raises waits (the server's wait, else exponential
+    backoff) and tries again. Out of attempts, or asked to wait too long, the registry is unavailable."""
+    problem = ""
+    for number in range(1, policy.attempts + 1):
+        try:
+            return attempt()
+        except Transient as exc:
+            problem, wait = exc.problem, exc.wait
+        if wait is not None and wait > policy.max_wait:
+            raise RegistryUnavailable(f"{what}: {problem}; the server asks to wait {wait:.0f} s, "
+                                      f"more than the {policy.max_wait:.0f} s allowed; try again later")
+        if number == policy.attempts:
+            break
+        wait = policy.first_backoff * 2 ** (number - 1) if wait is None else wait
+        if on_wait:
+            on_wait(wait, f"{what}: {problem}")
+        sleep(wait)
+    raise RegistryUnavailable(f"{what}: {problem} after {policy.attempts} attempts; nothing was concluded")
 
 
 def request(
@@ -65,30 +104,21 @@ def request(
 ) -> httpx.Response:
     """Send a request, retrying transient faults. Returns a 2xx response or one whose status is in
     `ok_statuses` (a 404 that means "gone", say); anything else raises `RegistryUnavailable` naming `what`."""
-    problem = ""
-    for attempt in range(1, policy.attempts + 1):
+
+    def attempt() -> httpx.Response:
         try:
             response = client.request(method, url, **kwargs)
         except httpx.TimeoutException as exc:
-            problem, wait = f"timed out ({type(exc).__name__})", None
+            raise Transient(f"timed out ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:
-            problem, wait = f"connection failed ({type(exc).__name__}: {exc})", None
-        else:
-            if response.is_success or response.status_code in ok_statuses:
-                return response
-            if response.status_code not in RETRY_STATUSES:
-                raise RegistryUnavailable(f"{what}: HTTP {response.status_code} {_reason(response)}")
-            problem, wait = f"HTTP {response.status_code} {_reason(response)}", server_wait(response)
-            if wait is not None and wait > policy.max_wait:
-                raise RegistryUnavailable(f"{what}: {problem}; the server asks to wait {wait:.0f} s, "
-                                          f"more than the {policy.max_wait:.0f} s allowed; try again later")
-        if attempt == policy.attempts:
-            break
-        wait = policy.first_backoff * 2 ** (attempt - 1) if wait is None else wait
-        if on_wait:
-            on_wait(wait, f"{what}: {problem}")
-        sleep(wait)
-    raise RegistryUnavailable(f"{what}: {problem} after {policy.attempts} attempts; nothing was concluded")
+            raise Transient(f"connection failed ({type(exc).__name__}: {exc})") from exc
+        if response.is_success or response.status_code in ok_statuses:
+            return response
+        if response.status_code not in RETRY_STATUSES:
+            raise RegistryUnavailable(f"{what}: HTTP {response.status_code} {_reason(response)}")
+        raise Transient(f"HTTP {response.status_code} {_reason(response)}", server_wait(response))
+
+    return with_retries(attempt, what=what, policy=policy, on_wait=on_wait, sleep=sleep)
 
 
 def json_of(response: httpx.Response, what: str) -> Any:
