@@ -1,0 +1,383 @@
+"""The Hugging Face Hub (or a mirror of it, by endpoint): the models of an author, a search or a tag filter.
+
+What it reads, and why:
+
+- The listing is `GET /api/models` with the parameters `HfApi.list_models` sends (`filter`, `author`,
+  `search`, `limit`, `expand`), asked for exactly the fields a record needs. `list_models` hides the
+  `Link: <…>; rel="next"` header the Hub pages with, so the pages are requested here, and each page's
+  next link is its cursor: an interrupted scan resumes from the link after its last committed page.
+  Items are still read by `huggingface_hub.ModelInfo`, as the library reads them.
+- Lineage: the card's `base_model` (a name or a list) and the `base_model:<relation>:<X>` tags the Hub
+  computes from it; the tags' relation wins, since the Hub infers one when the card names none.
+- File lists (sizes, and sha256 for LFS files: the LFS oid) come from the tree endpoint pinned to the
+  listed `sha`, only for models whose name matches the `files` glob, and once per revision: the list is
+  kept in the adapter cache under (name, sha).
+- `lookup` is `HfApi.model_info`, whose session follows the Hub's redirect from a renamed repo, so a
+  renamed model is found under its new name. Its answers are read with the Hub's quirks in mind:
+  an anonymous caller gets 401 for a private repo and for a missing one alike, so 401 never means gone.
+
+No token is ever taken from the environment or a cached login: without one the adapter is anonymous
+(`token=False` throughout). The token never appears in a message, a record or a log.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import datetime
+from fnmatch import fnmatchcase
+from typing import Any, TypeVar
+from urllib.parse import quote, urljoin, urlsplit
+
+import httpx
+import httpx2  # huggingface_hub's own HTTP client: its transport errors surface from `model_info` and `whoami`
+from huggingface_hub import HfApi, ModelInfo
+from huggingface_hub.errors import DisabledRepoError, GatedRepoError, HfHubHTTPError, OfflineModeIsEnabled
+from huggingface_hub.hf_api import RepoFile
+from huggingface_hub.repocard_data import CardData
+from huggingface_hub.utils import build_hf_headers, fix_hf_endpoint_in_url
+
+from tools.registries.http import (
+    RETRY_STATUSES,
+    RetryPolicy,
+    Transient,
+    WaitReporter,
+    json_of,
+    request,
+    server_wait,
+    with_retries,
+)
+from tools.registries.model_card import RELATIONS, CardError, card_fields, lineage
+from weightkeeper import __version__
+from weightkeeper.domain import (
+    FileEntry,
+    Found,
+    Gone,
+    Hidden,
+    Lineage,
+    LookupResult,
+    ModelRecord,
+    Page,
+    RecordProblem,
+    Visibility,
+)
+from weightkeeper.errors import RegistryUnavailable
+from weightkeeper.registry import AdapterCache
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+PAGE_SIZE = 1000  # the most the Hub sends per page
+# The fields a record is built from. `_id` and `id` come with every item whatever is expanded.
+EXPAND = ("cardData", "createdAt", "disabled", "downloads", "gated", "lastModified", "library_name", "likes",
+          "pipeline_tag", "private", "sha", "tags")
+# What the Hub says, in X-Error-Message, to a request whose token it does not accept.
+INVALID_TOKEN = "Invalid credentials in Authorization header"
+REFUSALS = frozenset({401, 403, 404})
+CLIENT_ERRORS = frozenset(range(400, 500)) - {429}
+T = TypeVar("T")
+
+
+class _Unreadable(Exception):
+    """One model's data cannot be read; the message says what."""
+
+
+class HubRegistry:
+    kind = "hf"
+
+    def __init__(self, endpoint: str | None, *, author: str | None, search: str | None, filter: str | None,
+                 files: str | None, token: str | None, cache: AdapterCache, on_wait: WaitReporter | None = None,
+                 policy: RetryPolicy = RetryPolicy(), timeout: float = 30.0) -> None:
+        self.endpoint = (endpoint or DEFAULT_ENDPOINT).rstrip("/")
+        self.author, self.search, self.filter, self.files = author, search, filter, files
+        self.cache, self.on_wait, self.policy, self.timeout = cache, on_wait, policy, timeout
+        self.authenticated = token is not None
+        # token=False: never an HF_TOKEN variable or a cached login in place of the configured token.
+        self.api = HfApi(endpoint=self.endpoint, token=token or False, library_name="weightkeeper",
+                         library_version=__version__)
+        headers = build_hf_headers(token=token or False, library_name="weightkeeper", library_version=__version__)
+        self.client = httpx.Client(headers=headers, timeout=timeout, follow_redirects=True)
+        # Anonymously the Hub lists no private and no disabled repo. With a token it lists every private
+        # repo the token can read, so a recorded private model missing from the listing lost our access or
+        # was deleted: worth a suspicion, not a quiet lookup. Disabled repos stay out of every listing.
+        self.unlisted: frozenset[Visibility] = (
+            frozenset({Visibility.DISABLED}) if self.authenticated
+            else frozenset({Visibility.PRIVATE, Visibility.DISABLED})
+        )
+
+    # -- the listing -----------------------------------------------------------------------------
+
+    def pages(self, cursor: str | None) -> Iterator[Page]:
+        what = f"listing models at {self.endpoint}"
+        if cursor is not None and _origin(cursor) != _origin(self.endpoint):
+            cursor = None  # stored before the endpoint was changed: list this one from the start
+        url: str | None = cursor or f"{self.endpoint}/api/models"
+        params: dict[str, Any] | None = None if cursor else self._listing_params(PAGE_SIZE)
+        while url is not None:
+            items, url = self._json_page(url, params, what)
+            params = None  # a next link carries every parameter
+            yield Page(tuple(items), cursor=url)
+
+    def records(self, page: Page) -> list[ModelRecord | RecordProblem]:
+        records: list[ModelRecord | RecordProblem] = []
+        for item in page.items:
+            try:
+                records.append(self._record(_model_info(item)))
+            except (_Unreadable, RegistryUnavailable) as exc:
+                records.append(RecordProblem(_item_name(item), str(exc)))
+        return records
+
+    def _listing_params(self, limit: int) -> dict[str, Any]:
+        """The query `HfApi.list_models(filter=, author=, search=, limit=, expand=)` sends, in its order."""
+        params: dict[str, Any] = {}
+        if self.filter:
+            params["filter"] = [self.filter]
+        if self.author:
+            params["author"] = self.author
+        if self.search:
+            params["search"] = self.search
+        return {**params, "limit": limit, "expand": list(EXPAND)}
+
+    def _json_page(self, url: str, params: dict[str, Any] | None, what: str) -> tuple[list[Any], str | None]:
+        """One page of a paginated JSON array, and the link to the next page (None on the last)."""
+        response = request(self.client, "GET", url, params=params, what=what, ok_statuses=frozenset({401}),
+                           policy=self.policy, on_wait=self.on_wait)
+        if response.status_code == 401:
+            raise RegistryUnavailable(f"{what}: {self._refused(response)}")
+        body = json_of(response, what)
+        if not isinstance(body, list):
+            raise RegistryUnavailable(f"{what}: expected a JSON array, got a {type(body).__name__}; "
+                                      f"is {self.endpoint} a Hugging Face Hub?")
+        return body, self._next_link(response, what)
+
+    def _next_link(self, response: httpx.Response, what: str) -> str | None:
+        link = response.links.get("next", {}).get("url")
+        if link is None:
+            return None
+        # A mirror may answer with the public Hub's links: they are read as the mirror's, as huggingface_hub does.
+        url = fix_hf_endpoint_in_url(urljoin(str(response.url), link), self.endpoint)
+        if _origin(url) != _origin(self.endpoint):  # the token would go with the request
+            raise RegistryUnavailable(f"{what}: the Hub links the next page at {urlsplit(url).netloc}, off "
+                                      f"{self.endpoint}; not followed, nothing was concluded")
+        return url
+
+    def _refused(self, response: httpx.Response | httpx2.Response) -> str:
+        message = response.headers.get("X-Error-Message") or response.reason_phrase
+        if self.authenticated:
+            return (f"the Hub rejected the token (HTTP {response.status_code}: {message}); put a valid one in the "
+                    "environment variable the registry's token_env names")
+        return f"the Hub refused an anonymous request (HTTP {response.status_code}: {message}); it may need a token"
+
+    # -- one model -------------------------------------------------------------------------------
+
+    def _record(self, info: ModelInfo) -> ModelRecord:
+        try:
+            record = _parse(info)
+        except (TypeError, AttributeError, ValueError, KeyError) as exc:  # a field of an unexpected shape
+            raise _Unreadable(f"a field cannot be read ({type(exc).__name__}: {exc})") from exc
+        if self.files is None or not fnmatchcase(record.name, self.files):
+            return record
+        return replace(record, files=self._files(record.name, record.revision))
+
+    def _files(self, name: str, sha: str | None) -> tuple[FileEntry, ...]:
+        if not sha:
+            raise _Unreadable("the Hub sent no `sha`, so its file list cannot be pinned to a revision")
+        key = f"files:{name}@{sha}"
+        cached = self.cache.get(key)
+        if cached is not None:
+            return tuple(FileEntry(*entry) for entry in json.loads(cached))
+        entries = self._tree(name, sha)
+        self.cache.put(key, json.dumps([list(entry) for entry in entries]))
+        return entries
+
+    def _tree(self, name: str, sha: str) -> tuple[FileEntry, ...]:
+        """Every file of the model at revision `sha`, as `HfApi.list_repo_tree(recursive=True)` asks for them."""
+        what = f"listing the files of {name} at {sha}"
+        url: str | None = f"{self.endpoint}/api/models/{name}/tree/{quote(sha, safe='')}"
+        params: dict[str, Any] | None = {"recursive": True, "expand": False}
+        entries: list[FileEntry] = []
+        while url is not None:
+            response = request(self.client, "GET", url, params=params, what=what, ok_statuses=REFUSALS,
+                               policy=self.policy, on_wait=self.on_wait)
+            if response.status_code in REFUSALS:
+                code = response.headers.get("X-Error-Code") or response.headers.get("X-Error-Message") or ""
+                raise _Unreadable(f"{what}: HTTP {response.status_code} {code}".rstrip()
+                                  + "; it may have changed since it was listed, the next scan reads it again")
+            body = json_of(response, what)
+            if not isinstance(body, list):
+                raise _Unreadable(f"{what}: expected a JSON array of files, got a {type(body).__name__}")
+            try:
+                files = [RepoFile(**item) for item in body if item.get("type") == "file"]
+            except (KeyError, TypeError, AttributeError) as exc:
+                raise _Unreadable(f"{what}: a file entry cannot be read ({type(exc).__name__}: {exc})") from exc
+            entries += [FileEntry(f.path, f.size, f.lfs.sha256 if f.lfs else None) for f in files]
+            url, params = self._next_link(response, what), None
+        return tuple(sorted(entries))
+
+    def lookup(self, name: str) -> LookupResult:
+        what = f"looking up {name} at {self.endpoint}"
+        try:
+            info = self._hub_call(what, lambda: self.api.model_info(name, expand=list(EXPAND), timeout=self.timeout))
+        except GatedRepoError as exc:  # a RepositoryNotFoundError too: asked first
+            return Hidden(Visibility.GATED, f"HTTP {exc.response.status_code} GatedRepo: access must be requested")
+        except DisabledRepoError as exc:
+            return Hidden(Visibility.DISABLED, f"HTTP {exc.response.status_code}: {exc.server_message or 'disabled'}")
+        except HfHubHTTPError as exc:
+            return self._refusal(what, exc.response)
+        try:
+            return Found(self._record(info))
+        except _Unreadable as exc:
+            raise RegistryUnavailable(f"{what}: {exc}; nothing was concluded") from exc
+
+    def _refusal(self, what: str, response: httpx2.Response) -> LookupResult:
+        status, code = response.status_code, response.headers.get("X-Error-Code")
+        message = response.headers.get("X-Error-Message")
+        if status == 401 and message == INVALID_TOKEN:
+            raise RegistryUnavailable(f"{what}: {self._refused(response)}")
+        if status == 401:
+            return Hidden(Visibility.PRIVATE, "HTTP 401: the Hub answers an anonymous caller 401 for a private repo "
+                                              "and for a deleted one alike, so it is private or deleted; a token that "
+                                              "can read it would tell")
+        if status == 404 and code == "RepoNotFound":
+            return Gone("HTTP 404 RepoNotFound: the Hub has no repo of this name that the token can read "
+                        "(deleted, or private to others)")
+        if status == 403:
+            return Hidden(Visibility.DISABLED, f"HTTP 403: {message or 'forbidden'}")
+        raise RegistryUnavailable(f"{what}: HTTP {status} {code or ''} {message or ''}".rstrip()
+                                  + "; not an answer about the model, nothing was concluded")
+
+    # -- the registry ----------------------------------------------------------------------------
+
+    def check(self) -> str:
+        what = f"checking the Hub API at {self.endpoint}"
+        response = request(self.client, "GET", f"{self.endpoint}/api/models", params=self._listing_params(1),
+                           what=what, ok_statuses=CLIENT_ERRORS, policy=self.policy, on_wait=self.on_wait)
+        if response.status_code == 401:
+            raise RegistryUnavailable(f"{what}: {self._refused(response)}")
+        if response.status_code in CLIENT_ERRORS or not _is_json_list(response):
+            raise RegistryUnavailable(
+                f"{what}: it answers, but not as a Hugging Face Hub (GET /api/models gave HTTP {response.status_code}"
+                f" {response.headers.get('Content-Type', 'without a content type')}); set endpoint to the Hub's "
+                "base URL, such as https://huggingface.co, without /api"
+            )
+        if not self.authenticated:
+            return f"{self.endpoint} answers the Hub API; anonymous, so private and disabled models are not listed"
+        try:
+            user = self._hub_call(what, self.api.whoami)
+        except HfHubHTTPError as exc:
+            raise RegistryUnavailable(f"{what}: {self._refused(exc.response)}") from exc
+        return f"{self.endpoint} answers the Hub API; the token is accepted for {user.get('name', 'an unnamed user')}"
+
+    def _hub_call(self, what: str, call: Callable[[], T]) -> T:
+        """Call huggingface_hub, retrying what `tools.registries.http.request` retries (429 and 5xx with the
+        server's own wait, timeouts, resets). Other HTTP errors are raised for the caller to read."""
+
+        def attempt() -> T:
+            try:
+                return call()
+            except HfHubHTTPError as exc:
+                if exc.response.status_code not in RETRY_STATUSES:
+                    raise
+                raise Transient(f"HTTP {exc.response.status_code}", server_wait(exc.response)) from exc
+            except httpx2.TimeoutException as exc:
+                raise Transient(f"timed out ({type(exc).__name__})") from exc
+            except httpx2.TransportError as exc:
+                raise Transient(f"connection failed ({type(exc).__name__}: {exc})") from exc
+            except OfflineModeIsEnabled as exc:
+                raise RegistryUnavailable(f"{what}: HF_HUB_OFFLINE is set; unset it to ask the Hub") from exc
+            except (ValueError, KeyError, TypeError) as exc:
+                raise RegistryUnavailable(f"{what}: the answer cannot be read ({type(exc).__name__}: {exc}); "
+                                          "nothing was concluded") from exc
+
+        return with_retries(attempt, what=what, policy=self.policy, on_wait=self.on_wait)
+
+
+def _parse(info: ModelInfo) -> ModelRecord:
+    """The record of a model as `ModelInfo` read it, without its file list."""
+    key = getattr(info, "_id", None)
+    if not isinstance(key, str) or not key:
+        raise _Unreadable("the Hub sent no `_id` for this model, so it cannot be told from a renamed one")
+    if not isinstance(info.id, str):
+        raise _Unreadable(f"its id is a {type(info.id).__name__}, not a name")
+    if info.card_data is not None and not isinstance(info.card_data, CardData):
+        raise _Unreadable(f"cardData is a {type(info.card_data).__name__}, not a mapping of card fields")
+    meta = info.card_data.to_dict() if info.card_data is not None else {}
+    tags = [str(tag) for tag in info.tags or []]
+    try:
+        model_lineage = _lineage(meta, tags)
+    except CardError as exc:
+        raise _Unreadable(f"model card: {exc}") from exc
+    successor = meta.get("new_version")
+    return ModelRecord(
+        name=info.id,
+        key=key,
+        revision=info.sha,
+        created_at=_iso(info.created_at),
+        last_modified=_iso(info.last_modified),
+        visibility=_visibility(info),
+        downloads=info.downloads,
+        likes=info.likes,
+        lineage=model_lineage,
+        # The listing carries the card's metadata, not its text: the digest covers the metadata only.
+        card=card_fields(meta, "") if info.card_data is not None else None,
+        successor=None if successor is None else str(successor),
+        extra={"tags": tags, "pipeline_tag": info.pipeline_tag, "library_name": info.library_name},
+    )
+
+
+def _model_info(item: Any) -> ModelInfo:
+    if not isinstance(item, dict):
+        raise _Unreadable(f"a listed item is a {type(item).__name__}, not a model")
+    try:
+        return ModelInfo(**item)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise _Unreadable(f"huggingface_hub cannot read this model ({type(exc).__name__}: {exc})") from exc
+
+
+def _item_name(item: Any) -> str:
+    """The model's name for a problem report: its `id`, else what identifies the item at all."""
+    if isinstance(item, dict):
+        if isinstance(item.get("id"), str):
+            return item["id"]
+        if item.get("_id"):
+            return f"(a model with _id {item['_id']} and no id)"
+    return f"(an unreadable item: {json.dumps(item, default=str)[:80]})"
+
+
+def _lineage(meta: dict[str, Any], tags: list[str]) -> tuple[Lineage, ...]:
+    """The card's base models, with the relation of the Hub's `base_model:<relation>:<X>` tags where one is
+    given, then the bases only the tags name."""
+    tagged: dict[str, str] = {}
+    for tag in tags:
+        prefix, _, rest = tag.partition(":")
+        relation, _, base = rest.partition(":")
+        if prefix == "base_model" and relation in RELATIONS and base:
+            tagged.setdefault(base, relation)
+    from_card = [Lineage(item.base_model, tagged.get(item.base_model, item.relation)) for item in lineage(meta)]
+    named = {item.base_model for item in from_card}
+    return (*from_card, *(Lineage(base, relation) for base, relation in tagged.items() if base not in named))
+
+
+def _visibility(info: ModelInfo) -> Visibility:
+    if info.disabled:
+        return Visibility.DISABLED
+    if info.private:
+        return Visibility.PRIVATE
+    if info.gated:  # "auto" or "manual"; False when open
+        return Visibility.GATED
+    return Visibility.PUBLIC
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
+
+
+def _is_json_list(response: httpx.Response) -> bool:
+    try:
+        return isinstance(response.json(), list)
+    except ValueError:
+        return False
