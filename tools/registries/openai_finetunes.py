@@ -1,0 +1,500 @@
+"""OpenAI fine-tuned models through the `openai` SDK, with their lineage, training evidence and shutdown dates.
+
+What is read, and why:
+
+- `models.list` (`GET /models`, one answer, not paginated): which models exist. It is the
+  authority on existence: a fine-tuned model is listed while this key can use it. Each model has
+  `created`, `owned_by`, and `shutdown_date` once a shutdown is announced.
+- `fine_tuning.jobs.list` (`GET /fine_tuning/jobs`, newest first, paged with `after` = the last
+  job's id while `has_more`): the job that produced each fine-tuned model, with its base model
+  (the lineage; a fine-tune of a fine-tune names an `ft:` model), method, hyperparameters,
+  training and validation files, result files, trained tokens and status. Jobs outlive their
+  models, which is what tells a deleted model from one this key cannot see (below).
+- `fine_tuning.jobs.checkpoints.list` (per job, paged the same way): the checkpoints kept of a
+  job, with their steps and metrics. A checkpoint is itself a usable model
+  (`<model>:ckpt-step-N`) while `models.list` lists it, and is then recorded as one.
+- the deprecations page, when configured (`tools.registries.deprecations`): shutdown dates and
+  replacements announced for base models, often long before `models.list` shows them.
+
+One record per listed model: each `ft:` model of `models.list`, and the base models fine-tuning jobs
+were run on when `models.list` has them, so that a base model's deprecation is recorded as an event
+too. (Jobs are never deleted, so a base model stays listed after its last fine-tune is deleted.)
+
+- name: the model id (`ft:gpt-4o-mini-2024-07-18:acme::Ab12Cd34`, `gpt-4o-mini-2024-07-18`);
+- key: the id of the job that produced a fine-tuned model (`ftjob-...`), which nothing renames;
+  `<job id>:ckpt-step-N` for a checkpoint; the model id for a base model, and for a fine-tuned
+  model whose job this key cannot see;
+- lineage: the job's base model, relation "finetune" (without a visible job: the base the id
+  names, `ft:<base>:...`, which for a fine-tune of a fine-tune is the root);
+- card.training: the job's evidence and checkpoints; card.datasets: its training and validation files;
+- shutdown_date / successor: the model's own `shutdown_date` from the API, else its entry on the
+  deprecations page (whose replacement is the successor). A fine-tuned model stops with the model
+  it was built on, so it takes the earliest shutdown along its lineage too (with no successor: the
+  replacement is a base to fine-tune again, not a model that takes its place), unless the page's
+  announcement says fine-tuned models are not affected;
+- visibility: private for fine-tuned models (only their organisation sees them), public for base
+  models. The listing leaves nothing out for its visibility, so `unlisted` is empty.
+
+Pages: the listed model ids in sorted order, `page_size` to a page, whose cursor is its last id; a
+resumed listing starts after it. Each `pages()` call first reads `models.list` and the whole jobs
+listing (one request, and one per 100 jobs), then fetches checkpoints page by page, which is where
+most requests go; an interruption loses at most the page in flight. The jobs cursor does not page
+the listing: `models.list`, the authority on what exists, is one answer, and base models (and
+models without a visible job) have no place in the jobs' order.
+
+A lookup asks `models.retrieve`. OpenAI answers 404 `model_not_found` both for a deleted model and
+for one this key cannot see ("does not exist or you do not have access to it"), so a fine-tuned
+model is `Gone` only while the job that produced it is still visible to this key: otherwise a key
+for another project would read as every fine-tune deleted. Without that job, and on any other
+failure (401, 403, 5xx, timeouts, a cut-off answer), nothing is concluded.
+
+Retries are this adapter's, not the SDK's (its client has `max_retries=0`), so that each wait is
+reported to `on_wait`. They follow the SDK's own rules (`openai._base_client`): retry connection
+errors, timeouts, 408, 409, 429 and 5xx unless the answer says `x-should-retry: false`, waiting what
+`retry-after-ms`, else `retry-after` (seconds or an HTTP date), asks, else backing off exponentially.
+A wait longer than the policy allows fails at once. The API key never appears in a message.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import openai
+from openai import OpenAI
+from openai.types import Model
+from openai.types.fine_tuning import FineTuningJob
+from openai.types.fine_tuning.jobs import FineTuningJobCheckpoint
+
+from tools.registries.deprecations import (
+    Deprecation,
+    DeprecationsPageError,
+    by_model,
+    find_date,
+    parse_deprecations,
+    read_deprecations,
+)
+from tools.registries.http import RetryPolicy, Transient, WaitReporter, server_wait, with_retries
+from weightkeeper.domain import Card, Found, Gone, Lineage, LookupResult, ModelRecord, Page, RecordProblem, Visibility
+from weightkeeper.errors import RegistryUnavailable
+
+FINE_TUNED = "ft:"
+CHECKPOINT = re.compile(r"^(?P<model>ft:.+):ckpt-step-(?P<step>\d+)$")
+QUOTED_KEY = re.compile(r"\bsk-[A-Za-z0-9_*\-]{4,}")
+PER_REQUEST = 100
+BASE_URL_HINT = "is base_url the API root, ending in /v1 (like https://api.openai.com/v1)?"
+KEY_HINT = ("put a valid key in the environment variable this registry's token_env names "
+            "(OPENAI_API_KEY unless set)")
+
+
+class ModelDataError(Exception):
+    """What the API says of one model cannot be read; the message says what."""
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What a listing knows of the whole registry: the models, the jobs behind them, the announced shutdowns."""
+
+    models: dict[str, Model]
+    jobs: dict[str, FineTuningJob]  # by the fine-tuned model each produced
+    job_bases: frozenset[str]  # the models any job fine-tuned, whatever became of the job
+    deprecations: dict[str, Deprecation]
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """One model of a page with all its record is built from; `problem` says why it cannot be read."""
+
+    model: Model
+    job: FineTuningJob | None
+    checkpoints: tuple[FineTuningJobCheckpoint, ...]
+    shutdown_date: str | None
+    successor: str | None
+    problem: str | None = None
+
+
+class OpenAIRegistry:
+    kind = "openai"
+    unlisted: frozenset[Visibility] = frozenset()
+
+    def __init__(self, base_url: str | None, *, api_key: str | None, deprecations: str | None,
+                 on_wait: WaitReporter | None = None, policy: RetryPolicy = RetryPolicy(), timeout: float = 60.0,
+                 page_size: int = 50, sleep: Callable[[float], None] = time.sleep) -> None:
+        if not api_key:
+            raise RegistryUnavailable(f"an OpenAI registry needs an API key; {KEY_HINT}")
+        self.base_url = (base_url or "https://api.openai.com/v1").rstrip("/")
+        self.deprecations_source = deprecations
+        self.on_wait, self.policy, self.timeout, self.page_size, self.sleep = on_wait, policy, timeout, page_size, sleep
+        self._api_key = api_key
+        self.client = OpenAI(base_url=self.base_url, api_key=api_key, max_retries=0, timeout=timeout)
+        self._snapshot: Snapshot | None = None
+        self._deprecations: dict[str, Deprecation] | None = None
+        self._checkpoints: dict[str, tuple[FineTuningJobCheckpoint, ...]] = {}
+
+    # -- the adapter protocol -------------------------------------------------------------------
+
+    def pages(self, cursor: str | None) -> Iterator[Page]:
+        snapshot = self._snapshot = self._read_snapshot()
+        names = listed_names(snapshot)
+        start = bisect.bisect_right(names, cursor) if cursor else 0
+        for offset in range(start, len(names), self.page_size):
+            chunk = names[offset : offset + self.page_size]
+            yield Page(tuple(self._listed(name, snapshot) for name in chunk), cursor=chunk[-1])
+
+    def records(self, page: Page) -> list[ModelRecord | RecordProblem]:
+        items: list[ModelRecord | RecordProblem] = []
+        for listed in page.items:
+            try:
+                items.append(record_of(listed))
+            except ModelDataError as exc:
+                items.append(RecordProblem(listed.model.id, str(exc)))
+        return items
+
+    def lookup(self, name: str) -> LookupResult:
+        try:
+            model = self._call(f"looking up {name}", lambda: self.client.models.with_raw_response.retrieve(name),
+                               passthrough=frozenset({404}))
+        except openai.NotFoundError as exc:
+            if _error_field(exc, "code") != "model_not_found":
+                raise RegistryUnavailable(self._status_message(f"looking up {name}", exc)) from None
+            return self._gone(name)
+        if not isinstance(model, Model) or model.id != name:
+            raise RegistryUnavailable(f"looking up {name}: the answer is not that model; nothing was concluded")
+        snapshot = self._current_snapshot()
+        listed = self._listed(name, replace(snapshot, models={**snapshot.models, name: model}))
+        try:
+            return Found(record_of(listed))
+        except ModelDataError as exc:
+            raise RegistryUnavailable(f"{name} exists but cannot be read: {exc}") from exc
+
+    def check(self) -> str:
+        models = self._list_models()
+        fine_tuned = sum(name.startswith(FINE_TUNED) for name in models)
+        self._call("listing fine-tuning jobs (fine_tuning.jobs.list)",
+                   lambda: self.client.fine_tuning.jobs.with_raw_response.list(limit=1))
+        verified = (f"the OpenAI API at {self.base_url} accepted the API key: models.list answered with "
+                    f"{len(models)} models ({fine_tuned} fine-tuned) and fine_tuning.jobs.list answered")
+        if self.deprecations_source:
+            verified += (f"; the deprecations page {self.deprecations_source} names "
+                         f"{len(self._deprecation_index())} models")
+        return verified
+
+    # -- reading the registry -------------------------------------------------------------------
+
+    def _read_snapshot(self) -> Snapshot:
+        models = self._list_models()
+        jobs = list(self._every("listing fine-tuning jobs (fine_tuning.jobs.list)",
+                                lambda after: self.client.fine_tuning.jobs.with_raw_response.list(
+                                    limit=PER_REQUEST, **after)))
+        return Snapshot(models, {job.fine_tuned_model: job for job in jobs if isinstance(job.fine_tuned_model, str)},
+                        frozenset(job.model for job in jobs if isinstance(job.model, str)),
+                        self._deprecation_index())
+
+    def _current_snapshot(self) -> Snapshot:
+        """The snapshot this adapter's listing read, for lookups after it; read now when none was."""
+        if self._snapshot is None:
+            self._snapshot = self._read_snapshot()
+        return self._snapshot
+
+    def _list_models(self) -> dict[str, Model]:
+        page = self._call("listing models (models.list)", lambda: self.client.models.with_raw_response.list())
+        if not isinstance(page.data, list) or not all(isinstance(model.id, str) for model in page.data):
+            raise RegistryUnavailable("listing models (models.list): the answer is not a list of models with ids; "
+                                      "nothing was concluded")
+        return {model.id: model for model in page.data}
+
+    def _job_checkpoints(self, job_id: str) -> tuple[FineTuningJobCheckpoint, ...]:
+        if job_id not in self._checkpoints:
+            self._checkpoints[job_id] = tuple(self._every(
+                f"listing the checkpoints of {job_id} (fine_tuning.jobs.checkpoints.list)",
+                lambda after: self.client.fine_tuning.jobs.checkpoints.with_raw_response.list(
+                    job_id, limit=PER_REQUEST, **after)))
+        return self._checkpoints[job_id]
+
+    def _every(self, what: str, send: Callable[[dict[str, str]], Any]) -> Iterator[Any]:
+        """Every item of a cursor-paged listing: the next page starts `after` the last item's id, while `has_more`."""
+        after: dict[str, str] = {}
+        while True:
+            page = self._call(what, lambda: send(after))
+            if not isinstance(page.data, list) or not all(isinstance(item.id, str) for item in page.data):
+                raise RegistryUnavailable(f"{what}: the answer is not a list of items with ids; nothing was concluded")
+            if page.data and page.data[-1].id == after.get("after"):
+                raise RegistryUnavailable(f"{what}: the server ignores `after` and repeats a page; "
+                                          f"{BASE_URL_HINT}")
+            yield from page.data
+            if not page.data or page.has_more is False:
+                return
+            after = {"after": page.data[-1].id}
+
+    def _listed(self, name: str, snapshot: Snapshot) -> Listed:
+        job = snapshot.jobs.get(final_model(name)) if name.startswith(FINE_TUNED) else None
+        checkpoints = self._job_checkpoints(job.id) if job is not None else ()
+        try:
+            shutdown_date, successor = shutdown_of(name, snapshot)
+        except ValueError as exc:
+            return Listed(snapshot.models[name], job, checkpoints, None, None, f"its shutdown_date: {exc}")
+        return Listed(snapshot.models[name], job, checkpoints, shutdown_date, successor)
+
+    def _gone(self, name: str) -> LookupResult:
+        if not name.startswith(FINE_TUNED):
+            return Gone("models.retrieve answered 404 model_not_found")
+        job = self._current_snapshot().jobs.get(final_model(name))
+        if job is None:
+            raise RegistryUnavailable(
+                f"looking up {name}: models.retrieve answered 404 model_not_found, which OpenAI also answers for a "
+                "model of another project or organisation, and no fine-tuning job this key can see produced it; "
+                "nothing was concluded (was the API key changed?)"
+            )
+        return Gone(f"models.retrieve answered 404 model_not_found while the fine-tuning job {job.id} that produced "
+                    "it is still visible to this key: the model was deleted, not hidden")
+
+    def _deprecation_index(self) -> dict[str, Deprecation]:
+        """The deprecations page's entries by model, read once per adapter (one adapter serves one scan)."""
+        if self._deprecations is None:
+            self._deprecations = self._read_deprecations(self.deprecations_source) if self.deprecations_source else {}
+        return self._deprecations
+
+    def _read_deprecations(self, source: str) -> dict[str, Deprecation]:
+        try:
+            text = read_deprecations(source, policy=self.policy, on_wait=self.on_wait, sleep=self.sleep,
+                                     timeout=self.timeout)
+            return by_model(parse_deprecations(text))
+        except DeprecationsPageError as exc:
+            raise RegistryUnavailable(
+                f"the deprecations page {source} cannot be read: {exc}; fix the page, or point `deprecations` "
+                "in weightkeeper.toml at the provider's page (markdown or HTML)"
+            ) from exc
+
+    # -- one request, retried ---------------------------------------------------------------------
+
+    def _call(self, what: str, send: Callable[[], Any], *, passthrough: frozenset[int] = frozenset()) -> Any:
+        """Send one request through the SDK, retrying what is transient; the parsed answer, or RegistryUnavailable.
+
+        An error status in `passthrough` is raised as the SDK's exception, for the caller to read.
+        """
+
+        def attempt() -> Any:
+            try:
+                return self._parse(what, send())
+            except openai.APIStatusError as exc:
+                if exc.status_code in passthrough:
+                    raise
+                if not _retryable(exc):
+                    # `from None`: the SDK's exception text holds the server's message, which may quote the key.
+                    raise RegistryUnavailable(self._status_message(what, exc)) from None
+                raise Transient(self._describe(exc), server_wait(exc.response)) from None
+            except openai.APITimeoutError:
+                raise Transient(f"no answer from {self.base_url} within {self.timeout:g} s") from None
+            except openai.APIConnectionError as exc:
+                raise Transient(f"cannot reach {self.base_url} ({_cause(exc)}); is the server up and base_url "
+                                "right?") from None
+
+        return with_retries(attempt, what=what, policy=self.policy, on_wait=self.on_wait, sleep=self.sleep)
+
+    def _parse(self, what: str, raw: Any) -> Any:
+        content_type = raw.headers.get("content-type", "")
+        if not content_type.split(";")[0].strip().endswith("json"):
+            raise RegistryUnavailable(f"{what}: {self.base_url} answered with {content_type or 'no content type'}, "
+                                      f"not JSON; {BASE_URL_HINT}")
+        try:
+            return raw.parse()
+        except ValueError as exc:
+            raise RegistryUnavailable(
+                f"{what}: the answer is not valid JSON ({type(exc).__name__}: {self._redact(str(exc))[:200]}); "
+                "it may have been cut off, nothing was concluded"
+            ) from None
+        except (TypeError, AttributeError):
+            # The SDK builds its page types only from a JSON object; a list, string or null fails in it.
+            raise RegistryUnavailable(f"{what}: the answer is JSON but not an object of the API; {BASE_URL_HINT}"
+                                      ) from None
+
+    def _status_message(self, what: str, exc: openai.APIStatusError) -> str:
+        problem = self._describe(exc)
+        if exc.status_code == 401:
+            return f"{what}: the OpenAI API at {self.base_url} rejected the API key ({problem}); {KEY_HINT}"
+        if exc.status_code == 403:
+            return (f"{what}: the API key may not do this ({problem}); a restricted key needs read access to "
+                    "Models and Fine-tuning")
+        if exc.status_code == 404:
+            return f"{what}: {self.base_url} answered {problem}; {BASE_URL_HINT}"
+        return f"{what}: {problem}; nothing was concluded"
+
+    def _describe(self, exc: openai.APIStatusError) -> str:
+        code, message = _error_field(exc, "code"), _error_field(exc, "message")
+        if message is None and isinstance(exc.body, str):
+            message = exc.body
+        text = f"HTTP {exc.status_code}" + (f" {code}" if code else "")
+        if message:
+            text += f": {' '.join(self._redact(message).split())[:300]}"
+        return text
+
+    def _redact(self, text: str) -> str:
+        """The text without our key, or any key a server quotes back (OpenAI's 401 quotes it masked)."""
+        return QUOTED_KEY.sub("[API key]", text.replace(self._api_key, "[API key]"))
+
+
+# -- from what the API says to records --------------------------------------------------------------
+
+
+def listed_names(snapshot: Snapshot) -> list[str]:
+    """The fine-tuned models, and the base models they are built on that `models.list` has.
+
+    A base model is listed while any fine-tuning job names it, even after the last fine-tune on it was
+    deleted: jobs are never deleted, so it leaves the listing only when `models.list` drops it, and
+    is never suspected missing while it is there.
+    """
+    fine_tuned = [name for name in snapshot.models if name.startswith(FINE_TUNED)]
+    roots = {chain[-1] for name in fine_tuned if (chain := ancestors(name, snapshot))}
+    bases = {name for name in roots | snapshot.job_bases if not name.startswith(FINE_TUNED)}
+    return sorted({*fine_tuned, *(base for base in bases if base in snapshot.models)})
+
+
+def ancestors(name: str, snapshot: Snapshot) -> list[str]:
+    """The models `name` was built from, nearest first (a base model has none)."""
+    chain: list[str] = []
+    parent = parent_of(name, snapshot)
+    while parent is not None and parent != name and parent not in chain:
+        chain.append(parent)
+        parent = parent_of(parent, snapshot)
+    return chain
+
+
+def parent_of(name: str, snapshot: Snapshot) -> str | None:
+    if not name.startswith(FINE_TUNED):
+        return None
+    job = snapshot.jobs.get(final_model(name))
+    return job.model if job is not None and isinstance(job.model, str) else name.split(":")[1]
+
+
+def final_model(name: str) -> str:
+    """The fine-tuned model a checkpoint belongs to (the name itself for any other model)."""
+    checkpoint = CHECKPOINT.match(name)
+    return checkpoint.group("model") if checkpoint else name
+
+
+def shutdown_of(name: str, snapshot: Snapshot) -> tuple[str | None, str | None]:
+    """The model's shutdown date and successor: its own, unless a model it was built on stops earlier."""
+    date, successor, _ = own_shutdown(name, snapshot)
+    inherited = []
+    for ancestor in ancestors(name, snapshot):
+        try:
+            ancestor_date, _, shared = own_shutdown(ancestor, snapshot)
+        except ValueError:
+            continue  # the ancestor's own record reports its unreadable date
+        if ancestor_date and shared:
+            inherited.append(ancestor_date)
+    earliest = min(inherited, default=None)
+    if earliest and (date is None or earliest < date):
+        return earliest, None
+    return date, successor
+
+
+def own_shutdown(name: str, snapshot: Snapshot) -> tuple[str | None, str | None, bool]:
+    """The shutdown date and successor announced for this model itself, and whether its fine-tunes stop with it.
+
+    The API's `shutdown_date` comes first; the deprecations page adds the replacement, and may say
+    fine-tuned models are spared.
+    """
+    entry = snapshot.deprecations.get(name)
+    model = snapshot.models.get(name)
+    stated = model.shutdown_date if model is not None else None
+    shared = entry is None or entry.fine_tunes_affected
+    if stated:
+        date = find_date(str(stated))
+        if date is None:
+            raise ValueError(f"the API gives {stated!r}, which is not a date")
+        return date, entry.replacement if entry else None, shared
+    if entry is not None:
+        return entry.shutdown_date, entry.replacement, shared
+    return None, None, False
+
+
+def record_of(listed: Listed) -> ModelRecord:
+    if listed.problem:
+        raise ModelDataError(listed.problem)
+    model, job = listed.model, listed.job
+    extra: dict[str, Any] = {"owned_by": model.owned_by} if isinstance(model.owned_by, str) else {}
+    common = {"name": model.id, "created_at": _iso(model.created), "shutdown_date": listed.shutdown_date,
+              "successor": listed.successor}
+    if not model.id.startswith(FINE_TUNED):
+        return ModelRecord(key=model.id, visibility=Visibility.PUBLIC, extra=extra, **common)
+    checkpoint = CHECKPOINT.match(model.id)
+    if checkpoint:
+        extra |= {"checkpoint_of": checkpoint.group("model"), "step": int(checkpoint.group("step"))}
+    if job is None:
+        return ModelRecord(key=model.id, visibility=Visibility.PRIVATE, extra=extra,
+                           lineage=(Lineage(model.id.split(":")[1], "finetune"),), **common)
+    if not isinstance(job.model, str):
+        raise ModelDataError(f"its fine-tuning job {job.id} names no base model")
+    training = training_evidence(job, listed.checkpoints)
+    datasets = tuple(file for file in (job.training_file, job.validation_file) if isinstance(file, str))
+    card_digest = hashlib.sha256(json.dumps([training, datasets], sort_keys=True).encode()).hexdigest()
+    return ModelRecord(
+        key=f"{job.id}:ckpt-step-{checkpoint.group('step')}" if checkpoint else job.id,
+        last_modified=_iso(job.finished_at),
+        visibility=Visibility.PRIVATE,
+        lineage=(Lineage(job.model, "finetune"),),
+        card=Card(digest=card_digest, training=training, datasets=datasets),
+        extra=extra,
+        **common,
+    )
+
+
+def training_evidence(job: FineTuningJob, checkpoints: tuple[FineTuningJobCheckpoint, ...]) -> dict[str, Any]:
+    """What the job says of the training, with the checkpoints it kept (by step); empty fields left out."""
+    evidence = {
+        "job": job.id,
+        "status": job.status,
+        "base_model": job.model,
+        "method": _plain(job.method),
+        "hyperparameters": _plain(job.hyperparameters),
+        "training_file": job.training_file,
+        "validation_file": job.validation_file,
+        "result_files": list(job.result_files or []),
+        "trained_tokens": job.trained_tokens,
+        "seed": job.seed,
+        "created_at": _iso(job.created_at),
+        "finished_at": _iso(job.finished_at),
+        "checkpoints": [
+            {"id": point.id, "model": point.fine_tuned_model_checkpoint, "step": point.step_number,
+             "created_at": _iso(point.created_at), "metrics": _plain(point.metrics)}
+            for point in sorted(checkpoints, key=lambda point: point.step_number or 0)
+        ],
+    }
+    return {key: value for key, value in evidence.items() if value not in (None, [], {})}
+
+
+def _retryable(exc: openai.APIStatusError) -> bool:
+    should_retry = exc.response.headers.get("x-should-retry")
+    if should_retry in ("true", "false"):
+        return should_retry == "true"
+    return exc.status_code in (408, 409, 429) or exc.status_code >= 500
+
+
+def _error_field(exc: openai.APIStatusError, name: str) -> str | None:
+    """A field of OpenAI's error body `{"error": {"message", "type", "param", "code"}}` (the SDK unwraps "error")."""
+    value = exc.body.get(name) if isinstance(exc.body, dict) else None
+    return None if value is None else str(value)
+
+
+def _cause(exc: openai.APIConnectionError) -> str:
+    cause = exc.__cause__
+    return f"{type(cause).__name__}: {cause}" if cause is not None else str(exc)
+
+
+def _plain(value: Any) -> Any:
+    """An SDK object as plain JSON data, its unset and null fields left out."""
+    return value.to_dict(exclude_none=True) if hasattr(value, "to_dict") else value
+
+
+def _iso(timestamp: Any) -> str | None:
+    if isinstance(timestamp, bool) or not isinstance(timestamp, int | float):
+        return None
+    return datetime.fromtimestamp(timestamp, UTC).isoformat()
