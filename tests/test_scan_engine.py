@@ -326,3 +326,13 @@ def test_an_unfinished_scan_of_a_registry_whose_location_changed_lists_again_fro
     assert cursors == [None, None], "the cursor of the old location was not followed"
     # a/one appeared in the first attempt; listed again, it matches and repeats nothing.
     assert sorted(kinds(ledger, result)) == [("appeared", "a/one"), ("appeared", "a/three"), ("appeared", "a/two")]
+
+
+def test_a_deleted_name_whose_model_is_still_listed_under_another_says_so(ledger: Ledger) -> None:
+    """Two tags of one Ollama manifest: removing one deletes a name, not the weights."""
+    registry = registry_of(record("llama3:latest", key="manifest-1"), record("llama3:8b", key="manifest-1"))
+    scan(ledger, registry)
+    del registry.models["llama3:latest"]
+    result = scan(ledger, registry)
+    deleted = events(ledger, EventFilter(scan_id=result.scan_id, kinds=("deleted",)))
+    assert [row["detail"]["key_still_listed_as"] for row in deleted] == ["llama3:8b"]

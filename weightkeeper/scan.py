@@ -472,7 +472,8 @@ class Scanner:
                 # The old name must be absent from this complete listing: otherwise it is a copy.
                 old = next((row for row in conn.execute(
                     "SELECT id, name, state, last_observation_id FROM models WHERE registry_id = ? AND key = ?"
-                    " AND state != 'deleted' ORDER BY id",
+                    # A model listed last time before one long suspected: both may share the key (two tags).
+                    " AND state != 'deleted' ORDER BY state = 'present' DESC, id",
                     (self.registry_id, record.key),
                 ) if row["id"] not in listed), None)
                 if old:
@@ -557,8 +558,15 @@ class Scanner:
                             {"reason": "hidden, so unlisted; a direct lookup found it gone"})
             observation_id = self.ledger.add_gone_observation(model_id, scan_id, name, answer.reason)
             self.conn.execute("UPDATE models SET state = 'deleted' WHERE id = ?", (model_id,))
-            self._event(EventKind.DELETED, model_id, scan_id, observation_id, prior_observation,
-                        {"reason": answer.reason})
+            detail = {"reason": answer.reason}
+            # Two names of one model (Ollama tags of one manifest): this name is gone, the model is not.
+            survivor = self.conn.execute(
+                "SELECT other.name FROM models gone JOIN models other ON other.registry_id = gone.registry_id"
+                " AND other.key = gone.key AND other.id != gone.id AND other.state = 'present'"
+                " WHERE gone.id = ? ORDER BY other.id LIMIT 1", (model_id,)).fetchone()
+            if survivor is not None:
+                detail["key_still_listed_as"] = survivor[0]
+            self._event(EventKind.DELETED, model_id, scan_id, observation_id, prior_observation, detail)
         else:
             prior = self.ledger.load_record(prior_observation)
             record = answer.record if isinstance(answer, Found) else replace(prior, visibility=answer.visibility)
