@@ -31,7 +31,7 @@ from urllib.parse import urlencode
 
 from huggingface_hub.hf_api import ExpandModelProperty_T
 
-from http_fakes import FakeServer, Fault, Reply, Request
+from http_fakes import FakeServer, Fault, Reply, Request, ServedFake
 
 EXPANDABLE = frozenset(typing.get_args(ExpandModelProperty_T))
 # What the Hub sends for each listed model when nothing is expanded.
@@ -91,7 +91,7 @@ class Repo:
         return sorted(entries.values(), key=lambda entry: entry["path"])
 
 
-class FakeHub:
+class FakeHub(ServedFake):
     def __init__(self, *, page_size: int = 2, tree_page_size: int = 1000, tokens: dict[str, set[str]] | None = None,
                  lists_disabled: bool = False) -> None:
         self.page_size, self.tree_page_size, self.lists_disabled = page_size, tree_page_size, lists_disabled
@@ -102,17 +102,6 @@ class FakeHub:
         self._faults_after: dict[int, list[Fault]] = {}
         self._clock = 0
         self.server = FakeServer(self.route)
-
-    def __enter__(self) -> FakeHub:
-        self.server.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.__exit__(*exc)
-
-    @property
-    def url(self) -> str:
-        return self.server.url
 
     # -- the repos, as their owners and the Hub's staff change them ----------------------------------
 

@@ -4,10 +4,10 @@ A fake is a `FakeServer` with a `route(request) -> Reply` function holding the
 service's wire format. Faults are queued (`server.faults.extend([...])`) and each
 one replaces the next matching request's answer:
 
-- `Fault.status(503, headers={"Retry-After": "0"})`: an HTTP error with those headers;
-- `Fault.TIMEOUT`: no answer until the client gives up (the server sleeps `hang_seconds`);
-- `Fault.RESET`: the connection is closed without a response;
-- `Fault.TRUNCATED`: the real answer's first half, under a Content-Length for all of it.
+- `Fault.http(503, {"Retry-After": "0"})`: an HTTP error with those headers;
+- `Fault.timeout()`: no answer until the client gives up (the server sleeps `hang_seconds`);
+- `Fault.reset()`: the connection is closed without a response;
+- `Fault.truncated()`: the real answer's first half, under a Content-Length for all of it.
 
 A fault may be limited to paths starting with a prefix. Every request is recorded in
 `server.requests` (method, path with query, headers) for assertions.
@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -156,3 +156,20 @@ class FakeServer:
             handler.close_connection = True
             return
         handler.wfile.write(body)
+
+
+class ServedFake:
+    """A fake service that runs on `self.server` (a FakeServer, or another fake) while used as a context."""
+
+    server: Any
+
+    def __enter__(self) -> Self:
+        self.server.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.__exit__(*exc)
+
+    @property
+    def url(self) -> str:
+        return self.server.url

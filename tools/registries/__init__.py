@@ -52,5 +52,5 @@ def open_registry(config: RegistryConfig, *, digests: DigestCache, cache: Adapte
     if config.kind == "ollama":
         from tools.registries.ollama import OllamaRegistry
 
-        return OllamaRegistry(config.setting("url"), on_wait=on_wait)
+        return OllamaRegistry(config.setting("url"), on_wait=on_wait, cache=cache)
     raise ValueError(f"registry kind {config.kind!r} has no adapter")

@@ -46,6 +46,7 @@ from tools.registries.http import (
     json_of,
     request,
     server_wait,
+    tls_context,
     with_retries,
 )
 from tools.registries.model_card import RELATIONS, CardError, card_fields, lineage
@@ -95,7 +96,7 @@ class HubRegistry:
         self.api = HfApi(endpoint=self.endpoint, token=token or False, library_name="weightkeeper",
                          library_version=__version__)
         headers = build_hf_headers(token=token or False, library_name="weightkeeper", library_version=__version__)
-        self.client = httpx.Client(headers=headers, timeout=timeout, follow_redirects=True)
+        self.client = httpx.Client(headers=headers, timeout=timeout, follow_redirects=True, verify=tls_context())
         # Anonymously the Hub lists no private and no disabled repo. With a token it lists every private
         # repo the token can read, so a recorded private model missing from the listing lost our access or
         # was deleted: worth a suspicion, not a quiet lookup. Disabled repos stay out of every listing.

@@ -42,7 +42,7 @@ from typing import Any
 
 import httpx
 
-from tools.registries.http import RetryPolicy, WaitReporter, json_of, request
+from tools.registries.http import RetryPolicy, WaitReporter, json_of, request, tls_context
 from tools.registries.model_card import CardError, lineage
 from weightkeeper.domain import Found, Gone, Lineage, LookupResult, ModelRecord, Page, RecordProblem, Visibility
 from weightkeeper.errors import RegistryUnavailable
@@ -106,7 +106,7 @@ class MLflowRegistry:
         self.clock_margin_ms = int(clock_margin * 1000)
         self.on_wait, self.policy, self.has_token = on_wait, policy, bool(token)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.client = httpx.Client(base_url=self.url + API, headers=headers, timeout=timeout)
+        self.client = httpx.Client(base_url=self.url + API, headers=headers, timeout=timeout, verify=tls_context())
 
     def close(self) -> None:
         self.client.close()

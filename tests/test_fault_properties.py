@@ -1,0 +1,412 @@
+"""Random network faults over random registry histories, scanned through real HTTP into a real ledger.
+
+From the issue: "A property test drives random fault sequences over random registry histories and
+asserts: zero `deleted` events for models that exist, every real deletion found once the faults
+stop, and no duplicated events after a scan is killed and resumed."
+
+`FaultMachine` is a Hypothesis state machine over a fake registry serving real HTTP on 127.0.0.1,
+the registry's real adapter, the real `Scanner` and a real SQLite `Ledger`.
+
+- Its rules change the registry: add, remove, rename, copy, update.
+- They queue faults on the listing or on the lookups that confirm a deletion: HTTP 500, 502,
+  503 and 429 (with a short or an over-long Retry-After), timeouts, reset connections and
+  truncated answers.
+- They scan under those faults, and kill a scan mid-way and resume it. The kill is a
+  `KeyboardInterrupt` from the adapter's wait callback, as SIGTERM raises it while an adapter
+  sleeps before a retry.
+- They scan once the faults have stopped.
+
+After every scan:
+
+- no `deleted` event names a model the registry still has: by name, and by key where keys are
+  stable identities (the Hub's `_id`). An Ollama key is a manifest digest, which changes with
+  every update: `ollama cp ft:next ft:latest && ollama rm ft:next` leaves `ft:next` deleted by
+  name while its digest lives on as `ft:latest`, by the engine's name-first rule;
+- no (scan, model, kind) event appears twice;
+- the event stream is a legal history (`test_scan_properties.replay`);
+- a failed scan concluded nothing about absent models.
+
+After every complete scan, the oracle below says, in the registry's terms, which model each
+listed name must be: the same one, one renamed, or a new one. Each model gone from the registry
+must be deleted, or still suspected with its failed lookup on record. After a scan without faults,
+nothing may be left suspected.
+
+The registry sits behind `FakeRegistry`, so another HTTP registry's fake (the Hugging Face one)
+plugs in as a `FakeRegistry` and a subclass of `FaultMachine` with its own test function.
+`OllamaFake` is the Ollama one.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import tempfile
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager, closing
+from pathlib import Path
+from typing import ClassVar, Protocol
+
+from hypothesis import event, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule, run_state_machine_as_test
+
+from fake_ollama import FakeOllama
+from http_fakes import Fault, ServedFake
+from test_scan_properties import SETTINGS as SCAN_SETTINGS, replay
+from tools.registries.http import RetryPolicy, WaitReporter
+from tools.registries.ollama import MemoryCache, OllamaRegistry
+from weightkeeper.config import RegistryConfig
+from weightkeeper.ledger import Ledger
+from weightkeeper.registry import RegistryAdapter
+from weightkeeper.scan import Scanner, ScanResult
+
+# At most this many models at once, so a removed model's name is seldom taken again before a scan sees it gone.
+MAX_MODELS = 5
+# Small timeouts keep a run short; the server hangs longer than the client waits.
+TIMEOUT, HANG = 0.2, 0.4
+POLICY = RetryPolicy(attempts=3, first_backoff=0.0, max_wait=30.0)
+
+FAULTS: dict[str, Callable[[str], Fault]] = {
+    "500": lambda path: Fault.http(500, body=b'{"error":"internal server error"}', path_prefix=path),
+    "502": lambda path: Fault.http(502, body=b"<html>502 Bad Gateway</html>", path_prefix=path),
+    "503": lambda path: Fault.http(503, {"Retry-After": "0"}, path_prefix=path),
+    "429": lambda path: Fault.http(429, {"Retry-After": "0"}, path_prefix=path),
+    "429-too-long": lambda path: Fault.http(429, {"Retry-After": "3600"}, path_prefix=path),  # fails at once
+    "timeout": lambda path: Fault.timeout(path_prefix=path),
+    "reset": lambda path: Fault.reset(path_prefix=path),
+    "truncated": lambda path: Fault.truncated(path_prefix=path),
+}
+# Faults after which the adapter waits and retries: the kill rule counts on one wait per fault.
+RETRIED = ("503", "reset")
+
+# Reproducible and unshrunk like the scan engine's machines (each step is real HTTP), with fewer, shorter runs.
+SETTINGS = settings(SCAN_SETTINGS, max_examples=50, stateful_step_count=18)
+
+
+class FakeRegistry(Protocol):
+    """A fake HTTP registry and its real adapter, as the fault machine drives them."""
+
+    config: RegistryConfig
+    names: tuple[str, ...]  # the model names the machine draws from
+    fault_paths: Mapping[str, str]  # "listing" and "lookup": the path prefix of their requests
+    stable_keys: bool  # a key names one model for good (the Hub's _id), not its content of the moment
+
+    @property
+    def faults(self) -> list[Fault]: ...  # the server's fault queue
+
+    def reset(self) -> None: ...  # no models, no faults: a fresh registry for the next example
+
+    def present(self) -> dict[str, str]: ...  # each model's name → the key its adapter records
+
+    def add(self, name: str) -> None: ...
+
+    def remove(self, name: str) -> None: ...
+
+    def rename(self, old: str, new: str) -> None: ...
+
+    def copy(self, source: str, destination: str) -> None: ...  # where copies share a key; else a new model
+
+    def update(self, name: str) -> None: ...
+
+    def adapter(self, on_wait: WaitReporter) -> AbstractContextManager[RegistryAdapter]: ...
+
+
+class OllamaFake(ServedFake):
+    """Ollama: keys are manifest digests, a rename is `ollama cp` then `ollama rm`, an update a new build."""
+
+    names = ("llama3.1:8b", "llama3.1:8b-instruct-q4_K_M", "llama3.2:3b", "qwen2.5:0.5b", "gemma3:4b",
+             "myorg/finetune:latest", "myorg/finetune:v2", "myorg/lora-sql:latest", "acme/chat:latest",
+             "acme/chat:q8_0")
+    fault_paths = {"listing": "/api/tags", "lookup": "/api/show"}
+    stable_keys = False  # a manifest digest: content, which an update replaces
+
+    def __init__(self) -> None:
+        self.server = FakeOllama()
+        self.server.server.hang_seconds = HANG
+        self.config = RegistryConfig("ollama", "ollama", {"url": self.server.url})
+        self.cache = MemoryCache()
+
+    @property
+    def faults(self) -> list[Fault]:
+        return self.server.faults
+
+    def reset(self) -> None:
+        self.server.reset()
+        self.cache = MemoryCache()  # kept across one example's scans, as the ledger's adapter cache is
+
+    def present(self) -> dict[str, str]:
+        return {name: tag.digest for name, tag in self.server.tags.items()}
+
+    def add(self, name: str) -> None:
+        # Fine-tunes name their base; the rest have no parent, which the adapter confirms through /api/show.
+        self.server.pull(name, parent_model=self.names[0] if name.startswith("myorg/") else "")
+
+    def remove(self, name: str) -> None:
+        self.server.remove(name)
+
+    def rename(self, old: str, new: str) -> None:
+        self.server.rename(old, new)
+
+    def copy(self, source: str, destination: str) -> None:
+        self.server.copy(source, destination)  # `ollama pull llama3` leaves llama3:latest and llama3:8b like this
+
+    def update(self, name: str) -> None:
+        self.server.retag(name)
+
+    def adapter(self, on_wait: WaitReporter) -> AbstractContextManager[RegistryAdapter]:
+        return closing(OllamaRegistry(self.server.url, on_wait=on_wait, timeout=TIMEOUT, policy=POLICY,
+                                      cache=self.cache))
+
+
+# -- the oracle -----------------------------------------------------------------------------------
+
+
+def judge_identities(before: Iterable[sqlite3.Row], present: Mapping[str, str],
+                     now: Mapping[str, int]) -> tuple[list[str], dict[str, int]]:
+    """Whether each listed name is the ledger model it must be after a complete scan.
+
+    `before` is the ledger's models before the scan, `present` the registry's {name: key}, and `now`
+    the ledger's {name: model id} after it. In the registry's words: a name the ledger knows keeps its
+    model, whatever state it was in. The new names of one key are, as far as they go, that key's
+    models that are not deleted and whose own names are gone: each one renamed, no model twice.
+    Which of them takes which is the engine's choice among equals. Any further new name is a new
+    model. Returns what is wrong, and {name: model id} of the renames.
+    """
+    rows = list(before)
+    known = {row["name"]: row["id"] for row in rows}
+    vanished: dict[str, set[int]] = defaultdict(set)
+    for row in rows:
+        if row["state"] != "deleted" and row["name"] not in present:
+            vanished[row["key"]].add(row["id"])
+    new_names: dict[str, list[str]] = defaultdict(list)
+    wrong: list[str] = []
+    for name, key in present.items():
+        if name not in known:
+            new_names[key].append(name)
+        elif now[name] != known[name]:
+            wrong.append(f"{name} was model {known[name]}, the ledger now says {now[name]}")
+    renames: dict[str, int] = {}
+    for key, names in new_names.items():
+        taken = {name: now[name] for name in names if now[name] in vanished[key]}
+        if len(set(taken.values())) != len(taken) or len(taken) != min(len(names), len(vanished[key])):
+            wrong.append(f"{sorted(names)} should be renames of {sorted(vanished[key])}, the ledger says {taken}")
+        wrong += [f"{name} is a new model, the ledger took it for model {now[name]}"
+                  for name in names if name not in taken and now[name] in known.values()]
+        renames |= taken
+    return wrong, renames
+
+
+# -- the machine ----------------------------------------------------------------------------------
+
+
+class FaultMachine(RuleBasedStateMachine):
+    """Registry changes, faults and scans in random order; the ledger never says more than the registry did."""
+
+    registry: ClassVar[FakeRegistry]  # one running fake for every example, reset by each
+    base_dir: ClassVar[Path]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.registry.reset()
+        self.dir = Path(tempfile.mkdtemp(dir=self.base_dir))
+        self.ledger = Ledger(self.dir / "ledger.sqlite3")
+        self.conn = self.ledger.conn
+        config = self.registry.config
+        self.registry_id = self.ledger.registry_id(config.name, config.kind, config.location)
+        self.kill_at: int | None = None  # the adapter's wait at which SIGTERM arrives
+        self.waits = 0
+
+    def teardown(self) -> None:
+        try:
+            self.clean_scan()  # the faults have stopped: every real deletion is found
+        finally:
+            self.ledger.close()
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    @initialize(data=st.data())
+    def populate(self, data: st.DataObject) -> None:
+        names = data.draw(st.lists(st.sampled_from(self.registry.names), min_size=2, max_size=4, unique=True),
+                          label="models")
+        for name in names:
+            self.registry.add(name)
+        self.clean_scan()
+
+    # -- the registry changes
+
+    def listed(self) -> list[str]:
+        return sorted(self.registry.present())
+
+    def free(self) -> list[str]:
+        return [name for name in self.registry.names if name not in self.registry.present()]
+
+    @precondition(lambda self: len(self.registry.present()) < MAX_MODELS)
+    @rule(data=st.data())
+    def add(self, data: st.DataObject) -> None:
+        self.registry.add(data.draw(st.sampled_from(self.free()), label="add"))
+
+    # Never the last model: an empty listing is refused as an outage, which test_scan_properties covers.
+    @precondition(lambda self: len(self.registry.present()) >= 2)
+    @rule(data=st.data())
+    def remove(self, data: st.DataObject) -> None:
+        self.registry.remove(data.draw(st.sampled_from(self.listed()), label="remove"))
+
+    @precondition(lambda self: self.registry.present() and self.free())
+    @rule(data=st.data())
+    def rename(self, data: st.DataObject) -> None:
+        self.registry.rename(data.draw(st.sampled_from(self.listed()), label="rename"),
+                             data.draw(st.sampled_from(self.free()), label="to"))
+
+    @precondition(lambda self: self.registry.present() and len(self.registry.present()) < MAX_MODELS)
+    @rule(data=st.data())
+    def copy(self, data: st.DataObject) -> None:
+        self.registry.copy(data.draw(st.sampled_from(self.listed()), label="copy"),
+                           data.draw(st.sampled_from(self.free()), label="as"))
+
+    @precondition(lambda self: self.registry.present())
+    @rule(data=st.data())
+    def update(self, data: st.DataObject) -> None:
+        self.registry.update(data.draw(st.sampled_from(self.listed()), label="update"))
+
+    # -- faults and scans
+
+    @rule(where=st.sampled_from(["listing", "lookup"]),
+          kinds=st.lists(st.sampled_from(sorted(FAULTS)), min_size=1, max_size=2), outage=st.booleans())
+    def queue_faults(self, where: str, kinds: list[str], outage: bool) -> None:
+        """Faults for the next requests of one kind; in an outage each lasts as many tries as the adapter makes.
+        Those a scan leaves over hit the scans after it."""
+        tries = POLICY.attempts if outage else 1
+        self.registry.faults.extend(FAULTS[kind](self.registry.fault_paths[where]) for kind in kinds
+                                    for _ in range(tries))
+
+    @rule(data=st.data(), where=st.sampled_from(["listing", "lookup"]),
+          kinds=st.lists(st.sampled_from(sorted(FAULTS)), min_size=1, max_size=2), outage=st.booleans(),
+          removing=st.booleans())
+    def scan_under_faults(self, data: st.DataObject, where: str, kinds: list[str], outage: bool,
+                          removing: bool) -> None:
+        """A scan meeting the faults queued so far and these; perhaps a model removed just before, so that
+        a lookup meets them."""
+        if removing and len(self.registry.present()) >= 2:
+            self.remove(data)
+        self.queue_faults(where, kinds, outage)
+        before = self.models()
+        result = self.run_scan()
+        event(f"scan under faults: {result.status}{', lookups failed' if result.problems else ''}")
+        if result.ok:
+            self.check_complete(before, [result.scan_id])
+
+    @rule(data=st.data(), where=st.sampled_from(["listing", "lookup"]), at=st.integers(min_value=1, max_value=2))
+    def killed_and_resumed_scan(self, data: st.DataObject, where: str, at: int) -> None:
+        """SIGTERM while the adapter waits to retry its `at`-th fault; the next scan resumes, faults over."""
+        if where == "lookup" and len(self.registry.present()) >= 2:  # a deletion to confirm, so a lookup to kill
+            self.remove(data)
+        before = self.models()
+        self.registry.faults.clear()
+        # Fewer faults than attempts: without the kill, the request would succeed.
+        self.registry.faults.extend(FAULTS[RETRIED[i % len(RETRIED)]](self.registry.fault_paths[where])
+                                    for i in range(at))
+        killed = self.run_scan(kill_at=at)
+        phase = self.conn.execute("SELECT phase FROM scans WHERE id = ?", (killed.scan_id,)).fetchone()[0]
+        event(f"killed scan: {killed.status} while {phase}")
+        self.registry.faults.clear()
+        resumed = self.run_scan()
+        assert resumed.ok, resumed.error
+        if killed.status == "interrupted":
+            assert resumed.resumed and resumed.scan_id == killed.scan_id, "the killed scan was not resumed"
+        else:
+            assert killed.ok, killed.error  # no wait came (nothing to look up): it ran to the end
+        self.check_complete(before, [killed.scan_id, resumed.scan_id])
+
+    @rule()
+    def clean_scan(self) -> None:
+        """No faults: the ledger tells the registry exactly, every removed model deleted."""
+        self.registry.faults.clear()
+        before = self.models()
+        result = self.run_scan()
+        assert result.ok, result.error
+        self.check_complete(before, [result.scan_id])
+        states = {row["name"]: row["state"] for row in self.models()}
+        present = self.registry.present()
+        assert {name: state for name, state in states.items() if name not in present} == {
+            name: "deleted" for name in states if name not in present}, "a model gone from the registry is not deleted"
+        assert set(replay(self.conn, self.registry_id)) == set(present)
+
+    # -- scanning and checking
+
+    def models(self) -> list[sqlite3.Row]:
+        return self.conn.execute("SELECT id, name, key, state FROM models WHERE registry_id = ? ORDER BY id",
+                                 (self.registry_id,)).fetchall()
+
+    def on_wait(self, seconds: float, why: str) -> None:
+        self.waits += 1
+        if self.kill_at is not None and self.waits >= self.kill_at:
+            self.kill_at = None
+            raise KeyboardInterrupt(f"SIGTERM while waiting {seconds:.1f} s after: {why}")
+
+    def run_scan(self, *, kill_at: int | None = None) -> ScanResult:
+        """One scan (a kill is recorded as an interrupted scan, as `weightkeeper scan` records it), then the
+        checks that hold whatever happened."""
+        last_event = self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
+        self.waits, self.kill_at = 0, kill_at
+        with self.registry.adapter(self.on_wait) as adapter:
+            scanner = Scanner(self.ledger, self.registry.config, adapter)
+            try:
+                result = scanner.run()
+            except KeyboardInterrupt:
+                scan_id = self.conn.execute("SELECT MAX(id) FROM scans WHERE registry_id = ?",
+                                            (self.registry_id,)).fetchone()[0]
+                result = scanner.result(scan_id)
+                assert result.status == "interrupted", result.status
+            finally:
+                self.kill_at = None
+        self.check_always(last_event, result)
+        return result
+
+    def check_always(self, last_event: int, result: ScanResult) -> None:
+        present = self.registry.present()
+        new = self.conn.execute(
+            "SELECT e.kind, o.name AS observed, m.key FROM events e JOIN models m ON m.id = e.model_id"
+            " LEFT JOIN observations o ON o.id = e.observation_id WHERE e.id > ? ORDER BY e.id", (last_event,)
+        ).fetchall()
+        deleted = [(row["observed"], row["key"]) for row in new if row["kind"] == "deleted"]
+        wrongly = [(name, key) for name, key in deleted
+                   if name in present or self.registry.stable_keys and key in present.values()]
+        assert not wrongly, f"deleted, yet in the registry: {wrongly}"
+        duplicated = self.conn.execute(
+            "SELECT scan_id, model_id, kind, COUNT(*) FROM events GROUP BY scan_id, model_id, kind HAVING COUNT(*) > 1"
+        ).fetchall()
+        assert not duplicated, f"(scan, model, kind) events recorded twice: {[tuple(row) for row in duplicated]}"
+        replay(self.conn, self.registry_id)  # a legal history: deleted only after suspected, and so on
+        phase = self.conn.execute("SELECT phase FROM scans WHERE id = ?", (result.scan_id,)).fetchone()[0]
+        if result.status == "failed" or phase == "listing":
+            concluded = [row["kind"] for row in new if row["kind"] in ("suspected_missing", "deleted")]
+            assert not concluded, f"an unfinished listing concluded {concluded}: {result.error}"
+
+    def check_complete(self, before: list[sqlite3.Row], scan_ids: list[int]) -> None:
+        """After a complete scan of the registry as it is: each listed model is the one the oracle names, with
+        the registry's key; each model gone from the registry is deleted, or suspected with a failed lookup."""
+        present = self.registry.present()
+        rows = {row["name"]: row for row in self.models()}
+        listed = {name: (row["state"], row["key"]) for name, row in rows.items() if name in present}
+        assert listed == {name: ("present", key) for name, key in present.items()}
+        wrong, renames = judge_identities(before, present, {name: row["id"] for name, row in rows.items()})
+        assert not wrong, "; ".join(wrong)
+        marks = ", ".join("?" * len(scan_ids))
+        for name, model_id in renames.items():
+            renamed = self.conn.execute(
+                f"SELECT 1 FROM events WHERE kind = 'renamed' AND model_id = ? AND scan_id IN ({marks})"
+                " AND json_extract(detail, '$.to') = ?", (model_id, *scan_ids, name)).fetchone()
+            assert renamed, f"model {model_id} renamed to {name} without a `renamed` event"
+        failed_lookups = {row[0] for row in self.conn.execute(
+            f"SELECT model_name FROM problems WHERE scan_id IN ({marks}) AND message LIKE 'lookup failed%'",
+            scan_ids)}
+        for name, row in rows.items():
+            if name not in present:
+                assert row["state"] == "deleted" or (row["state"] == "suspected_missing" and name in failed_lookups), (
+                    f"{name} is gone from the registry but {row['state']} in the ledger")
+
+
+def test_faults_never_delete_what_exists_and_every_deletion_is_found_once_they_stop(tmp_path: Path) -> None:
+    with OllamaFake() as registry:
+        FaultMachine.registry, FaultMachine.base_dir = registry, tmp_path
+        run_state_machine_as_test(FaultMachine, settings=SETTINGS)
