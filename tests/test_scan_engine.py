@@ -265,6 +265,7 @@ class Redirecting(MemoryRegistry):
 
     def lookup(self, name: str) -> LookupResult:
         if name in self.moved:
+            self.lookups.append(name)
             return Found(self.moved[name])
         return super().lookup(name)
 
@@ -280,6 +281,13 @@ def test_a_lookup_answering_under_a_new_name_is_a_rename_never_a_deletion(ledger
         ("renamed", {"from": "acme/one", "to": "other-org/one"}),  # explained, so not "restored"
     ]
     assert ledger.conn.execute("SELECT state FROM models WHERE name = 'other-org/one'").fetchone()[0] == "present"
+    # Out of the listed scope now, it is known through lookups: later scans ask quietly, with no false alarm.
+    registry.moved["other-org/one"] = registry.moved["acme/one"]
+    quiet = scan(ledger, registry)
+    assert kinds(ledger, quiet) == [] and registry.lookups.count("other-org/one") == 1
+    del registry.moved["other-org/one"]
+    gone = scan(ledger, registry)
+    assert kinds(ledger, gone) == [("suspected_missing", "other-org/one"), ("deleted", "other-org/one")]
 
 
 def test_a_lookup_answering_as_a_model_the_ledger_holds_concludes_nothing(ledger: Ledger) -> None:

@@ -448,9 +448,11 @@ class Scanner:
         listed = self._listing(scan_id)
         self._resolve_renames(scan_id, listed)
         absent = self._absent(listed)
-        self._mark_missing(scan_id, [row for row in absent if row["visibility"] not in self.adapter.unlisted])
-        # A hidden model the listing leaves out is looked up quietly: only its answer may say something.
-        self._confirm_missing(scan_id, [row for row in absent if row["visibility"] in self.adapter.unlisted])
+        # A model the listing leaves out by design is looked up quietly: only the answer may say something.
+        # That is a hidden one, or one known only through lookups (renamed out of a Hub author's scope, say).
+        expected = [row["visibility"] in self.adapter.unlisted or row["source"] == "lookup" for row in absent]
+        self._mark_missing(scan_id, [row for row, quiet in zip(absent, expected) if not quiet])
+        self._confirm_missing(scan_id, [row for row, quiet in zip(absent, expected) if quiet])
         self._finish(scan_id, "complete", None)
 
     def _listing(self, scan_id: int) -> ListedModels:
@@ -501,8 +503,9 @@ class Scanner:
         for start in range(0, len(absent), LOOKUP_BATCH):
             ids = absent[start : start + LOOKUP_BATCH]
             rows += self.conn.execute(
-                "SELECT id, name, last_observation_id, state, visibility FROM models"
-                f" WHERE id IN ({', '.join('?' * len(ids))}) ORDER BY id", ids,
+                "SELECT m.id, m.name, m.last_observation_id, m.state, m.visibility, o.source FROM models m"
+                f" JOIN observations o ON o.id = m.last_observation_id WHERE m.id IN ({', '.join('?' * len(ids))})"
+                " ORDER BY m.id", ids,
             ).fetchall()
         return rows
 
@@ -555,7 +558,8 @@ class Scanner:
         elif isinstance(answer, Gone):
             if was == ModelState.PRESENT:  # a hidden model the listing leaves out: suspected and confirmed at once
                 self._event(EventKind.SUSPECTED_MISSING, model_id, scan_id, prior_observation, None,
-                            {"reason": "hidden, so unlisted; a direct lookup found it gone"})
+                            {"reason": "left out of the listing as expected (hidden, or known only through "
+                                       "direct lookups); a direct lookup found it gone"})
             observation_id = self.ledger.add_gone_observation(model_id, scan_id, name, answer.reason)
             self.conn.execute("UPDATE models SET state = 'deleted' WHERE id = ?", (model_id,))
             detail = {"reason": answer.reason}
