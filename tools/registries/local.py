@@ -79,14 +79,13 @@ class LocalFolderRegistry:
         self._require_root()
         names: list[str] = []
         try:
-            for top in _subfolders(self.root):
+            for top in _read_folder(self.root)[0]:
                 folder = self.root / top
                 if not folder.is_dir():  # a dangling or looping symlink: a broken model, read as a problem
                     names.append(top)
                     continue
-                subfolders = _subfolders(folder)
-                if not subfolders or any(entry in CONFIG_FILES or entry.endswith(WEIGHT_SUFFIXES)
-                                         for entry in os.listdir(folder)):
+                subfolders, holds_model_files = _read_folder(folder)
+                if not subfolders or holds_model_files:
                     names.append(top)
                 else:
                     names.extend(f"{top}/{sub}" for sub in subfolders)
@@ -158,12 +157,15 @@ class LocalFolderRegistry:
         return tuple(entries), newest
 
 
-def _subfolders(path: Path) -> list[str]:
-    """Folders by name, and symlinks that lead nowhere (a loop, an unmounted volume): listed, so reading them
-    records what is wrong instead of reporting a model missing."""
-    names = []
+def _read_folder(path: Path) -> tuple[list[str], bool]:
+    """One listing of a folder: its sub-folders by name, with symlinks that lead nowhere (a loop, an
+    unmounted volume) so reading them records what is wrong instead of reporting a model missing; and
+    whether it holds a config or weight file itself."""
+    names, holds_model_files = [], False
     with os.scandir(path) as entries:
         for entry in entries:
+            if entry.name in CONFIG_FILES or entry.name.endswith(WEIGHT_SUFFIXES):
+                holds_model_files = True
             if entry.name.startswith("."):
                 continue
             try:
@@ -171,7 +173,7 @@ def _subfolders(path: Path) -> list[str]:
                     names.append(entry.name)
             except OSError:
                 names.append(entry.name)
-    return sorted(names)
+    return sorted(names), holds_model_files
 
 
 def _raise(error: OSError) -> None:
