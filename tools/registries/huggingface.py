@@ -6,15 +6,18 @@ What it reads, and why:
   `search`, `limit`, `expand`), asked for exactly the fields a record needs. `list_models` hides the
   `Link: <…>; rel="next"` header the Hub pages with, so the pages are requested here, and each page's
   next link is its cursor: an interrupted scan resumes from the link after its last committed page.
-  Items are still read by `huggingface_hub.ModelInfo`, as the library reads them.
+  Items are read field by field as `huggingface_hub.ModelInfo` reads them (not through it: it costs as much
+  per model as the rest of the scan).
 - Lineage: the card's `base_model` (a name or a list) and the `base_model:<relation>:<X>` tags the Hub
   computes from it; the tags' relation wins, since the Hub infers one when the card names none.
 - File lists (sizes, and sha256 for LFS files: the LFS oid) come from the tree endpoint pinned to the
   listed `sha`, only for models whose name matches the `files` glob, and once per revision: the list is
   kept in the adapter cache under (name, sha).
-- `lookup` is `HfApi.model_info`, whose session follows the Hub's redirect from a renamed repo, so a
-  renamed model is found under its new name. Its answers are read with the Hub's quirks in mind:
-  an anonymous caller gets 401 for a private repo and for a missing one alike, so 401 never means gone.
+- `lookup` asks what `HfApi.model_info` asks, through huggingface_hub's session (which follows the Hub's
+  redirect from a renamed repo, so a renamed model is found under its new name) and error classes,
+  keeping the JSON so a lookup and a listing build the same record. Its answers are read with the Hub's
+  quirks in mind: an anonymous caller gets 401 for a private repo and for a missing one alike, so 401
+  never means gone.
 
 No token is ever taken from the environment or a cached login: without one the adapter is anonymous
 (`token=False` throughout). The token never appears in a message, a record or a log.
@@ -32,11 +35,10 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import httpx
 import httpx2  # huggingface_hub's own HTTP client: its transport errors surface from `model_info` and `whoami`
-from huggingface_hub import HfApi, ModelInfo
+from huggingface_hub import HfApi
 from huggingface_hub.errors import DisabledRepoError, GatedRepoError, HfHubHTTPError, OfflineModeIsEnabled
 from huggingface_hub.hf_api import RepoFile
-from huggingface_hub.repocard_data import CardData
-from huggingface_hub.utils import build_hf_headers, fix_hf_endpoint_in_url
+from huggingface_hub.utils import build_hf_headers, fix_hf_endpoint_in_url, get_session, hf_raise_for_status
 
 from tools.registries.http import (
     RETRY_STATUSES,
@@ -95,8 +97,9 @@ class HubRegistry:
         # token=False: never an HF_TOKEN variable or a cached login in place of the configured token.
         self.api = HfApi(endpoint=self.endpoint, token=token or False, library_name="weightkeeper",
                          library_version=__version__)
-        headers = build_hf_headers(token=token or False, library_name="weightkeeper", library_version=__version__)
-        self.client = httpx.Client(headers=headers, timeout=timeout, follow_redirects=True, verify=tls_context())
+        self.headers = build_hf_headers(token=token or False, library_name="weightkeeper",
+                                        library_version=__version__)
+        self.client = httpx.Client(headers=self.headers, timeout=timeout, follow_redirects=True, verify=tls_context())
         # Anonymously the Hub lists no private and no disabled repo. With a token it lists every private
         # repo the token can read, so a recorded private model missing from the listing lost our access or
         # was deleted: worth a suspicion, not a quiet lookup. Disabled repos stay out of every listing.
@@ -122,7 +125,7 @@ class HubRegistry:
         records: list[ModelRecord | RecordProblem] = []
         for item in page.items:
             try:
-                records.append(self._record(_model_info(item)))
+                records.append(self._record(item))
             except (_Unreadable, RegistryUnavailable) as exc:
                 records.append(RecordProblem(_item_name(item), str(exc)))
         return records
@@ -170,9 +173,9 @@ class HubRegistry:
 
     # -- one model -------------------------------------------------------------------------------
 
-    def _record(self, info: ModelInfo) -> ModelRecord:
+    def _record(self, item: Any) -> ModelRecord:
         try:
-            record = _parse(info)
+            record = _parse(item)
         except (TypeError, AttributeError, ValueError, KeyError) as exc:  # a field of an unexpected shape
             raise _Unreadable(f"a field cannot be read ({type(exc).__name__}: {exc})") from exc
         if self.files is None or not fnmatchcase(record.name, self.files):
@@ -217,7 +220,7 @@ class HubRegistry:
     def lookup(self, name: str) -> LookupResult:
         what = f"looking up {name} at {self.endpoint}"
         try:
-            info = self._hub_call(what, lambda: self.api.model_info(name, expand=list(EXPAND), timeout=self.timeout))
+            item = self._hub_call(what, lambda: self._model_info(name))
         except GatedRepoError as exc:  # a RepositoryNotFoundError too: asked first
             return Hidden(Visibility.GATED, f"HTTP {exc.response.status_code} GatedRepo: access must be requested")
         except DisabledRepoError as exc:
@@ -225,9 +228,17 @@ class HubRegistry:
         except HfHubHTTPError as exc:
             return self._refusal(what, exc.response)
         try:
-            return Found(self._record(info))
+            return Found(self._record(item))
         except _Unreadable as exc:
             raise RegistryUnavailable(f"{what}: {exc}; nothing was concluded") from exc
+
+    def _model_info(self, name: str) -> Any:
+        """The model as `HfApi.model_info(name, expand=...)` asks for it (same URL, parameters, session and error
+        classes), kept as the Hub's JSON: a lookup's record is then built exactly as a listed one is."""
+        response = get_session().get(f"{self.endpoint}/api/models/{name}", headers=self.headers,
+                                     params={"expand": list(EXPAND)}, timeout=self.timeout)
+        hf_raise_for_status(response)
+        return response.json()
 
     def _refusal(self, what: str, response: httpx2.Response) -> LookupResult:
         status, code = response.status_code, response.headers.get("X-Error-Code")
@@ -292,46 +303,47 @@ class HubRegistry:
         return with_retries(attempt, what=what, policy=self.policy, on_wait=self.on_wait)
 
 
-def _parse(info: ModelInfo) -> ModelRecord:
-    """The record of a model as `ModelInfo` read it, without its file list."""
-    key = getattr(info, "_id", None)
+def _parse(item: Any) -> ModelRecord:
+    """The record of a model from the Hub's JSON item (the listing's or `model_info`'s), without its file list.
+
+    Read directly rather than through `ModelInfo`, which costs as much as the rest of a scan's work per
+    model; the fields are the ones `ModelInfo` reads, and the fake Hub the tests use is checked against it.
+    """
+    if not isinstance(item, dict):
+        raise _Unreadable(f"a listed item is a {type(item).__name__}, not a model")
+    key, name, card = item.get("_id"), item.get("id"), item.get("cardData")
     if not isinstance(key, str) or not key:
         raise _Unreadable("the Hub sent no `_id` for this model, so it cannot be told from a renamed one")
-    if not isinstance(info.id, str):
-        raise _Unreadable(f"its id is a {type(info.id).__name__}, not a name")
-    if info.card_data is not None and not isinstance(info.card_data, CardData):
-        raise _Unreadable(f"cardData is a {type(info.card_data).__name__}, not a mapping of card fields")
-    meta = info.card_data.to_dict() if info.card_data is not None else {}
-    tags = [str(tag) for tag in info.tags or []]
+    if not isinstance(name, str):
+        raise _Unreadable(f"its id is a {type(name).__name__}, not a name")
+    if card is not None and not isinstance(card, dict):
+        raise _Unreadable(f"cardData is a {type(card).__name__}, not a mapping of card fields")
+    tags = item.get("tags") or []
+    if not isinstance(tags, list):
+        raise _Unreadable(f"its tags are a {type(tags).__name__}, not a list")
+    # As `ModelCardData.to_dict()` gives them: fields without a value left out.
+    meta = {field: value for field, value in (card or {}).items() if value is not None}
+    tags = [str(tag) for tag in tags]
     try:
         model_lineage = _lineage(meta, tags)
     except CardError as exc:
         raise _Unreadable(f"model card: {exc}") from exc
     successor = meta.get("new_version")
     return ModelRecord(
-        name=info.id,
+        name=name,
         key=key,
-        revision=info.sha,
-        created_at=_iso(info.created_at),
-        last_modified=_iso(info.last_modified),
-        visibility=_visibility(info),
-        downloads=info.downloads,
-        likes=info.likes,
+        revision=_text(item.get("sha")),
+        created_at=_moment(item, "createdAt"),
+        last_modified=_moment(item, "lastModified"),
+        visibility=_visibility(item),
+        downloads=item.get("downloads"),
+        likes=item.get("likes"),
         lineage=model_lineage,
         # The listing carries the card's metadata, not its text: the digest covers the metadata only.
-        card=card_fields(meta, "") if info.card_data is not None else None,
+        card=card_fields(meta, "") if card is not None else None,
         successor=None if successor is None else str(successor),
-        extra={"tags": tags, "pipeline_tag": info.pipeline_tag, "library_name": info.library_name},
+        extra={"tags": tags, "pipeline_tag": item.get("pipeline_tag"), "library_name": item.get("library_name")},
     )
-
-
-def _model_info(item: Any) -> ModelInfo:
-    if not isinstance(item, dict):
-        raise _Unreadable(f"a listed item is a {type(item).__name__}, not a model")
-    try:
-        return ModelInfo(**item)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise _Unreadable(f"huggingface_hub cannot read this model ({type(exc).__name__}: {exc})") from exc
 
 
 def _item_name(item: Any) -> str:
@@ -358,18 +370,30 @@ def _lineage(meta: dict[str, Any], tags: list[str]) -> tuple[Lineage, ...]:
     return (*from_card, *(Lineage(base, relation) for base, relation in tagged.items() if base not in named))
 
 
-def _visibility(info: ModelInfo) -> Visibility:
-    if info.disabled:
+def _visibility(item: dict[str, Any]) -> Visibility:
+    if item.get("disabled"):
         return Visibility.DISABLED
-    if info.private:
+    if item.get("private"):
         return Visibility.PRIVATE
-    if info.gated:  # "auto" or "manual"; False when open
+    if item.get("gated"):  # "auto" or "manual"; False when open
         return Visibility.GATED
     return Visibility.PUBLIC
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat()
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _moment(item: dict[str, Any], field: str) -> str | None:
+    """An ISO 8601 time, kept as the Hub wrote it once it reads as one."""
+    value = item.get(field)
+    if value is None:
+        return None
+    try:
+        datetime.fromisoformat(value)
+    except (TypeError, ValueError) as exc:
+        raise _Unreadable(f"its {field} {value!r} is not an ISO 8601 time") from exc
+    return value
 
 
 def _origin(url: str) -> tuple[str, str]:
