@@ -340,7 +340,7 @@ def _parse(item: Any) -> ModelRecord:
         likes=item.get("likes"),
         lineage=model_lineage,
         # The listing carries the card's metadata, not its text: the digest covers the metadata only.
-        card=card_fields(meta, "") if card is not None else None,
+        card=card_fields(meta, "", from_json=True) if card is not None else None,
         successor=None if successor is None else str(successor),
         extra={"tags": tags, "pipeline_tag": item.get("pipeline_tag"), "library_name": item.get("library_name")},
     )
@@ -361,10 +361,10 @@ def _lineage(meta: dict[str, Any], tags: list[str]) -> tuple[Lineage, ...]:
     given, then the bases only the tags name."""
     tagged: dict[str, str] = {}
     for tag in tags:
-        prefix, _, rest = tag.partition(":")
-        relation, _, base = rest.partition(":")
-        if prefix == "base_model" and relation in RELATIONS and base:
-            tagged.setdefault(base, relation)
+        if tag.startswith("base_model:"):
+            relation, _, base = tag[len("base_model:"):].partition(":")
+            if relation in RELATIONS and base:
+                tagged.setdefault(base, relation)
     from_card = [Lineage(item.base_model, tagged.get(item.base_model, item.relation)) for item in lineage(meta)]
     named = {item.base_model for item in from_card}
     return (*from_card, *(Lineage(base, relation) for base, relation in tagged.items() if base not in named))

@@ -47,7 +47,10 @@ def parse_card(text: str) -> tuple[dict[str, Any], str]:
     return meta, "\n".join(lines[end + 1 :])
 
 
-def card_fields(meta: dict[str, Any], body: str) -> Card:
+def card_fields(meta: dict[str, Any], body: str, *, from_json: bool = False) -> Card:
+    """The card fields weightkeeper keeps. `from_json`: the metadata came from JSON (a Hub listing), so its
+    values are plain already; from YAML they may hold dates and the like, made plain here."""
+    plain = (lambda value: value) if from_json else _plain
     emissions = meta.get("co2_eq_emissions")
     if isinstance(emissions, int | float):
         emissions = {"emissions": emissions}
@@ -56,8 +59,8 @@ def card_fields(meta: dict[str, Any], body: str) -> Card:
     return Card(
         digest=_digest({key: value for key, value in meta.items() if key not in LIFECYCLE_FIELDS}, body),
         license=_text(meta.get("license")),
-        emissions=_plain(emissions) if isinstance(emissions, dict) else None,
-        training=_plain(training) if isinstance(training, dict) else None,
+        emissions=plain(emissions) if isinstance(emissions, dict) else None,
+        training=plain(training) if isinstance(training, dict) else None,
         datasets=tuple(str(item) for item in ([datasets] if isinstance(datasets, str) else datasets)),
     )
 
