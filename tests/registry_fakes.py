@@ -67,3 +67,16 @@ class MemoryRegistry:
             raise self.fault(f"injected fault looking up {name}")
         record = self.models.get(name)
         return Found(record) if record is not None else Gone(f"{name} is not in the registry")
+
+
+class MemoryCache:
+    """An `AdapterCache` in a dict, as the ledger keeps one for an adapter; `values` shows what was kept."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
+
+    def get(self, key: str) -> str | None:
+        return self.values.get(key)
+
+    def put(self, key: str, value: str) -> None:
+        self.values[key] = value

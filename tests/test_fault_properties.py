@@ -53,9 +53,10 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition,
 
 from fake_ollama import FakeOllama
 from http_fakes import Fault, ServedFake
+from registry_fakes import MemoryCache
 from test_scan_properties import SETTINGS as SCAN_SETTINGS, replay
 from tools.registries.http import RetryPolicy, WaitReporter
-from tools.registries.ollama import MemoryCache, OllamaRegistry
+from tools.registries.ollama import OllamaRegistry
 from weightkeeper.config import RegistryConfig
 from weightkeeper.ledger import Ledger
 from weightkeeper.registry import RegistryAdapter

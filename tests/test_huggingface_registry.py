@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from huggingface_hub.utils import build_hf_headers
 from fake_hub import FakeHub
 from http_fakes import Fault, Request
 from ledger_reading import query
+from registry_fakes import MemoryCache
 from tools.registries import open_registry
 from tools.registries.http import RetryPolicy
 from tools.registries.huggingface import EXPAND, HubRegistry
@@ -40,17 +40,6 @@ TIMEOUT = 0.3
 LLAMA = "meta-llama/Llama-3.1-8B"
 
 
-class DictCache:
-    def __init__(self) -> None:
-        self.values: dict[str, str] = {}
-
-    def get(self, key: str) -> str | None:
-        return self.values.get(key)
-
-    def put(self, key: str, value: str) -> None:
-        self.values[key] = value
-
-
 @pytest.fixture
 def hub():
     with FakeHub(page_size=2, tokens={TOKEN: {"acme"}}) as fake:
@@ -62,7 +51,7 @@ def adapter(hub: FakeHub, *, token: str | None = None, author: str | None = "acm
             filter: str | None = None, files: str | None = None, cache: Any = None,
             waits: list[tuple[float, str]] | None = None, policy: RetryPolicy = POLICY) -> HubRegistry:
     return HubRegistry(hub.url, author=author, search=search, filter=filter, files=files, token=token,
-                       cache=cache if cache is not None else DictCache(),
+                       cache=cache if cache is not None else MemoryCache(),
                        on_wait=None if waits is None else lambda seconds, why: waits.append((seconds, why)),
                        policy=policy, timeout=TIMEOUT)
 
@@ -387,7 +376,7 @@ def test_file_lists_of_matching_models_are_read_once_per_revision(tmp_path: Path
 def test_a_file_list_that_cannot_be_read_is_a_problem_and_read_again_next_time(hub: FakeHub) -> None:
     hub.add("acme/alpha")
     hub.server.faults.append(Fault.http(404, {"X-Error-Code": "RevisionNotFound"}, path_prefix="/api/models/acme/"))
-    cache = DictCache()
+    cache = MemoryCache()
     [problem] = listed(adapter(hub, files="acme/*", cache=cache))
     assert isinstance(problem, RecordProblem) and "RevisionNotFound" in problem.message
     assert cache.values == {}
@@ -526,8 +515,8 @@ def test_check_tells_an_unreachable_endpoint_from_a_wrong_url(hub: FakeHub) -> N
     with FakeHub() as gone:
         closed = gone.url
     with pytest.raises(RegistryUnavailable, match="connection failed .* after 3 attempts"):
-        HubRegistry(closed, author="acme", search=None, filter=None, files=None, token=None, cache=DictCache(),
+        HubRegistry(closed, author="acme", search=None, filter=None, files=None, token=None, cache=MemoryCache(),
                     policy=POLICY, timeout=TIMEOUT).check()
     with pytest.raises(RegistryUnavailable, match="not as a Hugging Face Hub .*HTTP 404.* without /api"):
         HubRegistry(f"{hub.url}/api", author="acme", search=None, filter=None, files=None, token=None,
-                    cache=DictCache(), policy=POLICY, timeout=TIMEOUT).check()
+                    cache=MemoryCache(), policy=POLICY, timeout=TIMEOUT).check()

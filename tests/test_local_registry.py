@@ -20,10 +20,9 @@ import pytest
 
 import tools.registries.local as local_module
 from ledger_reading import query, scan_events
-from tools.registries import open_registry
+from weightkeeper.cli.scanning import open_adapter
 from weightkeeper.config import RegistryConfig
 from weightkeeper.ledger import Ledger
-from weightkeeper.ledger.store import LedgerAdapterCache, LedgerDigestCache
 from weightkeeper.scan import Scanner, ScanResult
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,10 +69,7 @@ def scan(ledger_path: Path, root: Path, name: str = REGISTRY) -> ScanResult:
     """One real scan of the folder `root` into the ledger at `ledger_path`."""
     registry = RegistryConfig(name, "local", {"path": str(root)})
     with Ledger(ledger_path) as ledger:
-        registry_id = ledger.registry_id(registry.name, registry.kind, registry.location)
-        adapter = open_registry(registry, digests=LedgerDigestCache(ledger, registry_id),
-                                cache=LedgerAdapterCache(ledger, registry_id))
-        return Scanner(ledger, registry, adapter).run()
+        return Scanner(ledger, registry, open_adapter(ledger, registry)).run()
 
 
 def model_row(ledger_path: Path, name: str) -> dict:

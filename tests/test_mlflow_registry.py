@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path

@@ -18,6 +18,7 @@ import pytest
 
 from fake_ollama import FakeOllama
 from http_fakes import Fault, Reply
+from registry_fakes import MemoryCache
 from tools.registries import open_registry
 from tools.registries.http import RetryPolicy
 from tools.registries.ollama import OllamaRegistry
@@ -68,7 +69,8 @@ def ledger(tmp_path: Path) -> Iterator[Ledger]:
 
 
 def adapter(fake: FakeOllama, **options) -> OllamaRegistry:
-    return OllamaRegistry(fake.url, timeout=TIMEOUT, policy=POLICY, **options)
+    """An adapter with a cache of its own unless one is given (as the ledger's adapter cache)."""
+    return OllamaRegistry(fake.url, **{"cache": MemoryCache(), "timeout": TIMEOUT, "policy": POLICY, **options})
 
 
 def scan(ledger: Ledger, fake: FakeOllama, **options) -> ScanResult:
@@ -147,7 +149,7 @@ def test_older_servers_give_the_parent_through_show_once_per_digest(ledger: Ledg
     assert server.shown()[2:] == [{"model": FINETUNE}]
 
 
-def test_without_a_cache_an_adapter_asks_once_per_digest(server: FakeOllama) -> None:
+def test_with_a_fresh_cache_an_adapter_asks_once_per_digest(server: FakeOllama) -> None:
     server.reset(parent_in_tags=False)
     server.pull(BASE)
     registry = adapter(server)
@@ -452,7 +454,7 @@ def test_check_of_an_unreachable_server_says_what_to_do() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{probe.getsockname()[1]}"  # nothing listens once the socket closes
-    registry = OllamaRegistry(url, timeout=TIMEOUT, policy=RetryPolicy(attempts=1))
+    registry = OllamaRegistry(url, cache=MemoryCache(), timeout=TIMEOUT, policy=RetryPolicy(attempts=1))
     with pytest.raises(RegistryUnavailable) as failure:
         registry.check()
     message = str(failure.value)
@@ -467,7 +469,7 @@ def test_check_of_an_unreachable_server_says_what_to_do() -> None:
 def test_check_of_something_else_says_it_is_not_ollama(server: FakeOllama, reply: Reply) -> None:
     server.reset()
     server.server.route = lambda request: reply
-    registry = OllamaRegistry(server.url, timeout=TIMEOUT, policy=POLICY)
+    registry = OllamaRegistry(server.url, cache=MemoryCache(), timeout=TIMEOUT, policy=POLICY)
     try:
         with pytest.raises(RegistryUnavailable, match="answers, but not like an Ollama server: GET /api/version"):
             registry.check()

@@ -37,7 +37,6 @@ from weightkeeper.domain import (
     ModelState,
     Page,
     RecordProblem,
-    Visibility,
 )
 from weightkeeper.errors import RegistryUnavailable
 from weightkeeper.ledger import Ledger, now_iso

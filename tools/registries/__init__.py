@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from weightkeeper.config import RegistryConfig
 from weightkeeper.errors import RegistryUnavailable
 from weightkeeper.registry import AdapterCache, DigestCache, RegistryAdapter
 
-WaitReporter = Callable[[float, str], None]
+if TYPE_CHECKING:  # the HTTP module (httpx) is imported by the adapters that need it
+    from tools.registries.http import WaitReporter
 
 
 def registry_token(config: RegistryConfig, environ: Mapping[str, str] = os.environ) -> str | None:

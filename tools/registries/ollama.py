@@ -47,28 +47,14 @@ class EntryError(Exception):
     """One entry of /api/tags cannot be read; the message says which and why."""
 
 
-class MemoryCache:
-    """An `AdapterCache` that lives as long as the adapter, for when no ledger-backed cache is given."""
-
-    def __init__(self) -> None:
-        self._values: dict[str, str] = {}
-
-    def get(self, key: str) -> str | None:
-        return self._values.get(key)
-
-    def put(self, key: str, value: str) -> None:
-        self._values[key] = value
-
-
 class OllamaRegistry:
     kind = "ollama"
     unlisted: frozenset[Visibility] = frozenset()  # /api/tags lists every local tag
 
-    def __init__(self, url: str, *, on_wait: WaitReporter | None = None, timeout: float = 30.0,
-                 policy: RetryPolicy = RetryPolicy(), cache: AdapterCache | None = None) -> None:
+    def __init__(self, url: str, *, cache: AdapterCache, on_wait: WaitReporter | None = None, timeout: float = 30.0,
+                 policy: RetryPolicy = RetryPolicy()) -> None:
         self.url = url.rstrip("/")
-        self.on_wait, self.policy = on_wait, policy
-        self.cache: AdapterCache = cache if cache is not None else MemoryCache()
+        self.cache, self.on_wait, self.policy = cache, on_wait, policy
         self.client = httpx.Client(base_url=self.url, timeout=timeout, verify=tls_context())
 
     def close(self) -> None:

@@ -169,22 +169,18 @@ def _flag(setting: str) -> str:
 
 
 def cmd_registry_check(args: argparse.Namespace) -> int:
-    from tools.registries import open_registry
     from weightkeeper import config
+    from weightkeeper.cli.scanning import open_adapter
     from weightkeeper.errors import RegistryUnavailable, UnknownRegistryError
     from weightkeeper.ledger import Ledger
-    from weightkeeper.ledger.store import LedgerAdapterCache, LedgerDigestCache
 
     settings = config.load(_home(args))
     registry = settings.registries.get(args.name)
     if registry is None:
         raise UnknownRegistryError(args.name, sorted(settings.registries))
     with Ledger(settings.ledger_path) as ledger:
-        registry_id = ledger.registry_id(registry.name, registry.kind, registry.location)
         try:
-            adapter = open_registry(registry, digests=LedgerDigestCache(ledger, registry_id),
-                                    cache=LedgerAdapterCache(ledger, registry_id))
-            verified = adapter.check()
+            verified = open_adapter(ledger, registry).check()
         except RegistryUnavailable as exc:
             print(f"{registry.name}: not working: {exc}", file=sys.stderr)
             return EXIT_REGISTRY_FAILED

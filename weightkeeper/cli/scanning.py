@@ -10,6 +10,7 @@ from weightkeeper.cli.progress import ScanDisplay, display_for
 from weightkeeper.errors import LeaseHeld, RegistryUnavailable, UnknownRegistryError
 from weightkeeper.ledger import Ledger
 from weightkeeper.ledger.store import LedgerAdapterCache, LedgerDigestCache
+from weightkeeper.registry import RegistryAdapter
 from weightkeeper.scan import Scanner, ScanResult
 
 
@@ -42,14 +43,10 @@ def scan_one(ledger: Ledger, registry: config.RegistryConfig, settings: config.S
              allow_empty: bool = False, should_stop: Callable[[], bool] = lambda: False,
              display: ScanDisplay | None = None) -> ScanResult:
     """Scan one registry under its lease: never two scans of a registry at once, whichever process runs them."""
-    from tools.registries import open_registry
-
     registry_id = ledger.registry_id(registry.name, registry.kind, registry.location)
     try:
         with ledger.scan_lease(registry_id, registry.name):
-            adapter = open_registry(registry, digests=LedgerDigestCache(ledger, registry_id),
-                                    cache=LedgerAdapterCache(ledger, registry_id),
-                                    on_wait=display.wait if display else None)
+            adapter = open_adapter(ledger, registry, on_wait=display.wait if display else None)
             if display:
                 display.start(registry.name)
             try:
@@ -62,6 +59,16 @@ def scan_one(ledger: Ledger, registry: config.RegistryConfig, settings: config.S
         return ScanResult(registry.name, None, "skipped", False, error=str(exc))
     except RegistryUnavailable as exc:
         return ScanResult(registry.name, None, "failed", False, error=str(exc))
+
+
+def open_adapter(ledger: Ledger, registry: config.RegistryConfig, *,
+                 on_wait: Callable[[float, str], object] | None = None) -> RegistryAdapter:
+    """The registry's adapter, with the caches the ledger keeps for it."""
+    from tools.registries import open_registry
+
+    registry_id = ledger.registry_id(registry.name, registry.kind, registry.location)
+    return open_registry(registry, digests=LedgerDigestCache(ledger, registry_id),
+                         cache=LedgerAdapterCache(ledger, registry_id), on_wait=on_wait)
 
 
 def describe(result: ScanResult) -> str:
