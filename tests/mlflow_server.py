@@ -7,6 +7,7 @@ of its own, so stopping it stops its uvicorn worker too. Starting one takes 10-3
 
 from __future__ import annotations
 
+import email.utils
 import os
 import signal
 import socket
@@ -103,6 +104,17 @@ class MLflowServer:
         if response.status_code != 200:
             raise AssertionError(f"{method} {endpoint} {body}: HTTP {response.status_code} {response.text}")
         return response.json()
+
+    def wait_until_older(self, names: list[str], seconds: float) -> None:
+        """Until the server's clock, as its Date header tells it (whole seconds, refreshed by the server's
+        own tick, which lags under load), is `seconds` past the last update of every model in `names`."""
+        updated = max(self.call("GET", f"registered-models/get?name={name}")["registered_model"]
+                      ["last_updated_timestamp"] for name in names)
+        while True:
+            date = email.utils.parsedate_to_datetime(self.client.get("registered-models/search").headers["date"])
+            if date.timestamp() * 1000 > updated + seconds * 1000:
+                return
+            time.sleep(0.1)
 
     def create_model(self, name: str, tags: dict[str, str] | None = None) -> dict[str, Any]:
         body = {"name": name, "tags": _tag_list(tags)}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -243,7 +242,7 @@ def test_model_renamed_behind_the_cursor_mid_listing_is_still_a_rename(mlflow: M
         mlflow.create_model(name)
         mlflow.create_version(name)
     assert scan(ledger, adapter(mlflow, page_size=1)).events == {"appeared": 3}
-    time.sleep(1.1)  # the server's Date header counts seconds: let the models be older than the next listing
+    mlflow.wait_until_older(["m1", "m2", "m3"], 1.0)  # older than the next listing's start, by the server's clock
     listed_by_pass: dict[str, set[str]] = {}
 
     class RenamingMidListing(MLflowRegistry):
@@ -273,7 +272,7 @@ def test_model_deleted_behind_the_cursor_mid_listing_costs_a_false_suspicion_not
         mlflow.create_model(name)
         mlflow.create_version(name)
     scan(ledger, adapter(mlflow, page_size=1))
-    time.sleep(1.1)  # the server's Date header counts seconds: let the models be older than the next listing
+    mlflow.wait_until_older(["m1", "m2", "m3"], 1.0)  # older than the next listing's start, by the server's clock
 
     class DeletingMidListing(MLflowRegistry):
         def pages(self, cursor: str | None) -> Iterator[Page]:
