@@ -10,7 +10,7 @@ import pytest
 from registry_fakes import MemoryRegistry
 
 from weightkeeper.config import ScanSettings
-from weightkeeper.domain import Card, FileEntry, Found, Hidden, Lineage, LookupResult, ModelRecord, Visibility
+from weightkeeper.domain import CARD_DIGEST_FORM, Card, FileEntry, Found, Hidden, Lineage, LookupResult, ModelRecord, Visibility
 from weightkeeper.ledger import Ledger
 from weightkeeper.ledger.queries import EventFilter, events
 from weightkeeper.scan import Scanner, ScanResult
@@ -344,3 +344,45 @@ def test_a_deleted_name_whose_model_is_still_listed_under_another_says_so(ledger
     result = scan(ledger, registry)
     deleted = events(ledger, EventFilter(scan_id=result.scan_id, kinds=("deleted",)))
     assert [row["detail"]["key_still_listed_as"] for row in deleted] == ["llama3:8b"]
+
+
+def written_by_an_earlier_version(ledger: Ledger, card_digest: str) -> None:
+    """Make the ledger look as an earlier weightkeeper left it: other record digests and card digests
+    in the bare sha256 form it wrote, which today's digests can match by no means."""
+    ledger.conn.execute("UPDATE models SET digest = digest + 1")
+    ledger.conn.execute("UPDATE observations SET card_digest = ? WHERE card_digest IS NOT NULL", (card_digest,))
+
+
+def test_digests_of_an_earlier_version_cost_a_comparison_not_an_event_or_an_observation(ledger: Ledger) -> None:
+    card = Card(digest=f"{CARD_DIGEST_FORM}:c1", license="llama3.1", emissions={"emissions": 1200},
+                training={"epochs": 3})
+    registry = registry_of(record("a/one", card=card), record("a/two", card=card))
+    scan(ledger, registry)
+    written_by_an_earlier_version(ledger, "9f" * 32)
+    upgraded = scan(ledger, registry)
+    assert upgraded.status == "complete" and kinds(ledger, upgraded) == []
+    assert ledger.conn.execute("SELECT COUNT(*) FROM observations").fetchone()[0] == 2
+    stored = dict(ledger.conn.execute("SELECT name, digest FROM models").fetchall())
+    assert stored == {name: registry.models[name].digest() for name in ("a/one", "a/two")}
+
+
+def test_a_real_change_across_digest_forms_is_still_an_update_of_the_fields_kept(ledger: Ledger) -> None:
+    card = Card(digest=f"{CARD_DIGEST_FORM}:c1", license="llama3.1")
+    registry = registry_of(record("a/one", card=card), record("a/two", card=card))
+    scan(ledger, registry)
+    written_by_an_earlier_version(ledger, "9f" * 32)
+    registry.models["a/one"] = record("a/one", card=replace(card, license="apache-2.0"))
+    result = scan(ledger, registry)
+    rows = events(ledger, EventFilter(scan_id=result.scan_id))
+    assert [(row["event"], row["model"], row["detail"]["changed"]) for row in rows] == [
+        ("updated", "a/one", ["card.license"])]
+
+
+def test_card_digests_of_one_form_are_compared(ledger: Ledger) -> None:
+    card = Card(digest=f"{CARD_DIGEST_FORM}:c1", license="llama3.1")
+    registry = registry_of(record("a/one", card=card))
+    scan(ledger, registry)
+    registry.models["a/one"] = record("a/one", card=replace(card, digest=f"{CARD_DIGEST_FORM}:c2"))
+    result = scan(ledger, registry)
+    assert [(row["event"], row["detail"]["changed"]) for row in events(ledger, EventFilter(scan_id=result.scan_id))] \
+        == [("updated", ["card"])]

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import marshal
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any, NamedTuple
+
+import orjson
 
 
 # The model card's file name on the Hub and in local registries. Its changes are judged through
 # the parsed card (`Card.digest`), not through the file's bytes.
 CARD_FILE = "README.md"
+# How `Card.digest` is computed, written before its hex digits. Digests of two forms cannot be
+# compared (weightkeeper before 0.2 wrote bare sha256 hex of other bytes), see `comparable`.
+CARD_DIGEST_FORM = "blake2b"
 
 
 class Visibility(StrEnum):
@@ -66,6 +70,20 @@ class Card:
     training: dict[str, Any] | None = None
     datasets: tuple[str, ...] = ()
 
+    @property
+    def digest_form(self) -> str:
+        form, colon, _ = self.digest.partition(":")
+        return form if colon else ""
+
+
+def comparable(prior: ModelRecord, record: ModelRecord) -> ModelRecord:
+    """`prior`, made comparable with `record`: when their card digests were computed in different
+    forms (an upgrade of weightkeeper between the two), the digest cannot tell whether the card
+    changed, so `record`'s stands in for it and only the card fields weightkeeper keeps are compared."""
+    if prior.card is None or record.card is None or prior.card.digest_form == record.card.digest_form:
+        return prior
+    return replace(prior, card=replace(prior.card, digest=record.card.digest))
+
 
 @dataclass(slots=True)
 class ModelRecord:
@@ -100,21 +118,20 @@ class ModelRecord:
         64 bits: a changed record matches an old digest of its registry with odds of one in
         2**64 / (number of models); the ledger's index on it stays small enough to probe fast.
 
-        Hand-built rather than via `asdict` (ten times slower), and serialised with
-        marshal format 0 (exact types, no references, no interning: equal values give
-        equal bytes; three times faster than repr): a scan digests every listed model.
-        `tests/test_domain.py` checks that each field changes it.
+        Hand-built rather than via `asdict` (ten times slower) and serialised in one call to
+        orjson (`canonical_json`): a scan digests every listed model. A digest is never compared
+        across weightkeeper versions blindly: a stored digest that matches nothing only costs a
+        comparison of the records (`Scanner._observe`). `tests/test_domain.py` checks that each
+        field changes it.
         """
         card = self.card
         canonical = (
             self.name, self.key, self.revision, self.created_at, self.last_modified, self.visibility.value,
             self.downloads, self.likes, tuple(map(tuple, self.lineage)),
-            card and (card.digest, card.license, _canonical(card.emissions), _canonical(card.training),
-                      tuple(card.datasets)),
-            tuple(map(tuple, self.files)), self.shutdown_date, self.successor, _canonical(self.extra),
+            card and (card.digest, card.license, card.emissions, card.training, card.datasets),
+            tuple(map(tuple, self.files)), self.shutdown_date, self.successor, self.extra,
         )
-        return int.from_bytes(hashlib.blake2b(marshal.dumps(canonical, 0), digest_size=8).digest(), "big",
-                              signed=True)
+        return int.from_bytes(hashlib.blake2b(canonical_json(canonical), digest_size=8).digest(), "big", signed=True)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
@@ -134,8 +151,17 @@ class ModelRecord:
         )
 
 
-def _canonical(mapping: dict[str, Any] | None) -> str | None:
-    return json.dumps(mapping, sort_keys=True) if mapping else None
+def canonical_json(value: Any) -> bytes:
+    """`value` as compact JSON with sorted keys: equal values give equal bytes.
+
+    orjson, ten times faster than `json.dumps` on a model's card or tags, which a scan
+    serialises several times per listed model. It refuses integers beyond 64 bits, which
+    `json` writes.
+    """
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    except orjson.JSONEncodeError:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ from weightkeeper.domain import (
     ModelState,
     Page,
     RecordProblem,
+    comparable,
 )
 from weightkeeper.errors import RegistryUnavailable
 from weightkeeper.ledger import Ledger, now_iso
@@ -72,6 +73,7 @@ class ScanResult:
 
 def change_events(prior: ModelRecord, record: ModelRecord) -> list[tuple[EventKind, dict]]:
     """The events that tell how `record` differs from `prior` (the name is the caller's business)."""
+    prior = comparable(prior, record)
     changed = [f.name for f in fields(ModelRecord) if getattr(prior, f.name) != getattr(record, f.name)]
     if "files" in changed and _without_card(prior.files) == _without_card(record.files):
         changed.remove("files")
@@ -373,26 +375,30 @@ class Scanner:
         return self._appear(scan_id, [(record, digest) for record, digest in listed if record.key not in known_keys])
 
     def _appear(self, scan_id: int, new: list[tuple[ModelRecord, int]]) -> list[int]:
-        """Record new models, in bulk: a first scan meets every model of the registry here."""
+        """Record new models, in bulk: a first scan meets every model of the registry here.
+
+        Their `appeared` events are derived from their observations in one SQL statement rather than
+        built one by one in Python.
+        """
         if not new:
             return []
-        now, first_model, first_observation = now_iso(), self.ledger.next_id("models"), self.ledger.next_id("observations")
+        now, first_model, first = now_iso(), self.ledger.next_id("models"), self.ledger.next_id("observations")
         model_ids = list(range(first_model, first_model + len(new)))
         self.conn.executemany(
             "INSERT INTO models (id, registry_id, name, key, state, visibility, digest, last_observation_id, first_seen,"
             " last_seen) VALUES (?, ?, ?, ?, 'present', ?, ?, ?, ?, ?)",
-            [(model_id, self.registry_id, record.name, record.key, record.visibility.value, digest,
-              first_observation + i, now, now) for i, (model_id, (record, digest)) in enumerate(zip(model_ids, new))],
+            [(model_id, self.registry_id, record.name, record.key, record.visibility, digest, first + i, now, now)
+             for i, (model_id, (record, digest)) in enumerate(zip(model_ids, new))],
         )
-        observation_ids = self.ledger.add_observations(
-            scan_id, [(model_id, record, digest) for model_id, (record, digest) in zip(model_ids, new)],
-            first_id=first_observation)
-        self.ledger.add_events([
-            NewEvent(EventKind.APPEARED, self.registry_id, model_id, scan_id, observation_id, None,
-                     {"visibility": record.visibility.value,
-                      **({"shutdown_date": record.shutdown_date} if record.shutdown_date else {})})
-            for model_id, observation_id, (record, _) in zip(model_ids, observation_ids, new)
-        ])
+        self.ledger.add_observations(
+            scan_id, [(model_id, record, digest) for model_id, (record, digest) in zip(model_ids, new)], first_id=first)
+        self.conn.execute(
+            "INSERT INTO events (at, kind, registry_id, model_id, scan_id, observation_id, detail)"
+            " SELECT observed_at, ?, ?, model_id, scan_id, id, CASE WHEN shutdown_date IS NULL"
+            " THEN json_object('visibility', visibility)"
+            " ELSE json_object('shutdown_date', shutdown_date, 'visibility', visibility) END"
+            " FROM observations WHERE id BETWEEN ? AND ? ORDER BY id",
+            (EventKind.APPEARED.value, self.registry_id, first, first + len(new) - 1))
         return model_ids
 
     def _observe(
@@ -410,6 +416,11 @@ class Scanner:
     ) -> None:
         """Record a new observation of a known model and the events that explain the change."""
         prior = prior or self.ledger.load_record(prior_observation)
+        if was == ModelState.PRESENT and renamed_from is None and comparable(prior, record) == record:
+            # Nothing changed; the stored digest was computed otherwise (by an earlier weightkeeper).
+            self.conn.execute("UPDATE models SET digest = ?, last_seen = ? WHERE id = ?",
+                              (record.digest(), now_iso(), model_id))
+            return
         observation_id = self.ledger.add_observation(model_id, scan_id, record, source=source)
         # Only the columns that change: an indexed column in the SET list costs a write to its index.
         columns = {"digest": record.digest(), "last_observation_id": observation_id, "last_seen": now_iso()}
@@ -573,7 +584,7 @@ class Scanner:
         else:
             prior = self.ledger.load_record(prior_observation)
             record = answer.record if isinstance(answer, Found) else replace(prior, visibility=answer.visibility)
-            if was == ModelState.PRESENT and record == prior:
+            if was == ModelState.PRESENT and comparable(prior, record) == record:
                 return  # still hidden, as recorded
             renamed_from = None
             if record.name != name:  # the registry answered for the model under its new name (a redirect)

@@ -9,7 +9,7 @@ import hashlib
 import json
 from typing import Any
 
-from weightkeeper.domain import Card, Lineage
+from weightkeeper.domain import CARD_DIGEST_FORM, Card, Lineage, canonical_json
 from weightkeeper.errors import WeightkeeperError
 
 RELATIONS = frozenset({"adapter", "finetune", "quantized", "merge"})
@@ -82,7 +82,7 @@ def lineage(meta: dict[str, Any], *, inferred_relation: str | None = None) -> tu
 
 
 def _digest(meta: dict[str, Any], body: str) -> str:
-    return hashlib.sha256(json.dumps([meta, body], sort_keys=True, default=str).encode()).hexdigest()
+    return f"{CARD_DIGEST_FORM}:{hashlib.blake2b(canonical_json([meta, body]), digest_size=16).hexdigest()}"
 
 
 def _text(value: Any) -> str | None:

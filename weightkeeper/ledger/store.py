@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from weightkeeper.domain import Card, EventKind, FileEntry, Lineage, ModelRecord, Visibility
+from weightkeeper.domain import Card, EventKind, FileEntry, Lineage, ModelRecord, Visibility, canonical_json
 from weightkeeper.errors import LeaseHeld, LedgerError
 from weightkeeper.ledger.migrations import migrate
 
@@ -183,7 +183,7 @@ class Ledger:
             "INSERT INTO events (at, kind, registry_id, model_id, scan_id, observation_id, prior_observation_id, detail)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [(at, e.kind.value, e.registry_id, e.model_id, e.scan_id, e.observation_id, e.prior_observation_id,
-              json.dumps(e.detail, sort_keys=True)) for e in events],
+              canonical_json(e.detail).decode()) for e in events],
         )
 
     def add_observations(self, scan_id: int, items: Sequence[tuple[int, ModelRecord, int]], *,
@@ -286,7 +286,7 @@ def _alive(holder: str) -> bool:
 
 
 def _json_or_none(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, sort_keys=True)
+    return None if value is None else canonical_json(value).decode()
 
 
 def _loads(text: str | None) -> Any:
