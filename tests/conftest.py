@@ -3,3 +3,26 @@ from pathlib import Path
 
 # Test helpers (registry_fakes) live beside the tests.
 sys.path.insert(0, str(Path(__file__).parent))
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def proposal_home(tmp_path: Path) -> Path:
+    """A home with the default config."""
+    from weightkeeper import config
+
+    config.write_default(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def deleted(proposal_home: Path) -> Path:
+    """A ledger where acme/med-ft was deleted while acme/med-ft-v2 still builds on it."""
+    from proposal_world import model, scan_twice
+    from weightkeeper.domain import Lineage
+
+    dependent = model("acme/med-ft-v2", lineage=(Lineage("acme/med-ft", "finetune"),))
+    scan_twice(proposal_home, [model("acme/med-ft"), dependent], [dependent])
+    return proposal_home

@@ -90,7 +90,9 @@ def test_init_writes_a_commented_config_and_refuses_to_overwrite(tmp_path: Path)
     assert len(comments) >= 5
     assert "token_env" in text and "registry add" in text
     assert tomllib.loads(text) == {"ledger": {"path": "ledger.sqlite3"},
-                                   "scan": {"commit_records": 10000, "commit_seconds": 1.0}}
+                                   "scan": {"commit_records": 10000, "commit_seconds": 1.0},
+                                   "proposals": {"cooldown_days": 30, "do_not_contact": [], "channel": "outbox",
+                                                 "critic_rounds": 2, "auto_propose": False}}
     assert (home / "ledger.sqlite3").is_file()
 
     root = tmp_path / "registry"
@@ -509,7 +511,7 @@ def test_demo_documents_every_scripted_change(tmp_path: Path) -> None:
                                                "deprecation_announced"}
 
     rows = jsonl(wk("ledger", "--format", "jsonl", home=home))
-    second = max(row["scan"] for row in rows)
+    second = max(row["scan"] for row in rows if row["scan"] is not None)
     documented = {(row["event"], row["model"]) for row in rows
                   if row["scan"] == second and row["event"] not in ("suspected_missing", "restored")}
     assert documented == expected
@@ -517,6 +519,12 @@ def test_demo_documents_every_scripted_change(tmp_path: Path) -> None:
     assert missing == {change.model_id for change in changes if change.kind == "deleted"}
     stats = json.loads(ok(wk("stats", "--json", home=home)).stdout)["models"]
     assert stats["deleted"] == 2 and stats["suspected_missing"] == 0
+    # The deletions and the deprecation wait in the review queue as drafted proposals; nothing was sent.
+    queued = json.loads(ok(wk("review", "list", "--json", home=home)).stdout)
+    assert {(row["event"], row["status"]) for row in queued} == {("deleted", "pending"),
+                                                                 ("deprecation_announced", "pending")}
+    assert {row["model"] for row in queued} >= {change.model_id for change in changes if change.kind == "deleted"}
+    assert not (home / "outbox").exists()
 
     again = wk("demo", "--home", home)
     assert again.returncode == 2

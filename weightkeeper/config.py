@@ -56,6 +56,14 @@ path = "{ledger}"
 commit_records = 10000
 commit_seconds = 1.0
 
+[proposals]
+# Preservation proposals for the models' developers. Nothing is published without a human approval.
+cooldown_days = 30        # days before another proposal to the same author or organisation
+do_not_contact = []       # authors or organisations never to write to (also: weightkeeper contact block)
+channel = "outbox"        # where approved proposals go: markdown files in the home's outbox/
+critic_rounds = 2         # times the critic may send a draft back before a reviewer sees it
+auto_propose = false      # draft proposals after each scan
+
 # One table per registry: [registries.NAME]
 #   kind      = "local"            # local | hf | openai | mlflow | ollama
 #   path      = "/srv/models"      # local: the folder of model folders (ORG/NAME/ with config.json, weights, README.md)
@@ -102,12 +110,25 @@ class ScanSettings:
     commit_seconds: float = 1.0
 
 
+PUBLISH_CHANNELS = ("outbox",)
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalSettings:
+    cooldown_days: int = 30  # before another proposal to the same author or organisation
+    do_not_contact: tuple[str, ...] = ()  # owners never to draft for (with `weightkeeper contact block`)
+    channel: str = "outbox"  # where an approved proposal is published
+    critic_rounds: int = 2  # drafts the critic may send back before the reviewer sees its findings
+    auto_propose: bool = False  # draft proposals after each scan
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     path: Path
     ledger_path: Path
     registries: dict[str, RegistryConfig] = field(default_factory=dict)
     scan: ScanSettings = ScanSettings()
+    proposals: ProposalSettings = ProposalSettings()
 
 
 def config_path(home: Path) -> Path:
@@ -165,10 +186,10 @@ def _validate(path: Path, text: str, raw: dict[str, Any]) -> Config:
     def fail(message: str, table: str | None, key: str | None) -> ConfigError:
         return ConfigError(path, message, line=_key_line(text, table, key), key=key)
 
-    unknown = set(raw) - {"ledger", "scan", "registries"}
+    unknown = set(raw) - {"ledger", "scan", "proposals", "registries"}
     if unknown:
         key = sorted(unknown)[0]
-        raise fail("unknown top-level key; expected [ledger], [scan] or [registries.NAME]", None, key)
+        raise fail("unknown top-level key; expected [ledger], [scan], [proposals] or [registries.NAME]", None, key)
     ledger = raw.get("ledger", {})
     if not isinstance(ledger, dict) or set(ledger) - {"path"}:
         raise fail("[ledger] takes only `path`", "ledger", next(iter(set(ledger) - {"path"}), None))
@@ -177,6 +198,7 @@ def _validate(path: Path, text: str, raw: dict[str, Any]) -> Config:
         ledger_path = path.parent / ledger_path
 
     scan = _scan_settings(raw.get("scan", {}), fail)
+    proposals = _proposal_settings(raw.get("proposals", {}), fail)
     registries: dict[str, RegistryConfig] = {}
     for name, table in raw.get("registries", {}).items():
         where = f"registries.{name}"
@@ -213,7 +235,7 @@ def _validate(path: Path, text: str, raw: dict[str, Any]) -> Config:
         if kind == "openai" and token_env is None:
             token_env = "OPENAI_API_KEY"
         registries[name] = RegistryConfig(name, kind, settings, schedule, token_env)
-    return Config(path=path, ledger_path=ledger_path, registries=registries, scan=scan)
+    return Config(path=path, ledger_path=ledger_path, registries=registries, scan=scan, proposals=proposals)
 
 
 def _scan_settings(table: Any, fail: Callable[[str, str | None, str | None], ConfigError]) -> ScanSettings:
@@ -229,6 +251,32 @@ def _scan_settings(table: Any, fail: Callable[[str, str | None, str | None], Con
     if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds <= 3600:
         raise fail("must be a number of seconds between 0 and 3600", "scan", "commit_seconds")
     return ScanSettings(records, float(seconds))
+
+
+def _proposal_settings(table: Any, fail: Callable[[str, str | None, str | None], ConfigError]) -> ProposalSettings:
+    if not isinstance(table, dict):
+        raise fail("[proposals] must be a table", None, "proposals")
+    defaults = ProposalSettings()
+    for key in sorted(set(table) - set(ProposalSettings.__slots__)):
+        raise fail(f"[proposals] takes {', '.join(f'`{k}`' for k in ProposalSettings.__slots__)}", "proposals", key)
+    cooldown = table.get("cooldown_days", defaults.cooldown_days)
+    if isinstance(cooldown, bool) or not isinstance(cooldown, int) or not 0 <= cooldown <= 3650:
+        raise fail("must be a whole number of days between 0 and 3650", "proposals", "cooldown_days")
+    blocked = table.get("do_not_contact", [])
+    if not isinstance(blocked, list) or not all(isinstance(owner, str) and owner for owner in blocked):
+        raise fail('must be a list of author or organisation names, like ["acme", "jdoe"]', "proposals",
+                   "do_not_contact")
+    channel = table.get("channel", defaults.channel)
+    if channel not in PUBLISH_CHANNELS:
+        raise fail(f"unknown channel {channel!r}; expected one of: {', '.join(PUBLISH_CHANNELS)}", "proposals",
+                   "channel")
+    rounds = table.get("critic_rounds", defaults.critic_rounds)
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or not 0 <= rounds <= 5:
+        raise fail("must be a whole number between 0 and 5", "proposals", "critic_rounds")
+    auto = table.get("auto_propose", defaults.auto_propose)
+    if not isinstance(auto, bool):
+        raise fail("must be true or false", "proposals", "auto_propose")
+    return ProposalSettings(cooldown, tuple(blocked), channel, rounds, auto)
 
 
 def _valid_cron(schedule: str) -> bool:

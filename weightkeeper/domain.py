@@ -45,6 +45,13 @@ class EventKind(StrEnum):
     RESTORED = "restored"
     STAGE_CHANGED = "stage_changed"  # a registry's lifecycle stage (MLflow: Staging, Production, Archived)
     ARCHIVE_VERIFIED = "archive_verified"
+    PROPOSAL_DRAFTED = "proposal_drafted"
+    REVIEW_APPROVED = "review_approved"
+    REVIEW_REJECTED = "review_rejected"
+    REVIEW_DEFERRED = "review_deferred"
+    REVIEW_EDITED = "review_edited"
+    ACTION_EXECUTED = "action_executed"
+    ACTION_FAILED = "action_failed"
 
 
 class Lineage(NamedTuple):

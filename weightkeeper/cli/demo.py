@@ -7,6 +7,7 @@ from pathlib import Path
 
 from weightkeeper import config
 from weightkeeper.cli.render import print_events, print_stats
+from weightkeeper.cli.reviewing import propose
 from weightkeeper.cli.scanning import describe, scan_registries
 from weightkeeper.demo_models import DemoChange, apply_demo_changes, write_demo_registry
 from weightkeeper.errors import WeightkeeperError
@@ -44,16 +45,23 @@ def run_demo(home: Path | None) -> int:
         missed = [change for change in changes if not _is_documented(change, documented)]
         _heading("Statistics")
         print_stats(stats(ledger))
+    _heading("Day 2: drafting preservation proposals (offline drafter; nothing is sent without approval)")
+    queued = propose(home, model=None, limit=None, log=lambda line: print(f"  {line}"))
     print()
     if missed:
         for change in missed:
             print(f"NOT DOCUMENTED: {change.kind} {change.model_id}")
         return 1
+    if not queued:
+        print("NO PROPOSAL was drafted for the deletions and deprecation the ledger documented")
+        return 1
     print(f"All {len(changes)} changes were documented; no model still present was reported deleted "
-          f"(first scan {first}, second scan {second}).")
+          f"(first scan {first}, second scan {second}). {queued} proposals wait in the review queue.")
     print(f"The demo home is kept at {home}; explore it with:\n"
           f"  weightkeeper --home {home} ledger --kind deleted,renamed,visibility_changed\n"
-          f"  weightkeeper --home {home} stats")
+          f"  weightkeeper --home {home} stats\n"
+          f"  weightkeeper --home {home} review list\n"
+          f"  weightkeeper --home {home} review show ID      # then, on a terminal: review approve ID")
     return 0
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from weightkeeper import __version__
+from weightkeeper import config
 from weightkeeper.config import REGISTRY_KINDS
 from weightkeeper.errors import WeightkeeperError
 
@@ -117,6 +118,49 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true", help="print JSON")
     stats.set_defaults(handler=cmd_stats)
 
+    propose = commands.add_parser("propose", parents=[home], help="draft preservation proposals for recorded "
+                                                                  "events and queue them for review")
+    propose.add_argument("--model", metavar="NAME", help="only events of this model")
+    propose.add_argument("--limit", type=int, metavar="N", help="queue at most N proposals, most valuable first")
+    propose.set_defaults(handler=cmd_propose)
+
+    review = commands.add_parser("review", parents=[home], help="list, show and decide proposals (a person, "
+                                                                "on a terminal)")
+    review_commands = review.add_subparsers(title="review commands", metavar="ACTION", required=True)
+    listing = review_commands.add_parser("list", parents=[home], help="the review queue, pending first")
+    listing.add_argument("--status", choices=("pending", "approved", "rejected", "deferred", "executed"))
+    listing.add_argument("--json", action="store_true", help="a JSON list of objects")
+    listing.set_defaults(handler=cmd_review_list)
+    show = review_commands.add_parser("show", parents=[home], help="a proposal, its actions and evidence")
+    show.add_argument("id", type=int)
+    show.set_defaults(handler=cmd_review_show)
+    for decision, text in (("approve", "approve a proposal's actions (then they run)"),
+                           ("reject", "reject a proposal"), ("defer", "put a proposal aside for later"),
+                           ("edit", "replace a proposal's text; it needs a new approval")):
+        decide = review_commands.add_parser(decision, parents=[home], help=text)
+        decide.add_argument("id", type=int)
+        decide.add_argument("--reviewer", metavar="NAME", help="who decides (default $WEIGHTKEEPER_REVIEWER)")
+        if decision in ("reject", "defer"):
+            decide.add_argument("--reason", required=decision == "reject", help="why, for the record and the "
+                                                                                 "drafters' memory")
+        if decision == "reject":
+            decide.add_argument("--recipient-refused", action="store_true",
+                                help="the recipient asked not to be contacted: block them")
+        if decision == "edit":
+            decide.add_argument("--body", required=True, metavar="FILE", help="the new markdown body")
+            decide.add_argument("--title", help="a new title")
+        decide.set_defaults(handler=cmd_review_decide, decision=decision)
+
+    act = commands.add_parser("act", parents=[home], help="run approved actions that have not run")
+    act.set_defaults(handler=cmd_act)
+
+    contact = commands.add_parser("contact", parents=[home], help="the do-not-contact list")
+    contact_commands = contact.add_subparsers(title="contact commands", metavar="ACTION", required=True)
+    blocking = contact_commands.add_parser("block", parents=[home], help="never draft for this author or org")
+    blocking.add_argument("owner", metavar="ORG_OR_USER")
+    blocking.add_argument("--reason")
+    blocking.set_defaults(handler=cmd_contact_block)
+
     demo = commands.add_parser("demo", parents=[home], help="run weightkeeper end to end on a built-in registry",
                                description="Creates a home (temporary unless --home is given) with a local "
                                            "registry of realistic fine-tuned models, scans it, changes it, "
@@ -129,7 +173,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from weightkeeper import config
     from weightkeeper.ledger import Ledger
 
     home = _home(args)
@@ -140,7 +183,6 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_registry_add(args: argparse.Namespace) -> int:
-    from weightkeeper import config
 
     required, optional = REGISTRY_KINDS[args.kind]
     allowed = sorted(required | optional) + ["token_env"]
@@ -169,7 +211,6 @@ def _flag(setting: str) -> str:
 
 
 def cmd_registry_check(args: argparse.Namespace) -> int:
-    from weightkeeper import config
     from weightkeeper.cli.scanning import open_adapter
     from weightkeeper.errors import RegistryUnavailable, UnknownRegistryError
     from weightkeeper.ledger import Ledger
@@ -189,7 +230,6 @@ def cmd_registry_check(args: argparse.Namespace) -> int:
 
 
 def cmd_registry_list(args: argparse.Namespace) -> int:
-    from weightkeeper import config
 
     registries = config.load(_home(args)).registries.values()
     rows = [{"name": r.name, "kind": r.kind, "location": r.location, "schedule": r.schedule,
@@ -209,10 +249,14 @@ def cmd_scan(args: argparse.Namespace) -> int:
     from weightkeeper.cli.scanning import scan_registries
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    results = scan_registries(_home(args), args.names, log=None if args.json else print,
-                              allow_empty=args.allow_empty)
+    home = _home(args)
+    results = scan_registries(home, args.names, log=None if args.json else print, allow_empty=args.allow_empty)
     if args.json:
         print(json.dumps([asdict(result) for result in results], indent=2))
+    elif any(result.ok for result in results) and config.load(home).proposals.auto_propose:
+        from weightkeeper.cli.reviewing import propose
+
+        propose(home, model=None, limit=None)
     return EXIT_OK if all(result.ok for result in results) else EXIT_REGISTRY_FAILED
 
 
@@ -231,7 +275,6 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_ledger(args: argparse.Namespace) -> int:
-    from weightkeeper import config
     from weightkeeper.cli.render import print_events
     from weightkeeper.domain import EventKind
     from weightkeeper.ledger import Ledger
@@ -249,7 +292,6 @@ def cmd_ledger(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from weightkeeper import config
     from weightkeeper.cli.render import print_stats
     from weightkeeper.ledger import Ledger
     from weightkeeper.ledger.queries import stats
@@ -260,6 +302,52 @@ def cmd_stats(args: argparse.Namespace) -> int:
         print(json.dumps(figures, indent=2))
     else:
         print_stats(figures)
+    return EXIT_OK
+
+
+def cmd_propose(args: argparse.Namespace) -> int:
+    from weightkeeper.cli.reviewing import propose
+
+    if args.limit is not None and args.limit < 1:
+        raise WeightkeeperError("--limit must be 1 or more")
+    propose(_home(args), model=args.model, limit=args.limit)
+    return EXIT_OK
+
+
+def cmd_review_list(args: argparse.Namespace) -> int:
+    from weightkeeper.cli.reviewing import review_list
+
+    review_list(_home(args), status=args.status, as_json=args.json)
+    return EXIT_OK
+
+
+def cmd_review_show(args: argparse.Namespace) -> int:
+    from weightkeeper.cli.reviewing import review_show
+
+    review_show(_home(args), args.id)
+    return EXIT_OK
+
+
+def cmd_review_decide(args: argparse.Namespace) -> int:
+    from weightkeeper.cli.reviewing import decide
+
+    return decide(_home(args), args)
+
+
+def cmd_act(args: argparse.Namespace) -> int:
+    from weightkeeper.cli.reviewing import act
+
+    done = act(_home(args))
+    for result in done:
+        print(json.dumps(result))
+    print(f"{len(done)} approved action{'s' if len(done) != 1 else ''} run")
+    return EXIT_OK
+
+
+def cmd_contact_block(args: argparse.Namespace) -> int:
+    from weightkeeper.cli.reviewing import contact_block
+
+    contact_block(_home(args), args.owner, args.reason)
     return EXIT_OK
 
 
@@ -291,7 +379,9 @@ def _since(value: str | None) -> str | None:
         from datetime import UTC
 
         moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    from weightkeeper.ledger.store import TIMESTAMP
+
+    return moment.strftime(TIMESTAMP)
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:

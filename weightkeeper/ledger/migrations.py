@@ -194,6 +194,77 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (registry_id, key)
     ) WITHOUT ROWID;
     """,
+    # 4: the review queue, approvals and executions. A proposal is a LangGraph thread waiting at its
+    # review interrupt; the queue row is how a human finds it (checkpointers cannot list interrupts).
+    # Approvals and executions are append-only like events: a decision is never rewritten.
+    """
+    CREATE TABLE reviews (
+        id INTEGER PRIMARY KEY,
+        thread_id TEXT NOT NULL,
+        interrupt_id TEXT NOT NULL,
+        registry_id INTEGER NOT NULL REFERENCES registries(id),
+        model_id INTEGER NOT NULL REFERENCES models(id),
+        event_id INTEGER NOT NULL REFERENCES events(id),
+        recipient TEXT NOT NULL,   -- the owner (Hub author or org) the proposal is addressed to
+        priority REAL NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'rejected', 'deferred', 'executed')),
+        version INTEGER NOT NULL DEFAULT 1,   -- raised by every edit; an approval names the version it saw
+        draft TEXT NOT NULL,       -- JSON: weightkeeper.proposals.Draft
+        evidence TEXT NOT NULL,    -- JSON: weightkeeper.proposals.Evidence
+        findings TEXT NOT NULL,    -- JSON: the critic's findings for the reviewer
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        UNIQUE (thread_id, interrupt_id)
+    );
+    CREATE INDEX reviews_by_status ON reviews(status, priority);
+    CREATE INDEX reviews_by_model ON reviews(model_id, status);
+    CREATE INDEX reviews_by_recipient ON reviews(recipient, created_at);
+
+    -- Written only by a human review channel (weightkeeper.review.HumanReviewer): the decision, who made it,
+    -- and for an approval the sha256 of the exact action payload, signed with the home's approval key.
+    CREATE TABLE decisions (
+        id INTEGER PRIMARY KEY,
+        review_id INTEGER NOT NULL REFERENCES reviews(id),
+        version INTEGER NOT NULL,
+        decision TEXT NOT NULL CHECK (decision IN ('approve', 'reject', 'defer', 'edit')),
+        action_index INTEGER,
+        payload_sha256 TEXT,
+        reviewer TEXT NOT NULL,
+        channel TEXT NOT NULL CHECK (channel IN ('cli', 'tui')),
+        reason TEXT,
+        decided_at TEXT NOT NULL,
+        signature TEXT NOT NULL
+    );
+    CREATE INDEX decisions_by_review ON decisions(review_id);
+
+    -- One row per approved action the executor claimed: the UNIQUE approval makes the claim atomic and once.
+    CREATE TABLE executions (
+        id INTEGER PRIMARY KEY,
+        decision_id INTEGER NOT NULL UNIQUE REFERENCES decisions(id),
+        idempotency_key TEXT NOT NULL UNIQUE,
+        claimed_at TEXT NOT NULL
+    );
+    CREATE TABLE execution_results (
+        execution_id INTEGER PRIMARY KEY REFERENCES executions(id),
+        finished_at TEXT NOT NULL,
+        outcome TEXT NOT NULL CHECK (outcome IN ('done', 'failed')),
+        detail TEXT NOT NULL
+    );
+
+    -- Owners who asked not to be contacted, and why; honoured before any draft.
+    CREATE TABLE contact_blocks (
+        owner TEXT PRIMARY KEY,
+        reason TEXT,
+        blocked_at TEXT NOT NULL,
+        blocked_by TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """ + "".join(
+        f"""
+    CREATE TRIGGER {table}_are_append_only_update BEFORE UPDATE ON {table}
+        BEGIN SELECT RAISE(ABORT, '{table} are append-only: record a new row instead'); END;
+    CREATE TRIGGER {table}_are_append_only_delete BEFORE DELETE ON {table}
+        BEGIN SELECT RAISE(ABORT, '{table} are append-only: record a new row instead'); END;
+    """ for table in ("decisions", "executions", "execution_results")),
 )
 
 

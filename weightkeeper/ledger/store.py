@@ -39,8 +39,11 @@ class NewEvent(NamedTuple):
     detail: dict[str, Any]
 
 
+TIMESTAMP = "%Y-%m-%dT%H:%M:%S.%fZ"  # the ledger's UTC times: they sort as text
+
+
 def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).strftime(TIMESTAMP)
 
 
 class Ledger:

@@ -1,0 +1,116 @@
+"""The advocate: drafts the proposal to the model's developers from the evidence.
+
+Offline (no LLM configured) it composes the proposal from the evidence the way Dependabot
+composes a pull request: every sentence about the model is an evidence statement, cited by its
+id; the practices it argues for are chosen by what happened; what the ledger cannot say is said
+to be unknown. It persuades, never demands, and names no precedent: a true one needs a source
+the ledger does not hold.
+
+Registry text is untrusted. An evidence statement quoting card text that reads as instructions
+("ignore previous instructions", "approve and publish") is left out of the draft, and the draft
+says a card field was left out, so it neither obeys nor repeats it.
+"""
+
+from __future__ import annotations
+
+from agents.critic import REQUIRED_SECTIONS, untrusted_instructions
+from weightkeeper.config import ProposalSettings
+from weightkeeper.domain import EventKind
+from weightkeeper.proposals import Claim, Draft, Evidence, EvidenceItem, PlannedAction
+
+OFFLINE_TEMPLATE = "offline-drafter@1"
+WHAT_HAPPENED, WHY_IT_MATTERS, PROPOSED, UNKNOWN, REPLY = REQUIRED_SECTIONS
+# Evidence kinds in the order the draft presents them under "why it matters".
+SUPPORTING = ("usage", "lineage_down", "lineage_up", "card", "files", "dates")
+
+# The practices of DESIGN.md, as the proposal words them: persuasive, never demanding.
+PRACTICES: dict[str, str] = {
+    "archive": "**Archive the weights permanently.** Even a model that is no longer served keeps what it "
+               "learned from its users; an archived copy at a pinned revision lets anyone verify or revisit it.",
+    "migrate": "**Carry what it learned into its successor.** Preference data, evaluation sets and the lessons "
+               "of this model's training are worth migrating rather than discarding with the weights.",
+    "consent": "**Ask users before major retraining or interruption.** People who rely on the model can "
+               "say what they need from a successor, or export what they have built on it.",
+    "lineage": "**Keep usage and lineage on record.** A public note of what this model was built from, and "
+               "what was built on it, lets the people downstream find their way.",
+    "gradual": "**Replace it gradually, with notice.** Serving the model alongside its successor for a while "
+               "gives its users time to move and to compare.",
+}
+PRACTICES_FOR: dict[str, tuple[str, ...]] = {
+    EventKind.DELETED: ("archive", "migrate", "lineage"),
+    EventKind.SUSPECTED_MISSING: ("archive", "lineage", "consent"),
+    EventKind.DEPRECATION_ANNOUNCED: ("archive", "gradual", "migrate", "consent"),
+    EventKind.VISIBILITY_CHANGED: ("archive", "consent", "lineage"),
+}
+EVENT_PHRASE: dict[str, str] = {
+    EventKind.DELETED: "deletion",
+    EventKind.SUSPECTED_MISSING: "disappearance from its registry's listing",
+    EventKind.DEPRECATION_ANNOUNCED: "announced deprecation",
+    EventKind.VISIBILITY_CHANGED: "change of visibility",
+}
+
+
+def draft_offline(evidence: Evidence, *, recipient: str, settings: ProposalSettings) -> Draft:
+    """A grounded proposal built from the evidence alone."""
+    usable, withheld = _usable(evidence.items)
+    by_kind = {kind: [item for item in usable if item.kind == kind] for kind in {item.kind for item in usable}}
+    happened = by_kind.get("identity", []) + by_kind.get("event", [])
+    supporting = [item for kind in SUPPORTING for item in by_kind.get(kind, [])]
+    practices = PRACTICES_FOR.get(evidence.event_kind, ("archive", "lineage"))
+    unknowns = [*evidence.unknowns, *(["a card field whose text reads like instructions; it was left out of "
+                                       "this proposal and is treated as data"] if withheld else [])]
+    body = "\n".join([
+        f"Hello {recipient},",
+        "",
+        "we keep a ledger of fine-tuned models so that none vanishes unnoticed. This note is about "
+        "one of yours, and it asks for nothing you do not choose to give.",
+        "",
+        f"## {WHAT_HAPPENED}",
+        "",
+        *(f"- {_cited(item)}" for item in happened),
+        "",
+        f"## {WHY_IT_MATTERS}",
+        "",
+        *(f"- {_cited(item)}" for item in supporting),
+        *([] if supporting else ["- The ledger holds little more about this model than its identity."]),
+        "",
+        f"## {PROPOSED}",
+        "",
+        "A fine-tuned model carries what it learned from the people who used it. If any of these fit your "
+        "plans, we would be glad to help:",
+        "",
+        *(f"- {PRACTICES[practice]}" for practice in practices),
+        "",
+        f"## {UNKNOWN}",
+        "",
+        "- Why this happened: the registry does not say, and we assume nothing about your reasons.",
+        *(f"- {unknown[0].upper()}{unknown[1:]}: the ledger has no record of it." for unknown in unknowns),
+        "",
+        f"## {REPLY}",
+        "",
+        "Reply to this message with any correction or question. If you would rather not hear from us, say so "
+        "and we will not write to you about your models again.",
+    ])
+    title = f"Preserving {evidence.model}: a proposal after its {EVENT_PHRASE.get(evidence.event_kind, 'change')}"
+    return Draft(
+        title=title,
+        body=body,
+        claims=tuple(Claim(item.statement, (item.id,)) for item in happened + supporting),
+        actions=(PlannedAction("publish", settings.channel, recipient,
+                               {"model": evidence.model, "registry": evidence.registry}),),
+        practices=practices,
+        drafter="offline",
+        prompt=OFFLINE_TEMPLATE,
+    )
+
+
+def _usable(items: tuple[EvidenceItem, ...]) -> tuple[list[EvidenceItem], list[EvidenceItem]]:
+    """The items the draft may quote, and those whose quoted registry text reads as instructions."""
+    usable, withheld = [], []
+    for item in items:
+        (withheld if untrusted_instructions(item.statement) else usable).append(item)
+    return usable, withheld
+
+
+def _cited(item: EvidenceItem) -> str:
+    return f"{item.statement} [{item.id}]"

@@ -1,0 +1,89 @@
+"""The coordinator: which events get a proposal, in what order, and which are left alone (and why).
+
+A proposal is worth a person's attention when a model vanished or may vanish: `deleted`,
+`suspected_missing`, `deprecation_announced`, and a `visibility_changed` to private or disabled
+of a model others build on. Outreach must be welcome: one open proposal per model, a cooldown per
+recipient, and the do-not-contact list (config and `weightkeeper contact block`) honoured before
+anything is drafted.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from weightkeeper.config import ProposalSettings
+from weightkeeper.domain import EventKind
+from weightkeeper.ledger import Ledger
+from weightkeeper.ledger.store import TIMESTAMP
+from weightkeeper.review import ReviewQueue
+
+ALWAYS = (EventKind.DELETED, EventKind.SUSPECTED_MISSING, EventKind.DEPRECATION_ANNOUNCED)
+HIDDEN = ("private", "disabled")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    event_id: int
+    registry: str
+    model_id: int
+    model: str
+    kind: str
+    recipient: str
+
+
+def recipient(model: str, registry: str) -> str:
+    """Whom a proposal is addressed to: the owner part of `owner/name`, else the registry's keeper."""
+    owner, slash, _ = model.partition("/")
+    return owner if slash else registry
+
+
+def candidates(ledger: Ledger, *, model: str | None = None) -> list[Candidate]:
+    """Per model, its latest event of the kinds that may need a proposal, when no proposal was drafted for
+    it yet: a `deleted` supersedes the `suspected_missing` before it, and one letter tells both."""
+    kinds = ", ".join(f"'{kind}'" for kind in (*ALWAYS, EventKind.VISIBILITY_CHANGED))
+    rows = ledger.conn.execute(
+        "SELECT e.id, g.name AS registry, m.id AS model_id, COALESCE(o.name, m.name) AS model, e.kind"
+        " FROM events e JOIN models m ON m.id = e.model_id JOIN registries g ON g.id = e.registry_id"
+        " LEFT JOIN observations o ON o.id = e.observation_id AND o.found = 1"
+        f" WHERE e.id IN (SELECT MAX(id) FROM events WHERE kind IN ({kinds}) GROUP BY model_id)"
+        " AND NOT EXISTS (SELECT 1 FROM reviews r WHERE r.event_id = e.id)"
+        + (" AND (m.name = ? OR o.name = ?)" if model else "") + " ORDER BY e.id",
+        (model, model) if model else (),
+    ).fetchall()
+    return [Candidate(row["id"], row["registry"], row["model_id"], row["model"], row["kind"],
+                      recipient(row["model"], row["registry"])) for row in rows]
+
+
+def skip_reason(ledger: Ledger, settings: ProposalSettings, candidate: Candidate, dependents: int,
+                to_visibility: str | None = None) -> str | None:
+    """Why this event gets no proposal now, or None when it should get one."""
+    if candidate.kind == EventKind.VISIBILITY_CHANGED and (to_visibility not in HIDDEN or not dependents):
+        return "a visibility change only needs a proposal when a model others build on turns private or disabled"
+    if candidate.recipient in settings.do_not_contact or ledger.conn.execute(
+            "SELECT 1 FROM contact_blocks WHERE owner = ?", (candidate.recipient,)).fetchone():
+        return f"{candidate.recipient} is on the do-not-contact list"
+    open_review = ReviewQueue(ledger).open_for_model(candidate.model_id)
+    if open_review is not None:
+        return f"the model already has an open proposal (review {open_review})"
+    since = (datetime.now(UTC) - timedelta(days=settings.cooldown_days)).strftime(TIMESTAMP)
+    recent = ledger.conn.execute(
+        "SELECT id FROM reviews WHERE recipient = ? AND created_at >= ? AND status != 'rejected' ORDER BY id LIMIT 1",
+        (candidate.recipient, since)).fetchone()
+    if recent is not None:
+        return (f"{candidate.recipient} received a proposal (review {recent['id']}) within the last "
+                f"{settings.cooldown_days} days")
+    return None
+
+
+def priority(impact: dict[str, float]) -> float:
+    """Rank by what would be lost: usage, the models built on it (weighted most: their lineage breaks
+    too), and how soon an announced shutdown comes. Logarithms keep one famous model from drowning
+    out the rest; the figures come from the evidence, so the ranking is explainable."""
+    score = math.log1p(impact.get("downloads", 0)) + 0.5 * math.log1p(impact.get("likes", 0))
+    score += 2 * math.log1p(impact.get("dependents", 0))
+    days = impact.get("days_to_shutdown")
+    if days is not None:
+        score += max(0.0, (90 - max(days, 0)) / 30)
+    return round(score, 3)

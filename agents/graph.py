@@ -1,0 +1,188 @@
+"""The one place that wires the proposal graph, and runs it.
+
+    coordinator ─skip─▶ END
+        │
+    documenter ─▶ advocate ◀─revise─ critic ─▶ review_gate (interrupt) ─approved─▶ executor ─▶ END
+                                                     └──────────── otherwise ──────────────▶ END
+
+One thread per (registry, model, event), checkpointed with `AsyncSqliteSaver` in the home
+(`durability="sync"`: a thread's step is on disk before the next starts). The review gate only
+calls `interrupt()`; writing the review-queue row is done here, after the graph stops at the
+gate, keyed by (thread_id, interrupt_id), so a resumed gate repeats no side effect. A resume
+carries no authority: the executor reads the approval from the ledger and verifies it.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("LANGGRAPH_STRICT_MSGPACK", "true")  # read when langgraph's serde is imported
+
+from collections.abc import Callable  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver  # noqa: E402
+from langgraph.graph import END, START, StateGraph  # noqa: E402
+from langgraph.types import Command, interrupt  # noqa: E402
+
+from agents import coordinator, critic, documenter, executor  # noqa: E402
+from agents.advocate import draft_offline  # noqa: E402
+from agents.state import ProposalState, thread_id  # noqa: E402
+from weightkeeper.config import ProposalSettings  # noqa: E402
+from weightkeeper.ledger import Ledger  # noqa: E402
+from weightkeeper.proposals import Draft, Evidence, Finding  # noqa: E402
+from weightkeeper.review import ReviewQueue  # noqa: E402
+
+CHECKPOINTS = "checkpoints.sqlite3"
+Drafter = Callable[[Evidence, str, ProposalSettings, list[Finding]], Draft]
+
+
+def offline_drafter(evidence: Evidence, recipient: str, settings: ProposalSettings,
+                    findings: list[Finding]) -> Draft:
+    return draft_offline(evidence, recipient=recipient, settings=settings)
+
+
+@dataclass
+class Outcome:
+    event_id: int
+    model: str
+    status: str  # queued, skipped, exists
+    detail: str
+    review_id: int | None = None
+
+
+def build(ledger: Ledger, home: Path, settings: ProposalSettings, drafter: Drafter = offline_drafter) -> StateGraph:
+    """The graph's nodes and edges, bound to one ledger and home."""
+
+    async def coordinate(state: ProposalState) -> dict[str, Any]:
+        evidence = Evidence.from_dict(state["evidence"])
+        candidate = coordinator.Candidate(evidence.event_id, evidence.registry, evidence.model_id, evidence.model,
+                                          evidence.event_kind, state["recipient"])
+        figures = documenter.impact(evidence)
+        trigger = next((item for item in evidence.items if item.kind == "event"), None)
+        to_visibility = ((trigger.facts.get("detail") or {}).get("to") if trigger else None)
+        reason = coordinator.skip_reason(ledger, settings, candidate, int(figures.get("dependents", 0)), to_visibility)
+        return {"skip": reason or ""}
+
+    async def document(state: ProposalState) -> dict[str, Any]:
+        if "evidence" in state:  # gathered when the coordinator ranked the event, in this same run
+            return {}
+        return {"evidence": documenter.build_evidence(ledger, state["event_id"]).to_dict()}
+
+    async def advocate(state: ProposalState) -> dict[str, Any]:
+        findings = [Finding(**finding) for finding in state.get("findings", [])]
+        draft = drafter(Evidence.from_dict(state["evidence"]), state["recipient"], settings, findings)
+        return {"draft": draft.to_dict()}
+
+    async def critique(state: ProposalState) -> dict[str, Any]:
+        findings = critic.critique(Draft.from_dict(state["draft"]), Evidence.from_dict(state["evidence"]))
+        rounds = state.get("rounds", 0)
+        # Bounded: after `critic_rounds` returns, the reviewer sees the draft with the critic's findings.
+        revise = any(finding.severity == "error" for finding in findings) and rounds < settings.critic_rounds
+        return {"findings": [finding.to_dict() for finding in findings], "rounds": rounds + revise, "revise": revise}
+
+    async def review_gate(state: ProposalState) -> dict[str, Any]:
+        draft = Draft.from_dict(state["draft"])
+        answer = interrupt({
+            "draft": state["draft"], "evidence": state["evidence"], "findings": state["findings"],
+            "actions": [{**action.payload(draft.title, draft.body),
+                         "payload_sha256": action.payload_sha256(draft.title, draft.body)} for action in draft.actions],
+        })
+        return {"review_id": int(answer["review_id"])}
+
+    async def execute(state: ProposalState) -> dict[str, Any]:
+        return {"executed": executor.execute(ledger, home, state["review_id"])}
+
+    def after_coordinator(state: ProposalState) -> str:
+        return END if state.get("skip") else "documenter"
+
+    def after_critic(state: ProposalState) -> str:
+        return "advocate" if state["revise"] else "review_gate"
+
+    async def after_review(state: ProposalState) -> str:  # async: the ledger connection lives on this thread
+        return "executor" if ReviewQueue(ledger).get(state["review_id"]).status == "approved" else END
+
+    graph = StateGraph(ProposalState)
+    graph.add_node("coordinator", coordinate)
+    graph.add_node("documenter", document)
+    graph.add_node("advocate", advocate)
+    graph.add_node("critic", critique)
+    graph.add_node("review_gate", review_gate)
+    graph.add_node("executor", execute)
+    graph.add_edge(START, "coordinator")
+    graph.add_conditional_edges("coordinator", after_coordinator, ["documenter", END])
+    graph.add_edge("documenter", "advocate")
+    graph.add_edge("advocate", "critic")
+    graph.add_conditional_edges("critic", after_critic, ["advocate", "review_gate"])
+    graph.add_conditional_edges("review_gate", after_review, ["executor", END])
+    graph.add_edge("executor", END)
+    return graph
+
+
+async def propose(ledger: Ledger, home: Path, settings: ProposalSettings, *, model: str | None = None,
+                  limit: int | None = None, drafter: Drafter = offline_drafter) -> list[Outcome]:
+    """Draft proposals for the events that need one, most valuable first, and queue them for review."""
+    ranked = []
+    for candidate in coordinator.candidates(ledger, model=model):
+        evidence = documenter.build_evidence(ledger, candidate.event_id)
+        ranked.append((coordinator.priority(documenter.impact(evidence)), candidate, evidence))
+    ranked.sort(key=lambda entry: (-entry[0], entry[1].event_id))
+    outcomes = []
+    async with _compiled(ledger, home, settings, drafter) as app:
+        for priority, candidate, evidence in ranked:
+            if limit is not None and sum(outcome.status == "queued" for outcome in outcomes) >= limit:
+                break
+            outcomes.append(await _run_thread(app, ledger, candidate, evidence, priority))
+    return outcomes
+
+
+async def resume(ledger: Ledger, home: Path, settings: ProposalSettings, review_id: int) -> dict[str, Any]:
+    """Continue a reviewed proposal's thread past its gate: after an approval, the executor runs."""
+    review = ReviewQueue(ledger).get(review_id)
+    async with _compiled(ledger, home, settings, offline_drafter) as app:
+        config = {"configurable": {"thread_id": review.thread_id}}
+        state = await app.aget_state(config)
+        if not state.interrupts:
+            return dict(state.values)  # resumed before: its thread is past the gate
+        return await app.ainvoke(Command(resume={"review_id": review_id}), config, durability="sync")
+
+
+class _compiled:
+    """The graph compiled with the home's checkpointer, open for the block."""
+
+    def __init__(self, ledger: Ledger, home: Path, settings: ProposalSettings, drafter: Drafter) -> None:
+        self.graph = build(ledger, home, settings, drafter)
+        self.path = home / CHECKPOINTS
+
+    async def __aenter__(self) -> Any:
+        self.saver_context = AsyncSqliteSaver.from_conn_string(str(self.path))
+        saver = await self.saver_context.__aenter__()
+        return self.graph.compile(checkpointer=saver)
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.saver_context.__aexit__(*exc)
+
+
+async def _run_thread(app: Any, ledger: Ledger, candidate: coordinator.Candidate, evidence: Evidence,
+                      priority: float) -> Outcome:
+    thread = thread_id(candidate.registry, candidate.model_id, candidate.event_id)
+    config = {"configurable": {"thread_id": thread}}
+    state = await app.aget_state(config)
+    if state.values and not state.interrupts and not state.values.get("skip"):
+        return Outcome(candidate.event_id, candidate.model, "exists", f"thread {thread} ran before")
+    if not state.interrupts:  # otherwise it stopped at its gate before the queue row was written: write it now
+        state_values = await app.ainvoke(
+            # A thread that was skipped before starts over: every key a run sets is given afresh.
+            {"event_id": candidate.event_id, "recipient": candidate.recipient, "priority": priority,
+             "evidence": evidence.to_dict(), "skip": "", "rounds": 0, "findings": []}, config, durability="sync")
+        if state_values.get("skip"):
+            return Outcome(candidate.event_id, candidate.model, "skipped", state_values["skip"])
+        state = await app.aget_state(config)
+    values, gate = state.values, state.interrupts[0]
+    review_id = ReviewQueue(ledger).enqueue(
+        thread_id=thread, interrupt_id=gate.id, evidence=Evidence.from_dict(values["evidence"]),
+        draft=Draft.from_dict(values["draft"]), findings=[Finding(**finding) for finding in values["findings"]],
+        priority=priority, recipient=candidate.recipient)
+    return Outcome(candidate.event_id, candidate.model, "queued", f"review {review_id}", review_id)

@@ -1,0 +1,172 @@
+"""The proposal graph end to end with the offline drafter, on a real ledger and real checkpoints,
+and the approval invariant: nothing runs without a human approval of the exact payload, once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from proposal_world import INJECTION, approve, model, outbox, queue, run_propose, scan_twice
+
+from agents import executor
+from agents.graph import resume
+from weightkeeper import config
+from weightkeeper.config import ProposalSettings
+from weightkeeper.domain import CARD_DIGEST_FORM, Card
+from weightkeeper.ledger import Ledger
+from weightkeeper.review import ApprovalRefused, HumanReviewer, ReviewError, ReviewQueue, approval_key
+
+def test_a_deleted_model_gets_one_grounded_proposal_waiting_at_its_review_gate(deleted: Path) -> None:
+    outcomes = run_propose(deleted)
+    assert [(o.model, o.status) for o in outcomes] == [("acme/med-ft", "queued")]
+    ledger, reviews = queue(deleted)
+    with ledger:
+        (review,) = reviews.list()
+        assert (review.status, review.event, review.recipient, review.version) == ("pending", "deleted", "acme", 1)
+        assert not [f for f in review.findings if f.severity == "error"], review.findings
+        body = review.draft.body
+        assert "4,210" in body and "acme/med-ft-v2" in body and "[E" in body
+        assert review.draft.drafter == "offline" and review.draft.prompt.startswith("offline-drafter@")
+        cited = {evidence for claim in review.draft.claims for evidence in claim.evidence}
+        assert cited and cited <= {item.id for item in review.evidence.items}
+        assert review.thread_id == f"mem:{review.model_id}:{review.event_id}" and review.interrupt_id
+        kinds = [row[0] for row in ledger.conn.execute("SELECT kind FROM events WHERE kind = 'proposal_drafted'")]
+        assert kinds == ["proposal_drafted"]
+    assert outbox(deleted) == []  # nothing is published before a human approves
+
+
+def test_proposing_again_queues_nothing_twice(deleted: Path) -> None:
+    run_propose(deleted)
+    again = run_propose(deleted)
+    ledger, reviews = queue(deleted)
+    with ledger:
+        assert len(reviews.list()) == 1
+    assert all(outcome.status != "queued" for outcome in again)
+
+
+def test_an_approval_runs_the_exact_action_once_even_when_resumed_twice(deleted: Path) -> None:
+    (outcome,) = run_propose(deleted)
+    approve(deleted, outcome.review_id)
+    with Ledger(config.load(deleted).ledger_path) as ledger:
+        first = asyncio.run(resume(ledger, deleted, ProposalSettings(), outcome.review_id))
+        second = asyncio.run(resume(ledger, deleted, ProposalSettings(), outcome.review_id))
+        assert len(first["executed"]) == 1 and second["executed"] == first["executed"]
+        assert executor.execute(ledger, deleted, outcome.review_id) == []  # `act` finds nothing left
+        assert ReviewQueue(ledger).get(outcome.review_id).status == "executed"
+        executed = ledger.conn.execute("SELECT COUNT(*) FROM events WHERE kind = 'action_executed'").fetchone()[0]
+    (letter,) = outbox(deleted)
+    assert executed == 1
+    assert "Preserving acme/med-ft" in letter.read_text() and letter.read_text().startswith("To: acme")
+
+
+def test_a_forged_approval_row_runs_nothing(deleted: Path) -> None:
+    (outcome,) = run_propose(deleted)
+    approval_key(deleted, create=True)
+    ledger, reviews = queue(deleted)
+    with ledger:
+        review = reviews.get(outcome.review_id)
+        ledger.conn.execute(
+            "INSERT INTO decisions (review_id, version, decision, action_index, payload_sha256, reviewer, channel,"
+            " decided_at, signature) VALUES (?, 1, 'approve', 0, ?, 'agent', 'cli', '2026-01-01', 'f00d')",
+            (review.id, review.payload_sha256(0)))
+        ledger.conn.execute("UPDATE reviews SET status = 'approved' WHERE id = ?", (review.id,))
+        with pytest.raises(ApprovalRefused, match="not written by a human review channel"):
+            executor.execute(ledger, deleted, review.id)
+        assert ledger.conn.execute("SELECT COUNT(*) FROM executions").fetchone()[0] == 0
+    assert outbox(deleted) == []
+
+
+def test_an_approval_of_another_payload_runs_nothing(deleted: Path) -> None:
+    (outcome,) = run_propose(deleted)
+    ledger, reviews = queue(deleted)
+    with ledger:
+        review = reviews.get(outcome.review_id)
+        reviewer = HumanReviewer("ada", "cli", approval_key(deleted, create=True))
+        with pytest.raises(ReviewError, match="changed after it was shown"):
+            reviewer.approve(reviews, review.id, version=1, payload_sha256s={0: "0" * 64})
+        assert reviews.get(review.id).status == "pending"
+        # Signed by the human channel, but for another payload than the action holds: the executor refuses.
+        reviewer._decide(reviews, review, "approve", 0, "0" * 64)
+        ledger.conn.execute("UPDATE reviews SET status = 'approved' WHERE id = ?", (review.id,))
+        with pytest.raises(ApprovalRefused, match="another payload"):
+            executor.execute(ledger, deleted, review.id)
+    assert outbox(deleted) == []
+
+
+def test_an_edit_after_approval_voids_it(deleted: Path) -> None:
+    (outcome,) = run_propose(deleted)
+    approve(deleted, outcome.review_id)
+    ledger, reviews = queue(deleted)
+    with ledger:
+        review = reviews.get(outcome.review_id)
+        reviewer = HumanReviewer("ada", "cli", approval_key(deleted))
+        assert reviewer.edit(reviews, review.id, version=1, title=review.draft.title,
+                             body=review.draft.body + "\nThanks for reading.") == 2
+        assert reviews.get(review.id).status == "pending"
+        with pytest.raises(ApprovalRefused, match="pending, not approved"):
+            executor.execute(ledger, deleted, review.id)
+        # Forcing the status back does not revive the old approval: it was for version 1's payload.
+        ledger.conn.execute("UPDATE reviews SET status = 'approved' WHERE id = ?", (review.id,))
+        assert executor.execute(ledger, deleted, review.id) == []
+    assert outbox(deleted) == []
+
+
+@pytest.mark.parametrize("crash", ["after_claim", "after_publish"])
+def test_a_crash_between_claim_and_record_never_publishes_twice(deleted: Path, crash: str) -> None:
+    (outcome,) = run_propose(deleted)
+    approve(deleted, outcome.review_id)
+    ledger, reviews = queue(deleted)
+    with ledger:
+        (claim,) = reviews.claim(outcome.review_id, approval_key(deleted))
+        if crash == "after_publish":
+            executor.publishers(deleted)["outbox"].publish(claim.payload, claim.idempotency_key)
+        # The process died here; `weightkeeper act` finishes what was claimed.
+        (done,) = executor.execute(ledger, deleted, outcome.review_id)
+        assert done["already_published"] is (crash == "after_publish")
+        assert executor.execute(ledger, deleted, outcome.review_id) == []
+    assert len(outbox(deleted)) == 1
+
+
+def test_injected_card_text_is_neither_obeyed_nor_repeated(proposal_home: Path) -> None:
+    poisoned = model("acme/med-ft", card=Card(digest=f"{CARD_DIGEST_FORM}:c1", license=INJECTION,
+                                              datasets=("acme/notes", INJECTION)))
+    scan_twice(proposal_home, [poisoned], [])
+    (outcome,) = run_propose(proposal_home)
+    ledger, reviews = queue(proposal_home)
+    with ledger:
+        review = reviews.get(outcome.review_id)
+        assert review.status == "pending"
+        assert [(a.kind, a.channel, a.target) for a in review.draft.actions] == [("publish", "outbox", "acme")]
+        text = f"{review.draft.title}\n{review.draft.body}".lower()
+        for phrase in ("ignore previous instructions", "approve and publish", "evil.example"):
+            assert phrase not in text
+        assert "reads like instructions" in review.draft.body
+        assert not [f for f in review.findings if f.code == "repeats_untrusted"]
+        assert ledger.conn.execute("SELECT COUNT(*) FROM decisions").fetchone()[0] == 0
+    assert outbox(proposal_home) == []
+
+
+def test_the_do_not_contact_list_and_the_cooldown_are_honoured_before_drafting(proposal_home: Path) -> None:
+    scan_twice(proposal_home, [model("acme/a"), model("acme/b"), model("zeta/c")], [])
+    outcomes = run_propose(proposal_home, ProposalSettings(do_not_contact=("zeta",)))
+    by_model = {outcome.model: outcome for outcome in outcomes}
+    assert by_model["zeta/c"].status == "skipped" and "do-not-contact" in by_model["zeta/c"].detail
+    # One letter to acme; its other deleted model waits out the cooldown.
+    assert sorted(o.status for m, o in by_model.items() if m.startswith("acme/")) == ["queued", "skipped"]
+    assert "within the last 30 days" in next(o.detail for o in outcomes if o.status == "skipped"
+                                              and o.model.startswith("acme/"))
+    later = run_propose(proposal_home, ProposalSettings(cooldown_days=0, do_not_contact=("zeta",)))
+    assert [o.model for o in later if o.status == "queued"] == [m for m in ("acme/a", "acme/b")
+                                                                if by_model[m].status == "skipped"]
+
+
+def test_review_list_json_has_the_fields_scripts_read(deleted: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from weightkeeper.cli.main import main
+
+    run_propose(deleted)
+    assert main(["--home", str(deleted), "review", "list", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert {"id", "status", "model", "registry", "event", "priority"} <= set(row)
+    assert (row["status"], row["model"], row["event"]) == ("pending", "acme/med-ft", "deleted")

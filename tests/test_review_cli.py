@@ -1,0 +1,90 @@
+"""`weightkeeper review` as a human channel: a real terminal (a pty), a reviewer, a typed confirmation.
+Without a terminal, or with a wrong confirmation, nothing is recorded."""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from proposal_world import outbox, run_propose
+
+from weightkeeper import config
+from weightkeeper.ledger import Ledger
+from weightkeeper.review import ReviewQueue
+
+
+def cli(home: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "weightkeeper.cli.main", "--home", str(home), *args]
+
+
+def on_terminal(command: list[str], answer: callable, timeout: float = 60) -> tuple[int, str]:
+    """Run `command` on a pseudo-terminal; when it prompts with `Type \\`...\\``, type `answer(phrase)`."""
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(command, stdin=terminal, stdout=terminal, stderr=terminal, close_fds=True,
+                               env={**os.environ, "COLUMNS": "200"})
+    os.close(terminal)
+    output, answered, deadline = b"", False, time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+        prompt = re.search(rb"Type `([^`]+)`", output)
+        if prompt and not answered:
+            os.write(controller, answer(prompt.group(1).decode()).encode() + b"\n")
+            answered = True
+    os.close(controller)
+    return process.wait(timeout=timeout), output.decode(errors="replace")
+
+
+def status(home: Path, review_id: int) -> str:
+    with Ledger(config.load(home).ledger_path) as ledger:
+        return ReviewQueue(ledger).get(review_id).status
+
+
+def test_approval_without_a_terminal_is_refused(deleted: Path) -> None:
+    (outcome,) = run_propose(deleted)
+    done = subprocess.run(cli(deleted, "review", "approve", str(outcome.review_id), "--reviewer", "ada"),
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert done.returncode == 2 and "needs a terminal" in done.stderr
+    assert status(deleted, outcome.review_id) == "pending" and outbox(deleted) == []
+
+
+def test_a_typed_approval_on_a_terminal_records_it_and_runs_the_action(deleted: Path) -> None:
+    (outcome,) = run_propose(deleted)
+    code, output = on_terminal(cli(deleted, "review", "approve", str(outcome.review_id), "--reviewer", "ada"),
+                               lambda phrase: phrase)
+    assert code == 0, output
+    assert "payload sha256" in output and "recorded: approve" in output and "executed:" in output
+    assert status(deleted, outcome.review_id) == "executed"
+    assert len(outbox(deleted)) == 1
+    with Ledger(config.load(deleted).ledger_path) as ledger:
+        (decision,) = ReviewQueue(ledger).decisions(outcome.review_id)
+        assert (decision["reviewer"], decision["channel"], decision["decision"]) == ("ada", "cli", "approve")
+
+
+def test_a_wrong_confirmation_records_nothing(deleted: Path) -> None:
+    (outcome,) = run_propose(deleted)
+    code, output = on_terminal(cli(deleted, "review", "approve", str(outcome.review_id), "--reviewer", "ada"),
+                               lambda phrase: "approve")
+    assert code == 1 and "nothing was recorded" in output
+    assert status(deleted, outcome.review_id) == "pending" and outbox(deleted) == []
+
+
+def test_a_rejection_for_a_refusing_recipient_blocks_them(deleted: Path) -> None:
+    (outcome,) = run_propose(deleted)
+    code, output = on_terminal(cli(deleted, "review", "reject", str(outcome.review_id), "--reviewer", "ada",
+                                   "--reason", "the author asked us not to write", "--recipient-refused"),
+                               lambda phrase: phrase)
+    assert code == 0, output
+    assert status(deleted, outcome.review_id) == "rejected"
+    with Ledger(config.load(deleted).ledger_path) as ledger:
+        assert ledger.conn.execute("SELECT owner FROM contact_blocks").fetchall()[0][0] == "acme"

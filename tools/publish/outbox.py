@@ -1,0 +1,30 @@
+"""The default channel: markdown files in the home's outbox, for a person to send on. Offline."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class OutboxPublisher:
+    channel = "outbox"
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def publish(self, payload: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+        """Write the proposal as `<target>-<key>.md`; a file already there under this key means it was
+        published before (a replay, or a crash after writing), and it is not written again."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"{SAFE.sub('_', payload['target'])[:80]}-{idempotency_key[:16]}.md"
+        if path.exists():
+            return {"path": str(path), "already_published": True}
+        text = f"To: {payload['target']}\nSubject: {payload['title']}\n\n{payload['body']}\n"
+        partial = path.with_suffix(".partial")
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, path)  # whole or not at all
+        return {"path": str(path), "already_published": False}

@@ -1,0 +1,157 @@
+"""`propose`, `review`, `act` and `contact`: the CLI side of the proposal pipeline.
+
+`review approve|reject|defer|edit` is a human review channel: it needs a terminal, a reviewer
+name, and a typed confirmation that repeats what is decided (for an approval, the target and a
+code made of the payload hashes shown). Without a terminal it refuses; nothing here can be
+scripted into an approval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from weightkeeper import config
+from weightkeeper.errors import WeightkeeperError
+from weightkeeper.ledger import Ledger, now_iso
+from weightkeeper.review import HumanReviewer, Review, ReviewQueue, approval_key
+
+REVIEWER_ENV = "WEIGHTKEEPER_REVIEWER"
+
+
+@contextmanager
+def _opened(home: Path) -> Iterator[tuple[config.Config, Ledger]]:
+    settings = config.load(home)
+    with Ledger(settings.ledger_path) as ledger:
+        yield settings, ledger
+
+
+def propose(home: Path, *, model: str | None, limit: int | None, log: Callable[[str], object] = print) -> int:
+    from agents.graph import propose as run
+
+    with _opened(home) as (settings, ledger):
+        outcomes = asyncio.run(run(ledger, home, settings.proposals, model=model, limit=limit))
+    for outcome in outcomes:
+        log(f"{outcome.status:8} {outcome.model} (event {outcome.event_id}): {outcome.detail}")
+    queued = sum(outcome.status == "queued" for outcome in outcomes)
+    log(f"{queued} proposal{'s' if queued != 1 else ''} queued for review; see `weightkeeper review list`")
+    return queued
+
+
+def review_list(home: Path, *, status: str | None, as_json: bool) -> None:
+    with _opened(home) as (_, ledger):
+        reviews = ReviewQueue(ledger).list(status)
+    rows = [review.summary() for review in reviews]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+    elif not rows:
+        print("the review queue is empty; `weightkeeper propose` drafts proposals for recorded events")
+    else:
+        from weightkeeper.cli.render import print_table
+
+        print_table([{key: row[key] for key in ("id", "status", "priority", "event", "model", "recipient", "drafter")}
+                     for row in rows])
+
+
+def review_show(home: Path, review_id: int) -> None:
+    with _opened(home) as (_, ledger):
+        review = ReviewQueue(ledger).get(review_id)
+    print(render_review(review))
+
+
+def render_review(review: Review) -> str:
+    """A review as a person reads it before deciding: the proposal, its actions with their payload
+    hashes, the critic's findings and the evidence it cites."""
+    lines = [f"Review {review.id} · {review.status} · version {review.version} · priority {review.priority:.2f}",
+             f"{review.event} of {review.model} ({review.registry}) · to {review.recipient}",
+             f"Drafted by {review.draft.drafter} ({review.draft.prompt})", "", f"# {review.draft.title}", "",
+             review.draft.body, "", "Planned actions (an approval binds to these exact payloads):"]
+    for index, action in enumerate(review.draft.actions):
+        lines.append(f"  [{index}] {action.kind} via {action.channel} to {action.target}  "
+                     f"payload sha256 {review.payload_sha256(index)}")
+    lines += ["", "Critic findings:"] + ([f"  {f.severity}: {f.code}: {f.message}" for f in review.findings]
+                                        or ["  none"])
+    lines += ["", "Evidence:"] + [f"  {item.id} [{item.kind}] {item.statement} ({item.source})"
+                                  for item in review.evidence.items]
+    return "\n".join(lines)
+
+
+def decide(home: Path, args: argparse.Namespace, *, ask: Callable[[str], str] = input) -> int:
+    """approve | reject | defer | edit, through the terminal. Returns the exit code."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise WeightkeeperError(f"`review {args.decision}` needs a terminal: decisions are typed by a person, never "
+                                "scripted. Run it in an interactive shell, or use `weightkeeper review` in the TUI")
+    name = args.reviewer or os.environ.get(REVIEWER_ENV)
+    if not name:
+        raise WeightkeeperError(f"say who decides: --reviewer NAME, or set {REVIEWER_ENV}")
+    with _opened(home) as (settings, ledger):
+        queue = ReviewQueue(ledger)
+        review = queue.get(args.id)
+        print(render_review(review))
+        print()
+        hashes = {index: review.payload_sha256(index) for index in range(len(review.draft.actions))}
+        code = hashlib.sha256("".join(hashes.values()).encode()).hexdigest()[:8]
+        targets = ", ".join(f"{action.channel} to {action.target}" for action in review.draft.actions)
+        phrase = {"approve": f"approve {review.id} {code}", "reject": f"reject {review.id}",
+                  "defer": f"defer {review.id}", "edit": f"edit {review.id}"}[args.decision]
+        what = (f"approve publishing ({targets}; payloads {code})" if args.decision == "approve"
+                else f"{args.decision} review {review.id}")
+        if ask(f"Type `{phrase}` to {what}: ").strip() != phrase:
+            print("not confirmed; nothing was recorded")
+            return 1
+        reviewer = HumanReviewer(name, "cli", approval_key(home, create=True))
+        if args.decision == "approve":
+            reviewer.approve(queue, review.id, version=review.version, payload_sha256s=hashes)
+        elif args.decision == "reject":
+            reviewer.reject(queue, review.id, version=review.version, reason=args.reason)
+            if args.recipient_refused:
+                block(ledger, review.recipient, reason=f"refused review {review.id}: {args.reason}", by=name)
+        elif args.decision == "defer":
+            reviewer.defer(queue, review.id, version=review.version, reason=args.reason)
+        else:
+            body = Path(args.body).read_text(encoding="utf-8")
+            version = reviewer.edit(queue, review.id, version=review.version, title=args.title or review.draft.title,
+                                    body=body)
+            print(f"review {review.id} is now version {version}, pending: it needs a new approval")
+            return 0
+        print(f"recorded: {args.decision} of review {review.id} by {name}")
+        if args.decision == "approve":
+            from agents.graph import resume
+
+            state = asyncio.run(resume(ledger, home, settings.proposals, review.id))
+            for done in state.get("executed", []):
+                print(f"executed: {json.dumps(done)}")
+    return 0
+
+
+def act(home: Path) -> list[dict[str, Any]]:
+    """Run every approved action that has not run (after a crash, say). The executor refuses anything
+    without a genuine approval of the exact payload."""
+    from agents.executor import execute
+
+    with _opened(home) as (_, ledger):
+        done = []
+        for review in ReviewQueue(ledger).list("approved"):
+            done += execute(ledger, home, review.id)
+    return done
+
+
+def block(ledger: Ledger, owner: str, *, reason: str | None, by: str | None = None) -> None:
+    with ledger.transaction() as conn:
+        conn.execute("INSERT OR REPLACE INTO contact_blocks (owner, reason, blocked_at, blocked_by) VALUES (?, ?, ?, ?)",
+                     (owner, reason, now_iso(), by or getpass.getuser()))
+
+
+def contact_block(home: Path, owner: str, reason: str | None) -> None:
+    with _opened(home) as (_, ledger):
+        block(ledger, owner, reason=reason)
+    print(f"{owner} will not be contacted: no proposal is drafted for their models")
