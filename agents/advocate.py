@@ -6,12 +6,17 @@ id; the practices it argues for are chosen by what happened; what the ledger can
 to be unknown. It persuades, never demands, and names no precedent: a true one needs a source
 the ledger does not hold.
 
-Registry text is untrusted. An evidence statement quoting card text that reads as instructions
+Registry text is untrusted. An evidence item holding card text that reads as instructions
 ("ignore previous instructions", "approve and publish") is left out of the draft, and the draft
 says a card field was left out, so it neither obeys nor repeats it.
+
+`plan_actions`, `practices_for` and `split_untrusted` are shared with the LLM drafter
+(`agents/llm_drafter.py`), so both plan the same actions and hide the same text.
 """
 
 from __future__ import annotations
+
+import json
 
 from agents.critic import REQUIRED_SECTIONS, untrusted_instructions
 from weightkeeper.config import ProposalSettings
@@ -42,6 +47,10 @@ PRACTICES_FOR: dict[str, tuple[str, ...]] = {
     EventKind.DEPRECATION_ANNOUNCED: ("archive", "gradual", "migrate", "consent"),
     EventKind.VISIBILITY_CHANGED: ("archive", "consent", "lineage"),
 }
+DEFAULT_PRACTICES = ("archive", "lineage")
+# Said under "What we do not know" when registry text was left out for reading as instructions.
+WITHHELD_NOTE = ("a card field whose text reads like instructions; it was left out of this proposal and is "
+                 "treated as data")
 EVENT_PHRASE: dict[str, str] = {
     EventKind.DELETED: "deletion",
     EventKind.SUSPECTED_MISSING: "disappearance from its registry's listing",
@@ -52,13 +61,12 @@ EVENT_PHRASE: dict[str, str] = {
 
 def draft_offline(evidence: Evidence, *, recipient: str, settings: ProposalSettings) -> Draft:
     """A grounded proposal built from the evidence alone."""
-    usable, withheld = _usable(evidence.items)
+    usable, withheld = split_untrusted(evidence.items)
     by_kind = {kind: [item for item in usable if item.kind == kind] for kind in {item.kind for item in usable}}
     happened = by_kind.get("identity", []) + by_kind.get("event", [])
     supporting = [item for kind in SUPPORTING for item in by_kind.get(kind, [])]
-    practices = PRACTICES_FOR.get(evidence.event_kind, ("archive", "lineage"))
-    unknowns = [*evidence.unknowns, *(["a card field whose text reads like instructions; it was left out of "
-                                       "this proposal and is treated as data"] if withheld else [])]
+    practices = practices_for(evidence.event_kind)
+    unknowns = [*evidence.unknowns, *([WITHHELD_NOTE] if withheld else [])]
     body = "\n".join([
         f"Hello {recipient},",
         "",
@@ -96,19 +104,32 @@ def draft_offline(evidence: Evidence, *, recipient: str, settings: ProposalSetti
         title=title,
         body=body,
         claims=tuple(Claim(item.statement, (item.id,)) for item in happened + supporting),
-        actions=(PlannedAction("publish", settings.channel, recipient,
-                               {"model": evidence.model, "registry": evidence.registry}),),
+        actions=plan_actions(evidence, recipient, settings),
         practices=practices,
         drafter="offline",
         prompt=OFFLINE_TEMPLATE,
     )
 
 
-def _usable(items: tuple[EvidenceItem, ...]) -> tuple[list[EvidenceItem], list[EvidenceItem]]:
-    """The items the draft may quote, and those whose quoted registry text reads as instructions."""
+def plan_actions(evidence: Evidence, recipient: str, settings: ProposalSettings) -> tuple[PlannedAction, ...]:
+    """What a reviewer may approve for a proposal: publishing it to the configured channel. Decided here,
+    from config and evidence, for every drafter: no drafter's words can add a target or an action."""
+    return (PlannedAction("publish", settings.channel, recipient,
+                          {"model": evidence.model, "registry": evidence.registry}),)
+
+
+def practices_for(event_kind: str) -> tuple[str, ...]:
+    """The practices of PRACTICES a proposal about this kind of event argues for."""
+    return PRACTICES_FOR.get(event_kind, DEFAULT_PRACTICES)
+
+
+def split_untrusted(items: tuple[EvidenceItem, ...]) -> tuple[list[EvidenceItem], list[EvidenceItem]]:
+    """The items a drafter may see, and those whose registry text reads as instructions. The facts are
+    checked too: they hold registry text verbatim, where a statement quotes it truncated."""
     usable, withheld = [], []
     for item in items:
-        (withheld if untrusted_instructions(item.statement) else usable).append(item)
+        text = f"{item.statement}\n{json.dumps(item.facts, ensure_ascii=False)}"
+        (withheld if untrusted_instructions(text) else usable).append(item)
     return usable, withheld
 
 

@@ -14,11 +14,12 @@ carries no authority: the executor reads the approval from the ledger and verifi
 
 from __future__ import annotations
 
+import inspect
 import os
 
 os.environ.setdefault("LANGGRAPH_STRICT_MSGPACK", "true")  # read when langgraph's serde is imported
 
-from collections.abc import Callable  # noqa: E402
+from collections.abc import Awaitable, Callable  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -36,7 +37,9 @@ from weightkeeper.proposals import Draft, Evidence, Finding  # noqa: E402
 from weightkeeper.review import ReviewQueue  # noqa: E402
 
 CHECKPOINTS = "checkpoints.sqlite3"
-Drafter = Callable[[Evidence, str, ProposalSettings, list[Finding]], Draft]
+# (evidence, recipient, settings, the critic's findings on the previous draft) -> a draft, or an awaitable
+# of one: the offline drafter is a plain function, the LLM drafter (agents/llm_drafter.py) a coroutine.
+Drafter = Callable[[Evidence, str, ProposalSettings, list[Finding]], Draft | Awaitable[Draft]]
 
 
 def offline_drafter(evidence: Evidence, recipient: str, settings: ProposalSettings,
@@ -74,6 +77,8 @@ def build(ledger: Ledger, home: Path, settings: ProposalSettings, drafter: Draft
     async def advocate(state: ProposalState) -> dict[str, Any]:
         findings = [Finding(**finding) for finding in state.get("findings", [])]
         draft = drafter(Evidence.from_dict(state["evidence"]), state["recipient"], settings, findings)
+        if inspect.isawaitable(draft):
+            draft = await draft
         return {"draft": draft.to_dict()}
 
     async def critique(state: ProposalState) -> dict[str, Any]:
@@ -124,17 +129,19 @@ def build(ledger: Ledger, home: Path, settings: ProposalSettings, drafter: Draft
 async def propose(ledger: Ledger, home: Path, settings: ProposalSettings, *, model: str | None = None,
                   limit: int | None = None, drafter: Drafter = offline_drafter) -> list[Outcome]:
     """Draft proposals for the events that need one, most valuable first, and queue them for review."""
-    ranked = []
-    for candidate in coordinator.candidates(ledger, model=model):
-        evidence = documenter.build_evidence(ledger, candidate.event_id)
-        ranked.append((coordinator.priority(documenter.impact(evidence)), candidate, evidence))
-    ranked.sort(key=lambda entry: (-entry[0], entry[1].event_id))
-    outcomes = []
+    # Only the ranking is kept for every candidate: the evidence is gathered again when its turn
+    # comes, so memory does not grow with the number of events.
+    ranked = sorted(((coordinator.priority(documenter.impact(documenter.build_evidence(ledger, candidate.event_id))),
+                      candidate) for candidate in coordinator.candidates(ledger, model=model)),
+                    key=lambda entry: (-entry[0], entry[1].event_id))
+    outcomes, queued = [], 0
     async with _compiled(ledger, home, settings, drafter) as app:
-        for priority, candidate, evidence in ranked:
-            if limit is not None and sum(outcome.status == "queued" for outcome in outcomes) >= limit:
+        for priority, candidate in ranked:
+            if limit is not None and queued >= limit:
                 break
+            evidence = documenter.build_evidence(ledger, candidate.event_id)
             outcomes.append(await _run_thread(app, ledger, candidate, evidence, priority))
+            queued += outcomes[-1].status == "queued"
     return outcomes
 
 
@@ -157,12 +164,16 @@ class _compiled:
         self.path = home / CHECKPOINTS
 
     async def __aenter__(self) -> Any:
-        self.saver_context = AsyncSqliteSaver.from_conn_string(str(self.path))
-        saver = await self.saver_context.__aenter__()
-        return self.graph.compile(checkpointer=saver)
+        import aiosqlite
+
+        self.conn = await aiosqlite.connect(self.path)
+        # WAL (the saver sets it) with NORMAL: a step is on disk before the next starts and survives a
+        # crash of the process; only a power cut may lose the last steps, which are then re-run.
+        await self.conn.execute("PRAGMA synchronous=NORMAL")
+        return self.graph.compile(checkpointer=AsyncSqliteSaver(self.conn))
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.saver_context.__aexit__(*exc)
+        await self.conn.close()
 
 
 async def _run_thread(app: Any, ledger: Ledger, candidate: coordinator.Candidate, evidence: Evidence,

@@ -1,7 +1,8 @@
 """The `weightkeeper.toml` file: reading it strictly, writing it with comments.
 
 Secrets never live here: a registry names the *environment variable* that
-holds its token (`token_env`), never the token.
+holds its token (`token_env`), and the LLM endpoint the one holding its key
+(`api_key_env`), never the token or key.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ COMMON_REGISTRY_KEYS = frozenset({"kind", "schedule", "token_env"})
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 NAME_RULE = "registry names use letters, digits, '.', '_' and '-' (at most 64)"
 ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_NAME_RULE = "must be the *name* of an environment variable (like HF_TOKEN), not a token"
+URL_PATTERN = re.compile(r"^https?://[^\s/]+")
 DEFAULT_SCHEDULE = "17 * * * *"
 
 TEMPLATE = """\
@@ -63,6 +66,16 @@ do_not_contact = []       # authors or organisations never to write to (also: we
 channel = "outbox"        # where approved proposals go: markdown files in the home's outbox/
 critic_rounds = 2         # times the critic may send a draft back before a reviewer sees it
 auto_propose = false      # draft proposals after each scan
+
+# An OpenAI-compatible endpoint that drafts proposals (OpenAI, vLLM, Ollama, llama.cpp server).
+# Without an [llm] table, a deterministic offline drafter writes them from the evidence alone.
+# [llm]
+# base_url = "http://127.0.0.1:8000/v1"   # the API, up to and including /v1
+# model = "my-model"                      # the model name the endpoint serves
+# api_key_env = "OPENAI_API_KEY"          # name of the env var holding the key; leave out to send none
+# timeout_seconds = 60                    # per request
+# max_retries = 2                         # retries after a timeout, a 429 or a 5xx
+# concurrency = 4                         # requests in flight at once
 
 # One table per registry: [registries.NAME]
 #   kind      = "local"            # local | hf | openai | mlflow | ollama
@@ -123,12 +136,26 @@ class ProposalSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class LLMSettings:
+    """An OpenAI-compatible endpoint for the advocate. The key is read from `api_key_env` at each
+    call and never kept; without one no key is sent (a local vLLM or llama.cpp server needs none)."""
+
+    base_url: str
+    model: str
+    api_key_env: str | None = None
+    timeout_seconds: float = 60.0  # per request
+    max_retries: int = 2  # after a timeout, a connection error, a 429 or a 5xx
+    concurrency: int = 4  # requests in flight at once
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path
     ledger_path: Path
     registries: dict[str, RegistryConfig] = field(default_factory=dict)
     scan: ScanSettings = ScanSettings()
     proposals: ProposalSettings = ProposalSettings()
+    llm: LLMSettings | None = None  # None: the offline drafter writes proposals
 
 
 def config_path(home: Path) -> Path:
@@ -186,10 +213,11 @@ def _validate(path: Path, text: str, raw: dict[str, Any]) -> Config:
     def fail(message: str, table: str | None, key: str | None) -> ConfigError:
         return ConfigError(path, message, line=_key_line(text, table, key), key=key)
 
-    unknown = set(raw) - {"ledger", "scan", "proposals", "registries"}
+    unknown = set(raw) - {"ledger", "scan", "proposals", "llm", "registries"}
     if unknown:
         key = sorted(unknown)[0]
-        raise fail("unknown top-level key; expected [ledger], [scan], [proposals] or [registries.NAME]", None, key)
+        raise fail("unknown top-level key; expected [ledger], [scan], [proposals], [llm] or [registries.NAME]",
+                   None, key)
     ledger = raw.get("ledger", {})
     if not isinstance(ledger, dict) or set(ledger) - {"path"}:
         raise fail("[ledger] takes only `path`", "ledger", next(iter(set(ledger) - {"path"}), None))
@@ -199,6 +227,7 @@ def _validate(path: Path, text: str, raw: dict[str, Any]) -> Config:
 
     scan = _scan_settings(raw.get("scan", {}), fail)
     proposals = _proposal_settings(raw.get("proposals", {}), fail)
+    llm = _llm_settings(raw["llm"], fail) if "llm" in raw else None
     registries: dict[str, RegistryConfig] = {}
     for name, table in raw.get("registries", {}).items():
         where = f"registries.{name}"
@@ -216,14 +245,14 @@ def _validate(path: Path, text: str, raw: dict[str, Any]) -> Config:
         for key, value in table.items():
             if not isinstance(value, str):
                 raise fail("must be a string", where, key)
-            if key in URL_KEYS and not re.match(r"^https?://[^\s/]+", value):
+            if key in URL_KEYS and not URL_PATTERN.match(value):
                 raise fail("must be an http:// or https:// URL", where, key)
         if kind == "hf" and not any(table.get(key) for key in HF_SCOPE_KEYS):
             raise fail("a hf registry watches a scope: set at least one of `author`, `search`, `filter`",
                        where, None)
         token_env = table.get("token_env")
         if token_env is not None and not ENV_NAME_PATTERN.match(token_env):
-            raise fail("must be the *name* of an environment variable (like HF_TOKEN), not a token", where, "token_env")
+            raise fail(ENV_NAME_RULE, where, "token_env")
         schedule = table.get("schedule", DEFAULT_SCHEDULE)
         if not _valid_cron(schedule):
             raise fail("must be a cron expression such as '17 * * * *' (five fields, or six with seconds last)",
@@ -235,7 +264,8 @@ def _validate(path: Path, text: str, raw: dict[str, Any]) -> Config:
         if kind == "openai" and token_env is None:
             token_env = "OPENAI_API_KEY"
         registries[name] = RegistryConfig(name, kind, settings, schedule, token_env)
-    return Config(path=path, ledger_path=ledger_path, registries=registries, scan=scan, proposals=proposals)
+    return Config(path=path, ledger_path=ledger_path, registries=registries, scan=scan, proposals=proposals,
+                  llm=llm)
 
 
 def _scan_settings(table: Any, fail: Callable[[str, str | None, str | None], ConfigError]) -> ScanSettings:
@@ -277,6 +307,34 @@ def _proposal_settings(table: Any, fail: Callable[[str, str | None, str | None],
     if not isinstance(auto, bool):
         raise fail("must be true or false", "proposals", "auto_propose")
     return ProposalSettings(cooldown, tuple(blocked), channel, rounds, auto)
+
+
+def _llm_settings(table: Any, fail: Callable[[str, str | None, str | None], ConfigError]) -> LLMSettings:
+    if not isinstance(table, dict):
+        raise fail("[llm] must be a table", None, "llm")
+    for key in sorted(set(table) - set(LLMSettings.__slots__)):
+        raise fail(f"[llm] takes {', '.join(f'`{k}`' for k in LLMSettings.__slots__)}", "llm", key)
+    for key in ("base_url", "model"):
+        if key not in table:
+            raise fail(f"[llm] needs `{key}`; leave the whole table out to draft offline", "llm", None)
+    base_url, model, api_key_env = table["base_url"], table["model"], table.get("api_key_env")
+    if not isinstance(base_url, str) or not URL_PATTERN.match(base_url):
+        raise fail('must be an http:// or https:// URL, like "http://127.0.0.1:8000/v1"', "llm", "base_url")
+    if not isinstance(model, str) or not model.strip():
+        raise fail("must be the name of a model the endpoint serves", "llm", "model")
+    if api_key_env is not None and not (isinstance(api_key_env, str) and ENV_NAME_PATTERN.match(api_key_env)):
+        raise fail(ENV_NAME_RULE, "llm", "api_key_env")
+    defaults = LLMSettings(base_url, model)
+    timeout = table.get("timeout_seconds", defaults.timeout_seconds)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 3600:
+        raise fail("must be a number of seconds, more than 0 and at most 3600", "llm", "timeout_seconds")
+    retries = table.get("max_retries", defaults.max_retries)
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 10:
+        raise fail("must be a whole number between 0 and 10", "llm", "max_retries")
+    concurrency = table.get("concurrency", defaults.concurrency)
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= 64:
+        raise fail("must be a whole number of requests between 1 and 64", "llm", "concurrency")
+    return LLMSettings(base_url, model, api_key_env, float(timeout), retries, concurrency)
 
 
 def _valid_cron(schedule: str) -> bool:

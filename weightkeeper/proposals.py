@@ -46,7 +46,12 @@ class Evidence:
         return next((item for item in self.items if item.id == evidence_id), None)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # By hand: `asdict` deep-copies every fact, which cost more than drafting the proposal.
+        return {"registry": self.registry, "registry_kind": self.registry_kind, "model": self.model,
+                "model_id": self.model_id, "event_id": self.event_id, "event_kind": self.event_kind,
+                "items": [{"id": item.id, "kind": item.kind, "statement": item.statement, "facts": item.facts,
+                           "source": item.source} for item in self.items],
+                "unknowns": list(self.unknowns)}
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Evidence:

@@ -36,10 +36,16 @@ def _opened(home: Path) -> Iterator[tuple[config.Config, Ledger]]:
 
 
 def propose(home: Path, *, model: str | None, limit: int | None, log: Callable[[str], object] = print) -> int:
+    from agents.graph import Drafter, offline_drafter
     from agents.graph import propose as run
 
     with _opened(home) as (settings, ledger):
-        outcomes = asyncio.run(run(ledger, home, settings.proposals, model=model, limit=limit))
+        drafter: Drafter = offline_drafter
+        if settings.llm is not None:
+            from agents.llm_drafter import LLMDrafter
+
+            drafter = LLMDrafter(settings.llm)
+        outcomes = asyncio.run(run(ledger, home, settings.proposals, model=model, limit=limit, drafter=drafter))
     for outcome in outcomes:
         log(f"{outcome.status:8} {outcome.model} (event {outcome.event_id}): {outcome.detail}")
     queued = sum(outcome.status == "queued" for outcome in outcomes)
