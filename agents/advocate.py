@@ -113,8 +113,15 @@ def draft_offline(evidence: Evidence, *, recipient: str, settings: ProposalSetti
 
 def plan_actions(evidence: Evidence, recipient: str, settings: ProposalSettings) -> tuple[PlannedAction, ...]:
     """What a reviewer may approve for a proposal: publishing it to the configured channel. Decided here,
-    from config and evidence, for every drafter: no drafter's words can add a target or an action."""
-    return (PlannedAction("publish", settings.channel, recipient,
+    from config and evidence, for every drafter: no drafter's words can add a target or an action.
+
+    The target is where the channel delivers, so the reviewer approves that exact place: the recipient for
+    the outbox, the model's repo for a Hub discussion, the configured repository or URL otherwise."""
+    target = {"outbox": recipient, "hf_discussion": evidence.model, "github_issue": settings.github_repo,
+              "webhook": settings.webhook_url}[settings.channel]
+    if target is None:  # `config.load` refuses this; settings built in code may not
+        raise ValueError(f"the {settings.channel} channel needs its destination: set github_repo or webhook_url")
+    return (PlannedAction("publish", settings.channel, target,
                           {"model": evidence.model, "registry": evidence.registry}),)
 
 

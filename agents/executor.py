@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
+from weightkeeper import config
+from weightkeeper.config import ProposalSettings
 from weightkeeper.ledger import Ledger
 from weightkeeper.review import ReviewQueue, approval_key
 
@@ -21,24 +23,41 @@ class Publisher(Protocol):
     def publish(self, payload: dict[str, Any], idempotency_key: str) -> dict[str, Any]: ...
 
 
-def publishers(home: Path) -> dict[str, Publisher]:
+def publishers(home: Path, settings: ProposalSettings) -> dict[str, Publisher]:
+    """Every channel an approved action may run through, not only the one new proposals are planned for: an
+    action approved before the config changed channel still runs where it was approved to go. The outbox
+    is always there; the webhook needs its URL. No token is read here: a publisher reads its own when it
+    publishes."""
+    from tools.publish.github_issue import GitHubIssuePublisher
+    from tools.publish.hf_discussion import HubDiscussionPublisher
     from tools.publish.outbox import OutboxPublisher
+    from tools.publish.webhook import WebhookPublisher
 
-    return {"outbox": OutboxPublisher(home / "outbox")}
+    channels: list[Publisher] = [
+        OutboxPublisher(home / "outbox"),
+        HubDiscussionPublisher(settings.hf_endpoint, token_env=settings.hf_token_env),
+        GitHubIssuePublisher(settings.github_api, token_env=settings.github_token_env, labels=settings.github_labels),
+    ]
+    if settings.webhook_url is not None:
+        channels.append(WebhookPublisher(settings.webhook_url, token_env=settings.webhook_token_env))
+    return {publisher.channel: publisher for publisher in channels}
 
 
-def execute(ledger: Ledger, home: Path, review_id: int, *,
+def execute(ledger: Ledger, home: Path, review_id: int, *, settings: ProposalSettings | None = None,
             channels: dict[str, Publisher] | None = None) -> list[dict[str, Any]]:
-    """Run the review's approved actions that have not run; return what each did."""
+    """Run the review's approved actions that have not run; return what each did. The channels are built
+    from `settings`, by default the home's [proposals]."""
     queue = ReviewQueue(ledger)
-    channels = publishers(home) if channels is None else channels
+    if channels is None:
+        channels = publishers(home, config.load(home).proposals if settings is None else settings)
     done = []
     for claim in queue.claim(review_id, approval_key(home)):
         publisher = channels.get(claim.action.channel)
         try:
             if claim.action.kind != "publish" or publisher is None:
                 raise LookupError(f"no publisher for a {claim.action.kind} action on channel "
-                                  f"{claim.action.channel!r} in this weightkeeper")
+                                  f"{claim.action.channel!r} in this weightkeeper; a channel's settings "
+                                  "(webhook_url, say) go in [proposals] of weightkeeper.toml")
             detail = publisher.publish(claim.payload, claim.idempotency_key)
         except Exception as exc:  # the failure is recorded as a ledger event; the other actions still run
             detail = {"error": f"{type(exc).__name__}: {exc}"}

@@ -98,7 +98,7 @@ def build(ledger: Ledger, home: Path, settings: ProposalSettings, drafter: Draft
         return {"review_id": int(answer["review_id"])}
 
     async def execute(state: ProposalState) -> dict[str, Any]:
-        return {"executed": executor.execute(ledger, home, state["review_id"])}
+        return {"executed": executor.execute(ledger, home, state["review_id"], settings=settings)}
 
     def after_coordinator(state: ProposalState) -> str:
         return END if state.get("skip") else "documenter"

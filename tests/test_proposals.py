@@ -121,7 +121,7 @@ def test_a_crash_between_claim_and_record_never_publishes_twice(deleted: Path, c
     with ledger:
         (claim,) = reviews.claim(outcome.review_id, approval_key(deleted))
         if crash == "after_publish":
-            executor.publishers(deleted)["outbox"].publish(claim.payload, claim.idempotency_key)
+            executor.publishers(deleted, ProposalSettings())["outbox"].publish(claim.payload, claim.idempotency_key)
         # The process died here; `weightkeeper act` finishes what was claimed.
         (done,) = executor.execute(ledger, deleted, outcome.review_id)
         assert done["already_published"] is (crash == "after_publish")

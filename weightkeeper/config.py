@@ -1,8 +1,9 @@
 """The `weightkeeper.toml` file: reading it strictly, writing it with comments.
 
 Secrets never live here: a registry names the *environment variable* that
-holds its token (`token_env`), and the LLM endpoint the one holding its key
-(`api_key_env`), never the token or key.
+holds its token (`token_env`), the LLM endpoint the one holding its key
+(`api_key_env`), and a publish channel the one holding its token
+(`hf_token_env`, `github_token_env`, `webhook_token_env`), never the token or key.
 """
 
 from __future__ import annotations
@@ -63,9 +64,21 @@ commit_seconds = 1.0
 # Preservation proposals for the models' developers. Nothing is published without a human approval.
 cooldown_days = 30        # days before another proposal to the same author or organisation
 do_not_contact = []       # authors or organisations never to write to (also: weightkeeper contact block)
-channel = "outbox"        # where approved proposals go: markdown files in the home's outbox/
+channel = "outbox"        # where approved proposals go: outbox (markdown files in the home's outbox/),
+                          # hf_discussion, github_issue or webhook (each set up below)
 critic_rounds = 2         # times the critic may send a draft back before a reviewer sees it
 auto_propose = false      # draft proposals after each scan
+# hf_discussion: a discussion on the model's own Hub repo.
+# hf_endpoint = "https://huggingface.co"
+# hf_token_env = "HF_TOKEN"              # name of the env var holding a Hub token with write access
+# github_issue: an issue in one repository (github_repo is required for this channel).
+# github_repo = "my-org/model-preservation"
+# github_api = "https://api.github.com"  # or https://HOST/api/v3 for GitHub Enterprise
+# github_token_env = "GITHUB_TOKEN"      # name of the env var holding a token with issues: write
+# github_labels = ["preservation"]
+# webhook: a JSON POST to a URL, with an Idempotency-Key header (webhook_url is required for this channel).
+# webhook_url = "https://hooks.example.org/weightkeeper"
+# webhook_token_env = "WEBHOOK_TOKEN"    # optional: name of the env var holding a token sent as Bearer
 
 # An OpenAI-compatible endpoint that drafts proposals (OpenAI, vLLM, Ollama, llama.cpp server).
 # Without an [llm] table, a deterministic offline drafter writes them from the evidence alone.
@@ -123,16 +136,28 @@ class ScanSettings:
     commit_seconds: float = 1.0
 
 
-PUBLISH_CHANNELS = ("outbox",)
+PUBLISH_CHANNELS = ("outbox", "hf_discussion", "github_issue", "webhook")
+GITHUB_REPO_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 
 
 @dataclass(frozen=True, slots=True)
 class ProposalSettings:
+    """How proposals are drafted and where an approved one is published. A channel names the environment
+    variable holding its token (`*_token_env`); its publisher reads it only when it publishes."""
+
     cooldown_days: int = 30  # before another proposal to the same author or organisation
     do_not_contact: tuple[str, ...] = ()  # owners never to draft for (with `weightkeeper contact block`)
     channel: str = "outbox"  # where an approved proposal is published
     critic_rounds: int = 2  # drafts the critic may send back before the reviewer sees its findings
     auto_propose: bool = False  # draft proposals after each scan
+    hf_endpoint: str = "https://huggingface.co"  # hf_discussion: the Hub the models' repos are on
+    hf_token_env: str = "HF_TOKEN"
+    github_repo: str | None = None  # github_issue: "owner/repo" the issues are opened in
+    github_api: str = "https://api.github.com"  # or a GitHub Enterprise server's https://HOST/api/v3
+    github_token_env: str = "GITHUB_TOKEN"
+    github_labels: tuple[str, ...] = ()
+    webhook_url: str | None = None  # webhook: where proposals are POSTed
+    webhook_token_env: str | None = None  # None: no Authorization header is sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,7 +331,38 @@ def _proposal_settings(table: Any, fail: Callable[[str, str | None, str | None],
     auto = table.get("auto_propose", defaults.auto_propose)
     if not isinstance(auto, bool):
         raise fail("must be true or false", "proposals", "auto_propose")
-    return ProposalSettings(cooldown, tuple(blocked), channel, rounds, auto)
+    return ProposalSettings(cooldown, tuple(blocked), channel, rounds, auto, **_channel_settings(table, fail))
+
+
+def _channel_settings(table: dict[str, Any],
+                      fail: Callable[[str, str | None, str | None], ConfigError]) -> dict[str, Any]:
+    """The publish channels' keys of [proposals], checked whichever channel is chosen: an action approved
+    for another channel before the config changed still runs through it."""
+    defaults, settings = ProposalSettings(), {}
+    for key in ("hf_endpoint", "github_api", "webhook_url"):
+        value = table.get(key, getattr(defaults, key))
+        if value is not None and not (isinstance(value, str) and URL_PATTERN.match(value)):
+            raise fail('must be an http:// or https:// URL, like "https://api.github.com"', "proposals", key)
+        settings[key] = value
+    for key in ("hf_token_env", "github_token_env", "webhook_token_env"):
+        value = table.get(key, getattr(defaults, key))
+        if value is not None and not (isinstance(value, str) and ENV_NAME_PATTERN.match(value)):
+            raise fail(ENV_NAME_RULE, "proposals", key)
+        settings[key] = value
+    repo = table.get("github_repo")
+    if repo is not None and not (isinstance(repo, str) and GITHUB_REPO_PATTERN.match(repo)):
+        raise fail('must be a GitHub repository as "owner/repo"', "proposals", "github_repo")
+    labels = table.get("github_labels", [])
+    if not isinstance(labels, list) or not all(isinstance(label, str) and label.strip() for label in labels):
+        raise fail('must be a list of label names, like ["preservation"]', "proposals", "github_labels")
+    channel = table.get("channel", defaults.channel)
+    if channel == "github_issue" and repo is None:
+        raise fail('channel "github_issue" needs `github_repo` = "owner/repo", the repository issues are '
+                   "opened in", "proposals", "github_repo")
+    if channel == "webhook" and settings["webhook_url"] is None:
+        raise fail('channel "webhook" needs `webhook_url`, the URL proposals are POSTed to', "proposals",
+                   "webhook_url")
+    return {**settings, "github_repo": repo, "github_labels": tuple(labels)}
 
 
 def _llm_settings(table: Any, fail: Callable[[str, str | None, str | None], ConfigError]) -> LLMSettings:

@@ -1,2 +1,39 @@
 """Where an approved proposal is published. Every publisher takes the approved payload and the claim's
-idempotency key, and publishing the same key twice publishes once."""
+idempotency key, and publishing the same key twice publishes once.
+
+A channel is one class with `channel` and `publish(payload, idempotency_key) -> dict`; the dict is the
+detail the executor records in the ledger (where it went, `already_published`), so it never holds a
+secret. A channel's token is read from the environment variable the config names when `publish` runs,
+and kept for that call only: it never reaches the ledger, a log, a proposal or a checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+
+from weightkeeper.errors import WeightkeeperError
+
+
+class PublishError(WeightkeeperError):
+    """A channel refused the proposal or could not be reached; the message says what to do. The executor
+    records it as an `action_failed` event."""
+
+
+def channel_token(variable: str, key: str) -> str:
+    """The token in `variable`, read now. `key` is the [proposals] setting that names the variable."""
+    token = os.environ.get(variable)
+    if not token:
+        raise PublishError(f"${variable} is not set; export {variable}=... with the channel's token, or name "
+                           f"another variable with `{key}` in [proposals] of weightkeeper.toml")
+    return token
+
+
+def marked(body: str, idempotency_key: str) -> str:
+    """The body as a channel that keeps what it is sent (a Hub discussion, a GitHub issue) publishes it: ending
+    with a marker hidden when rendered, by which a later publish of the same key finds it instead of posting
+    it again. The approved text is unchanged; the marker is the channel's bookkeeping."""
+    return f"{body.rstrip()}\n\n{marker(idempotency_key)}"
+
+
+def marker(idempotency_key: str) -> str:
+    return f"<!-- weightkeeper:{idempotency_key} -->"

@@ -106,21 +106,25 @@ def request(
 ) -> httpx.Response:
     """Send a request, retrying transient faults. Returns a 2xx response or one whose status is in
     `ok_statuses` (a 404 that means "gone", say); anything else raises `RegistryUnavailable` naming `what`."""
+    return with_retries(lambda: attempt_request(client, method, url, what=what, ok_statuses=ok_statuses, **kwargs),
+                        what=what, policy=policy, on_wait=on_wait, sleep=sleep)
 
-    def attempt() -> httpx.Response:
-        try:
-            response = client.request(method, url, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise Transient(f"timed out ({type(exc).__name__})") from exc
-        except httpx.TransportError as exc:
-            raise Transient(f"connection failed ({type(exc).__name__}: {exc})") from exc
-        if response.is_success or response.status_code in ok_statuses:
-            return response
-        if response.status_code not in RETRY_STATUSES:
-            raise RegistryUnavailable(f"{what}: HTTP {response.status_code} {_reason(response)}")
-        raise Transient(f"HTTP {response.status_code} {_reason(response)}", server_wait(response))
 
-    return with_retries(attempt, what=what, policy=policy, on_wait=on_wait, sleep=sleep)
+def attempt_request(client: httpx.Client, method: str, url: str, *, what: str,
+                    ok_statuses: frozenset[int] = frozenset(), **kwargs: Any) -> httpx.Response:
+    """One try of `request`, its transient faults raised as `Transient`. For a caller whose retry must redo
+    more than the request: a publisher looks again for what an unanswered POST may have created."""
+    try:
+        response = client.request(method, url, **kwargs)
+    except httpx.TimeoutException as exc:
+        raise Transient(f"timed out ({type(exc).__name__})") from exc
+    except httpx.TransportError as exc:
+        raise Transient(f"connection failed ({type(exc).__name__}: {exc})") from exc
+    if response.is_success or response.status_code in ok_statuses:
+        return response
+    if response.status_code not in RETRY_STATUSES:
+        raise RegistryUnavailable(f"{what}: HTTP {response.status_code} {_reason(response)}")
+    raise Transient(f"HTTP {response.status_code} {_reason(response)}", server_wait(response))
 
 
 @functools.cache

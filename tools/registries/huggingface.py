@@ -282,25 +282,28 @@ class HubRegistry:
     def _hub_call(self, what: str, call: Callable[[], T]) -> T:
         """Call huggingface_hub, retrying what `tools.registries.http.request` retries (429 and 5xx with the
         server's own wait, timeouts, resets). Other HTTP errors are raised for the caller to read."""
+        return with_retries(lambda: hub_attempt(what, call), what=what, policy=self.policy, on_wait=self.on_wait)
 
-        def attempt() -> T:
-            try:
-                return call()
-            except HfHubHTTPError as exc:
-                if exc.response.status_code not in RETRY_STATUSES:
-                    raise
-                raise Transient(f"HTTP {exc.response.status_code}", server_wait(exc.response)) from exc
-            except httpx2.TimeoutException as exc:
-                raise Transient(f"timed out ({type(exc).__name__})") from exc
-            except httpx2.TransportError as exc:
-                raise Transient(f"connection failed ({type(exc).__name__}: {exc})") from exc
-            except OfflineModeIsEnabled as exc:
-                raise RegistryUnavailable(f"{what}: HF_HUB_OFFLINE is set; unset it to ask the Hub") from exc
-            except (ValueError, KeyError, TypeError) as exc:
-                raise RegistryUnavailable(f"{what}: the answer cannot be read ({type(exc).__name__}: {exc}); "
-                                          "nothing was concluded") from exc
 
-        return with_retries(attempt, what=what, policy=self.policy, on_wait=self.on_wait)
+def hub_attempt(what: str, call: Callable[[], T]) -> T:
+    """One try of a huggingface_hub call, its transient faults (429 and 5xx with the server's own wait,
+    timeouts, resets) raised as `Transient` for `with_retries`. Other HTTP errors are raised for the caller
+    to read; an answer that cannot be read, or offline mode, makes the Hub unavailable."""
+    try:
+        return call()
+    except HfHubHTTPError as exc:
+        if exc.response.status_code not in RETRY_STATUSES:
+            raise
+        raise Transient(f"HTTP {exc.response.status_code}", server_wait(exc.response)) from exc
+    except httpx2.TimeoutException as exc:
+        raise Transient(f"timed out ({type(exc).__name__})") from exc
+    except httpx2.TransportError as exc:
+        raise Transient(f"connection failed ({type(exc).__name__}: {exc})") from exc
+    except OfflineModeIsEnabled as exc:
+        raise RegistryUnavailable(f"{what}: HF_HUB_OFFLINE is set; unset it to ask the Hub") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RegistryUnavailable(f"{what}: the answer cannot be read ({type(exc).__name__}: {exc}); "
+                                  "nothing was concluded") from exc
 
 
 def _parse(item: Any) -> ModelRecord:
