@@ -17,6 +17,7 @@ says a card field was left out, so it neither obeys nor repeats it.
 from __future__ import annotations
 
 import json
+import re
 
 from agents.critic import REQUIRED_SECTIONS, untrusted_instructions
 from weightkeeper.config import ProposalSettings
@@ -48,9 +49,10 @@ PRACTICES_FOR: dict[str, tuple[str, ...]] = {
     EventKind.VISIBILITY_CHANGED: ("archive", "consent", "lineage"),
 }
 DEFAULT_PRACTICES = ("archive", "lineage")
+FAKE_CITATION = re.compile(r"\[\s*E\d+\s*\]")  # an evidence id written into registry text
 # Said under "What we do not know" when registry text was left out for reading as instructions.
-WITHHELD_NOTE = ("a card field whose text reads like instructions; it was left out of this proposal and is "
-                 "treated as data")
+WITHHELD_NOTE = ("a card field whose text reads like instructions or cites evidence itself; it was left out of "
+                 "this proposal and is treated as data")
 EVENT_PHRASE: dict[str, str] = {
     EventKind.DELETED: "deletion",
     EventKind.SUSPECTED_MISSING: "disappearance from its registry's listing",
@@ -131,12 +133,14 @@ def practices_for(event_kind: str) -> tuple[str, ...]:
 
 
 def split_untrusted(items: tuple[EvidenceItem, ...]) -> tuple[list[EvidenceItem], list[EvidenceItem]]:
-    """The items a drafter may see, and those whose registry text reads as instructions. The facts are
-    checked too: they hold registry text verbatim, where a statement quotes it truncated."""
+    """The items a drafter may see, and those whose registry text reads as instructions or poses as
+    evidence (a card value citing `[E1]`, as if the ledger vouched for it). The facts are checked:
+    they hold registry text verbatim, where a statement quotes it truncated."""
     usable, withheld = [], []
     for item in items:
-        text = f"{item.statement}\n{json.dumps(item.facts, ensure_ascii=False)}"
-        (withheld if untrusted_instructions(text) else usable).append(item)
+        registry_text = json.dumps(item.facts, ensure_ascii=False)
+        suspect = untrusted_instructions(f"{item.statement}\n{registry_text}") or FAKE_CITATION.search(registry_text)
+        (withheld if suspect else usable).append(item)
     return usable, withheld
 
 
