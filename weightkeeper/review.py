@@ -134,7 +134,7 @@ class ReviewQueue:
                  json.dumps(draft.to_dict()), json.dumps(evidence.to_dict()),
                  json.dumps([finding.to_dict() for finding in findings]), now, now),
             ).lastrowid
-            self._event(EventKind.PROPOSAL_DRAFTED, registry_id, evidence.model_id,
+            self.record_event(EventKind.PROPOSAL_DRAFTED, registry_id, evidence.model_id,
                         {"review_id": review_id, "event_id": evidence.event_id, "drafter": draft.drafter,
                          "prompt": draft.prompt, "errors": sum(f.severity == "error" for f in findings)})
             return review_id
@@ -214,7 +214,7 @@ class ReviewQueue:
             conn.execute("INSERT INTO execution_results (execution_id, finished_at, outcome, detail) VALUES (?, ?, ?, ?)",
                          (claim.execution_id, now_iso(), "done" if ok else "failed", json.dumps(detail)))
             review = claim.review
-            self._event(EventKind.ACTION_EXECUTED if ok else EventKind.ACTION_FAILED, review.registry_id,
+            self.record_event(EventKind.ACTION_EXECUTED if ok else EventKind.ACTION_FAILED, review.registry_id,
                         review.model_id, {"review_id": review.id, "action": claim.action_index,
                                           "kind": claim.action.kind, "channel": claim.action.channel,
                                           "target": claim.action.target, **detail})
@@ -227,7 +227,8 @@ class ReviewQueue:
                 conn.execute("UPDATE reviews SET status = 'executed', updated_at = ? WHERE id = ?",
                              (now_iso(), review.id))
 
-    def _event(self, kind: EventKind, registry_id: int, model_id: int, detail: dict[str, Any]) -> None:
+    def record_event(self, kind: EventKind, registry_id: int, model_id: int, detail: dict[str, Any]) -> None:
+        """A ledger event of the review's life (no scan, no observation: a decision or an execution)."""
         self.ledger.add_events([NewEvent(kind, registry_id, model_id, None, None, None, detail)])
 
 
@@ -251,7 +252,7 @@ class HumanReviewer:
                 self._decide(queue, review, "approve", index, shown)
             queue.conn.execute("UPDATE reviews SET status = 'approved', updated_at = ? WHERE id = ?",
                                (now_iso(), review_id))
-            queue._event(EventKind.REVIEW_APPROVED, review.registry_id, review.model_id,
+            queue.record_event(EventKind.REVIEW_APPROVED, review.registry_id, review.model_id,
                          {"review_id": review_id, "version": version, "reviewer": self.name,
                           "actions": sorted(payload_sha256s)})
 
@@ -269,7 +270,7 @@ class HumanReviewer:
             self._decide(queue, review, "edit", None, None)
             queue.conn.execute("UPDATE reviews SET draft = ?, version = version + 1, status = 'pending', updated_at = ?"
                                " WHERE id = ?", (json.dumps(draft.to_dict()), now_iso(), review_id))
-            queue._event(EventKind.REVIEW_EDITED, review.registry_id, review.model_id,
+            queue.record_event(EventKind.REVIEW_EDITED, review.registry_id, review.model_id,
                          {"review_id": review_id, "version": version + 1, "reviewer": self.name})
             return version + 1
 
@@ -281,7 +282,7 @@ class HumanReviewer:
             queue.conn.execute("UPDATE reviews SET status = ?, updated_at = ? WHERE id = ?",
                                (status, now_iso(), review_id))
             kind = EventKind.REVIEW_REJECTED if decision == "reject" else EventKind.REVIEW_DEFERRED
-            queue._event(kind, review.registry_id, review.model_id,
+            queue.record_event(kind, review.registry_id, review.model_id,
                          {"review_id": review_id, "version": version, "reviewer": self.name, "reason": reason})
 
     def _current(self, queue: ReviewQueue, review_id: int, version: int, *, allowed: tuple[str, ...]) -> Review:
