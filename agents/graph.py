@@ -22,7 +22,7 @@ os.environ.setdefault("LANGGRAPH_STRICT_MSGPACK", "true")  # read when langgraph
 from collections.abc import Awaitable, Callable  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import TYPE_CHECKING, Any  # noqa: E402
 
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver  # noqa: E402
 from langgraph.graph import END, START, StateGraph  # noqa: E402
@@ -35,6 +35,9 @@ from weightkeeper.config import ProposalSettings  # noqa: E402
 from weightkeeper.ledger import Ledger  # noqa: E402
 from weightkeeper.proposals import Draft, Evidence, Finding  # noqa: E402
 from weightkeeper.review import ReviewQueue  # noqa: E402
+
+if TYPE_CHECKING:
+    from agents.llm_critic import LLMCritic
 
 CHECKPOINTS = "checkpoints.sqlite3"
 # (evidence, recipient, settings, the critic's findings on the previous draft) -> a draft, or an awaitable
@@ -56,8 +59,10 @@ class Outcome:
     review_id: int | None = None
 
 
-def build(ledger: Ledger, home: Path, settings: ProposalSettings, drafter: Drafter = offline_drafter) -> StateGraph:
-    """The graph's nodes and edges, bound to one ledger and home."""
+def build(ledger: Ledger, home: Path, settings: ProposalSettings, drafter: Drafter = offline_drafter,
+          llm_critic: LLMCritic | None = None) -> StateGraph:
+    """The graph's nodes and edges, bound to one ledger and home. With `llm_critic`, the critic node adds
+    its findings to the deterministic critic's (agents/llm_critic.py)."""
 
     async def coordinate(state: ProposalState) -> dict[str, Any]:
         evidence = Evidence.from_dict(state["evidence"])
@@ -82,7 +87,10 @@ def build(ledger: Ledger, home: Path, settings: ProposalSettings, drafter: Draft
         return {"draft": draft.to_dict()}
 
     async def critique(state: ProposalState) -> dict[str, Any]:
-        findings = critic.critique(Draft.from_dict(state["draft"]), Evidence.from_dict(state["evidence"]))
+        draft, evidence = Draft.from_dict(state["draft"]), Evidence.from_dict(state["evidence"])
+        findings = critic.critique(draft, evidence)
+        if llm_critic is not None:  # a complement: its errors send the draft back too, within the same rounds
+            findings += await llm_critic.critique(draft, evidence, state["recipient"])
         rounds = state.get("rounds", 0)
         # Bounded: after `critic_rounds` returns, the reviewer sees the draft with the critic's findings.
         revise = any(finding.severity == "error" for finding in findings) and rounds < settings.critic_rounds
@@ -127,7 +135,8 @@ def build(ledger: Ledger, home: Path, settings: ProposalSettings, drafter: Draft
 
 
 async def propose(ledger: Ledger, home: Path, settings: ProposalSettings, *, model: str | None = None,
-                  limit: int | None = None, drafter: Drafter = offline_drafter) -> list[Outcome]:
+                  limit: int | None = None, drafter: Drafter = offline_drafter,
+                  llm_critic: LLMCritic | None = None) -> list[Outcome]:
     """Draft proposals for the events that need one, most valuable first, and queue them for review."""
     # Only the ranking is kept for every candidate: the evidence is gathered again when its turn
     # comes, so memory does not grow with the number of events.
@@ -135,7 +144,7 @@ async def propose(ledger: Ledger, home: Path, settings: ProposalSettings, *, mod
                       candidate) for candidate in coordinator.candidates(ledger, model=model)),
                     key=lambda entry: (-entry[0], entry[1].event_id))
     outcomes, queued = [], 0
-    async with _compiled(ledger, home, settings, drafter) as app:
+    async with _compiled(ledger, home, settings, drafter, llm_critic) as app:
         for priority, candidate in ranked:
             if limit is not None and queued >= limit:
                 break
@@ -159,8 +168,9 @@ async def resume(ledger: Ledger, home: Path, settings: ProposalSettings, review_
 class _compiled:
     """The graph compiled with the home's checkpointer, open for the block."""
 
-    def __init__(self, ledger: Ledger, home: Path, settings: ProposalSettings, drafter: Drafter) -> None:
-        self.graph = build(ledger, home, settings, drafter)
+    def __init__(self, ledger: Ledger, home: Path, settings: ProposalSettings, drafter: Drafter,
+                 llm_critic: LLMCritic | None = None) -> None:
+        self.graph = build(ledger, home, settings, drafter, llm_critic)
         self.path = home / CHECKPOINTS
 
     async def __aenter__(self) -> Any:

@@ -85,22 +85,27 @@ class LLMDrafter:
 
 def request(evidence: Evidence, recipient: str, findings: list[Finding]) -> str:
     """The user message: data only, each part a JSON document in its own delimited block."""
+    blocks = [block("evidence", evidence_data(evidence, recipient)),
+              block("practices", {name: PRACTICES[name] for name in practices_for(evidence.event_kind)})]
+    if findings:
+        blocks.append(block("findings", [finding.to_dict() for finding in findings]))
+    return "\n\n".join(blocks)
+
+
+def evidence_data(evidence: Evidence, recipient: str) -> dict[str, Any]:
+    """The evidence as a model sees it (the drafter and the LLM critic): instruction-like items withheld."""
     usable, withheld = split_untrusted(evidence.items)
-    data = {
+    return {
         "recipient": recipient, "model": evidence.model, "registry": evidence.registry,
         "event": evidence.event_kind,
         "items": [{"id": item.id, "kind": item.kind, "statement": item.statement, "facts": item.facts}
                   for item in usable],
         "unknowns": [*evidence.unknowns, *([WITHHELD_NOTE] if withheld else [])],
     }
-    blocks = [_block("evidence", data),
-              _block("practices", {name: PRACTICES[name] for name in practices_for(evidence.event_kind)})]
-    if findings:
-        blocks.append(_block("findings", [finding.to_dict() for finding in findings]))
-    return "\n\n".join(blocks)
 
 
-def _block(tag: str, value: Any) -> str:
+def block(tag: str, value: Any) -> str:
+    """`value` as JSON between `<tag>` and `</tag>`."""
     # Escaped angle brackets are still the same JSON, but no text inside can open or close a block.
     text = json.dumps(value, ensure_ascii=False, indent=1).replace("<", "\\u003c").replace(">", "\\u003e")
     return f"<{tag}>\n{text}\n</{tag}>"

@@ -41,11 +41,15 @@ def propose(home: Path, *, model: str | None, limit: int | None, log: Callable[[
 
     with _opened(home) as (settings, ledger):
         drafter: Drafter = offline_drafter
+        llm_critic = None
         if settings.llm is not None:
+            from agents.llm_critic import LLMCritic
             from agents.llm_drafter import LLMDrafter
 
             drafter = LLMDrafter(settings.llm)
-        outcomes = asyncio.run(run(ledger, home, settings.proposals, model=model, limit=limit, drafter=drafter))
+            llm_critic = LLMCritic(settings.llm)  # beside the deterministic critic, never instead of it
+        outcomes = asyncio.run(run(ledger, home, settings.proposals, model=model, limit=limit, drafter=drafter,
+                                   llm_critic=llm_critic))
     for outcome in outcomes:
         log(f"{outcome.status:8} {outcome.model} (event {outcome.event_id}): {outcome.detail}")
     queued = sum(outcome.status == "queued" for outcome in outcomes)
