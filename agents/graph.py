@@ -1,9 +1,13 @@
 """The one place that wires the proposal graph, and runs it.
 
-    coordinator ─skip─▶ END
-        │
-    documenter ─▶ advocate ◀─revise─ critic ─▶ review_gate (interrupt) ─approved─▶ executor ─▶ END
+    documenter ─▶ coordinator ─skip─▶ END
+                      │
+                  advocate ◀─revise─ critic ─▶ review_gate (interrupt) ─approved─▶ executor ─▶ END
                                                      └──────────── otherwise ──────────────▶ END
+
+The coordinator picks and ranks the events before any thread starts (`propose`); in a thread it
+routes on the documenter's evidence, since whether a visibility change needs a proposal depends
+on the models built on it.
 
 One thread per (registry, model, event), checkpointed with `AsyncSqliteSaver` in the home
 (`durability="sync"`: a thread's step is on disk before the next starts). The review gate only
@@ -75,8 +79,6 @@ def build(ledger: Ledger, home: Path, settings: ProposalSettings, drafter: Draft
         return {"skip": reason or ""}
 
     async def document(state: ProposalState) -> dict[str, Any]:
-        if "evidence" in state:  # gathered when the coordinator ranked the event, in this same run
-            return {}
         return {"evidence": documenter.build_evidence(ledger, state["event_id"]).to_dict()}
 
     async def advocate(state: ProposalState) -> dict[str, Any]:
@@ -109,7 +111,7 @@ def build(ledger: Ledger, home: Path, settings: ProposalSettings, drafter: Draft
         return {"executed": executor.execute(ledger, home, state["review_id"], settings=settings)}
 
     def after_coordinator(state: ProposalState) -> str:
-        return END if state.get("skip") else "documenter"
+        return END if state.get("skip") else "advocate"
 
     def after_critic(state: ProposalState) -> str:
         return "advocate" if state["revise"] else "review_gate"
@@ -124,9 +126,9 @@ def build(ledger: Ledger, home: Path, settings: ProposalSettings, drafter: Draft
     graph.add_node("critic", critique)
     graph.add_node("review_gate", review_gate)
     graph.add_node("executor", execute)
-    graph.add_edge(START, "coordinator")
-    graph.add_conditional_edges("coordinator", after_coordinator, ["documenter", END])
-    graph.add_edge("documenter", "advocate")
+    graph.add_edge(START, "documenter")
+    graph.add_edge("documenter", "coordinator")
+    graph.add_conditional_edges("coordinator", after_coordinator, ["advocate", END])
     graph.add_edge("advocate", "critic")
     graph.add_conditional_edges("critic", after_critic, ["advocate", "review_gate"])
     graph.add_conditional_edges("review_gate", after_review, ["executor", END])
@@ -138,8 +140,8 @@ async def propose(ledger: Ledger, home: Path, settings: ProposalSettings, *, mod
                   limit: int | None = None, drafter: Drafter = offline_drafter,
                   llm_critic: LLMCritic | None = None) -> list[Outcome]:
     """Draft proposals for the events that need one, most valuable first, and queue them for review."""
-    # Only the ranking is kept for every candidate: the evidence is gathered again when its turn
-    # comes, so memory does not grow with the number of events.
+    # Only the ranking is kept for every candidate: the thread's documenter gathers the evidence again
+    # when its turn comes, so memory does not grow with the number of events.
     ranked = sorted(((coordinator.priority(documenter.impact(documenter.build_evidence(ledger, candidate.event_id))),
                       candidate) for candidate in coordinator.candidates(ledger, model=model)),
                     key=lambda entry: (-entry[0], entry[1].event_id))
@@ -148,8 +150,7 @@ async def propose(ledger: Ledger, home: Path, settings: ProposalSettings, *, mod
         for priority, candidate in ranked:
             if limit is not None and queued >= limit:
                 break
-            evidence = documenter.build_evidence(ledger, candidate.event_id)
-            outcomes.append(await _run_thread(app, ledger, candidate, evidence, priority))
+            outcomes.append(await _run_thread(app, ledger, candidate, priority))
             queued += outcomes[-1].status == "queued"
     return outcomes
 
@@ -186,8 +187,7 @@ class _compiled:
         await self.conn.close()
 
 
-async def _run_thread(app: Any, ledger: Ledger, candidate: coordinator.Candidate, evidence: Evidence,
-                      priority: float) -> Outcome:
+async def _run_thread(app: Any, ledger: Ledger, candidate: coordinator.Candidate, priority: float) -> Outcome:
     thread = thread_id(candidate.registry, candidate.model_id, candidate.event_id)
     config = {"configurable": {"thread_id": thread}}
     state = await app.aget_state(config)
@@ -197,7 +197,7 @@ async def _run_thread(app: Any, ledger: Ledger, candidate: coordinator.Candidate
         state_values = await app.ainvoke(
             # A thread that was skipped before starts over: every key a run sets is given afresh.
             {"event_id": candidate.event_id, "recipient": candidate.recipient, "priority": priority,
-             "evidence": evidence.to_dict(), "skip": "", "rounds": 0, "findings": []}, config, durability="sync")
+             "skip": "", "rounds": 0, "findings": []}, config, durability="sync")
         if state_values.get("skip"):
             return Outcome(candidate.event_id, candidate.model, "skipped", state_values["skip"])
         state = await app.aget_state(config)

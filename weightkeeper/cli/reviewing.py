@@ -148,10 +148,10 @@ def act(home: Path) -> list[dict[str, Any]]:
     without a genuine approval of the exact payload."""
     from agents.executor import execute
 
-    with _opened(home) as (_, ledger):
+    with _opened(home) as (settings, ledger):
         done = []
         for review in ReviewQueue(ledger).list("approved"):
-            done += execute(ledger, home, review.id)
+            done += execute(ledger, home, review.id, settings=settings.proposals)
     return done
 
 
