@@ -65,7 +65,7 @@ def draft_offline(evidence: Evidence, *, recipient: str, settings: ProposalSetti
     """A grounded proposal built from the evidence alone."""
     usable, withheld = split_untrusted(evidence.items)
     by_kind = {kind: [item for item in usable if item.kind == kind] for kind in {item.kind for item in usable}}
-    happened = by_kind.get("identity", []) + by_kind.get("event", [])
+    happened = by_kind.get("identity", []) + by_kind.get("event", []) + by_kind.get("related", [])
     supporting = [item for kind in SUPPORTING for item in by_kind.get(kind, [])]
     practices = practices_for(evidence.event_kind)
     unknowns = [*evidence.unknowns, *([WITHHELD_NOTE] if withheld else [])]

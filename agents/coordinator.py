@@ -10,6 +10,7 @@ anything is drafted.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -49,11 +50,59 @@ def candidates(ledger: Ledger, *, model: str | None = None) -> list[Candidate]:
         " LEFT JOIN observations o ON o.id = e.observation_id AND o.found = 1"
         f" WHERE e.id IN (SELECT MAX(id) FROM events WHERE kind IN ({kinds}) GROUP BY model_id)"
         " AND NOT EXISTS (SELECT 1 FROM reviews r WHERE r.event_id = e.id)"
+        " AND NOT EXISTS (SELECT 1 FROM review_members x WHERE x.event_id = e.id)"
         + (" AND (m.name = ? OR o.name = ?)" if model else "") + " ORDER BY e.id",
         (model, model) if model else (),
     ).fetchall()
     return [Candidate(row["id"], row["registry"], row["model_id"], row["model"], row["kind"],
                       recipient(row["model"], row["registry"])) for row in rows]
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """A candidate with its priority, the text it is compared by (tools/memory.py `case_text`), and the
+    near-duplicates of the same owner grouped under it."""
+
+    priority: float
+    candidate: Candidate
+    case: str
+    members: tuple[tuple[Candidate, float], ...] = ()
+
+
+def group_near_duplicates(ranked: list[Ranked], vectors: Callable[[dict[str, str]], dict[str, list[float]]],
+                          threshold: float) -> list[Ranked]:
+    """One proposal for models of one owner that are near-duplicates (a quantisation, a re-upload, a version):
+    in rank order, a candidate whose case is at least `threshold` similar (cosine) to a group's lead joins
+    the most similar such group; otherwise it leads a group of its own. Only owners with two or more
+    candidates are embedded, and owners are never mixed: one proposal is one letter to one owner."""
+    by_owner: dict[str, list[Ranked]] = {}
+    for entry in ranked:
+        by_owner.setdefault(entry.candidate.recipient, []).append(entry)
+    shared = {key(entry): entry.case for entries in by_owner.values() if len(entries) > 1 for entry in entries}
+    embedded = vectors(shared) if shared else {}
+    leads: dict[str, list[Ranked]] = {}
+    grouped: dict[int, list[tuple[Candidate, float]]] = {}
+    for entry in ranked:
+        owner_leads = leads.setdefault(entry.candidate.recipient, [])
+        similar = [(cosine(embedded[key(lead)], embedded[key(entry)]), lead) for lead in owner_leads
+                   ] if key(entry) in embedded else []
+        best = max(similar, key=lambda pair: pair[0], default=None)
+        if best is not None and best[0] >= threshold:
+            grouped[best[1].candidate.event_id].append((entry.candidate, round(best[0], 4)))
+        else:
+            owner_leads.append(entry)
+            grouped[entry.candidate.event_id] = []
+    return [Ranked(entry.priority, entry.candidate, entry.case, tuple(grouped[entry.candidate.event_id]))
+            for entry in ranked if entry.candidate.event_id in grouped]
+
+
+def key(entry: Ranked) -> str:
+    return f"{entry.candidate.registry}:{entry.candidate.model_id}"
+
+
+def cosine(a: list[float], b: list[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    return dot / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)) or 1.0)
 
 
 def skip_reason(ledger: Ledger, settings: ProposalSettings, candidate: Candidate, dependents: int,

@@ -21,6 +21,10 @@ The rules, in the order `critique` applies them:
 6. Untrusted text (`repeats_untrusted`): registry and card text may carry prompt injection; a
    draft that repeats an instruction-like phrase has been steered by it, or would pass it on.
 7. Notes (`no_unknowns`): the body says what is not known, including what the evidence lists.
+
+Beside the checks, `recalled_notes` tells the reviewer what memory recalled for the draft (an
+approved precedent, a reviewer's note on a similar case), so the reviewer sees what the advocate
+drew on.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from tools.memory import Recollection
 from weightkeeper.proposals import Draft, Evidence, Finding
 
 ERROR = "error"
@@ -281,6 +286,20 @@ def _notes(draft: Draft, evidence: Evidence) -> list[Finding]:
         return [Finding(NOTE, "no_unknowns", "the body does not mention these unknowns from the evidence: "
                                              + "; ".join(unsaid))]
     return []
+
+
+def recalled_notes(recalled: list[Recollection]) -> list[Finding]:
+    """A note per recollection the advocate was given, for the reviewer."""
+    notes = []
+    for entry in recalled:
+        if entry.kind == "precedent":
+            message = (f"memory: a similar proposal was {entry.outcome} (review {entry.review_id}, about "
+                       f"{entry.model}, similarity {entry.similarity:.2f}): {entry.text!r}")
+        else:
+            message = (f"memory: on a similar proposal (review {entry.review_id}, about {entry.model}, similarity "
+                       f"{entry.similarity:.2f}) a reviewer's {entry.outcome} said: {entry.text!r}")
+        notes.append(Finding(NOTE, "recalled", message))
+    return notes
 
 
 def _grounds(evidence: Evidence) -> _Grounds:

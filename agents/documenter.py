@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -25,10 +25,11 @@ MAX_TIMELINE = 30
 MAX_DATASETS = 20
 
 
-def build_evidence(ledger: Ledger, event_id: int) -> Evidence:
+def build_evidence(ledger: Ledger, event_id: int, related: Sequence[tuple[int, float]] = ()) -> Evidence:
     """Everything a proposal about `event_id` may cite, numbered E1, E2, … in a fixed order of kinds
-    (identity, event, lineage_up, lineage_down, usage, card, files, timeline, dates), and what the
-    ledger cannot say."""
+    (identity, event, related, lineage_up, lineage_down, usage, card, files, timeline, dates), and what
+    the ledger cannot say. `related` are the (event id, similarity) of near-duplicate models of the same
+    owner that the proposal covers too (agents/coordinator.py `group_near_duplicates`)."""
     event = _event_row(ledger.conn, event_id)
     # A gone lookup never moves `last_observation_id`: it is always the latest found observation.
     latest = event["last_observation_id"]
@@ -36,6 +37,8 @@ def build_evidence(ledger: Ledger, event_id: int) -> Evidence:
     found = _Collector()
     _identity(found, event)
     _trigger(found, event)
+    for member_event, similarity in related:
+        _related(found, _event_row(ledger.conn, member_event), similarity)
     _lineage_up(found, event["model"], record, latest)
     _lineage_down(found, ledger.conn, event["model_id"], event["model"])
     _usage(found, ledger.conn, event["model_id"])
@@ -166,6 +169,17 @@ def _trigger(found: _Collector, event: sqlite3.Row) -> None:
         f"Event {event['id']} ({event['kind']}) was recorded for {quote(event['model'])} at {event['at']}"
         + (f": {said}." if said else "."),
         {"event_id": event["id"], "kind": event["kind"], "at": event["at"], "detail": detail},
+        f"event {event['id']}",
+    )
+
+
+def _related(found: _Collector, event: sqlite3.Row, similarity: float) -> None:
+    found.add(
+        "related",
+        f"{quote(event['model'])}, of the same owner, had event {event['id']} ({event['kind']}) at {event['at']}; "
+        "its name, base models and card read nearly the same as this model's, so this proposal covers it too.",
+        {"model": event["model"], "event_id": event["id"], "kind": event["kind"], "at": event["at"],
+         "similarity": similarity},
         f"event {event['id']}",
     )
 

@@ -5,9 +5,11 @@
                   advocate ◀─revise─ critic ─▶ review_gate (interrupt) ─approved─▶ executor ─▶ END
                                                      └──────────── otherwise ──────────────▶ END
 
-The coordinator picks and ranks the events before any thread starts (`propose`); in a thread it
-routes on the documenter's evidence, since whether a visibility change needs a proposal depends
-on the models built on it.
+The coordinator picks and ranks the events before any thread starts (`propose`), and groups
+near-duplicate models of one owner under one proposal with the memory's embeddings; in a thread
+it routes on the documenter's evidence, since whether a visibility change needs a proposal
+depends on the models built on it. The advocate recalls from memory (tools/memory.py) the
+approved precedents and reviewers' notes on similar cases; the draft records which.
 
 One thread per (registry, model, event), checkpointed with `AsyncSqliteSaver` in the home
 (`durability="sync"`: a thread's step is on disk before the next starts). The review gate only
@@ -24,7 +26,7 @@ import os
 os.environ.setdefault("LANGGRAPH_STRICT_MSGPACK", "true")  # read when langgraph's serde is imported
 
 from collections.abc import Awaitable, Callable  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
+from dataclasses import dataclass, replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING, Any  # noqa: E402
 
@@ -35,6 +37,7 @@ from langgraph.types import Command, interrupt  # noqa: E402
 from agents import coordinator, critic, documenter, executor  # noqa: E402
 from agents.advocate import draft_offline  # noqa: E402
 from agents.state import ProposalState, thread_id  # noqa: E402
+from tools.memory import Memory, Recollection, case_text  # noqa: E402
 from weightkeeper.config import ProposalSettings  # noqa: E402
 from weightkeeper.ledger import Ledger  # noqa: E402
 from weightkeeper.proposals import Draft, Evidence, Finding  # noqa: E402
@@ -44,13 +47,15 @@ if TYPE_CHECKING:
     from agents.llm_critic import LLMCritic
 
 CHECKPOINTS = "checkpoints.sqlite3"
-# (evidence, recipient, settings, the critic's findings on the previous draft) -> a draft, or an awaitable
-# of one: the offline drafter is a plain function, the LLM drafter (agents/llm_drafter.py) a coroutine.
-Drafter = Callable[[Evidence, str, ProposalSettings, list[Finding]], Draft | Awaitable[Draft]]
+# (evidence, recipient, settings, the critic's findings on the previous draft, what memory recalled) -> a
+# draft, or an awaitable of one: the offline drafter is a plain function, the LLM drafter
+# (agents/llm_drafter.py) a coroutine.
+Drafter = Callable[[Evidence, str, ProposalSettings, list[Finding], list[Recollection]], Draft | Awaitable[Draft]]
 
 
 def offline_drafter(evidence: Evidence, recipient: str, settings: ProposalSettings,
-                    findings: list[Finding]) -> Draft:
+                    findings: list[Finding], recalled: list[Recollection]) -> Draft:
+    """Writes from the evidence alone: what memory recalled reaches the reviewer as critic notes."""
     return draft_offline(evidence, recipient=recipient, settings=settings)
 
 
@@ -58,15 +63,15 @@ def offline_drafter(evidence: Evidence, recipient: str, settings: ProposalSettin
 class Outcome:
     event_id: int
     model: str
-    status: str  # queued, skipped, exists
+    status: str  # queued, skipped, exists, grouped (covered by another model's proposal)
     detail: str
     review_id: int | None = None
 
 
 def build(ledger: Ledger, home: Path, settings: ProposalSettings, drafter: Drafter = offline_drafter,
-          llm_critic: LLMCritic | None = None) -> StateGraph:
+          llm_critic: LLMCritic | None = None, memory: Memory | None = None) -> StateGraph:
     """The graph's nodes and edges, bound to one ledger and home. With `llm_critic`, the critic node adds
-    its findings to the deterministic critic's (agents/llm_critic.py)."""
+    its findings to the deterministic critic's (agents/llm_critic.py); with `memory`, the advocate recalls."""
 
     async def coordinate(state: ProposalState) -> dict[str, Any]:
         evidence = Evidence.from_dict(state["evidence"])
@@ -79,18 +84,26 @@ def build(ledger: Ledger, home: Path, settings: ProposalSettings, drafter: Draft
         return {"skip": reason or ""}
 
     async def document(state: ProposalState) -> dict[str, Any]:
-        return {"evidence": documenter.build_evidence(ledger, state["event_id"]).to_dict()}
+        related = [(member["event_id"], member["similarity"]) for member in state.get("related", [])]
+        return {"evidence": documenter.build_evidence(ledger, state["event_id"], related).to_dict()}
 
     async def advocate(state: ProposalState) -> dict[str, Any]:
+        evidence = Evidence.from_dict(state["evidence"])
         findings = [Finding(**finding) for finding in state.get("findings", [])]
-        draft = drafter(Evidence.from_dict(state["evidence"]), state["recipient"], settings, findings)
+        if "recalled" in state:  # a revision: the same recollections as the first draft
+            recalled = [Recollection.from_dict(entry) for entry in state["recalled"]]
+        else:
+            recalled = memory.recall(evidence) if memory is not None else []
+        draft = drafter(evidence, state["recipient"], settings, findings, recalled)
         if inspect.isawaitable(draft):
             draft = await draft
-        return {"draft": draft.to_dict()}
+        draft = replace(draft, precedents=tuple(entry.id for entry in recalled))
+        return {"draft": draft.to_dict(), "recalled": [entry.to_dict() for entry in recalled]}
 
     async def critique(state: ProposalState) -> dict[str, Any]:
         draft, evidence = Draft.from_dict(state["draft"]), Evidence.from_dict(state["evidence"])
         findings = critic.critique(draft, evidence)
+        findings += critic.recalled_notes([Recollection.from_dict(entry) for entry in state.get("recalled", [])])
         if llm_critic is not None:  # a complement: its errors send the draft back too, within the same rounds
             findings += await llm_critic.critique(draft, evidence, state["recipient"])
         rounds = state.get("rounds", 0)
@@ -138,21 +151,42 @@ def build(ledger: Ledger, home: Path, settings: ProposalSettings, drafter: Draft
 
 async def propose(ledger: Ledger, home: Path, settings: ProposalSettings, *, model: str | None = None,
                   limit: int | None = None, drafter: Drafter = offline_drafter,
-                  llm_critic: LLMCritic | None = None) -> list[Outcome]:
-    """Draft proposals for the events that need one, most valuable first, and queue them for review."""
-    # Only the ranking is kept for every candidate: the thread's documenter gathers the evidence again
-    # when its turn comes, so memory does not grow with the number of events.
-    ranked = sorted(((coordinator.priority(documenter.impact(documenter.build_evidence(ledger, candidate.event_id))),
-                      candidate) for candidate in coordinator.candidates(ledger, model=model)),
-                    key=lambda entry: (-entry[0], entry[1].event_id))
+                  llm_critic: LLMCritic | None = None, memory: Memory | None = None,
+                  near_duplicate: float = 0.95) -> list[Outcome]:
+    """Draft proposals for the events that need one, most valuable first, and queue them for review. With
+    `memory`, near-duplicate models of one owner (cosine >= `near_duplicate`) share one proposal."""
+    if memory is not None:
+        memory.sync(ledger)
+    # Only the ranking and a short case text are kept for every candidate: the thread's documenter gathers
+    # the evidence again when its turn comes, so memory does not grow with the number of events' evidence.
+    ranked = sorted((_ranked(ledger, candidate) for candidate in coordinator.candidates(ledger, model=model)),
+                    key=lambda entry: (-entry.priority, entry.candidate.event_id))
+    if memory is not None:
+        ranked = coordinator.group_near_duplicates(ranked, memory.vectors, near_duplicate)
+        if memory.holds_decisions():  # every draft recalls: embed the cases in one batch, before the threads
+            memory.vectors({coordinator.key(entry): entry.case for entry in ranked[:limit]})
     outcomes, queued = [], 0
-    async with _compiled(ledger, home, settings, drafter, llm_critic) as app:
-        for priority, candidate in ranked:
+    async with _compiled(ledger, home, settings, drafter, llm_critic, memory) as app:
+        for entry in ranked:
             if limit is not None and queued >= limit:
                 break
-            outcomes.append(await _run_thread(app, ledger, candidate, priority))
-            queued += outcomes[-1].status == "queued"
+            outcome = await _run_thread(app, ledger, entry)
+            outcomes.append(outcome)
+            queued += outcome.status == "queued"
+            if outcome.status == "queued":
+                outcomes += [Outcome(member.event_id, member.model, "grouped",
+                                     f"a near-duplicate of {entry.candidate.model}: covered by review "
+                                     f"{outcome.review_id}", outcome.review_id) for member, _ in entry.members]
+            else:  # the lead got no proposal: each near-duplicate is decided on its own
+                for member, _ in entry.members:
+                    outcomes.append(await _run_thread(app, ledger, coordinator.Ranked(entry.priority, member, "")))
+                    queued += outcomes[-1].status == "queued"
     return outcomes
+
+
+def _ranked(ledger: Ledger, candidate: coordinator.Candidate) -> coordinator.Ranked:
+    evidence = documenter.build_evidence(ledger, candidate.event_id)
+    return coordinator.Ranked(coordinator.priority(documenter.impact(evidence)), candidate, case_text(evidence))
 
 
 async def resume(ledger: Ledger, home: Path, settings: ProposalSettings, review_id: int) -> dict[str, Any]:
@@ -170,8 +204,8 @@ class _compiled:
     """The graph compiled with the home's checkpointer, open for the block."""
 
     def __init__(self, ledger: Ledger, home: Path, settings: ProposalSettings, drafter: Drafter,
-                 llm_critic: LLMCritic | None = None) -> None:
-        self.graph = build(ledger, home, settings, drafter, llm_critic)
+                 llm_critic: LLMCritic | None = None, memory: Memory | None = None) -> None:
+        self.graph = build(ledger, home, settings, drafter, llm_critic, memory)
         self.path = home / CHECKPOINTS
 
     async def __aenter__(self) -> Any:
@@ -187,7 +221,8 @@ class _compiled:
         await self.conn.close()
 
 
-async def _run_thread(app: Any, ledger: Ledger, candidate: coordinator.Candidate, priority: float) -> Outcome:
+async def _run_thread(app: Any, ledger: Ledger, entry: coordinator.Ranked) -> Outcome:
+    candidate, priority = entry.candidate, entry.priority
     thread = thread_id(candidate.registry, candidate.model_id, candidate.event_id)
     config = {"configurable": {"thread_id": thread}}
     state = await app.aget_state(config)
@@ -197,7 +232,9 @@ async def _run_thread(app: Any, ledger: Ledger, candidate: coordinator.Candidate
         state_values = await app.ainvoke(
             # A thread that was skipped before starts over: every key a run sets is given afresh.
             {"event_id": candidate.event_id, "recipient": candidate.recipient, "priority": priority,
-             "skip": "", "rounds": 0, "findings": []}, config, durability="sync")
+             "skip": "", "rounds": 0, "findings": [],
+             "related": [{"event_id": member.event_id, "similarity": similarity} for member, similarity in entry.members]},
+            config, durability="sync")
         if state_values.get("skip"):
             return Outcome(candidate.event_id, candidate.model, "skipped", state_values["skip"])
         state = await app.aget_state(config)
@@ -205,5 +242,6 @@ async def _run_thread(app: Any, ledger: Ledger, candidate: coordinator.Candidate
     review_id = ReviewQueue(ledger).enqueue(
         thread_id=thread, interrupt_id=gate.id, evidence=Evidence.from_dict(values["evidence"]),
         draft=Draft.from_dict(values["draft"]), findings=[Finding(**finding) for finding in values["findings"]],
-        priority=priority, recipient=candidate.recipient)
+        priority=priority, recipient=candidate.recipient,
+        members=tuple((member["event_id"], member["similarity"]) for member in values.get("related", [])))
     return Outcome(candidate.event_id, candidate.model, "queued", f"review {review_id}", review_id)

@@ -18,12 +18,14 @@ grounded draft, never an empty or an unchecked one.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 import prompts
 from agents.advocate import PRACTICES, WITHHELD_NOTE, draft_offline, plan_actions, practices_for, split_untrusted
 from tools.llm import Answer, LLMClient, LLMError
+from tools.memory import Recollection
 from weightkeeper.config import LLMSettings, ProposalSettings
 from weightkeeper.proposals import Claim, Draft, Evidence, Finding
 
@@ -49,7 +51,8 @@ DRAFT_SCHEMA: dict[str, Any] = {
 
 
 class LLMDrafter:
-    """A `Drafter` for the graph (`agents.graph.build`): awaited with (evidence, recipient, settings, findings)."""
+    """A `Drafter` for the graph (`agents.graph.build`): awaited with (evidence, recipient, settings, findings,
+    recalled)."""
 
     def __init__(self, settings: LLMSettings) -> None:
         self.client = LLMClient(settings)
@@ -57,9 +60,10 @@ class LLMDrafter:
         self.prompt = prompts.load(PROMPT)
 
     async def __call__(self, evidence: Evidence, recipient: str, settings: ProposalSettings,
-                       findings: list[Finding]) -> Draft:
+                       findings: list[Finding], recalled: list[Recollection]) -> Draft:
         try:
-            answer = await self.client.structured(system=self.prompt.text, user=request(evidence, recipient, findings),
+            answer = await self.client.structured(system=self.prompt.text,
+                                                  user=request(evidence, recipient, findings, recalled),
                                                   schema_name=SCHEMA_NAME, schema=DRAFT_SCHEMA)
             return self._draft(answer, evidence, recipient, settings)
         except LLMError as exc:
@@ -83,10 +87,16 @@ class LLMDrafter:
         )
 
 
-def request(evidence: Evidence, recipient: str, findings: list[Finding]) -> str:
+def request(evidence: Evidence, recipient: str, findings: list[Finding], recalled: Sequence[Recollection] = ()) -> str:
     """The user message: data only, each part a JSON document in its own delimited block."""
     blocks = [block("evidence", evidence_data(evidence, recipient)),
               block("practices", {name: PRACTICES[name] for name in practices_for(evidence.event_kind)})]
+    if recalled:
+        blocks.append(block("memory", {
+            "precedents": [{"title": entry.text, "practices": list(entry.practices), "outcome": entry.outcome}
+                           for entry in recalled if entry.kind == "precedent"],
+            "guidance": [{"reviewer_note": entry.text, "decision": entry.outcome}
+                         for entry in recalled if entry.kind == "guidance"]}))
     if findings:
         blocks.append(block("findings", [finding.to_dict() for finding in findings]))
     return "\n\n".join(blocks)

@@ -11,7 +11,9 @@ class ProposalState(TypedDict, total=False):
     skip: str  # why no proposal is drafted (set by the coordinator); the thread ends
     priority: float
     recipient: str
+    related: list[dict[str, Any]]  # near-duplicates the proposal covers too: {"event_id", "similarity"}
     evidence: dict[str, Any]  # weightkeeper.proposals.Evidence.to_dict()
+    recalled: list[dict[str, Any]]  # what memory recalled for the first draft: tools.memory.Recollection.to_dict()
     draft: dict[str, Any]  # weightkeeper.proposals.Draft.to_dict()
     findings: list[dict[str, Any]]  # the critic's findings on the latest draft
     rounds: int  # drafts the critic sent back

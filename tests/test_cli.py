@@ -92,7 +92,9 @@ def test_init_writes_a_commented_config_and_refuses_to_overwrite(tmp_path: Path)
     assert tomllib.loads(text) == {"ledger": {"path": "ledger.sqlite3"},
                                    "scan": {"commit_records": 10000, "commit_seconds": 1.0},
                                    "proposals": {"cooldown_days": 30, "do_not_contact": [], "channel": "outbox",
-                                                 "critic_rounds": 2, "auto_propose": False}}
+                                                 "critic_rounds": 2, "auto_propose": False},
+                                   "memory": {"enabled": True, "path": "memory", "precedents": 3,
+                                              "min_similarity": 0.88, "near_duplicate": 0.95}}
     assert (home / "ledger.sqlite3").is_file()
 
     root = tmp_path / "registry"

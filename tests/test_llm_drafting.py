@@ -21,8 +21,8 @@ from tools.llm import LLMClient
 from weightkeeper import config
 from weightkeeper.cli.reviewing import propose
 from weightkeeper.config import LLMSettings
-from weightkeeper.domain import CARD_DIGEST_FORM, Card
-from weightkeeper.review import Review
+from weightkeeper.domain import CARD_DIGEST_FORM, Card, Lineage
+from weightkeeper.review import HumanReviewer, Review, approval_key
 
 KEY_ENV = "WK_TEST_LLM_KEY"
 MODEL = "wk-test-model"
@@ -92,7 +92,7 @@ def test_the_model_drafts_the_queued_proposal_recorded_with_its_prompt_and_token
     configure(deleted, fake)
     assert run(deleted) == 1
     review = the_review(deleted)
-    assert (review.status, review.draft.drafter, review.draft.prompt) == ("pending", MODEL, "advocate@1")
+    assert (review.status, review.draft.drafter, review.draft.prompt) == ("pending", MODEL, "advocate@2")
     assert review.draft.token_usage == USAGE
     assert not errors(review)
     assert "acme/med-ft-v2" in review.draft.body and review.draft.practices == ("archive", "lineage")
@@ -254,12 +254,34 @@ def test_the_concurrency_limit_bounds_requests_in_flight() -> None:
 
 def test_the_advocate_prompt_is_versioned_and_names_every_required_section() -> None:
     prompt = prompts.load("advocate")
-    assert (prompt.version, prompt.ref) == ("1", "advocate@1")
+    assert (prompt.version, prompt.ref) == ("2", "advocate@2")
     assert not prompt.text.startswith("<!--")
     for section in REQUIRED_SECTIONS:
         assert f"## {section}" in prompt.text
-    for tag in ("evidence", "practices", "findings"):
+    for tag in ("evidence", "practices", "memory", "findings"):
         assert f"<{tag}>" in prompt.text and f"</{tag}>" in prompt.text
     for name in ("missing", "../advocate"):
         with pytest.raises(prompts.PromptError, match="prompt"):
             prompts.load(name)
+
+
+def test_reviewers_guidance_from_memory_reaches_the_model_as_data(deleted: Path, fake: FakeLLM) -> None:
+    fake.answer(grounded)
+    fake.answer(grounded)
+    configure(deleted, fake)
+    run(deleted)
+    first = the_review(deleted)
+    ledger, reviews = queue(deleted)
+    with ledger:
+        HumanReviewer("ada", "cli", approval_key(deleted, create=True)).reject(
+            reviews, first.id, version=1, reason="Open with what the model was used for, then the deletion.")
+    dependent = model("acme/med-ft-v2", lineage=(Lineage("acme/med-ft", "finetune"),))
+    scan_twice(deleted, [model("medico/med-ft-clinical"), dependent], [dependent])
+
+    run(deleted)
+
+    second = next(review for review in queue(deleted)[1].list() if review.model == "medico/med-ft-clinical")
+    assert second.draft.drafter == MODEL and second.draft.precedents[0].startswith("decision-")
+    memory = json.loads(block(fake.chats[1]["messages"][1]["content"], "memory") or "")
+    assert memory == {"precedents": [], "guidance": [
+        {"reviewer_note": "Open with what the model was used for, then the deletion.", "decision": "reject"}]}

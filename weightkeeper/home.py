@@ -8,6 +8,7 @@ from pathlib import Path
 HOME_ENV = "WEIGHTKEEPER_HOME"
 CONFIG_NAME = "weightkeeper.toml"
 LEDGER_NAME = "ledger.sqlite3"
+MEMORY_NAME = "memory"  # the embedded Chroma store
 
 
 def resolve_home(explicit: str | os.PathLike[str] | None = None) -> Path:

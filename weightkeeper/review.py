@@ -16,6 +16,7 @@ Decisions, executions and their results are append-only tables, and every step i
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import hmac
 import json
@@ -117,8 +118,10 @@ class ReviewQueue:
         self.ledger, self.conn = ledger, ledger.conn
 
     def enqueue(self, *, thread_id: str, interrupt_id: str, evidence: Evidence, draft: Draft,
-                findings: list[Finding], priority: float, recipient: str) -> int:
-        """Put a proposal in front of reviewers; the same (thread, interrupt) twice is one row."""
+                findings: list[Finding], priority: float, recipient: str,
+                members: tuple[tuple[int, float], ...] = ()) -> int:
+        """Put a proposal in front of reviewers; the same (thread, interrupt) twice is one row. `members` are
+        the (event id, similarity) of near-duplicate models the proposal covers too: they get none of their own."""
         with self.ledger.transaction() as conn:
             row = conn.execute("SELECT id FROM reviews WHERE thread_id = ? AND interrupt_id = ?",
                                (thread_id, interrupt_id)).fetchone()
@@ -134,6 +137,10 @@ class ReviewQueue:
                  json.dumps(draft.to_dict()), json.dumps(evidence.to_dict()),
                  json.dumps([finding.to_dict() for finding in findings]), now, now),
             ).lastrowid
+            conn.executemany(
+                "INSERT INTO review_members (event_id, review_id, model_id, similarity)"
+                " SELECT id, ?, model_id, ? FROM events WHERE id = ?",
+                [(review_id, similarity, event_id) for event_id, similarity in members])
             self.record_event(EventKind.PROPOSAL_DRAFTED, registry_id, evidence.model_id,
                         {"review_id": review_id, "event_id": evidence.event_id, "drafter": draft.drafter,
                          "prompt": draft.prompt, "errors": sum(f.severity == "error" for f in findings)})
@@ -151,9 +158,12 @@ class ReviewQueue:
             f"{_SELECT} {where} ORDER BY r.status != 'pending', r.priority DESC, r.id", params)]
 
     def open_for_model(self, model_id: int) -> int | None:
-        """The model's open proposal (pending, deferred, or approved and not yet executed), if any."""
-        row = self.conn.execute("SELECT id FROM reviews WHERE model_id = ? AND status IN ('pending', 'deferred',"
-                                " 'approved') ORDER BY id LIMIT 1", (model_id,)).fetchone()
+        """The open proposal (pending, deferred, or approved and not yet executed) about the model, or covering
+        it as a near-duplicate of its own model, if any."""
+        row = self.conn.execute(
+            "SELECT id FROM reviews WHERE status IN ('pending', 'deferred', 'approved') AND (model_id = ?"
+            " OR id IN (SELECT review_id FROM review_members WHERE model_id = ?)) ORDER BY id LIMIT 1",
+            (model_id, model_id)).fetchone()
         return row and row["id"]
 
     def decisions(self, review_id: int) -> list[dict[str, Any]]:
@@ -262,12 +272,15 @@ class HumanReviewer:
     def defer(self, queue: ReviewQueue, review_id: int, *, version: int, reason: str | None = None) -> None:
         self._close(queue, review_id, version, "defer", "deferred", reason)
 
-    def edit(self, queue: ReviewQueue, review_id: int, *, version: int, title: str, body: str) -> int:
-        """Replace the proposal's text; it goes back to pending as a new version (any approval is void)."""
+    def edit(self, queue: ReviewQueue, review_id: int, *, version: int, title: str, body: str,
+             note: str | None = None) -> int:
+        """Replace the proposal's text; it goes back to pending as a new version (any approval is void). The
+        decision keeps the reviewer's note and the lines changed: the guidance the advocate learns from."""
         with queue.ledger.transaction():
             review = self._current(queue, review_id, version, allowed=("pending", "deferred", "approved"))
             draft = Draft.from_dict({**review.draft.to_dict(), "title": title, "body": body})
-            self._decide(queue, review, "edit", None, None)
+            changes = edit_summary(review.draft, draft)
+            self._decide(queue, review, "edit", None, None, "\n\n".join(filter(None, [note, changes])) or None)
             queue.conn.execute("UPDATE reviews SET draft = ?, version = version + 1, status = 'pending', updated_at = ?"
                                " WHERE id = ?", (json.dumps(draft.to_dict()), now_iso(), review_id))
             queue.record_event(EventKind.REVIEW_EDITED, review.registry_id, review.model_id,
@@ -304,6 +317,15 @@ class HumanReviewer:
             " reason, decided_at, signature) VALUES (:review_id, :version, :decision, :action_index, :payload_sha256,"
             " :reviewer, :channel, :reason, :decided_at, :signature)",
             {**row, "signature": _signature(self.key, _decision_fields(row))})
+
+
+def edit_summary(before: Draft, after: Draft, limit: int = 2000) -> str:
+    """The lines a reviewer removed from and added to a draft, as `-` and `+` lines, at most `limit` characters."""
+    lines = [f"- title: {before.title}", f"+ title: {after.title}"] if before.title != after.title else []
+    lines += [line for line in difflib.unified_diff(before.body.splitlines(), after.body.splitlines(), lineterm="", n=0)
+              if line[:1] in "+-" and not line.startswith(("---", "+++")) and line[1:].strip()]
+    text = "\n".join(lines)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 _SELECT = (

@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
         decide = review_commands.add_parser(decision, parents=[home], help=text)
         decide.add_argument("id", type=int)
         decide.add_argument("--reviewer", metavar="NAME", help="who decides (default $WEIGHTKEEPER_REVIEWER)")
-        if decision in ("reject", "defer"):
+        if decision in ("reject", "defer", "edit"):
             decide.add_argument("--reason", required=decision == "reject", help="why, for the record and the "
                                                                                  "drafters' memory")
         if decision == "reject":

@@ -38,6 +38,7 @@ def _opened(home: Path) -> Iterator[tuple[config.Config, Ledger]]:
 def propose(home: Path, *, model: str | None, limit: int | None, log: Callable[[str], object] = print) -> int:
     from agents.graph import Drafter, offline_drafter
     from agents.graph import propose as run
+    from tools.memory import open_memory
 
     with _opened(home) as (settings, ledger):
         drafter: Drafter = offline_drafter
@@ -48,8 +49,9 @@ def propose(home: Path, *, model: str | None, limit: int | None, log: Callable[[
 
             drafter = LLMDrafter(settings.llm)
             llm_critic = LLMCritic(settings.llm)  # beside the deterministic critic, never instead of it
+        memory = open_memory(settings.memory, settings.memory_path())
         outcomes = asyncio.run(run(ledger, home, settings.proposals, model=model, limit=limit, drafter=drafter,
-                                   llm_critic=llm_critic))
+                                   llm_critic=llm_critic, memory=memory, near_duplicate=settings.memory.near_duplicate))
     for outcome in outcomes:
         log(f"{outcome.status:8} {outcome.model} (event {outcome.event_id}): {outcome.detail}")
     queued = sum(outcome.status == "queued" for outcome in outcomes)
@@ -83,7 +85,9 @@ def render_review(review: Review) -> str:
     hashes, the critic's findings and the evidence it cites."""
     lines = [f"Review {review.id} · {review.status} · version {review.version} · priority {review.priority:.2f}",
              f"{review.event} of {review.model} ({review.registry}) · to {review.recipient}",
-             f"Drafted by {review.draft.drafter} ({review.draft.prompt})", "", f"# {review.draft.title}", "",
+             f"Drafted by {review.draft.drafter} ({review.draft.prompt})"
+             + (f" · recalled {', '.join(review.draft.precedents)}" if review.draft.precedents else ""),
+             "", f"# {review.draft.title}", "",
              review.draft.body, "", "Planned actions (an approval binds to these exact payloads):"]
     for index, action in enumerate(review.draft.actions):
         lines.append(f"  [{index}] {action.kind} via {action.channel} to {action.target}  "
@@ -130,7 +134,7 @@ def decide(home: Path, args: argparse.Namespace, *, ask: Callable[[str], str] = 
         else:
             body = Path(args.body).read_text(encoding="utf-8")
             version = reviewer.edit(queue, review.id, version=review.version, title=args.title or review.draft.title,
-                                    body=body)
+                                    body=body, note=args.reason)
             print(f"review {review.id} is now version {version}, pending: it needs a new approval")
             return 0
         print(f"recorded: {args.decision} of review {review.id} by {name}")

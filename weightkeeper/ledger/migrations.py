@@ -265,6 +265,18 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TRIGGER {table}_are_append_only_delete BEFORE DELETE ON {table}
         BEGIN SELECT RAISE(ABORT, '{table} are append-only: record a new row instead'); END;
     """ for table in ("decisions", "executions", "execution_results")),
+    # 5: near-duplicate models grouped into one proposal. A member's event is covered by its lead's review:
+    # no proposal of its own is drafted for it.
+    """
+    CREATE TABLE review_members (
+        event_id INTEGER PRIMARY KEY REFERENCES events(id),
+        review_id INTEGER NOT NULL REFERENCES reviews(id),
+        model_id INTEGER NOT NULL REFERENCES models(id),
+        similarity REAL NOT NULL   -- cosine similarity of the two models' case texts (tools/memory.py)
+    );
+    CREATE INDEX review_members_by_model ON review_members(model_id);
+    CREATE INDEX review_members_by_review ON review_members(review_id);
+    """,
 )
 
 
