@@ -4,6 +4,8 @@ near-duplicates of one owner grouped into one proposal, and the memory rebuilt f
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -220,8 +222,10 @@ def _free_port() -> int:
 def chroma_server(tmp_path: Path):
     """A real Chroma server (`chroma run`, installed with chromadb) on 127.0.0.1."""
     port = _free_port()
-    chroma = Path(sys.executable).with_name("chroma")
-    server = subprocess.Popen([str(chroma), "run", "--path", str(tmp_path / "chroma-server"), "--host", "127.0.0.1",
+    # The `chroma` script chromadb installs beside this interpreter (a venv), else on the PATH.
+    chroma = shutil.which("chroma", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    assert chroma, "chromadb's `chroma` command is not installed"
+    server = subprocess.Popen([chroma, "run", "--path", str(tmp_path / "chroma-server"), "--host", "127.0.0.1",
                                "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
