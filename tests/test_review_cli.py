@@ -88,3 +88,17 @@ def test_a_rejection_for_a_refusing_recipient_blocks_them(deleted: Path) -> None
     assert status(deleted, outcome.review_id) == "rejected"
     with Ledger(config.load(deleted).ledger_path) as ledger:
         assert ledger.conn.execute("SELECT owner FROM contact_blocks").fetchall()[0][0] == "acme"
+
+
+def test_an_edit_on_a_terminal_keeps_the_reviewers_note_and_the_changed_lines(deleted: Path, tmp_path: Path) -> None:
+    (outcome,) = run_propose(deleted)
+    with Ledger(config.load(deleted).ledger_path) as ledger:
+        body = ReviewQueue(ledger).get(outcome.review_id).draft.body
+    edited = tmp_path / "body.md"
+    edited.write_text(body.replace("Hello acme,", "Dear acme team,"), encoding="utf-8")
+    code, output = on_terminal(cli(deleted, "review", "edit", str(outcome.review_id), "--reviewer", "ada",
+                                   "--body", str(edited), "--reason", "greet the team"), lambda phrase: phrase)
+    assert code == 0 and "now version 2" in output, output
+    with Ledger(config.load(deleted).ledger_path) as ledger:
+        (decision,) = ReviewQueue(ledger).decisions(outcome.review_id)
+    assert decision["reason"] == "greet the team\n\n-Hello acme,\n+Dear acme team,"

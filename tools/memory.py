@@ -137,7 +137,7 @@ class Memory:
         marks = ", ".join("?" * len(DECIDED_STATUSES))
         reviews = ledger.conn.execute(
             f"SELECT r.id, r.status, r.draft, r.evidence, m.name AS model FROM reviews r JOIN models m ON m.id = r.model_id"
-            f" WHERE r.status IN ({marks}) OR r.id IN (SELECT review_id FROM decisions WHERE reason IS NOT NULL)"
+            f" WHERE r.status IN ({marks}) OR r.id IN (SELECT review_id FROM decisions)"
             " ORDER BY r.id", DECIDED_STATUSES).fetchall()
         if not reviews:
             return 0
@@ -179,8 +179,8 @@ class Memory:
         return len(stale) + len(fresh_notes) + len(voided)
 
     def vectors(self, cases: dict[str, str]) -> dict[str, list[float]]:
-        """Each case text's embedding, under its key; embedded only when the `cards` collection does not
-        hold this exact text for the key."""
+        """Each case text's embedding, under its key; embedded only when neither this process nor the `cards`
+        collection holds this exact text for the key."""
         digests = {key: hashlib.sha256(text.encode()).hexdigest() for key, text in cases.items()}
         found = {key: known[1].tolist() for key in cases
                  if (known := self._known.get(key)) is not None and known[0] == digests[key]}
