@@ -49,6 +49,8 @@ PRACTICES_FOR: dict[str, tuple[str, ...]] = {
     EventKind.VISIBILITY_CHANGED: ("archive", "consent", "lineage"),
 }
 DEFAULT_PRACTICES = ("archive", "lineage")
+# Registries whose files weightkeeper can fetch for an approved archive (tools/archive/sources.py).
+ARCHIVABLE_KINDS = ("local", "hf")
 FAKE_CITATION = re.compile(r"\[\s*E\d+\s*\]")  # an evidence id written into registry text
 # Said under "What we do not know" when registry text was left out for reading as instructions.
 WITHHELD_NOTE = ("a card field whose text reads like instructions or cites evidence itself; it was left out of "
@@ -114,17 +116,31 @@ def draft_offline(evidence: Evidence, *, recipient: str, settings: ProposalSetti
 
 
 def plan_actions(evidence: Evidence, recipient: str, settings: ProposalSettings) -> tuple[PlannedAction, ...]:
-    """What a reviewer may approve for a proposal: publishing it to the configured channel. Decided here,
-    from config and evidence, for every drafter: no drafter's words can add a target or an action.
+    """What a reviewer may approve for a proposal: publishing it to the configured channel, and archiving the
+    model's pinned revision while its registry still serves it. Decided here, from config and evidence, for
+    every drafter: no drafter's words can add a target or an action.
 
     The target is where the channel delivers, so the reviewer approves that exact place: the recipient for
-    the outbox, the model's repo for a Hub discussion, the configured repository or URL otherwise."""
+    the outbox, the model's repo for a Hub discussion, the configured repository or URL otherwise. An archive
+    names the revision and the observation that recorded its files, so its approval binds those bytes."""
     target = {"outbox": recipient, "hf_discussion": evidence.model, "github_issue": settings.github_repo,
               "webhook": settings.webhook_url}[settings.channel]
     if target is None:  # `config.load` refuses this; settings built in code may not
         raise ValueError(f"the {settings.channel} channel needs its destination: set github_repo or webhook_url")
-    return (PlannedAction("publish", settings.channel, target,
-                          {"model": evidence.model, "registry": evidence.registry}),)
+    publish = PlannedAction("publish", settings.channel, target, {"model": evidence.model, "registry": evidence.registry})
+    return (publish, *_archive_action(evidence))
+
+
+def _archive_action(evidence: Evidence) -> tuple[PlannedAction, ...]:
+    identity = next((item for item in evidence.items if item.kind == "identity"), None)
+    files = next((item for item in evidence.items if item.kind == "files"), None)
+    if (evidence.registry_kind not in ARCHIVABLE_KINDS or identity is None or identity.facts["state"] != "present"
+            or files is None or not files.facts.get("revision")):
+        return ()
+    revision = files.facts["revision"]
+    return (PlannedAction("archive", "archive", f"{evidence.model}@{revision}",
+                          {"registry": evidence.registry, "model": evidence.model, "revision": revision,
+                           "observation": files.facts["observation"]}),)
 
 
 def practices_for(event_kind: str) -> tuple[str, ...]:

@@ -283,7 +283,8 @@ def _files(found: _Collector, record: ModelRecord, observation_id: int) -> None:
         "files",
         f"Observation {observation_id} lists {_count(len(record.files), 'file')} totalling {total:,} bytes; "
         f"{hashed:,} of them have a known sha256.",
-        {"count": len(record.files), "total_bytes": total, "with_sha256": hashed},
+        {"count": len(record.files), "total_bytes": total, "with_sha256": hashed, "revision": record.pinned_revision(),
+         "observation": observation_id},
         f"observation {observation_id}",
     )
 

@@ -1,9 +1,11 @@
 """The executor: the one place that acts, and only on an approval bound to the exact payload.
 
 It claims the approved actions of one review (`ReviewQueue.claim` verifies each approval's
-signature, version and payload hash, and makes the claim atomic and once), runs each through
-its channel's publisher with the claim's idempotency key, and records the result as a ledger
-event. Nothing here writes a decision.
+signature, version and payload hash, and makes the claim atomic and once), runs each with the
+claim's idempotency key (a publish through its channel's publisher, an archive through the
+archive store: tools/archive/archiving.py), and records the result as a ledger event. An archive
+that stopped for a reason that may pass is left claimed but unfinished, so `weightkeeper act`
+resumes it. Nothing here writes a decision.
 """
 
 from __future__ import annotations
@@ -50,15 +52,22 @@ def execute(ledger: Ledger, home: Path, review_id: int, *, settings: ProposalSet
     queue = ReviewQueue(ledger)
     if channels is None:
         channels = publishers(home, config.load(home).proposals if settings is None else settings)
+    from tools.archive.archiving import Resumable, archive
+
     done = []
     for claim in queue.claim(review_id, approval_key(home)):
         publisher = channels.get(claim.action.channel)
         try:
-            if claim.action.kind != "publish" or publisher is None:
+            if claim.action.kind == "archive":
+                detail = archive(ledger, config.load(home), claim)
+            elif claim.action.kind != "publish" or publisher is None:
                 raise LookupError(f"no publisher for a {claim.action.kind} action on channel "
                                   f"{claim.action.channel!r} in this weightkeeper; a channel's settings "
                                   "(webhook_url, say) go in [proposals] of weightkeeper.toml")
-            detail = publisher.publish(claim.payload, claim.idempotency_key)
+            else:
+                detail = publisher.publish(claim.payload, claim.idempotency_key)
+        except Resumable as exc:  # claimed, not finished: the next `weightkeeper act` runs it again
+            detail = {"error": str(exc), "resumable": True}
         except Exception as exc:  # the failure is recorded as a ledger event; the other actions still run
             detail = {"error": f"{type(exc).__name__}: {exc}"}
             queue.finish(claim, ok=False, detail=detail)

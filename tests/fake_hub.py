@@ -13,6 +13,9 @@ What it reproduces, as `huggingface_hub` 2.4 reads it (hf_api.py, utils/_http.py
   `X-Error-Code: RepoNotFound` to an anonymous caller, 404 `RepoNotFound` to an authenticated one; a
   disabled repo is 403 with `X-Error-Message: Access to this resource is disabled.`; a tree at an unknown
   revision is 404 `RevisionNotFound`. Trees are paged like listings.
+- `GET /{id}/resolve/{rev}/{path}` (hf_hub_download): a git-stored file is served directly, an LFS file
+  redirects (302) to `/cdn-lfs/{sha256}` as the Hub redirects to its CDN; both honour `Range: bytes=N-`
+  (206 with `Content-Range`, 416 past the end). A private repo needs a token of its org.
 - `GET /api/whoami-v2`; a request with an unknown token is 401 `Invalid credentials in Authorization header`.
 
 Faults: the server's own (`hub.server.faults`), and `hub.after_listing_page(n, *faults)` to queue faults
@@ -27,7 +30,7 @@ import re
 import typing
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
 
 from huggingface_hub.hf_api import ExpandModelProperty_T
 
@@ -41,6 +44,8 @@ LFS_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".onnx")
 INVALID_TOKEN = "Invalid credentials in Authorization header"
 DISABLED_MESSAGE = "Access to this resource is disabled."
 REPO_PATH = re.compile(r"/api/models/(?P<repo>[^/]+/[^/]+|[^/]+)(?:/tree/(?P<rev>[^/]+))?")
+RESOLVE_PATH = re.compile(r"/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)")
+CDN_PATH = re.compile(r"/cdn-lfs/(?P<sha256>[0-9a-f]{64})")
 
 
 @dataclass
@@ -179,6 +184,12 @@ class FakeHub(ServedFake):
                                "auth": {"type": "access_token", "accessToken": {"displayName": "wk", "role": "read"}}})
         if request.path == "/api/models":
             return self._list(request, orgs)
+        if (download := RESOLVE_PATH.fullmatch(request.path)) is not None:
+            return self._resolve(request, orgs, download["repo"], download["rev"], download["path"])
+        if (cdn := CDN_PATH.fullmatch(request.path)) is not None:
+            data = next((data for repo in self.repos.values() for data in repo.files.values()
+                         if hashlib.sha256(data).hexdigest() == cdn["sha256"]), None)
+            return _error(404, "EntryNotFound", "no such object") if data is None else _ranged(request, data)
         match = REPO_PATH.fullmatch(request.path)
         if match is None:
             return Reply(404, b"<!doctype html><title>404</title>Sorry, we can't find the page you are looking for.",
@@ -200,6 +211,19 @@ class FakeHub(ServedFake):
         if rev not in (repo.sha, "main"):
             return _error(404, "RevisionNotFound", "Invalid rev id: " + rev)
         return self._paged(request, repo.tree(), self.tree_page_size, lambda entry: entry["path"])
+
+    def _resolve(self, request: Request, orgs: set[str] | None, name: str, rev: str, path: str) -> Reply:
+        repo = self.repos.get(name)
+        if repo is None or repo.private and not self._reads(orgs, repo):
+            return _error(401 if orgs is None else 404, "RepoNotFound", "Repository not found")
+        if rev not in (repo.sha, "main"):
+            return _error(404, "RevisionNotFound", "Invalid rev id: " + rev)
+        data = repo.files.get(unquote(path))
+        if data is None:
+            return _error(404, "EntryNotFound", f"{path} does not exist on {rev}")
+        if path.endswith(LFS_SUFFIXES):
+            return Reply(302, b"", {"Location": f"{self.url}/cdn-lfs/{hashlib.sha256(data).hexdigest()}"})
+        return _ranged(request, data)
 
     def _list(self, request: Request, orgs: set[str] | None) -> Reply:
         query = request.query
@@ -264,6 +288,18 @@ def _one(query: dict[str, list[str]], key: str) -> str | None:
 def _error(status: int, code: str | None, message: str) -> Reply:
     headers = {"X-Error-Message": message, **({"X-Error-Code": code} if code else {})}
     return Reply.json({"error": message}, status, headers)
+
+
+def _ranged(request: Request, data: bytes) -> Reply:
+    """The bytes, or from `Range: bytes=N-` on: 206, or 416 when N is past the end."""
+    wanted = re.fullmatch(r"bytes=(\d+)-", request.headers.get("range", ""))
+    if wanted is None:
+        return Reply(200, data, {"Content-Type": "application/octet-stream"})
+    start = int(wanted[1])
+    if start >= len(data):
+        return Reply(416, b"", {"Content-Range": f"bytes */{len(data)}"})
+    return Reply(206, data[start:], {"Content-Type": "application/octet-stream",
+                                     "Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"})
 
 
 def _git_oid(data: bytes) -> str:

@@ -94,7 +94,9 @@ def test_init_writes_a_commented_config_and_refuses_to_overwrite(tmp_path: Path)
                                    "proposals": {"cooldown_days": 30, "do_not_contact": [], "channel": "outbox",
                                                  "critic_rounds": 2, "auto_propose": False},
                                    "memory": {"enabled": True, "path": "memory", "precedents": 3,
-                                              "min_similarity": 0.88, "near_duplicate": 0.95}}
+                                              "min_similarity": 0.88, "near_duplicate": 0.95},
+                                   "archive": {"path": "archive", "max_object_gb": 500, "fixity": ["sha1"],
+                                               "verify_schedule": "30 3 * * 0"}}
     assert (home / "ledger.sqlite3").is_file()
 
     root = tmp_path / "registry"
@@ -521,10 +523,15 @@ def test_demo_documents_every_scripted_change(tmp_path: Path) -> None:
     assert missing == {change.model_id for change in changes if change.kind == "deleted"}
     stats = json.loads(ok(wk("stats", "--json", home=home)).stdout)["models"]
     assert stats["deleted"] == 2 and stats["suspected_missing"] == 0
-    # The deletions and the deprecation wait in the review queue as drafted proposals; nothing was sent.
+    # The deletions wait in the review queue as drafted proposals; nothing was sent. The deprecated model's
+    # archive action was approved by the demo's scripted reviewer, and ran: the model is archived.
     queued = json.loads(ok(wk("review", "list", "--json", home=home)).stdout)
     assert {(row["event"], row["status"]) for row in queued} == {("deleted", "pending"),
-                                                                 ("deprecation_announced", "pending")}
+                                                                 ("deprecation_announced", "executed")}
+    archived = json.loads(ok(wk("archive", "list", "--json", home=home)).stdout)
+    deprecated = next(change.model_id for change in changes if change.kind == "deprecation_announced")
+    assert [row["id"] for row in archived] == [f"demo/{deprecated}"]
+    assert stats["archived"] == 1
     assert {row["model"] for row in queued} >= {change.model_id for change in changes if change.kind == "deleted"}
     assert not (home / "outbox").exists()
 

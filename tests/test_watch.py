@@ -129,3 +129,17 @@ def test_a_manual_scan_while_another_process_holds_the_lease_is_skipped_not_run(
         (result,) = json.loads(skipped.stdout)
         assert skipped.returncode == 1 and result["status"] == "skipped" and "being scanned by" in result["error"]
         assert ledger.conn.execute("SELECT COUNT(*) FROM scans").fetchone()[0] == 0
+
+
+def test_watch_verifies_the_archive_on_its_schedule(tmp_path: Path) -> None:
+    home = tmp_path / "demo"
+    subprocess.run([sys.executable, "-m", "weightkeeper.cli.main", "--home", str(home), "demo"], cwd=REPO,
+                   check=True, capture_output=True)  # leaves one archived, verified model
+    config = home / "weightkeeper.toml"
+    config.write_text(config.read_text().replace('verify_schedule = "30 3 * * 0"', 'verify_schedule = "* * * * * */1"'))
+    ledger = home / "ledger.sqlite3"
+    before = read(ledger, "SELECT COUNT(*) FROM events WHERE kind = 'fixity_ok'")[0]
+    watching = start_watch(home)
+    wait_for(ledger, f"SELECT COUNT(*) >= {before + 2} FROM events WHERE kind = 'fixity_ok'")
+    out, _ = stop(watching)
+    assert "(archive): next verification" in out and "1 object verified, all intact" in out

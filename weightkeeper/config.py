@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from weightkeeper.errors import ConfigError
-from weightkeeper.home import CONFIG_NAME, LEDGER_NAME, MEMORY_NAME
+from weightkeeper.home import ARCHIVE_NAME, CONFIG_NAME, LEDGER_NAME, MEMORY_NAME
 
 # Per kind: the keys it requires and the keys it may have.
 REGISTRY_KINDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
@@ -100,6 +100,16 @@ path = "memory"           # an embedded Chroma store in this folder (relative to
 precedents = 3            # similar decided proposals, and as many reviewer notes, recalled per draft
 min_similarity = 0.88     # cosine similarity below which a past case is not similar enough to recall
 near_duplicate = 0.95     # cosine similarity from which two models of one owner share a proposal
+
+[archive]
+# Approved archive actions write OCFL v1.1 objects here (sha256 content digests), one per model,
+# one version per archived revision. Nothing is archived without a reviewer's approval.
+path = "archive"          # the archive folder (relative to the home): OCFL storage root in ocfl/, staging beside it
+# mirror = "/mnt/second-disk/weightkeeper-archive"   # a second copy: a folder or an fsspec URL
+max_object_gb = 500       # refuse to archive a model larger than this
+fixity = ["sha1"]         # digests kept beside sha256 in each object's fixity block; add "sha512" if wanted
+verify_schedule = "30 3 * * 0"   # cron: `weightkeeper watch` re-verifies every object (Sundays 03:30)
+# verify_sample = 100     # files per object a scheduled verification checks (all when left out)
 
 # One table per registry: [registries.NAME]
 #   kind      = "local"            # local | hf | openai | mlflow | ollama
@@ -196,6 +206,22 @@ class MemorySettings:
     near_duplicate: float = 0.95
 
 
+ARCHIVE_FIXITY = ("sha1", "sha512")
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveSettings:
+    """The OCFL archive: its folder (`path`, default ARCHIVE_NAME in the home; the OCFL storage root is its
+    `ocfl/`), a mirror, limits, verification."""
+
+    path: Path | None = None
+    mirror: str | None = None  # a folder or an fsspec URL holding a second copy
+    max_object_gb: float = 500.0
+    fixity: tuple[str, ...] = ("sha1",)
+    verify_schedule: str = "30 3 * * 0"
+    verify_sample: int | None = None  # None: every file
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     path: Path
@@ -205,9 +231,13 @@ class Config:
     proposals: ProposalSettings = ProposalSettings()
     llm: LLMSettings | None = None  # None: the offline drafter writes proposals
     memory: MemorySettings = MemorySettings()
+    archive: ArchiveSettings = ArchiveSettings()
 
     def memory_path(self) -> Path:
         return self.memory.path or self.path.parent / MEMORY_NAME
+
+    def archive_path(self) -> Path:
+        return self.archive.path or self.path.parent / ARCHIVE_NAME
 
 
 def config_path(home: Path) -> Path:
@@ -265,10 +295,10 @@ def _validate(path: Path, text: str, raw: dict[str, Any]) -> Config:
     def fail(message: str, table: str | None, key: str | None) -> ConfigError:
         return ConfigError(path, message, line=_key_line(text, table, key), key=key)
 
-    unknown = set(raw) - {"ledger", "scan", "proposals", "llm", "memory", "registries"}
+    unknown = set(raw) - {"ledger", "scan", "proposals", "llm", "memory", "archive", "registries"}
     if unknown:
         key = sorted(unknown)[0]
-        raise fail("unknown top-level key; expected [ledger], [scan], [proposals], [llm], [memory] or "
+        raise fail("unknown top-level key; expected [ledger], [scan], [proposals], [llm], [memory], [archive] or "
                    "[registries.NAME]", None, key)
     ledger = raw.get("ledger", {})
     if not isinstance(ledger, dict) or set(ledger) - {"path"}:
@@ -281,6 +311,7 @@ def _validate(path: Path, text: str, raw: dict[str, Any]) -> Config:
     proposals = _proposal_settings(raw.get("proposals", {}), fail)
     llm = _llm_settings(raw["llm"], fail) if "llm" in raw else None
     memory = _memory_settings(raw.get("memory", {}), path.parent, fail)
+    archive = _archive_settings(raw.get("archive", {}), path.parent, fail)
     registries: dict[str, RegistryConfig] = {}
     for name, table in raw.get("registries", {}).items():
         where = f"registries.{name}"
@@ -318,7 +349,7 @@ def _validate(path: Path, text: str, raw: dict[str, Any]) -> Config:
             token_env = "OPENAI_API_KEY"
         registries[name] = RegistryConfig(name, kind, settings, schedule, token_env)
     return Config(path=path, ledger_path=ledger_path, registries=registries, scan=scan, proposals=proposals,
-                  llm=llm, memory=memory)
+                  llm=llm, memory=memory, archive=archive)
 
 
 def _scan_settings(table: Any, fail: Callable[[str, str | None, str | None], ConfigError]) -> ScanSettings:
@@ -447,9 +478,46 @@ def _memory_settings(table: Any, home: Path,
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
             raise fail("must be a cosine similarity: more than 0 and at most 1", "memory", key)
         similarities[key] = float(value)
-    folder = None if path is None else Path(path).expanduser()
-    return MemorySettings(enabled, None if folder is None else (folder if folder.is_absolute() else home / folder),
-                          url, precedents, **similarities)
+    return MemorySettings(enabled, None if path is None else _under(home, path), url, precedents, **similarities)
+
+
+def _archive_settings(table: Any, home: Path,
+                      fail: Callable[[str, str | None, str | None], ConfigError]) -> ArchiveSettings:
+    if not isinstance(table, dict):
+        raise fail("[archive] must be a table", None, "archive")
+    for key in sorted(set(table) - set(ArchiveSettings.__slots__)):
+        raise fail(f"[archive] takes {', '.join(f'`{k}`' for k in ArchiveSettings.__slots__)}", "archive", key)
+    defaults = ArchiveSettings()
+    path = table.get("path")
+    if path is not None and (not isinstance(path, str) or not path):
+        raise fail('must be a folder, like "archive"', "archive", "path")
+    mirror = table.get("mirror")
+    if mirror is not None and (not isinstance(mirror, str) or not mirror):
+        raise fail('must be a folder or an fsspec URL, like "/mnt/backup/archive" or "s3://bucket/archive"',
+                   "archive", "mirror")
+    limit = table.get("max_object_gb", defaults.max_object_gb)
+    if isinstance(limit, bool) or not isinstance(limit, int | float) or not limit > 0:
+        raise fail("must be a number of gigabytes, more than 0", "archive", "max_object_gb")
+    fixity = table.get("fixity", list(defaults.fixity))
+    if not isinstance(fixity, list) or not set(fixity) <= set(ARCHIVE_FIXITY):
+        raise fail(f"must be a list of digests from {', '.join(ARCHIVE_FIXITY)}, like [\"sha1\"]", "archive", "fixity")
+    schedule = table.get("verify_schedule", defaults.verify_schedule)
+    if not isinstance(schedule, str) or not _valid_cron(schedule):
+        raise fail("must be a cron expression such as '30 3 * * 0'", "archive", "verify_schedule")
+    sample = table.get("verify_sample")
+    if sample is not None and (isinstance(sample, bool) or not isinstance(sample, int) or sample < 1):
+        raise fail("must be a whole number of files, at least 1 (leave it out to check every file)", "archive",
+                   "verify_sample")
+    if mirror is not None and "://" not in mirror:
+        mirror = str(_under(home, mirror))
+    return ArchiveSettings(None if path is None else _under(home, path), mirror, float(limit),
+                           tuple(dict.fromkeys(fixity)), schedule, sample)
+
+
+def _under(home: Path, folder: str) -> Path:
+    """A configured folder: as given when absolute, else relative to the home."""
+    path = Path(folder).expanduser()
+    return path if path.is_absolute() else home / path
 
 
 def _valid_cron(schedule: str) -> bool:

@@ -44,7 +44,13 @@ class EventKind(StrEnum):
     DELETED = "deleted"
     RESTORED = "restored"
     STAGE_CHANGED = "stage_changed"  # a registry's lifecycle stage (MLflow: Staging, Production, Archived)
-    ARCHIVE_VERIFIED = "archive_verified"
+    ARCHIVE_REQUESTED = "archive_requested"  # an approved archive action was claimed by the executor
+    ARCHIVE_STARTED = "archive_started"
+    ARCHIVE_VERIFIED = "archive_verified"  # every byte checked and the OCFL version written
+    ARCHIVE_FAILED = "archive_failed"
+    FIXITY_OK = "fixity_ok"  # `archive verify` found every checked file intact
+    FIXITY_FAILED = "fixity_failed"
+    REPAIRED = "repaired"  # a corrupted archived file restored from the mirror
     PROPOSAL_DRAFTED = "proposal_drafted"
     REVIEW_APPROVED = "review_approved"
     REVIEW_REJECTED = "review_rejected"
@@ -139,6 +145,15 @@ class ModelRecord:
             tuple(map(tuple, self.files)), self.shutdown_date, self.successor, self.extra,
         )
         return int.from_bytes(hashlib.blake2b(canonical_json(canonical), digest_size=8).digest(), "big", signed=True)
+
+    def pinned_revision(self) -> str | None:
+        """What pins this model's bytes: the registry's revision, or for a registry without revisions (a local
+        folder) a digest of its file list with every file's sha256; None when some file has no known sha256."""
+        if self.revision:
+            return self.revision
+        if not self.files or any(entry.sha256 is None for entry in self.files):
+            return None
+        return "files-" + hashlib.blake2b(canonical_json(sorted(map(tuple, self.files))), digest_size=16).hexdigest()
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))

@@ -9,6 +9,7 @@ HOME_ENV = "WEIGHTKEEPER_HOME"
 CONFIG_NAME = "weightkeeper.toml"
 LEDGER_NAME = "ledger.sqlite3"
 MEMORY_NAME = "memory"  # the embedded Chroma store
+ARCHIVE_NAME = "archive"  # the archive: its OCFL storage root, and staging beside it
 
 
 def resolve_home(explicit: str | os.PathLike[str] | None = None) -> Path:

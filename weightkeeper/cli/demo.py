@@ -13,8 +13,10 @@ from weightkeeper.demo_models import DemoChange, apply_demo_changes, write_demo_
 from weightkeeper.errors import WeightkeeperError
 from weightkeeper.ledger import Ledger
 from weightkeeper.ledger.queries import EventFilter, events, stats
+from weightkeeper.review import HumanReviewer, ReviewQueue, approval_key
 
 REGISTRY_NAME = "demo"
+DEMO_REVIEWER = "demo script, on your behalf"
 
 
 def run_demo(home: Path | None) -> int:
@@ -47,6 +49,7 @@ def run_demo(home: Path | None) -> int:
         print_stats(stats(ledger))
     _heading("Day 2: drafting preservation proposals (offline drafter; nothing is sent without approval)")
     queued = propose(home, model=None, limit=None, log=lambda line: print(f"  {line}"))
+    archived = _archive_one(home)
     print()
     if missed:
         for change in missed:
@@ -55,14 +58,46 @@ def run_demo(home: Path | None) -> int:
     if not queued:
         print("NO PROPOSAL was drafted for the deletions and deprecation the ledger documented")
         return 1
+    if archived is None:
+        print("NOTHING WAS ARCHIVED: the demo's approved archive action did not verify")
+        return 1
     print(f"All {len(changes)} changes were documented; no model still present was reported deleted "
-          f"(first scan {first}, second scan {second}). {queued} proposals wait in the review queue.")
+          f"(first scan {first}, second scan {second}). {queued} proposals were drafted for review; "
+          f"{archived} was archived and verified.")
     print(f"The demo home is kept at {home}; explore it with:\n"
           f"  weightkeeper --home {home} ledger --kind deleted,renamed,visibility_changed\n"
           f"  weightkeeper --home {home} stats\n"
           f"  weightkeeper --home {home} review list\n"
-          f"  weightkeeper --home {home} review show ID      # then, on a terminal: review approve ID")
+          f"  weightkeeper --home {home} review show ID      # then, on a terminal: review approve ID\n"
+          f"  weightkeeper --home {home} archive list        # then: archive show ID, archive verify --all")
     return 0
+
+
+def _archive_one(home: Path) -> str | None:
+    """Approve the first planned archive action as the demo's scripted reviewer, run it and verify the
+    object; returns its object id, or None when it did not verify."""
+    from agents.executor import execute
+    from weightkeeper.cli.archiving import verify_archive
+
+    settings = config.load(home)
+    with Ledger(settings.ledger_path) as ledger:
+        queue = ReviewQueue(ledger)
+        review, index = next((review, index) for review in queue.list("pending")
+                             for index, action in enumerate(review.draft.actions) if action.kind == "archive")
+        action = review.draft.actions[index]
+        _heading(f"Day 3: the demo approves archiving {action.target} ON YOUR BEHALF (a scripted reviewer, only in "
+                 "this demo's own home; anywhere else an approval is typed by a person on a terminal)")
+        reviewer = HumanReviewer(DEMO_REVIEWER, "cli", approval_key(home, create=True))
+        reviewer.approve(queue, review.id, version=review.version, payload_sha256s={index: review.payload_sha256(index)})
+        for done in execute(ledger, home, review.id, settings=settings.proposals):
+            print(f"  {done.get('channel')} {done.get('target')}: " + (
+                f"version {done['version']} of {done['object_id']}, {done['files']} files, {done['bytes']:,} bytes"
+                if "object_id" in done else f"FAILED: {done.get('error')}"))
+    reports = verify_archive(settings, None, sample=None)
+    for report in reports:
+        print(f"  verified {report.object_id}: {report.checked_files} files, {report.checked_bytes:,} bytes, "
+              + ("intact" if report.ok else "FIXITY FAILED"))
+    return reports[0].object_id if reports and all(report.ok for report in reports) else None
 
 
 def _scan(home: Path) -> int:

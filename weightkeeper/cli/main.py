@@ -161,6 +161,28 @@ def build_parser() -> argparse.ArgumentParser:
     blocking.add_argument("--reason")
     blocking.set_defaults(handler=cmd_contact_block)
 
+    archive = commands.add_parser("archive", parents=[home], help="the OCFL archive of approved models")
+    archive_commands = archive.add_subparsers(title="archive commands", metavar="ACTION", required=True)
+    archive_listing = archive_commands.add_parser("list", parents=[home], help="the archived models")
+    archive_listing.add_argument("--json", action="store_true", help="a JSON list of objects")
+    archive_listing.set_defaults(handler=cmd_archive_list)
+    archive_show = archive_commands.add_parser("show", parents=[home], help="an archived model's versions and files")
+    archive_show.add_argument("id", metavar="ID", help="the object id, REGISTRY/MODEL (see `archive list`)")
+    archive_show.set_defaults(handler=cmd_archive_show)
+    verify = archive_commands.add_parser("verify", parents=[home],
+                                         help="recompute digests and compare them with the inventory")
+    verify.add_argument("id", metavar="ID", nargs="?", help="one object (REGISTRY/MODEL)")
+    verify.add_argument("--all", action="store_true", help="every object")
+    verify.add_argument("--sample", type=int, metavar="N", help="check N files per object, chosen at random")
+    verify.add_argument("--repair", action="store_true",
+                        help="restore a corrupted file from the mirror ([archive] mirror) after checking its digest")
+    verify.set_defaults(handler=cmd_archive_verify)
+    restore = archive_commands.add_parser("restore", parents=[home], help="write an archived version into a folder")
+    restore.add_argument("id", metavar="ID")
+    restore.add_argument("dest", metavar="DEST", help="an empty or new folder")
+    restore.add_argument("--version", metavar="N", help="the version (default the latest)")
+    restore.set_defaults(handler=cmd_archive_restore)
+
     demo = commands.add_parser("demo", parents=[home], help="run weightkeeper end to end on a built-in registry",
                                description="Creates a home (temporary unless --home is given) with a local "
                                            "registry of realistic fine-tuned models, scans it, changes it, "
@@ -348,6 +370,38 @@ def cmd_contact_block(args: argparse.Namespace) -> int:
     from weightkeeper.cli.reviewing import contact_block
 
     contact_block(_home(args), args.owner, args.reason)
+    return EXIT_OK
+
+
+def cmd_archive_list(args: argparse.Namespace) -> int:
+    from weightkeeper.cli.archiving import archive_list
+
+    archive_list(_home(args), as_json=args.json)
+    return EXIT_OK
+
+
+def cmd_archive_show(args: argparse.Namespace) -> int:
+    from weightkeeper.cli.archiving import archive_show
+
+    archive_show(_home(args), args.id)
+    return EXIT_OK
+
+
+def cmd_archive_verify(args: argparse.Namespace) -> int:
+    from weightkeeper.cli.archiving import archive_verify
+
+    if bool(args.id) == args.all:
+        raise WeightkeeperError("name one object to verify (ID, see `weightkeeper archive list`) or pass --all")
+    if args.sample is not None and args.sample < 1:
+        raise WeightkeeperError("--sample must be 1 or more")
+    intact = archive_verify(_home(args), args.id, sample=args.sample, repair=args.repair)
+    return EXIT_OK if intact else EXIT_REGISTRY_FAILED
+
+
+def cmd_archive_restore(args: argparse.Namespace) -> int:
+    from weightkeeper.cli.archiving import archive_restore
+
+    archive_restore(_home(args), args.id, Path(args.dest).expanduser(), args.version)
     return EXIT_OK
 
 

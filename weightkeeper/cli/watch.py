@@ -6,6 +6,8 @@ many watchers, or many registries on one schedule, do not all start on the same 
 Each scan holds the registry's lease in the ledger, so a second `watch` or a manual
 `scan` never runs the same registry at the same time. `stop` (set on SIGTERM or SIGINT)
 ends the current scan after its current page, committed and resumable, and then the loop.
+Watching every registry (no names given) also re-verifies the archive on `[archive]
+verify_schedule`, each object's result a ledger event.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from weightkeeper.cli.progress import LogLines, stamp
 from weightkeeper.cli.scanning import describe, scan_one
 from weightkeeper.errors import UnknownRegistryError
 from weightkeeper.ledger import Ledger
+
+VERIFY_JOB = "(archive)"  # no registry name has parentheses
 
 
 def next_run(schedule: str, after: datetime) -> datetime:
@@ -41,21 +45,38 @@ def watch(home: Path, names: list[str], stop: threading.Event, *, jitter: float 
         return
     display = LogLines(log, timestamps=True)
     with Ledger(settings.ledger_path) as ledger:
+        # Each job: its schedule, and what running it once says.
+        jobs: dict[str, tuple[str, Callable[[], str]]] = {
+            registry.name: (registry.schedule, lambda registry=registry: describe(
+                scan_one(ledger, registry, settings.scan, should_stop=stop.is_set, display=display)))
+            for registry in chosen}
+        if not names:
+            jobs[VERIFY_JOB] = (settings.archive.verify_schedule, lambda: _verify(settings))
         now = datetime.now().astimezone()
-        due = {registry.name: now if _unfinished(ledger, registry) else
-               _jittered(next_run(registry.schedule, now), jitter) for registry in chosen}
-        for registry in chosen:
-            log(f"{stamp()} {registry.name}: next scan at {due[registry.name]:%Y-%m-%d %H:%M:%S %Z} "
-                f"(schedule '{registry.schedule}')")
+        due = {name: now if name in settings.registries and _unfinished(ledger, settings.registries[name]) else
+               _jittered(next_run(schedule, now), jitter) for name, (schedule, _) in jobs.items()}
+        for name, (schedule, _) in jobs.items():
+            what = "verification" if name == VERIFY_JOB else "scan"
+            log(f"{stamp()} {name}: next {what} at {due[name]:%Y-%m-%d %H:%M:%S %Z} (schedule '{schedule}')")
         while not stop.is_set():
-            registry = min(chosen, key=lambda r: due[r.name])
-            delay = (due[registry.name] - datetime.now().astimezone()).total_seconds()
+            name = min(jobs, key=lambda job: due[job])
+            delay = (due[name] - datetime.now().astimezone()).total_seconds()
             if delay > 0 and stop.wait(delay):
                 break
-            result = scan_one(ledger, registry, settings.scan, should_stop=stop.is_set, display=display)
-            log(f"{stamp()} {describe(result)}")
-            due[registry.name] = _jittered(next_run(registry.schedule, datetime.now().astimezone()), jitter)
+            schedule, run = jobs[name]
+            log(f"{stamp()} {run()}")
+            due[name] = _jittered(next_run(schedule, datetime.now().astimezone()), jitter)
     log(f"{stamp()} watch stopped; an interrupted scan resumes at the next start")
+
+
+def _verify(settings: config.Config) -> str:
+    from weightkeeper.cli.archiving import verify_archive
+
+    reports = verify_archive(settings, None, sample=settings.archive.verify_sample)
+    failed = [report.object_id for report in reports if not report.ok]
+    return (f"{VERIFY_JOB}: {len(reports):,} object{'' if len(reports) == 1 else 's'} verified, "
+            + (f"FIXITY FAILED for {', '.join(failed)}; `weightkeeper archive verify ID --repair` restores from the "
+               "mirror" if failed else "all intact"))
 
 
 def _unfinished(ledger: Ledger, registry: config.RegistryConfig) -> bool:

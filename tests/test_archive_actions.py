@@ -1,0 +1,237 @@
+"""Approved archive actions end to end: a real local registry and a fake Hub over real HTTP, the proposal
+graph, a human approval, the executor, the OCFL store (validated by ocfl-py), and what the ledger records.
+Without an approval of the exact revision, nothing is downloaded."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import ocfl
+import pytest
+from fake_hub import FakeHub
+from http_fakes import Fault
+from proposal_world import run_propose
+
+from agents.executor import execute
+from tools.archive.archiving import open_store
+from tools.archive.sources import HubSource, SourceFile, git_blob_sha1
+from weightkeeper import config
+from weightkeeper.cli.scanning import scan_registries
+from weightkeeper.ledger import Ledger
+from weightkeeper.review import ApprovalRefused, HumanReviewer, Review, ReviewQueue, approval_key
+
+WEIGHTS = os.urandom(3 << 20)
+CARD = "---\nbase_model: meta-llama/Llama-3.1-8B\nlicense: apache-2.0\n{extra}---\n# med-ft\nClinical notes.\n"
+
+
+def write_model(root: Path, name: str, *, shutdown: str | None = None, weights: bytes = WEIGHTS) -> Path:
+    folder = root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text('{"model_type": "llama"}')
+    (folder / "model.safetensors").write_bytes(weights)
+    (folder / "README.md").write_text(CARD.format(extra=f"shutdown_date: '{shutdown}'\n" if shutdown else ""))
+    return folder
+
+
+@pytest.fixture
+def deprecated(proposal_home: Path) -> Path:
+    """A local registry whose acme/med-ft announced a shutdown date, scanned, and proposed for."""
+    root = proposal_home / "registry"
+    write_model(root, "acme/med-ft")
+    config.add_registry(proposal_home, config.RegistryConfig("team", "local", {"path": str(root)}))
+    scan_registries(proposal_home, ["team"], log=None)
+    write_model(root, "acme/med-ft", shutdown="2027-03-01")
+    scan_registries(proposal_home, ["team"], log=None)
+    run_propose(proposal_home)
+    return proposal_home
+
+
+def the_review(home: Path) -> Review:
+    with Ledger(config.load(home).ledger_path) as ledger:
+        (review,) = ReviewQueue(ledger).list()
+    return review
+
+
+def approve_archive(home: Path, review: Review) -> int:
+    index = next(i for i, action in enumerate(review.draft.actions) if action.kind == "archive")
+    with Ledger(config.load(home).ledger_path) as ledger:
+        HumanReviewer("ada", "cli", approval_key(home, create=True)).approve(
+            ReviewQueue(ledger), review.id, version=review.version, payload_sha256s={index: review.payload_sha256(index)})
+    return index
+
+
+def run_executor(home: Path, review_id: int) -> list[dict]:
+    with Ledger(config.load(home).ledger_path) as ledger:
+        return execute(ledger, home, review_id)
+
+
+def events(home: Path, *kinds: str) -> list[dict]:
+    marks = ", ".join("?" * len(kinds))
+    with Ledger(config.load(home).ledger_path) as ledger:
+        return [{**json.loads(row["detail"]), "kind": row["kind"]} for row in ledger.conn.execute(
+            f"SELECT kind, detail FROM events WHERE kind IN ({marks}) ORDER BY id", kinds)]
+
+
+def test_an_approved_archive_is_verified_restorable_and_carries_its_provenance(deprecated: Path,
+                                                                               tmp_path: Path) -> None:
+    review = the_review(deprecated)
+    (archive_action,) = [action for action in review.draft.actions if action.kind == "archive"]
+    assert archive_action.parameters["revision"].startswith("files-")  # a local folder: pinned by its files' sha256
+    approve_archive(deprecated, review)
+
+    (done,) = run_executor(deprecated, review.id)
+
+    assert done["object_id"] == "team/acme/med-ft" and done["version"] == "v1", done
+    assert [e["kind"] for e in events(deprecated, "archive_requested", "archive_started", "archive_verified",
+                                      "action_executed")] == ["archive_requested", "archive_started",
+                                                              "archive_verified", "action_executed"]
+    store = open_store(config.load(deprecated))
+    (summary,) = store.objects()
+    assert ocfl.Object(path=str(summary.path)).validate()[0]
+    restored = tmp_path / "restored"
+    store.restore("team/acme/med-ft", restored)
+    source = deprecated / "registry" / "acme" / "med-ft"
+    for name in ("config.json", "model.safetensors", "README.md"):
+        assert (restored / "model" / name).read_bytes() == (source / name).read_bytes()
+    approval = json.loads((restored / "provenance" / "approval.json").read_text())
+    assert approval["reviewer"] == "ada" and approval["payload_sha256"] == review.payload_sha256(1)
+    files = json.loads((restored / "provenance" / "files.json").read_text())
+    assert {f["path"]: f["sha256"] for f in files}["model.safetensors"] == __import__("hashlib").sha256(
+        WEIGHTS).hexdigest()
+    assert json.loads((restored / "provenance" / "evidence.json").read_text())["model"] == "acme/med-ft"
+    with Ledger(config.load(deprecated).ledger_path) as ledger:
+        assert ReviewQueue(ledger).get(review.id).status == "executed"
+    assert run_executor(deprecated, review.id) == []  # once: a second run finds nothing to do
+
+
+def test_without_an_approval_nothing_is_downloaded(deprecated: Path) -> None:
+    review = the_review(deprecated)
+    with pytest.raises(ApprovalRefused, match="pending, not approved"):
+        run_executor(deprecated, review.id)
+    assert open_store(config.load(deprecated)).objects() == []
+    assert not list((deprecated / "archive").glob(".staging/*/*"))
+
+
+def test_an_approval_for_another_revision_downloads_nothing(deprecated: Path) -> None:
+    review = the_review(deprecated)
+    approve_archive(deprecated, review)
+    with Ledger(config.load(deprecated).ledger_path) as ledger:  # the stored action now names another revision
+        draft = json.loads(ledger.conn.execute("SELECT draft FROM reviews WHERE id = ?", (review.id,)).fetchone()[0])
+        draft["actions"][1]["parameters"]["revision"] = "files-" + "0" * 32
+        with ledger.transaction() as conn:
+            conn.execute("UPDATE reviews SET draft = ? WHERE id = ?", (json.dumps(draft), review.id))
+    with pytest.raises(ApprovalRefused, match="another payload"):
+        run_executor(deprecated, review.id)
+    assert open_store(config.load(deprecated)).objects() == []
+    assert events(deprecated, "archive_requested", "archive_started") == []
+
+
+def test_bytes_that_differ_from_the_recorded_sha256_are_not_archived(deprecated: Path) -> None:
+    review = the_review(deprecated)
+    approve_archive(deprecated, review)
+    (deprecated / "registry" / "acme" / "med-ft" / "model.safetensors").write_bytes(b"tampered" + WEIGHTS[8:])
+
+    (done,) = run_executor(deprecated, review.id)
+
+    assert "DigestMismatch" in done["error"] and "model/model.safetensors" in done["error"]
+    assert open_store(config.load(deprecated)).objects() == []
+    (failed,) = events(deprecated, "archive_failed")
+    assert failed["resumable"] is False and "model.safetensors" in failed["reason"]
+    assert [e["kind"] for e in events(deprecated, "archive_verified", "action_failed")] == ["action_failed"]
+
+
+# -- the Hub: a pinned revision over HTTP, resumed, checked by LFS sha256 or git blob id ----------------------
+
+
+@pytest.fixture
+def hub():
+    with FakeHub() as served:
+        yield served
+
+
+def test_a_hub_download_resumes_after_a_broken_transfer(hub: FakeHub, tmp_path: Path) -> None:
+    repo = hub.add("acme/med-ft", files={"config.json": b'{"a": 1}', "model.safetensors": WEIGHTS})
+    hub.server.faults.append(Fault.truncated(path_prefix="/cdn-lfs/"))
+    source = HubSource(hub.url, "acme/med-ft", repo.sha, token=None)
+    partial = tmp_path / "model.safetensors.partial"
+
+    source.fetch(SourceFile("model.safetensors", len(WEIGHTS), None), partial)
+
+    assert partial.read_bytes() == WEIGHTS
+    ranges = [r.headers.get("range") for r in hub.server.requests if r.path.startswith("/cdn-lfs/")]
+    assert ranges[0] is None and ranges[-1].startswith("bytes=") and ranges[-1] != "bytes=0-", ranges
+
+
+def test_a_hub_file_without_an_lfs_sha256_is_checked_by_its_git_blob_id(hub: FakeHub, tmp_path: Path) -> None:
+    repo = hub.add("acme/med-ft", files={"config.json": b'{"a": 1}', "model.safetensors": WEIGHTS})
+    from weightkeeper.domain import FileEntry, ModelRecord
+
+    record = ModelRecord("acme/med-ft", repo.key, repo.sha, files=(
+        FileEntry("config.json", 8, None), FileEntry("model.safetensors", len(WEIGHTS), "f" * 64)))
+    files = {file.path: file for file in HubSource(hub.url, "acme/med-ft", repo.sha, token=None).files(record)}
+    partial = tmp_path / "config.json"
+    HubSource(hub.url, "acme/med-ft", repo.sha, token=None).fetch(files["config.json"], partial)
+    assert files["config.json"].git_sha1 == git_blob_sha1(partial)
+    assert files["model.safetensors"].git_sha1 is None  # an LFS file is checked by its sha256
+
+
+def test_a_private_hub_model_is_archived_with_the_registrys_token(hub: FakeHub, proposal_home: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    hub.tokens["hf_secret"] = {"acme"}
+    monkeypatch.setenv("ACME_HF_TOKEN", "hf_secret")
+    hub.add("acme/med-ft", files={"config.json": b'{"a": 1}', "model.safetensors": WEIGHTS})
+    hub.add("acme/med-ft-v2", card_data={"base_model": "acme/med-ft"}, tags=["base_model:finetune:acme/med-ft"])
+    config.add_registry(proposal_home, config.RegistryConfig(
+        "hub", "hf", {"endpoint": hub.url, "author": "acme", "files": "acme/*"}, token_env="ACME_HF_TOKEN"))
+    scan_registries(proposal_home, ["hub"], log=None)
+    hub.update("acme/med-ft", private=True)
+    scan_registries(proposal_home, ["hub"], log=None)
+    run_propose(proposal_home)
+    review = the_review(proposal_home)
+    assert review.event == "visibility_changed"
+    approve_archive(proposal_home, review)
+
+    (done,) = run_executor(proposal_home, review.id)
+
+    assert done.get("object_id") == "hub/acme/med-ft", done
+    store = open_store(config.load(proposal_home))
+    detail = store.describe("hub/acme/med-ft")
+    assert {f.logical_path for f in detail.versions[0].files} >= {"model/config.json", "model/model.safetensors"}
+    assert "hf_secret" not in (Path(store.objects()[0].path) / "inventory.json").read_text()
+    for path in (proposal_home / "archive").rglob("*.json"):
+        assert "hf_secret" not in path.read_text(errors="replace")
+
+
+
+def test_verify_names_a_corrupted_file_records_it_and_repairs_it_from_the_mirror(
+        deprecated: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from weightkeeper.cli.main import main
+
+    path = config.config_path(deprecated)
+    path.write_text(path.read_text().replace('# mirror = "/mnt/second-disk/weightkeeper-archive"',
+                                             f'mirror = "{tmp_path / "mirror"}"'))
+    review = the_review(deprecated)
+    approve_archive(deprecated, review)
+    run_executor(deprecated, review.id)
+    store = open_store(config.load(deprecated))
+    (stored,) = [f for f in store.describe("team/acme/med-ft").versions[0].files
+                 if f.logical_path == "model/model.safetensors"]
+    content = store.objects()[0].path / stored.content_path
+    flipped = bytearray(content.read_bytes())
+    flipped[1000] ^= 0xFF
+    content.write_bytes(bytes(flipped))
+    home = ["--home", str(deprecated)]
+
+    assert main(["archive", "verify", "team/acme/med-ft", *home]) == 1
+    assert "model/model.safetensors" in capsys.readouterr().out
+    assert main(["archive", "verify", "--all", "--repair", *home]) == 0
+    assert main(["archive", "verify", "team/acme/med-ft", *home]) == 0
+    assert content.read_bytes() == WEIGHTS
+    kinds = [e["kind"] for e in events(deprecated, "fixity_ok", "fixity_failed", "repaired")]
+    assert kinds == ["fixity_failed", "repaired", "fixity_ok", "fixity_ok"], kinds
+    capsys.readouterr()
+    assert main(["archive", "list", "--json", *home]) == 0
+    (listed,) = json.loads(capsys.readouterr().out)
+    assert (listed["id"], listed["versions"], listed["files"]) == ("team/acme/med-ft", 1, 9)

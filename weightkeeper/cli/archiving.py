@@ -1,0 +1,105 @@
+"""`weightkeeper archive list|show|verify|restore`: the OCFL archive, read and checked.
+
+Nothing here archives: an archive is written only by the executor, for an approved action. A
+verification is a ledger event (`fixity_ok`, `fixity_failed`, `repaired`) of the archived model,
+as well as a line in the object's `logs/`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from weightkeeper import config
+from weightkeeper.domain import EventKind
+from weightkeeper.errors import WeightkeeperError
+from weightkeeper.ledger import Ledger
+from weightkeeper.ledger.store import NewEvent
+
+
+def archive_list(home: Path, *, as_json: bool) -> None:
+    from tools.archive.archiving import open_store
+
+    rows = [{"id": item.object_id, "versions": item.versions, "head": item.head, "files": item.files,
+             "bytes": item.bytes} for item in open_store(config.load(home)).objects()]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+    elif not rows:
+        print("the archive is empty; an archive is written when a reviewer approves an archive action")
+    else:
+        from weightkeeper.cli.render import print_table
+
+        print_table(rows)
+
+
+def archive_show(home: Path, object_id: str) -> None:
+    from tools.archive.archiving import open_store
+
+    detail = open_store(config.load(home)).describe(object_id)
+    print(f"{object_id} · {len(detail.versions)} version{'s' if len(detail.versions) != 1 else ''}")
+    for version in detail.versions:
+        print(f"\n{version.version} · {version.created} · {version.user_name}\n  {version.message}")
+        for file in version.files:
+            print(f"  {file.size:>15,}  {file.sha256}  {file.logical_path}")
+
+
+def archive_verify(home: Path, object_id: str | None, *, sample: int | None, repair: bool) -> bool:
+    """Verify one object or all; print each report; return whether every object was intact (after repair)."""
+    settings = config.load(home)
+    results = verify_archive(settings, object_id, sample=sample, repair=repair)
+    for report in results:
+        state = "ok" if report.ok else "FAILED"
+        print(f"{report.object_id}: {state}, {report.checked_files:,} files, {report.checked_bytes:,} bytes checked"
+              + (f", repaired {', '.join(report.repaired)}" if report.repaired else ""))
+        for failure in report.failures:
+            print(f"  {failure.logical_paths[0] if failure.logical_paths else failure.content_path}: expected "
+                  f"{failure.expected}, found {failure.actual}")
+    if not results:
+        print("the archive is empty: nothing to verify")
+    return all(report.ok for report in results)
+
+
+def verify_archive(settings: config.Config, object_id: str | None, *, sample: int | None,
+                   repair: bool = False) -> list[Any]:
+    """Verify one object (or every one) and record each result as a ledger event of its model; also what
+    `weightkeeper watch` runs on `[archive] verify_schedule`."""
+    from tools.archive.archiving import open_store
+
+    store = open_store(settings)
+    targets = [object_id] if object_id else [item.object_id for item in store.objects()]
+    reports = []
+    with Ledger(settings.ledger_path) as ledger:
+        for target in targets:
+            report = store.verify(target, sample=sample, repair=repair)
+            reports.append(report)
+            _record(ledger, target, report)
+    return reports
+
+
+def archive_restore(home: Path, object_id: str, dest: Path, version: str | None) -> None:
+    from tools.archive.archiving import open_store
+
+    if version is not None and not version.startswith("v"):
+        version = f"v{version}"
+    written = open_store(config.load(home)).restore(object_id, dest, version)
+    print(f"restored {len(written):,} files of {object_id}{' ' + version if version else ''} into {dest}")
+
+
+def _record(ledger: Ledger, object_id: str, report: Any) -> None:
+    registry, _, model = object_id.partition("/")
+    row = ledger.conn.execute(
+        "SELECT m.registry_id, m.id FROM models m JOIN registries r ON r.id = m.registry_id"
+        " WHERE r.name = ? AND m.name = ?", (registry, model)).fetchone()
+    if row is None:
+        raise WeightkeeperError(f"the archive holds {object_id}, which this ledger does not know; was the archive "
+                                "path pointed at another home's archive?")
+    detail = {"object_id": object_id, "checked_files": report.checked_files, "checked_bytes": report.checked_bytes,
+              "failures": [{"file": failure.logical_paths, "expected": failure.expected, "actual": failure.actual}
+                           for failure in report.failures]}
+    events = [NewEvent(EventKind.REPAIRED, row[0], row[1], None, None, None, {"object_id": object_id, "file": path})
+              for path in report.repaired]
+    events.append(NewEvent(EventKind.FIXITY_OK if report.ok else EventKind.FIXITY_FAILED, row[0], row[1], None, None,
+                           None, detail))
+    with ledger.transaction():
+        ledger.add_events(events)
