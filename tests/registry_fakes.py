@@ -6,14 +6,19 @@ lookup that answers `Found` for a listed name and `Gone` otherwise. Faults are
 injected on demand while listing a given page (from `pages` or from `records`)
 or on lookups of chosen names: `RegistryUnavailable` by default, or any other
 exception (an `OSError`, or `KeyboardInterrupt` as SIGTERM raises it).
+
+A scan lists through a forked child (`weightkeeper.read_ahead`): what `pages` and `records` change
+there is lost to the test, unless it is kept in something both processes share (`SharedList`, the
+listing fault count).
 """
 
 from __future__ import annotations
 
 import bisect
+import multiprocessing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from weightkeeper.config import RegistryConfig
 from weightkeeper.domain import Found, Gone, LookupResult, ModelRecord, Page, RecordProblem, Visibility
@@ -30,13 +35,17 @@ class MemoryRegistry:
     fail_in: str = "pages"
     fail_lookup: Callable[[str], bool] | None = None
     fault: type[BaseException] = RegistryUnavailable
-    # What happened, for assertions.
-    listing_faults: int = 0
+    # What happened, for assertions. Listing faults happen in the read-ahead child: counted in shared memory.
+    _listing_faults: Any = field(default_factory=lambda: multiprocessing.get_context("fork").Value("i", 0))
     lookup_faults: int = 0
     lookups: list[str] = field(default_factory=list)
 
     kind = "memory"
     unlisted: ClassVar[frozenset[Visibility]] = frozenset()
+
+    @property
+    def listing_faults(self) -> int:
+        return self._listing_faults.value
 
     def config(self, name: str = "mem") -> RegistryConfig:
         return RegistryConfig(name, self.kind, {"path": f"memory://{name}"})
@@ -49,14 +58,14 @@ class MemoryRegistry:
             page = Page(tuple(self.models[name] for name in chunk), cursor=chunk[-1])
             if self.fail_page == index:
                 if self.fail_in == "pages":
-                    self.listing_faults += 1
+                    self._listing_faults.value += 1
                     raise self.fault(f"injected fault listing page {index}")
                 page = Page(("FAIL",), cursor=page.cursor)
             yield page
 
     def records(self, page: Page) -> list[ModelRecord | RecordProblem]:
         if page.items == ("FAIL",):
-            self.listing_faults += 1
+            self._listing_faults.value += 1
             raise self.fault("injected fault reading a page")
         return list(page.items)
 
@@ -80,3 +89,23 @@ class MemoryCache:
 
     def put(self, key: str, value: str) -> None:
         self.values[key] = value
+
+
+class SharedList:
+    """A list the read-ahead child appends to and the test reads: what an adapter was asked while listing."""
+
+    def __init__(self) -> None:
+        self._sent = multiprocessing.get_context("fork").SimpleQueue()
+        self._items: list[Any] = []
+
+    def append(self, item: Any) -> None:
+        self._sent.put(item)
+
+    def items(self) -> list[Any]:
+        while not self._sent.empty():
+            self._items.append(self._sent.get())
+        return list(self._items)
+
+    def clear(self) -> None:
+        self.items()
+        self._items.clear()

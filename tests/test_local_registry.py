@@ -20,6 +20,7 @@ import pytest
 
 import tools.registries.local as local_module
 from ledger_reading import query, scan_events
+from registry_fakes import SharedList
 from weightkeeper.cli.scanning import open_adapter
 from weightkeeper.config import RegistryConfig
 from weightkeeper.ledger import Ledger
@@ -324,7 +325,7 @@ def test_sha256_of_every_file_is_recorded(tmp_path: Path) -> None:
 
 
 def test_sha256_is_computed_once_per_change(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    hashed: list[str] = []
+    hashed = SharedList()  # files are hashed in the process that reads the listing
     real = local_module._sha256
 
     def counting(path: Path) -> str:
@@ -337,19 +338,19 @@ def test_sha256_is_computed_once_per_change(tmp_path: Path, monkeypatch: pytest.
     make_model(root, "acme/beta")
 
     scan(ledger, root)
-    assert sorted(hashed) == sorted(["README.md", "config.json", "model.safetensors"] * 2)
+    assert sorted(hashed.items()) == sorted(["README.md", "config.json", "model.safetensors"] * 2)
     assert query(ledger, "SELECT COUNT(*) FROM file_digests")[0][0] == 6
 
     hashed.clear()
     unchanged = scan(ledger, root)
-    assert hashed == [] and unchanged.events == {}
+    assert hashed.items() == [] and unchanged.events == {}
 
     weights = root / "acme/beta/model.safetensors"
     weights.write_bytes(b"new weights of another size")
     stat = weights.stat()
     os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
     changed = scan(ledger, root)
-    assert hashed == ["model.safetensors"]
+    assert hashed.items() == ["model.safetensors"]
     assert changed.events == {"updated": 1}
     cached = query(ledger, "SELECT size, stamp, sha256 FROM file_digests WHERE path = ?",
                    ("acme/beta/model.safetensors",))
@@ -360,7 +361,7 @@ def test_sha256_is_computed_once_per_change(tmp_path: Path, monkeypatch: pytest.
 
     hashed.clear()
     scan(ledger, root)
-    assert hashed == []
+    assert hashed.items() == []
 
     # Same size, mtime set back: the ctime still moved, so the file is hashed again.
     before = weights.stat()
@@ -368,7 +369,7 @@ def test_sha256_is_computed_once_per_change(tmp_path: Path, monkeypatch: pytest.
     os.utime(weights, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert weights.stat().st_mtime_ns == before.st_mtime_ns and weights.stat().st_size == before.st_size
     rewritten = scan(ledger, root)
-    assert hashed == ["model.safetensors"] and rewritten.events == {"updated": 1}
+    assert hashed.items() == ["model.safetensors"] and rewritten.events == {"updated": 1}
 
 
 # -- renames and copies --------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import pytest
 from http_fakes import FakeServer, Reply, Request
 from mlflow_server import MLflowServer
 from ledger_reading import query, scan_events
+from registry_fakes import SharedList
 from tools.registries import open_registry
 from tools.registries.http import RetryPolicy
 from tools.registries.mlflow_models import MLflowRegistry
@@ -243,12 +244,13 @@ def test_model_renamed_behind_the_cursor_mid_listing_is_still_a_rename(mlflow: M
         mlflow.create_version(name)
     assert scan(ledger, adapter(mlflow, page_size=1)).events == {"appeared": 3}
     mlflow.wait_until_older(["m1", "m2", "m3"], 1.0)  # older than the next listing's start, by the server's clock
-    listed_by_pass: dict[str, set[str]] = {}
+    listed = SharedList()  # (pass, model) as the process reading the listing met them
 
     class RenamingMidListing(MLflowRegistry):
         def pages(self, cursor: str | None) -> Iterator[Page]:
             for number, page in enumerate(super().pages(cursor)):
-                listed_by_pass.setdefault(listing_pass(page), set()).update(model["name"] for model in page.items)
+                for model in page.items:
+                    listed.append((listing_pass(page), model["name"]))
                 yield page
                 if number == 0:
                     mlflow.rename_model("m3", "a0")
@@ -257,6 +259,9 @@ def test_model_renamed_behind_the_cursor_mid_listing_is_still_a_rename(mlflow: M
 
     assert result.status == "complete", result.error
     # The rename updated the model, so the recent pass lists it, and it alone.
+    listed_by_pass: dict[str, set[str]] = {}
+    for listing, name in listed.items():
+        listed_by_pass.setdefault(listing, set()).add(name)
     assert listed_by_pass == {"names": {"m1", "m2"}, "recent": {"a0"}}
     assert scan_events(ledger, result.scan_id) == [("renamed", "a0/1", {"from": "m3/1", "to": "a0/1"})]
     assert conclusions(ledger) == 0

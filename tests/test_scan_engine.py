@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
-from registry_fakes import MemoryRegistry
+from registry_fakes import MemoryRegistry, SharedList
 
 from weightkeeper.config import ScanSettings
 from weightkeeper.domain import CARD_DIGEST_FORM, Card, FileEntry, Found, Hidden, Lineage, LookupResult, ModelRecord, Visibility
@@ -317,7 +317,7 @@ def test_a_stage_change_is_its_own_event_and_other_extra_fields_are_named_in_upd
 
 
 def test_an_unfinished_scan_of_a_registry_whose_location_changed_lists_again_from_the_start(ledger: Ledger) -> None:
-    cursors: list[str | None] = []
+    cursors = SharedList()
 
     class Recording(MemoryRegistry):
         def pages(self, cursor: str | None):
@@ -331,7 +331,7 @@ def test_an_unfinished_scan_of_a_registry_whose_location_changed_lists_again_fro
     moved = replace(registry.config(), settings={"path": "memory://moved"})  # say, another author on the Hub
     result = Scanner(ledger, moved, registry, settings=ScanSettings(commit_records=1)).run()
     assert (result.resumed, result.status, result.pages, result.models_seen) == (True, "complete", 3, 3)
-    assert cursors == [None, None], "the cursor of the old location was not followed"
+    assert cursors.items() == [None, None], "the cursor of the old location was not followed"
     # a/one appeared in the first attempt; listed again, it matches and repeats nothing.
     assert sorted(kinds(ledger, result)) == [("appeared", "a/one"), ("appeared", "a/three"), ("appeared", "a/two")]
 

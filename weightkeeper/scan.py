@@ -1,7 +1,8 @@
 """The scan engine: one pass over one registry, turned into ledger events.
 
-The listing is read page by page and written in batches (up to 10,000 records, or
-what a second of reading brought: `[scan]` in the config), one transaction each: the records'
+The listing is read page by page, in a child process that reads ahead while this one writes
+(`weightkeeper.read_ahead`), and written in batches (up to 10,000 records, or what a second of
+reading brought: `[scan]` in the config), one transaction each: the records'
 digests are compared with the ledger *in SQL* (a present model with the same
 digest is unchanged; the digest covers the name), the others are looked at by
 name and their observations and events written, the ids of the known models the
@@ -21,8 +22,9 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field, fields, replace
+from typing import TypeVar
 
 from weightkeeper.config import RegistryConfig, ScanSettings
 from weightkeeper.domain import (
@@ -35,14 +37,14 @@ from weightkeeper.domain import (
     LookupResult,
     ModelRecord,
     ModelState,
-    Page,
     RecordProblem,
     comparable,
 )
-from weightkeeper.errors import RegistryUnavailable
+from weightkeeper.errors import LedgerError, RegistryUnavailable
 from weightkeeper.ledger import Ledger, now_iso
 from weightkeeper.ledger.store import NewEvent
 from weightkeeper.listed import ListedModels
+from weightkeeper.read_ahead import ReadPage, read_ahead
 from weightkeeper.registry import RegistryAdapter
 
 # Fields whose change is recorded as a new observation but is no event of its own.
@@ -50,6 +52,7 @@ BOOKKEEPING_FIELDS = frozenset({"downloads", "likes", "last_modified", "key"})
 DEPRECATION_FIELDS = frozenset({"shutdown_date", "successor"})
 STAGE = "stage"  # the key of `ModelRecord.extra` holding a registry's lifecycle stage
 LOOKUP_BATCH = 100
+T = TypeVar("T")
 
 
 @dataclass
@@ -145,19 +148,18 @@ def _collecting_less() -> Iterator[None]:
 
 @dataclass
 class _Batch:
-    """Pages read and not yet written: their records (the first of each name), problems, and the cursor after them."""
+    """Pages read and not yet written: their records (the first of each name, with its digest; None for a
+    record known unchanged), problems, and the cursor after them."""
 
-    records: dict[str, ModelRecord] = field(default_factory=dict)
+    records: dict[str, tuple[ModelRecord | None, int]] = field(default_factory=dict)
     problems: list[RecordProblem] = field(default_factory=list)
     pages: int = 0
     cursor: str | None = None
 
-    def add(self, page: Page, items: list[ModelRecord | RecordProblem]) -> None:
-        for item in items:
-            if isinstance(item, RecordProblem):
-                self.problems.append(item)
-            else:
-                self.records.setdefault(item.name, item)
+    def add(self, page: ReadPage) -> None:
+        for name, record, digest in page.records:
+            self.records.setdefault(name, (record, digest))
+        self.problems += page.problems
         self.pages += 1
         self.cursor = page.cursor
 
@@ -208,7 +210,7 @@ class Scanner:
             self._finish(scan_id, "interrupted", "interrupted; the next scan resumes from the last committed page")
             raise
 
-    def _timed(self, pages: Iterator[Page]) -> Iterator[Page]:
+    def _timed(self, pages: Iterator[T]) -> Iterator[T]:
         while True:
             started = time.perf_counter()
             page = next(pages, None)
@@ -252,32 +254,31 @@ class Scanner:
     def _list(self, scan_id: int, cursor: str | None) -> None:
         """Read pages from the registry and write them in batches, each with the cursor after its last page."""
         batch, flushed, pages, models = _Batch(), time.perf_counter(), 0, 0
+        # The present models' digests: the child sends a record matching one (unchanged) without its data.
+        known = frozenset(digest for (digest,) in self.conn.execute(
+            "SELECT digest FROM models INDEXED BY models_present WHERE registry_id = ? AND state = 'present'",
+            (self.registry_id,)))
         try:
-            for page in self._timed(self.adapter.pages(cursor)):
-                started = time.perf_counter()
-                items = self.adapter.records(page)
-                batch.add(page, items)
-                self.registry_seconds += time.perf_counter() - started
-                pages, models = pages + 1, models + len(items)
-                if self.progress:
-                    self.progress(pages, models)
-                if self.should_stop():
-                    raise ScanStopped
-                if (len(batch.records) + len(batch.problems) >= self.settings.commit_records
-                        or time.perf_counter() - flushed >= self.settings.commit_seconds):
-                    full, batch = batch, _Batch()
-                    self._write_batch(scan_id, full)
-                    flushed = time.perf_counter()
+            with closing(read_ahead(self.adapter, cursor, known)) as listing:
+                for page in self._timed(listing):
+                    batch.add(page)
+                    pages, models = pages + 1, models + len(page.records) + len(page.problems)
+                    if self.progress:
+                        self.progress(pages, models)
+                    if self.should_stop():
+                        raise ScanStopped
+                    if (len(batch.records) + len(batch.problems) >= self.settings.commit_records
+                            or time.perf_counter() - flushed >= self.settings.commit_seconds):
+                        full, batch = batch, _Batch()
+                        self._write_batch(scan_id, full)
+                        flushed = time.perf_counter()
         finally:
             # Pages read before a fault or an interrupt are good: keep them, so a resumed scan starts after them.
             if batch.pages:
                 self._write_batch(scan_id, batch)
 
     def _write_batch(self, scan_id: int, batch: _Batch) -> None:
-        started = time.perf_counter()
-        records = list(batch.records.values())
-        digests = [record.digest() for record in records]
-        self.registry_seconds += time.perf_counter() - started
+        listed = list(batch.records.values())
         with self.ledger.transaction() as conn:
             page_no = conn.execute("SELECT pages FROM scans WHERE id = ?", (scan_id,)).fetchone()[0] + batch.pages
             conn.executemany(
@@ -292,10 +293,14 @@ class Scanner:
                 " json_group_array(j.key) FILTER (WHERE m.id IS NULL)"
                 " FROM json_each(?) j LEFT JOIN models m INDEXED BY models_present"
                 " ON m.registry_id = ? AND m.state = 'present' AND m.digest = j.value",
-                (json.dumps(digests), self.registry_id),
+                (json.dumps([digest for _, digest in listed]), self.registry_id),
             ).fetchone()
-            by_name: list[int | None] = self._listed_by_name(
-                scan_id, [(records[position], digests[position]) for position in json.loads(unmatched)])
+            changed = [listed[position] for position in json.loads(unmatched)]
+            if any(record is None for record, _ in changed):
+                # Sent without its data, a record matched a present model when it was read, and this scan
+                # changes a model only after reading its name in full: something else changed the ledger.
+                raise LedgerError("a model the scan read as unchanged was changed meanwhile; nothing was concluded")
+            by_name: list[int | None] = self._listed_by_name(scan_id, changed)
             # A listed model that could not be read is still listed.
             for problem in batch.problems:
                 row = conn.execute(
