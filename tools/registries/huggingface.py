@@ -35,9 +35,7 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import httpx
 import httpx2  # huggingface_hub's own HTTP client: its transport errors surface from `model_info` and `whoami`
-from huggingface_hub import HfApi
 from huggingface_hub.errors import DisabledRepoError, GatedRepoError, HfHubHTTPError, OfflineModeIsEnabled
-from huggingface_hub.hf_api import RepoFile
 from huggingface_hub.utils import build_hf_headers, fix_hf_endpoint_in_url, get_session, hf_raise_for_status
 
 from tools.registries.http import (
@@ -94,9 +92,8 @@ class HubRegistry:
         self.author, self.search, self.filter, self.files = author, search, filter, files
         self.cache, self.on_wait, self.policy, self.timeout = cache, on_wait, policy, timeout
         self.authenticated = token is not None
+        self._token = token
         # token=False: never an HF_TOKEN variable or a cached login in place of the configured token.
-        self.api = HfApi(endpoint=self.endpoint, token=token or False, library_name="weightkeeper",
-                         library_version=__version__)
         self.headers = build_hf_headers(token=token or False, library_name="weightkeeper",
                                         library_version=__version__)
         self.client = httpx.Client(headers=self.headers, timeout=timeout, follow_redirects=True, verify=tls_context())
@@ -195,6 +192,8 @@ class HubRegistry:
 
     def _tree(self, name: str, sha: str) -> tuple[FileEntry, ...]:
         """Every file of the model at revision `sha`, as `HfApi.list_repo_tree(recursive=True)` asks for them."""
+        from huggingface_hub.hf_api import RepoFile  # here, as HfApi: importing hf_api slows every scan's start
+
         what = f"listing the files of {name} at {sha}"
         url: str | None = f"{self.endpoint}/api/models/{name}/tree/{quote(sha, safe='')}"
         params: dict[str, Any] | None = {"recursive": True, "expand": False}
@@ -274,7 +273,11 @@ class HubRegistry:
         if not self.authenticated:
             return f"{self.endpoint} answers the Hub API; anonymous, so private and disabled models are not listed"
         try:
-            user = self._hub_call(what, self.api.whoami)
+            from huggingface_hub import HfApi  # here: importing it costs a scan's start-up 0.2 s
+
+            api = HfApi(endpoint=self.endpoint, token=self._token or False, library_name="weightkeeper",
+                        library_version=__version__)
+            user = self._hub_call(what, api.whoami)
         except HfHubHTTPError as exc:
             raise RegistryUnavailable(f"{what}: {self._refused(exc.response)}") from exc
         return f"{self.endpoint} answers the Hub API; the token is accepted for {user.get('name', 'an unnamed user')}"
