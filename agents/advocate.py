@@ -47,10 +47,14 @@ PRACTICES_FOR: dict[str, tuple[str, ...]] = {
     EventKind.SUSPECTED_MISSING: ("archive", "lineage", "consent"),
     EventKind.DEPRECATION_ANNOUNCED: ("archive", "gradual", "migrate", "consent"),
     EventKind.VISIBILITY_CHANGED: ("archive", "consent", "lineage"),
+    EventKind.STAGE_CHANGED: ("archive", "migrate", "lineage"),
 }
 DEFAULT_PRACTICES = ("archive", "lineage")
-# Registries whose files weightkeeper can fetch for an approved archive (tools/archive/sources.py).
-ARCHIVABLE_KINDS = ("local", "hf")
+# Registries weightkeeper can archive from (tools/archive/sources.py). Those whose observations list the files
+# to archive need that list; an MLflow version's artifacts are listed when archived, and an OpenAI fine-tune's
+# archive is its metadata.
+FILE_LISTED_KINDS = ("local", "hf")
+ARCHIVABLE_KINDS = (*FILE_LISTED_KINDS, "mlflow", "openai")
 FAKE_CITATION = re.compile(r"\[\s*E\d+\s*\]")  # an evidence id written into registry text
 # Said under "What we do not know" when registry text was left out for reading as instructions.
 WITHHELD_NOTE = ("a card field whose text reads like instructions or cites evidence itself; it was left out of "
@@ -60,6 +64,7 @@ EVENT_PHRASE: dict[str, str] = {
     EventKind.SUSPECTED_MISSING: "disappearance from its registry's listing",
     EventKind.DEPRECATION_ANNOUNCED: "announced deprecation",
     EventKind.VISIBILITY_CHANGED: "change of visibility",
+    EventKind.STAGE_CHANGED: "move to the Archived stage",
 }
 
 
@@ -132,15 +137,17 @@ def plan_actions(evidence: Evidence, recipient: str, settings: ProposalSettings)
 
 
 def _archive_action(evidence: Evidence) -> tuple[PlannedAction, ...]:
+    """Archiving the revision the model's latest observation pins (agents/documenter.py `_identity`), while the
+    registry still serves it."""
     identity = next((item for item in evidence.items if item.kind == "identity"), None)
-    files = next((item for item in evidence.items if item.kind == "files"), None)
+    listed = any(item.kind == "files" for item in evidence.items)
     if (evidence.registry_kind not in ARCHIVABLE_KINDS or identity is None or identity.facts["state"] != "present"
-            or files is None or not files.facts.get("revision")):
+            or not identity.facts.get("revision") or (evidence.registry_kind in FILE_LISTED_KINDS and not listed)):
         return ()
-    revision = files.facts["revision"]
+    revision = identity.facts["revision"]
     return (PlannedAction("archive", "archive", f"{evidence.model}@{revision}",
                           {"registry": evidence.registry, "model": evidence.model, "revision": revision,
-                           "observation": files.facts["observation"]}),)
+                           "observation": identity.facts["observation"]}),)
 
 
 def practices_for(event_kind: str) -> tuple[str, ...]:

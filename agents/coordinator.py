@@ -1,8 +1,8 @@
 """The coordinator: which events get a proposal, in what order, and which are left alone (and why).
 
 A proposal is worth a person's attention when a model vanished or may vanish: `deleted`,
-`suspected_missing`, `deprecation_announced`, and a `visibility_changed` to private or disabled
-of a model others build on. Outreach must be welcome: one open proposal per model, a cooldown per
+`suspected_missing`, `deprecation_announced`, a `visibility_changed` to private or disabled
+of a model others build on, and a `stage_changed` to MLflow's `Archived` (a version retired). Outreach must be welcome: one open proposal per model, a cooldown per
 recipient, and the do-not-contact list (config and `weightkeeper contact block`) honoured before
 anything is drafted.
 """
@@ -22,6 +22,7 @@ from weightkeeper.review import ReviewQueue
 
 ALWAYS = (EventKind.DELETED, EventKind.SUSPECTED_MISSING, EventKind.DEPRECATION_ANNOUNCED)
 HIDDEN = ("private", "disabled")
+RETIRED_STAGE = "Archived"  # MLflow's stage for a version taken out of use
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ def recipient(model: str, registry: str) -> str:
 def candidates(ledger: Ledger, *, model: str | None = None) -> list[Candidate]:
     """Per model, its latest event of the kinds that may need a proposal, when no proposal was drafted for
     it yet: a `deleted` supersedes the `suspected_missing` before it, and one letter tells both."""
-    kinds = ", ".join(f"'{kind}'" for kind in (*ALWAYS, EventKind.VISIBILITY_CHANGED))
+    kinds = ", ".join(f"'{kind}'" for kind in (*ALWAYS, EventKind.VISIBILITY_CHANGED, EventKind.STAGE_CHANGED))
     rows = ledger.conn.execute(
         "SELECT e.id, g.name AS registry, m.id AS model_id, COALESCE(o.name, m.name) AS model, e.kind"
         " FROM events e JOIN models m ON m.id = e.model_id JOIN registries g ON g.id = e.registry_id"
@@ -106,10 +107,13 @@ def cosine(a: list[float], b: list[float]) -> float:
 
 
 def skip_reason(ledger: Ledger, settings: ProposalSettings, candidate: Candidate, dependents: int,
-                to_visibility: str | None = None) -> str | None:
-    """Why this event gets no proposal now, or None when it should get one."""
-    if candidate.kind == EventKind.VISIBILITY_CHANGED and (to_visibility not in HIDDEN or not dependents):
+                to: str | None = None) -> str | None:
+    """Why this event gets no proposal now, or None when it should get one. `to` is what a visibility or
+    stage change moved the model to."""
+    if candidate.kind == EventKind.VISIBILITY_CHANGED and (to not in HIDDEN or not dependents):
         return "a visibility change only needs a proposal when a model others build on turns private or disabled"
+    if candidate.kind == EventKind.STAGE_CHANGED and to != RETIRED_STAGE:
+        return f"a stage change only needs a proposal when a version is moved to {RETIRED_STAGE}"
     if candidate.recipient in settings.do_not_contact or ledger.conn.execute(
             "SELECT 1 FROM contact_blocks WHERE owner = ?", (candidate.recipient,)).fetchone():
         return f"{candidate.recipient} is on the do-not-contact list"

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
+from tools.archive.sources import pinned_revision
 from weightkeeper.domain import ModelRecord
 from weightkeeper.errors import LedgerError
 from weightkeeper.ledger import Ledger
@@ -35,7 +36,7 @@ def build_evidence(ledger: Ledger, event_id: int, related: Sequence[tuple[int, f
     latest = event["last_observation_id"]
     record = ledger.load_record(latest)
     found = _Collector()
-    _identity(found, event)
+    _identity(found, event, pinned_revision(event["registry_kind"], record), latest)
     _trigger(found, event)
     for member_event, similarity in related:
         _related(found, _event_row(ledger.conn, member_event), similarity)
@@ -147,7 +148,9 @@ def _event_row(conn: sqlite3.Connection, event_id: int) -> sqlite3.Row:
     return row
 
 
-def _identity(found: _Collector, event: sqlite3.Row) -> None:
+def _identity(found: _Collector, event: sqlite3.Row, revision: str | None, observation_id: int) -> None:
+    """Who the model is; with the revision its latest observation pins and that observation's id, which an archive
+    action names (`agents/advocate.py`), also for registries that list no files (MLflow, OpenAI)."""
     renamed = f", now named {quote(event['current_name'])}," if event["current_name"] != event["model"] else ""
     found.add(
         "identity",
@@ -156,7 +159,8 @@ def _identity(found: _Collector, event: sqlite3.Row) -> None:
         f"and is now {event['state'].replace('_', ' ')}.",
         {"registry": event["registry"], "registry_kind": event["registry_kind"], "model": event["model"],
          "current_name": event["current_name"], "key": event["key"], "first_seen": event["first_seen"],
-         "last_seen": event["last_seen"], "state": event["state"]},
+         "last_seen": event["last_seen"], "state": event["state"], "revision": revision,
+         "observation": observation_id},
         f"model {event['model_id']}",
     )
 
@@ -283,8 +287,7 @@ def _files(found: _Collector, record: ModelRecord, observation_id: int) -> None:
         "files",
         f"Observation {observation_id} lists {_count(len(record.files), 'file')} totalling {total:,} bytes; "
         f"{hashed:,} of them have a known sha256.",
-        {"count": len(record.files), "total_bytes": total, "with_sha256": hashed, "revision": record.pinned_revision(),
-         "observation": observation_id},
+        {"count": len(record.files), "total_bytes": total, "with_sha256": hashed},
         f"observation {observation_id}",
     )
 

@@ -79,8 +79,8 @@ def build(ledger: Ledger, home: Path, settings: ProposalSettings, drafter: Draft
                                           evidence.event_kind, state["recipient"])
         figures = documenter.impact(evidence)
         trigger = next((item for item in evidence.items if item.kind == "event"), None)
-        to_visibility = ((trigger.facts.get("detail") or {}).get("to") if trigger else None)
-        reason = coordinator.skip_reason(ledger, settings, candidate, int(figures.get("dependents", 0)), to_visibility)
+        moved_to = ((trigger.facts.get("detail") or {}).get("to") if trigger else None)
+        reason = coordinator.skip_reason(ledger, settings, candidate, int(figures.get("dependents", 0)), moved_to)
         return {"skip": reason or ""}
 
     async def document(state: ProposalState) -> dict[str, Any]:

@@ -7,8 +7,15 @@ Routes (under `/v1`, with `Authorization: Bearer KEY` required on each):
 - `GET /models/{id}`: the model, or 404 `model_not_found`;
 - `GET /fine_tuning/jobs?after=&limit=`: newest job first, `{"object": "list", "data", "has_more"}`
   (the SDK's `SyncCursorPage` asks for the next page with `after=<id of the last job>`);
+- `GET /fine_tuning/jobs/{id}`: the job (`fine_tuning.jobs.retrieve`), or 404 `fine_tune_not_found`;
 - `GET /fine_tuning/jobs/{id}/checkpoints?after=&limit=`: `{"object": "list", "data", "first_id", "last_id",
-  "has_more"}`.
+  "has_more"}`;
+- `GET /files/{id}`: the file object `{"id", "object": "file", "bytes", "created_at", "filename", "purpose",
+  "status"}` (`files.retrieve`), or 404;
+- `GET /files/{id}/content`: the bytes, `application/octet-stream` (`files.content`), except for a file of
+  purpose `fine-tune` (training and validation data), which the API does not let anyone download: 400
+  "Not allowed to download files of purpose: fine-tune". A job's result file is a CSV of its metrics per
+  step, served base64-encoded as the API serves result files.
 
 Errors carry OpenAI's body `{"error": {"message", "type", "param", "code"}}`: 401 `invalid_api_key`
 for a wrong key (whose message here echoes the whole key, harsher than the real API, which masks
@@ -18,6 +25,7 @@ code null, as the real API answers a wrong base URL. Faults come from `FakeServe
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +62,8 @@ class FakeOpenAI:
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     jobs: list[dict[str, Any]] = field(default_factory=list)
     checkpoints: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)  # the file objects, by id
+    contents: dict[str, bytes] = field(default_factory=dict)  # their bytes, by id
     default_limit: int = 20
     _serial: int = 0
 
@@ -84,6 +94,11 @@ class FakeOpenAI:
                 "n_epochs": 3, "batch_size": 4, "learning_rate_multiplier": 1.8}}},
         }
         self.jobs.insert(0, job)
+        self.add_file(job["training_file"], "fine-tune", b'{"messages": [{"role": "user", "content": "hi"}]}\n',
+                      created - 60)
+        if succeeded:
+            metrics = b"step,train_loss,train_accuracy\n1,1.25,0.41\n2,0.83,0.62\n"
+            self.add_file(job["result_files"][0], "fine-tune-results", base64.b64encode(metrics), created + 1800)
         steps = [(index + 1) * 100 for index in range(checkpoints)]
         self.checkpoints[job_id] = [{
             "object": "fine_tuning.job.checkpoint", "id": f"ftckpt_{serial:04d}s{step}",
@@ -99,6 +114,12 @@ class FakeOpenAI:
                 name = f"{model_id}:ckpt-step-{step}"
                 self.models[name] = {"id": name, "object": "model", "created": created + step, "owned_by": "acme"}
         return job
+
+    def add_file(self, file_id: str, purpose: str, content: bytes, created_at: int) -> None:
+        filename = "step_metrics.csv" if purpose == "fine-tune-results" else f"{file_id}.jsonl"
+        self.files[file_id] = {"id": file_id, "object": "file", "bytes": len(content), "created_at": created_at,
+                               "filename": filename, "purpose": purpose, "status": "processed"}
+        self.contents[file_id] = content
 
     # -- the wire --------------------------------------------------------------------------------
 
@@ -120,11 +141,28 @@ class FakeOpenAI:
         if path == "/v1/fine_tuning/jobs":
             return self._cursor_page(self.jobs, request, with_ids=False)
         parts = path.split("/")
+        if parts[:3] == ["", "v1", "files"] and (len(parts) == 4 or len(parts) == 5 and parts[4] == "content"):
+            return self._file(parts[3], content=len(parts) == 5)
+        if len(parts) == 5 and parts[:4] == ["", "v1", "fine_tuning", "jobs"]:
+            job = next((job for job in self.jobs if job["id"] == parts[4]), None)
+            if job is None:
+                return error(404, f"Could not find fine-tune: {parts[4]}", code="fine_tune_not_found")
+            return Reply.json(job)
         if len(parts) == 6 and parts[:4] == ["", "v1", "fine_tuning", "jobs"] and parts[5] == "checkpoints":
             if parts[4] not in self.checkpoints:
                 return error(404, f"Could not find fine-tune: {parts[4]}", code="fine_tune_not_found")
             return self._cursor_page(self.checkpoints[parts[4]], request, with_ids=True)
         return error(404, f"Invalid URL ({request.method} {path})")
+
+    def _file(self, file_id: str, *, content: bool) -> Reply:
+        file = self.files.get(file_id)
+        if file is None:
+            return error(404, f"No such File object: {file_id}", param="id")
+        if not content:
+            return Reply.json(file)
+        if file["purpose"] == "fine-tune":
+            return error(400, "Not allowed to download files of purpose: fine-tune")
+        return Reply(200, self.contents[file_id], {"Content-Type": "application/octet-stream"})
 
     def _cursor_page(self, items: list[dict[str, Any]], request: Request, *, with_ids: bool) -> Reply:
         limit = int(request.query.get("limit", [self.default_limit])[0])

@@ -3,6 +3,10 @@
 The server runs as a subprocess of this interpreter's `mlflow` (SQLite backend store and a local
 artifact root under a temporary folder, one worker, on a free port of 127.0.0.1) in a process group
 of its own, so stopping it stops its uvicorn worker too. Starting one takes 10-30 s: start it once.
+
+With `serve_artifacts=True` it stores artifacts under `root/artifacts` as `--artifacts-destination`
+and hands out `mlflow-artifacts:/` URIs, served by its `/api/2.0/mlflow-artifacts/artifacts` API, as a
+tracking server that serves its artifacts to clients does (`mlflow server`'s default artifact root).
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ START_TIMEOUT = 120.0
 
 
 class MLflowServer:
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    def __init__(self, root: Path, *, serve_artifacts: bool = False) -> None:
+        self.root, self.serve_artifacts = root, serve_artifacts
         self.port = _free_port()
         self.log_path = root / "server.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -45,7 +49,8 @@ class MLflowServer:
         command = [
             sys.executable, "-m", "mlflow", "server",
             "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
-            "--default-artifact-root", str(self.root / "artifacts"),
+            *(("--artifacts-destination", str(self.root / "artifacts")) if self.serve_artifacts
+              else ("--default-artifact-root", str(self.root / "artifacts"))),
             "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
         ]
         # The job runner (huey consumers) is for GenAI jobs; on two cores it only slows the start.
@@ -151,6 +156,24 @@ class MLflowServer:
         while models := self.call("GET", "registered-models/search").get("registered_models", []):
             for model in models:
                 self.delete_model(model["name"])
+
+    def log_model_version(self, model: str, folder: Path, *, logged_model: bool = True) -> str:
+        """A new version of `model` (created if need be) holding the files of `folder`, uploaded through the
+        server's artifact proxy by MLflow's own client (so the server needs `serve_artifacts`): as an MLflow 3
+        logged model (source `models:/m-...`), else as a run's `model` folder (source `runs:/<run>/model`).
+        Returns the version number."""
+        from mlflow import MlflowClient  # heavy: only the tests that log artifacts import it
+
+        client = MlflowClient(self.url)
+        if self.client.get("registered-models/get", params={"name": model}).status_code != 200:
+            client.create_registered_model(model)
+        if logged_model:
+            logged = client.create_logged_model(experiment_id="0")
+            client.log_model_artifacts(logged.model_id, str(folder))
+            return client.create_model_version(model, f"models:/{logged.model_id}", model_id=logged.model_id).version
+        run = client.create_run("0")
+        client.log_artifacts(run.info.run_id, str(folder), "model")
+        return client.create_model_version(model, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id).version
 
     def source_run(self) -> tuple[str, str]:
         """(run_id, artifact_uri) of the run whose artifact folder holds every version's source: MLflow

@@ -1,22 +1,27 @@
-"""Approved archive actions end to end: a real local registry and a fake Hub over real HTTP, the proposal
-graph, a human approval, the executor, the OCFL store (validated by ocfl-py), and what the ledger records.
-Without an approval of the exact revision, nothing is downloaded."""
+"""Approved archive actions end to end: a real local registry, a fake Hub over real HTTP, a real MLflow
+tracking server serving its artifacts and a fake OpenAI API over real HTTP; the proposal graph, a human
+approval, the executor, the OCFL store (validated by ocfl-py), and what the ledger records. Without an
+approval of the exact revision, nothing is downloaded."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import ocfl
 import pytest
 from fake_hub import FakeHub
-from http_fakes import Fault
+from fake_openai import API_KEY, FakeOpenAI
+from http_fakes import Fault, FakeServer
+from mlflow_server import MLflowServer
 from proposal_world import run_propose
 
 from agents.executor import execute
 from tools.archive.archiving import open_store
-from tools.archive.sources import HubSource, SourceFile, git_blob_sha1
+from tools.archive.sources import HubSource, MlflowSource, SourceFile, git_blob_sha1
 from weightkeeper import config
 from weightkeeper.cli.scanning import scan_registries
 from weightkeeper.ledger import Ledger
@@ -235,3 +240,156 @@ def test_verify_names_a_corrupted_file_records_it_and_repairs_it_from_the_mirror
     assert main(["archive", "list", "--json", *home]) == 0
     (listed,) = json.loads(capsys.readouterr().out)
     assert (listed["id"], listed["versions"], listed["files"]) == ("team/acme/med-ft", 1, 9)
+
+
+# -- MLflow: a model version's artifacts, through the tracking server's artifact proxy -------------------------
+
+
+@pytest.fixture(scope="module")
+def tracking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MLflowServer]:
+    """A real `mlflow server` serving its artifacts (started once: it takes 10-30 s); each test registers
+    models of its own names."""
+    server = MLflowServer(tmp_path_factory.mktemp("mlflow"), serve_artifacts=True)
+    server.start()
+    yield server
+    server.stop()
+
+
+def mlflow_model(folder: Path) -> dict[str, bytes]:
+    """A small model folder as MLflow logs one; returns its files by path."""
+    files = {"MLmodel": b"flavors:\n  python_function:\n    loader_module: mlflow.pyfunc.model\n",
+             "requirements.txt": b"mlflow\n", "data/model.bin": WEIGHTS[: 1 << 20], "data/empty.txt": b""}
+    for path, data in files.items():
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        (folder / path).write_bytes(data)
+    return files
+
+
+def retired(home: Path, tracking: MLflowServer, name: str, version: str) -> Review:
+    """The proposal drafted when an MLflow version is moved to the Archived stage (retired, still served)."""
+    tracking.transition_stage(name, version, "Archived")
+    scan_registries(home, ["tracking"], log=None)
+    run_propose(home)
+    with Ledger(config.load(home).ledger_path) as ledger:
+        (review,) = [review for review in ReviewQueue(ledger).list() if review.model == f"{name}/{version}"]
+    assert review.event == "stage_changed"
+    return review
+
+
+def scanned_mlflow(home: Path, tracking: MLflowServer) -> None:
+    config.add_registry(home, config.RegistryConfig("tracking", "mlflow", {"url": tracking.url}))
+    scan_registries(home, ["tracking"], log=None)
+
+
+def test_an_mlflow_version_is_archived_byte_for_byte_with_where_it_came_from(
+        tracking: MLflowServer, proposal_home: Path, tmp_path: Path) -> None:
+    files = mlflow_model(tmp_path / "model")
+    version = tracking.log_model_version("acme-med", tmp_path / "model")  # an MLflow 3 logged model
+    scanned_mlflow(proposal_home, tracking)
+    review = retired(proposal_home, tracking, "acme-med", version)
+    (action,) = [action for action in review.draft.actions if action.kind == "archive"]
+    assert action.parameters["revision"] == version and action.target == f"acme-med/{version}@{version}"
+    approve_archive(proposal_home, review)
+
+    (done,) = run_executor(proposal_home, review.id)
+
+    assert done.get("object_id") == f"tracking/acme-med/{version}" and done["metadata_only"] is False, done
+    store = open_store(config.load(proposal_home))
+    (summary,) = store.objects()
+    assert ocfl.Object(path=str(summary.path)).validate()[0]
+    restored = tmp_path / "restored"
+    store.restore(f"tracking/acme-med/{version}", restored)
+    assert {path: (restored / "model" / path).read_bytes() for path in files} == files
+    tree = json.loads((restored / "provenance" / "files.json").read_text())
+    assert {entry["path"]: (entry["size"], entry["sha256"], entry["upstream_digest"]) for entry in tree} == {
+        path: (None if not data else len(data), hashlib.sha256(data).hexdigest(), None)  # MLflow lists no 0 size
+        for path, data in files.items()}
+    where = json.loads((restored / "provenance" / "mlflow" / "artifacts.json").read_text())
+    registry = json.loads((restored / "provenance" / "registry.json").read_text())
+    assert registry["metadata_only"] is False and registry["record"]["revision"] == version
+    logged_model = registry["record"]["extra"]["source"].removeprefix("models:/")  # MLflow resolves the source
+    assert where["download_uri"] == where["artifact_uri"] == f"mlflow-artifacts:/0/models/{logged_model}/artifacts"
+    assert [e["kind"] for e in events(proposal_home, "archive_started", "archive_verified")] == [
+        "archive_started", "archive_verified"]
+
+
+def test_an_mlflow_artifact_that_changed_after_it_was_listed_is_not_archived(
+        tracking: MLflowServer, proposal_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    mlflow_model(tmp_path / "model")
+    (tmp_path / "model" / "drifting.bin").write_bytes(b"v1" * 1000)
+    version = tracking.log_model_version("acme-drift", tmp_path / "model", logged_model=False)  # runs:/ source
+    scanned_mlflow(proposal_home, tracking)
+    review = retired(proposal_home, tracking, "acme-drift", version)
+    approve_archive(proposal_home, review)
+    (stored,) = (tracking.root / "artifacts").rglob("drifting.bin")
+    listed = MlflowSource.files
+
+    def listed_then_changed(source: MlflowSource, record: object) -> list[SourceFile]:
+        found = listed(source, record)
+        stored.write_bytes(b"v2" * 1500)  # the server's artifact store changes between listing and download
+        return found
+
+    monkeypatch.setattr(MlflowSource, "files", listed_then_changed)
+
+    (done,) = run_executor(proposal_home, review.id)
+
+    assert "DigestMismatch" in done["error"] and "model/drifting.bin" in done["error"], done
+    assert "3000 bytes, expected 2000 bytes" in done["error"]
+    assert open_store(config.load(proposal_home)).objects() == []
+    (failed,) = events(proposal_home, "archive_failed")
+    assert failed["resumable"] is False and "drifting.bin" in failed["reason"]
+    assert events(proposal_home, "archive_verified") == []
+
+
+# -- OpenAI: a fine-tune's metadata, since its weights cannot be downloaded ------------------------------------
+
+
+def test_an_openai_fine_tune_is_archived_metadata_only_without_its_key(
+        proposal_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeOpenAI()
+    fake.add_base("gpt-4o-mini-2024-07-18")
+    job = fake.fine_tune("gpt-4o-mini-2024-07-18", suffix="med", checkpoints=2)
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    with FakeServer(fake.route) as server:
+        config.add_registry(proposal_home, config.RegistryConfig(
+            "openai-acme", "openai", {"base_url": f"{server.url}/v1"}, token_env="OPENAI_API_KEY"))
+        scan_registries(proposal_home, ["openai-acme"], log=None)
+        fake.models["gpt-4o-mini-2024-07-18"]["shutdown_date"] = "2027-01-15"
+        scan_registries(proposal_home, ["openai-acme"], log=None)
+        run_propose(proposal_home, model=job["fine_tuned_model"])
+        review = the_review(proposal_home)
+        assert review.event == "deprecation_announced"
+        (action,) = [action for action in review.draft.actions if action.kind == "archive"]
+        assert action.parameters["revision"] == job["id"]  # a fine-tune is pinned by the job that produced it
+        approve_archive(proposal_home, review)
+
+        (done,) = run_executor(proposal_home, review.id)
+
+    object_id = f"openai-acme/{job['fine_tuned_model']}"
+    assert done.get("object_id") == object_id and done["metadata_only"] is True, done
+    store = open_store(config.load(proposal_home))
+    (summary,) = store.objects()
+    assert ocfl.Object(path=str(summary.path)).validate()[0]
+    (stored,) = store.describe(object_id).versions
+    assert "metadata only" in stored.message
+    restored = tmp_path / "restored"
+    store.restore(object_id, restored)
+    assert not (restored / "model").exists()
+    provenance = restored / "provenance"
+    assert json.loads((provenance / "registry.json").read_text())["metadata_only"] is True
+    assert json.loads((provenance / "files.json").read_text()) == []
+    archived_job = json.loads((provenance / "openai" / "job.json").read_text())
+    assert {key: archived_job[key] for key in ("id", "model", "hyperparameters", "trained_tokens", "status")} == {
+        key: job[key] for key in ("id", "model", "hyperparameters", "trained_tokens", "status")}
+    checkpoints = json.loads((provenance / "openai" / "checkpoints.json").read_text())
+    assert [point["step_number"] for point in checkpoints] == [200, 100]
+    result_id, training_id = job["result_files"][0], job["training_file"]
+    result = json.loads((provenance / "openai" / "files" / f"{result_id}.json").read_text())
+    assert result["role"] == "result" and result["file"]["purpose"] == "fine-tune-results"
+    assert (provenance / "openai" / "files" / result["content"]).read_bytes() == fake.contents[result_id]
+    training = json.loads((provenance / "openai" / "files" / f"{training_id}.json").read_text())
+    assert training["file"]["purpose"] == "fine-tune" and "content" not in training
+    assert training["refused"] == "HTTP 400: Not allowed to download files of purpose: fine-tune"
+    for path in [*(proposal_home / "archive").rglob("*"), config.load(proposal_home).ledger_path]:
+        if path.is_file():
+            assert API_KEY.encode() not in path.read_bytes(), path

@@ -182,3 +182,20 @@ def test_card_text_posing_as_evidence_is_not_repeated(proposal_home: Path) -> No
     assert "10,000,000" not in review.draft.body and "verified by the registry" not in review.draft.body
     assert "cites evidence itself" in review.draft.body
     assert not [f for f in review.findings if f.severity == "error"]
+
+
+def test_a_version_moved_to_archived_gets_a_proposal_and_other_stage_changes_do_not(proposal_home: Path) -> None:
+    before = [model("acme/retired", extra={"stage": "Production"}), model("zeta/staged", extra={"stage": "Production"})]
+    after = [model("acme/retired", extra={"stage": "Archived"}), model("zeta/staged", extra={"stage": "Staging"})]
+    scan_twice(proposal_home, before, after)
+
+    outcomes = {o.model: o for o in run_propose(proposal_home)}
+
+    assert outcomes["acme/retired"].status == "queued"
+    assert (outcomes["zeta/staged"].status, outcomes["zeta/staged"].detail) == (
+        "skipped", "a stage change only needs a proposal when a version is moved to Archived")
+    ledger, reviews = queue(proposal_home)
+    with ledger:
+        (review,) = reviews.list()
+    assert review.event == "stage_changed" and "Archived stage" in review.draft.title
+    assert not [f for f in review.findings if f.severity == "error"], review.findings

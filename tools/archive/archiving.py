@@ -4,10 +4,15 @@ The approved action names the registry, the model, the pinned revision and the o
 recorded its files (`agents/advocate.py` `plan_actions`); the approval's payload hash binds all
 four, so an approval for another revision never downloads a byte. Each file is fetched into the
 store's staging area and checked against what the observation recorded (the sha256, or the Hub's
-git blob id); only when every file passed is the OCFL version written, then `archive_verified`
+git blob id) or, for an MLflow artifact, of which MLflow keeps no digest, against the size its
+server lists; only when every file passed is the OCFL version written, then `archive_verified`
 recorded. Each version holds the model's files under `model/` and its provenance under
-`provenance/`: the registry record as observed, the file tree with upstream hashes, the card
-fields, the lineage, the proposal's evidence and the approval that authorised it.
+`provenance/`: the registry record as observed, the file tree with each file's sha256 and the
+upstream digest it was checked against (`null` when the registry gives none), the card fields, the
+lineage, the proposal's evidence, the approval that authorised it, and what the source gathers
+itself (`provenance/mlflow/`, `provenance/openai/`). An OpenAI fine-tune, whose weights cannot be
+downloaded, is archived metadata-only: provenance alone, labelled so in `registry.json` and in the
+version's message.
 
 A crash or an unreachable registry leaves the claim unfinished (`Resumable`): `weightkeeper act`
 runs it again, and the staging area keeps what was downloaded, so it resumes. A file whose bytes
@@ -20,7 +25,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from tools.archive.sources import Source, SourceError, SourceFile, git_blob_sha1, source_for
+from tools.archive.sources import Source, SourceError, SourceFile, git_blob_sha1, pinned_revision, source_for
+from tools.archive.staging import Staging
 from tools.archive.store import ArchiveError, ArchiveStore, DigestMismatch
 from weightkeeper.config import Config
 from weightkeeper.domain import EventKind, ModelRecord, canonical_json
@@ -72,14 +78,15 @@ def archive(ledger: Ledger, settings: Config, claim: Claim) -> dict[str, Any]:
 def _archive(ledger: Ledger, settings: Config, claim: Claim, target: str,
              started: Callable[[], None]) -> dict[str, Any]:
     params = claim.action.parameters
-    record = ledger.load_record(int(params["observation"]))
-    if (record.name, record.pinned_revision()) != (params["model"], params["revision"]):
-        raise ValueError(f"observation {params['observation']} records {record.name}@{record.pinned_revision()}, "
-                         f"not the approved {params['model']}@{params['revision']}")
     registry = settings.registries.get(params["registry"])
     if registry is None:
         raise SourceError(f"the registry {params['registry']!r} is no longer in the config, so its files cannot be "
                           "fetched; add it back to archive this approval")
+    record = ledger.load_record(int(params["observation"]))
+    pinned = pinned_revision(registry.kind, record)
+    if (record.name, pinned) != (params["model"], params["revision"]):
+        raise ValueError(f"observation {params['observation']} records {record.name}@{pinned}, "
+                         f"not the approved {params['model']}@{params['revision']}")
     store = open_store(settings)
     done = _archived_before(store, target, claim.idempotency_key)
     if done is not None:
@@ -94,15 +101,18 @@ def _archive(ledger: Ledger, settings: Config, claim: Claim, target: str,
         logical = f"{MODEL_DIR}/{file.path}"
         if logical not in staged:
             _fetch(source, staging, file, logical)
-    for name, document in _provenance(ledger, claim, record, registry.kind, files, source.metadata_only).items():
-        staging.add_bytes(f"{PROVENANCE_DIR}/{name}", document)
-    result = store.ingest(staging, message=_message(claim), user_name=_approval(ledger, claim)["reviewer"])
+    documents = {**_provenance(ledger, claim, record, registry.kind, _file_tree(files, staging), source.metadata_only),
+                 **source.documents()}
+    for name, document in documents.items():
+        staging.add_bytes(f"{PROVENANCE_DIR}/{name}", _encoded(document))
+    result = store.ingest(staging, message=_message(claim, source.metadata_only),
+                          user_name=_approval(ledger, claim)["reviewer"])
     return {"object_id": result.object_id, "version": result.version, "files": result.files,
             "bytes": result.stored_bytes, "new_bytes": result.new_bytes, "metadata_only": source.metadata_only,
             "idempotency_key": claim.idempotency_key}
 
 
-def _fetch(source: Source, staging: Any, file: SourceFile, logical: str) -> None:
+def _fetch(source: Source, staging: Staging, file: SourceFile, logical: str) -> None:
     partial = staging.partial(logical)
     source.fetch(file, partial)
     if file.git_sha1 is not None:
@@ -125,10 +135,26 @@ def _archived_before(store: ArchiveStore, target: str, key: str) -> dict[str, An
     return None
 
 
-def _message(claim: Claim) -> str:
+def _file_tree(files: list[SourceFile], staging: Staging) -> list[dict[str, Any]]:
+    """files.json: each file with the sha256 of the bytes archived and the upstream digest they were checked
+    against, null when the registry gives none (MLflow), so a reader knows which hashes vouch for what."""
+    archived = {file.logical_path: file.sha256 for file in staging.files()}
+    return [{"path": file.path, "size": file.size, "sha256": archived[f"{MODEL_DIR}/{file.path}"],
+             "upstream_digest": file.upstream_digest()} for file in files]
+
+
+def _encoded(document: Any) -> bytes:
+    """A provenance document as stored: bytes as they came (an OpenAI result file), anything else as JSON."""
+    if isinstance(document, bytes):
+        return document
+    return json.dumps(document, indent=2, ensure_ascii=False).encode() + b"\n"
+
+
+def _message(claim: Claim, metadata_only: bool) -> str:
     params = claim.action.parameters
+    label = "; metadata only: the registry does not give the weights" if metadata_only else ""
     return (f"{params['model']}@{params['revision']} from {params['registry']}, approved in review "
-            f"{claim.review.id} (idempotency key {claim.idempotency_key})")
+            f"{claim.review.id} (idempotency key {claim.idempotency_key}){label}")
 
 
 def _approval(ledger: Ledger, claim: Claim) -> dict[str, Any]:
@@ -138,14 +164,14 @@ def _approval(ledger: Ledger, claim: Claim) -> dict[str, Any]:
                 and decision["version"] == claim.review.version)
 
 
-def _provenance(ledger: Ledger, claim: Claim, record: ModelRecord, kind: str, files: list[SourceFile],
-                metadata_only: bool) -> dict[str, bytes]:
+def _provenance(ledger: Ledger, claim: Claim, record: ModelRecord, kind: str, file_tree: list[dict[str, Any]],
+                metadata_only: bool) -> dict[str, Any]:
     params, review = claim.action.parameters, claim.review
     approval = _approval(ledger, claim)
     documents: dict[str, Any] = {
         "registry.json": {"registry": params["registry"], "kind": kind, "observation": params["observation"],
                           "metadata_only": metadata_only, "record": _record(record)},
-        "files.json": [file.to_dict() for file in files],
+        "files.json": file_tree,
         "card.json": None if record.card is None else {
             "digest": record.card.digest, "license": record.card.license, "emissions": record.card.emissions,
             "training": record.card.training, "datasets": list(record.card.datasets)},
@@ -159,7 +185,7 @@ def _provenance(ledger: Ledger, claim: Claim, record: ModelRecord, kind: str, fi
                           "action_index": approval["action_index"], "payload_sha256": approval["payload_sha256"],
                           "signature": approval["signature"], "action": claim.payload},
     }
-    return {name: json.dumps(value, indent=2, ensure_ascii=False).encode() + b"\n" for name, value in documents.items()}
+    return documents
 
 
 def _record(record: ModelRecord) -> dict[str, Any]:

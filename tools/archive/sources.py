@@ -1,13 +1,18 @@
-"""Where an approved archive's bytes come from: one class per registry kind, with the same two methods.
+"""Where an approved archive's bytes come from: one class per registry kind, with the same three methods.
 
 - `files(record)`: the files of the pinned revision, each with what its bytes are checked by: the
   sha256 recorded when the model was observed, or for a Hub file kept in git rather than LFS, its
-  git blob id at that revision.
+  git blob id at that revision; an MLflow artifact has only the size its server lists (MLflow keeps
+  no digest of an artifact), and its sha256 is the one computed on download.
 - `fetch(file, partial)`: write the file's bytes into `partial`, resuming a partial file where the
   source allows it (HTTP `Range`).
+- `documents()`: provenance the source itself gathers, by name under `provenance/` (the MLflow
+  artifact location; an OpenAI fine-tune's job, checkpoints and files).
 
 `metadata_only` sources (OpenAI fine-tunes, whose weights cannot be downloaded) have no files; the
 archive then holds their provenance alone, labelled metadata-only.
+
+`pinned_revision` says what an archive pins, the same when it is planned and when it runs.
 
 Registry text is untrusted: a file path from a listing is checked by the archive store before any
 byte is written, and a source never follows a path outside the model.
@@ -20,17 +25,37 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
-from urllib.parse import quote
+from collections.abc import Iterator
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import quote, urlsplit
 
 import httpx
 
-from tools.registries.http import RETRY_STATUSES, RetryPolicy, Transient, server_wait, tls_context, with_retries
+from tools.registries.http import (
+    RETRY_STATUSES,
+    RetryPolicy,
+    Transient,
+    json_of,
+    request,
+    server_wait,
+    tls_context,
+    with_retries,
+)
 from weightkeeper.config import RegistryConfig
 from weightkeeper.domain import ModelRecord
-from weightkeeper.errors import WeightkeeperError
+from weightkeeper.errors import RegistryUnavailable, WeightkeeperError
+
+if TYPE_CHECKING:  # the SDK is imported only when an OpenAI fine-tune is archived
+    from tools.registries.openai_finetunes import OpenAIRegistry
 
 CHUNK = 8 << 20
+MLFLOW_API = "/api/2.0/mlflow/"
+MLFLOW_ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
+# What the OpenAI API answers for a file this key may not read: its training data ("Not allowed to download
+# files of purpose: fine-tune"), another project's file, a deleted one. Recorded as a refusal, not retried.
+REFUSED = frozenset({400, 403, 404})
+CLIENT_ERRORS = frozenset(range(400, 500)) - RETRY_STATUSES  # what a rerun would be answered again
 
 
 class SourceError(WeightkeeperError):
@@ -44,8 +69,14 @@ class SourceFile:
     sha256: str | None  # recorded when the model was observed
     git_sha1: str | None = None  # the Hub's git blob id: checks a file that has no LFS sha256
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "size": self.size, "sha256": self.sha256, "git_sha1": self.git_sha1}
+    def upstream_digest(self) -> dict[str, str] | None:
+        """The digest the bytes were checked against, as recorded upstream; None when the registry gives none
+        (MLflow): the archived sha256 is then only what was computed on download."""
+        if self.sha256 is not None:
+            return {"sha256": self.sha256}
+        if self.git_sha1 is not None:
+            return {"git_sha1": self.git_sha1}
+        return None
 
 
 class Source(Protocol):
@@ -54,6 +85,23 @@ class Source(Protocol):
     def files(self, record: ModelRecord) -> list[SourceFile]: ...
 
     def fetch(self, file: SourceFile, partial: Path) -> None: ...
+
+    def documents(self) -> dict[str, Any]:
+        """Provenance this source gathers itself, by name under `provenance/`: bytes are kept as they are,
+        anything else as JSON. Most sources have none: their record and files say it all."""
+        return {}
+
+
+def pinned_revision(kind: str, record: ModelRecord) -> str | None:
+    """What an archive of `record` pins, the same when planned (`agents/documenter.py`) and when run: the
+    registry's revision (a Hub commit, an MLflow version number, both immutable) or a local folder's file
+    digests (`ModelRecord.pinned_revision`). An OpenAI fine-tune has no revision: it is pinned by its key, the
+    id of the fine-tuning job that produced it (`<job>:ckpt-step-N` for a checkpoint), which nothing renames
+    or reruns. None when nothing pins it: a file without a known sha256, an OpenAI base model, or a fine-tune
+    whose job this key cannot see (the job is what its archive holds)."""
+    if kind == "openai":
+        return record.key if _openai_job(record) is not None else None
+    return record.pinned_revision()
 
 
 def git_blob_sha1(path: Path) -> str:
@@ -65,7 +113,7 @@ def git_blob_sha1(path: Path) -> str:
     return digest.hexdigest()
 
 
-class LocalSource:
+class LocalSource(Source):
     """A model folder of the local registry: a copy of each recorded file."""
 
     metadata_only = False
@@ -83,7 +131,7 @@ class LocalSource:
         shutil.copyfile(source, partial)  # copy_file_range on Linux: the kernel copies, the store then hashes once
 
 
-class HubSource:
+class HubSource(Source):
     """A Hub model repository at a pinned revision: each file from `/{repo}/resolve/{revision}/{path}`."""
 
     metadata_only = False
@@ -109,55 +157,215 @@ class HubSource:
 
     def fetch(self, file: SourceFile, partial: Path) -> None:
         url = f"{self.endpoint}/{self.name}/resolve/{quote(self.revision, safe='')}/{quote(file.path)}"
-        with_retries(lambda: self._download(url, partial), what=f"downloading {self.name}/{file.path}",
-                     policy=self.policy)
-
-    def _download(self, url: str, partial: Path) -> None:
-        have = partial.stat().st_size if partial.exists() else 0
-        headers = {"Range": f"bytes={have}-"} if have else {}
-        try:
-            with self.client.stream("GET", url, headers=headers) as response:
-                if response.status_code == 416 and have:  # the partial file is already complete
-                    return
-                if response.status_code in RETRY_STATUSES:
-                    raise Transient(f"HTTP {response.status_code}", server_wait(response))
-                if not response.is_success:
-                    raise SourceError(f"{url}: HTTP {response.status_code}; the file cannot be downloaded (a private "
-                                      "or gated repository needs the registry's token_env)")
-                mode = "ab" if response.status_code == 206 else "wb"  # 200: the server ignored the range
-                with partial.open(mode) as out:
-                    for chunk in response.iter_bytes():  # as it arrives: a broken transfer keeps what came
-                        out.write(chunk)
-                    out.flush()
-                    os.fsync(out.fileno())
-        except httpx.TimeoutException as exc:
-            raise Transient(f"timed out ({type(exc).__name__})") from exc
-        except httpx.TransportError as exc:
-            raise Transient(f"connection failed ({type(exc).__name__}: {exc})") from exc
+        with_retries(lambda: download(self.client, url, partial, hint="a private or gated repository needs the "
+                                      "registry's token_env"),
+                     what=f"downloading {self.name}/{file.path}", policy=self.policy)
 
     def _blob_ids(self) -> dict[str, str]:
         ids: dict[str, str] = {}
         url: str | None = f"{self.endpoint}/api/models/{self.name}/tree/{quote(self.revision, safe='')}"
         params: dict[str, Any] | None = {"recursive": True}
         while url is not None:
-            response = with_retries(lambda: self._get(url, params), what=f"listing {self.name}@{self.revision}",
-                                    policy=self.policy)
+            response = get(self.client, url, params, what=f"listing {self.name}@{self.revision}",
+                           failure="the revision's files cannot be listed", policy=self.policy)
             for item in response.json():
                 if item.get("type") == "file" and isinstance(item.get("oid"), str):
                     ids[item["path"]] = item["oid"]
             url, params = response.links.get("next", {}).get("url"), None
         return ids
 
-    def _get(self, url: str, params: dict[str, Any] | None) -> httpx.Response:
+
+class MlflowSource(Source):
+    """One MLflow model version's artifacts, from the tracking server that serves them (`mlflow server` with
+    artifact serving, its default). `model-versions/get-download-uri` says where they are: a run's artifact
+    folder, an MLflow 3 logged model's (`models:/m-...` sources resolve to it), or `runs:/<run>/<path>`,
+    resolved through `runs/get`. The artifact proxy lists them a folder at a time
+    (`GET mlflow-artifacts/artifacts?path=`, with each file's size) and serves each with `Range`
+    (`mlflow-artifacts/artifacts/<path>`). MLflow keeps no digest of an artifact: a file is checked
+    against its listed size, and its sha256 is the one computed on download."""
+
+    metadata_only = False
+
+    def __init__(self, url: str, model: str, version: str, *, token: str | None,
+                 policy: RetryPolicy = RetryPolicy(), timeout: float = 60.0) -> None:
+        self.url, self.model, self.version, self.policy = url.rstrip("/"), model, version, policy
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.client = httpx.Client(headers=headers, timeout=timeout, verify=tls_context())
+
+    def files(self, record: ModelRecord) -> list[SourceFile]:
+        found = list(self._listing(""))
+        if not found:
+            raise SourceError(f"{self.model} version {self.version}: MLflow lists no artifact at "
+                              f"{self._location['artifact_uri']}, so there is nothing to archive")
+        return found
+
+    def fetch(self, file: SourceFile, partial: Path) -> None:
+        url = f"{self.url}{MLFLOW_ARTIFACTS}/{quote(self._location['path'] + '/' + file.path)}"
+        with_retries(lambda: download(self.client, url, partial, hint="the server's token_env, or the artifact "
+                                      "was deleted from its store"),
+                     what=f"downloading {self.model} version {self.version}: {file.path}", policy=self.policy)
+
+    def documents(self) -> dict[str, Any]:
+        return {"mlflow/artifacts.json": {**self._location, "served_by": f"{self.url}{MLFLOW_ARTIFACTS}",
+                                          "upstream_digest": None}}
+
+    @cached_property
+    def _location(self) -> dict[str, str]:
+        """Where the version's artifacts are, as MLflow says it, and the path its artifact proxy serves them at."""
+        answer = self._json(f"{MLFLOW_API}model-versions/get-download-uri",
+                            {"name": self.model, "version": self.version})
+        download_uri = _text(answer, "artifact_uri", where="model-versions/get-download-uri")
+        artifact_uri = download_uri
+        if download_uri.startswith("runs:/"):
+            run_id, _, path = download_uri.removeprefix("runs:/").partition("/")
+            run = self._json(f"{MLFLOW_API}runs/get", {"run_id": run_id}).get("run")
+            info = run.get("info") if isinstance(run, dict) else None
+            artifact_uri = f"{_text(info, 'artifact_uri', where='runs/get').rstrip('/')}/{path}"
+        return {"download_uri": download_uri, "artifact_uri": artifact_uri, "path": self._proxied_path(artifact_uri)}
+
+    def _proxied_path(self, uri: str) -> str:
+        """The path of `uri` under this server's artifact proxy; a SourceError for a location it does not serve."""
+        parts = urlsplit(uri)
+        served = f"{self.url}{MLFLOW_ARTIFACTS}/"
+        if parts.scheme == "mlflow-artifacts" and parts.netloc in ("", urlsplit(self.url).netloc):
+            path = parts.path
+        elif parts.scheme in ("http", "https") and uri.startswith(served):
+            path = uri.removeprefix(served)
+        else:
+            raise SourceError(f"{self.model} version {self.version}: its artifacts are at {uri}, which the tracking "
+                              f"server at {self.url} does not serve (it serves mlflow-artifacts:/ locations when "
+                              "started with artifact serving, e.g. --artifacts-destination); nothing was archived")
+        return path.strip("/")
+
+    def _listing(self, folder: str) -> Iterator[SourceFile]:
+        """The files under `folder` (relative to the version's artifacts), depth first."""
+        path = f"{self._location['path']}/{folder}".rstrip("/")
+        entries = self._json(MLFLOW_ARTIFACTS, {"path": path}).get("files", [])
+        if not isinstance(entries, list):
+            raise SourceError(f"MLflow's listing of {path} is not a list of files; nothing was archived")
+        for entry in entries:
+            name = entry.get("path") if isinstance(entry, dict) else None
+            if not isinstance(name, str) or name in ("", ".", "..") or "/" in name:
+                raise SourceError(f"MLflow's listing of {path} has an entry {entry!r} that is not a file or folder "
+                                  "name; nothing was archived")
+            relative = f"{folder}/{name}" if folder else name
+            if entry.get("is_dir"):
+                yield from self._listing(relative)
+            else:
+                yield SourceFile(relative, _listed_size(entry, path), None)
+
+    def _json(self, endpoint: str, params: dict[str, Any]) -> dict[str, Any]:
+        what = f"MLflow at {self.url}: GET {endpoint}"
+        response = get(self.client, f"{self.url}{endpoint}", params, what=what, policy=self.policy, failure=(
+            f"{self.model} version {self.version} cannot be archived from there (deleted, or the token in "
+            "token_env may not read it)"))
+        answer = json_of(response, what)
+        if not isinstance(answer, dict):
+            raise RegistryUnavailable(f"{what}: the answer is not a JSON object; nothing was archived")
+        return answer
+
+
+class OpenAISource(Source):
+    """An OpenAI fine-tune, metadata only: the API never gives its weights. The archive keeps what the API says
+    of the job that produced it: the job (base model, method, hyperparameters, files, status, trained
+    tokens…), its checkpoints, each result file and, where the API allows, the training and validation
+    files; a file it refuses (it refuses files of purpose fine-tune) is recorded with its refusal. Read
+    through the registry adapter, its client, retries and redaction, so the API key is in no document."""
+
+    metadata_only = True
+
+    def __init__(self, api: OpenAIRegistry, job_id: str) -> None:
+        self.api, self.job_id = api, job_id
+
+    def files(self, record: ModelRecord) -> list[SourceFile]:
+        return []
+
+    def fetch(self, file: SourceFile, partial: Path) -> None:
+        raise SourceError("an OpenAI fine-tune's weights cannot be downloaded; its archive holds its metadata only")
+
+    def documents(self) -> dict[str, Any]:
+        api = self.api
+        job = api._call(f"reading the fine-tuning job {self.job_id} (fine_tuning.jobs.retrieve)",
+                        lambda: api.client.fine_tuning.jobs.with_raw_response.retrieve(self.job_id))
+        if job.id != self.job_id:
+            raise SourceError(f"asked for the fine-tuning job {self.job_id}, the API answered with {job.id!r}; "
+                              "nothing was archived")
+        documents: dict[str, Any] = {
+            "openai/job.json": job.to_dict(mode="json"),
+            "openai/checkpoints.json": [point.to_dict(mode="json") for point in api._job_checkpoints(self.job_id)],
+        }
+        roles = [*(("result", file_id) for file_id in job.result_files or ()),
+                 ("training", job.training_file), ("validation", job.validation_file)]
+        for role, file_id in roles:
+            if file_id:
+                documents |= self._file(role, file_id)
+        return documents
+
+    def _file(self, role: str, file_id: str) -> dict[str, Any]:
+        """`openai/files/<id>.json`, the file's metadata, and `<id>.content`, its bytes as the API serves them;
+        or what the API answered instead of them."""
+        import openai
+
+        api, name = self.api, f"openai/files/{file_id}"
+        entry: dict[str, Any] = {"role": role, "id": file_id}
         try:
-            response = self.client.get(url, params=params)
-        except httpx.TransportError as exc:
-            raise Transient(f"connection failed ({type(exc).__name__}: {exc})") from exc
-        if response.status_code in RETRY_STATUSES:
-            raise Transient(f"HTTP {response.status_code}", server_wait(response))
-        if not response.is_success:
-            raise SourceError(f"{url}: HTTP {response.status_code}; the revision's files cannot be listed")
-        return response
+            entry["file"] = api._call(f"reading the {role} file {file_id} (files.retrieve)",
+                                      lambda: api.client.files.with_raw_response.retrieve(file_id),
+                                      passthrough=REFUSED).to_dict(mode="json")
+            content = self._content(file_id, f"downloading the {role} file {file_id} (files.content)")
+        except openai.APIStatusError as exc:
+            return {f"{name}.json": {**entry, "refused": api._describe(exc)}}
+        return {f"{name}.json": {**entry, "content": f"{file_id}.content"}, f"{name}.content": content}
+
+    def _content(self, file_id: str, what: str) -> bytes:
+        """The file's bytes; a refusal (REFUSED) is raised as the SDK's error, anything else makes the archive
+        unfinished for a rerun (not retried here: the adapter's retries read JSON answers only)."""
+        import openai
+
+        try:
+            return self.api.client.files.content(file_id).content
+        except openai.APIStatusError as exc:
+            if exc.status_code in REFUSED:
+                raise
+            raise RegistryUnavailable(f"{what}: {self.api._describe(exc)}") from None
+        except openai.APIError as exc:
+            raise RegistryUnavailable(f"{what}: no answer from {self.api.base_url} ({type(exc).__name__})") from None
+
+
+def get(client: httpx.Client, url: str, params: dict[str, Any] | None, *, what: str, failure: str,
+        policy: RetryPolicy) -> httpx.Response:
+    """A GET retried as the adapters retry (`tools.registries.http.request`); a refusal (4xx) is final, a
+    SourceError saying `failure`: a rerun would be refused again."""
+    response = request(client, "GET", url, what=what, ok_statuses=CLIENT_ERRORS, policy=policy, params=params)
+    if not response.is_success:
+        raise SourceError(f"{what}: HTTP {response.status_code} {response.text[:200]!r}; {failure}")
+    return response
+
+
+def download(client: httpx.Client, url: str, partial: Path, *, hint: str) -> None:
+    """One attempt, for `with_retries`, at the bytes of `url` into `partial`, from where an earlier attempt
+    stopped (`Range`); what arrives is kept as it arrives, so a broken transfer keeps what came. A refusal
+    is a SourceError that says `hint`."""
+    have = partial.stat().st_size if partial.exists() else 0
+    headers = {"Range": f"bytes={have}-"} if have else {}
+    try:
+        with client.stream("GET", url, headers=headers) as response:
+            if response.status_code == 416 and have:  # the partial file is already complete
+                return
+            if response.status_code in RETRY_STATUSES:
+                raise Transient(f"HTTP {response.status_code}", server_wait(response))
+            if not response.is_success:
+                raise SourceError(f"{url}: HTTP {response.status_code}; the file cannot be downloaded ({hint})")
+            mode = "ab" if response.status_code == 206 else "wb"  # 200: the server ignored the range
+            with partial.open(mode) as out:
+                for chunk in response.iter_bytes():
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+    except httpx.TimeoutException as exc:
+        raise Transient(f"timed out ({type(exc).__name__})") from exc
+    except httpx.TransportError as exc:
+        raise Transient(f"connection failed ({type(exc).__name__}: {exc})") from exc
 
 
 def source_for(registry: RegistryConfig, record: ModelRecord) -> Source:
@@ -168,7 +376,54 @@ def source_for(registry: RegistryConfig, record: ModelRecord) -> Source:
     if registry.kind == "hf":
         if not record.revision:
             raise SourceError(f"{record.name} was observed without a Hub revision (sha): there is nothing to pin")
-        token = os.environ.get(registry.token_env) if registry.token_env else None
         return HubSource(registry.setting("endpoint") or "https://huggingface.co", record.name, record.revision,
-                         token=token)
+                         token=_token(registry))
+    if registry.kind == "mlflow":
+        model, _, version = record.name.rpartition("/")
+        if not model or version != record.revision:
+            raise SourceError(f"{record.name} is not an MLflow model version name ('<model>/<version>') of "
+                              f"version {record.revision!r}; nothing was archived")
+        return MlflowSource(registry.settings["url"], model, version, token=_token(registry))
+    if registry.kind == "openai":
+        job_id = _openai_job(record)
+        if job_id is None:
+            raise SourceError(f"{record.name} has no fine-tuning job visible to this key: there is nothing of it "
+                              "to archive")
+        from tools.registries import registry_token
+        from tools.registries.openai_finetunes import OpenAIRegistry
+
+        return OpenAISource(OpenAIRegistry(registry.setting("base_url"), api_key=registry_token(registry),
+                                           deprecations=None), job_id)
     raise SourceError(f"archiving from a {registry.kind} registry is not supported yet; the approval stays unused")
+
+
+def _token(registry: RegistryConfig) -> str | None:
+    return os.environ.get(registry.token_env) if registry.token_env else None
+
+
+def _openai_job(record: ModelRecord) -> str | None:
+    """The id of the fine-tuning job behind an OpenAI record, from its training evidence
+    (`tools/registries/openai_finetunes.py` `training_evidence`); None for a base model, or a fine-tune whose
+    job this key cannot see."""
+    job = record.card.training.get("job") if record.card is not None and record.card.training else None
+    return job if isinstance(job, str) else None
+
+
+def _text(answer: Any, name: str, *, where: str) -> str:
+    value = answer.get(name) if isinstance(answer, dict) else None
+    if not isinstance(value, str) or not value:
+        raise RegistryUnavailable(f"MLflow's answer to {where} has no {name}; nothing was archived")
+    return value
+
+
+def _listed_size(entry: dict[str, Any], folder: str) -> int | None:
+    """A listed file's size; None when the listing gives none (MLflow's JSON also leaves a size of 0 out, and
+    some artifact stores report no size), which leaves the size unchecked."""
+    size = entry.get("file_size")
+    if size is None:
+        return None
+    try:
+        return int(size)  # int64: a number, or a string as proto3 JSON allows
+    except (TypeError, ValueError):
+        raise SourceError(f"MLflow's listing of {folder} gives {entry['path']!r} the size {size!r}, which is not a "
+                          "number; nothing was archived") from None
