@@ -23,15 +23,16 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-from dataclasses import dataclass
-from pathlib import Path
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, urlsplit
 
 import httpx
 
+from tools.registries import registry_token
 from tools.registries.http import (
     RETRY_STATUSES,
     RetryPolicy,
@@ -370,35 +371,31 @@ def download(client: httpx.Client, url: str, partial: Path, *, hint: str) -> Non
 
 def source_for(registry: RegistryConfig, record: ModelRecord) -> Source:
     """The source that can give `record`'s files, from the registry's config; the token is read from the
-    environment variable the registry names, now, and kept only by the client."""
+    environment variable the registry names, now (unset: RegistryUnavailable, so `act` runs it again once it
+    is set), and kept only by the client."""
     if registry.kind == "local":
         return LocalSource(Path(registry.settings["path"]), record.name)
     if registry.kind == "hf":
         if not record.revision:
             raise SourceError(f"{record.name} was observed without a Hub revision (sha): there is nothing to pin")
         return HubSource(registry.setting("endpoint") or "https://huggingface.co", record.name, record.revision,
-                         token=_token(registry))
+                         token=registry_token(registry))
     if registry.kind == "mlflow":
         model, _, version = record.name.rpartition("/")
         if not model or version != record.revision:
             raise SourceError(f"{record.name} is not an MLflow model version name ('<model>/<version>') of "
                               f"version {record.revision!r}; nothing was archived")
-        return MlflowSource(registry.settings["url"], model, version, token=_token(registry))
+        return MlflowSource(registry.settings["url"], model, version, token=registry_token(registry))
     if registry.kind == "openai":
         job_id = _openai_job(record)
         if job_id is None:
             raise SourceError(f"{record.name} has no fine-tuning job visible to this key: there is nothing of it "
                               "to archive")
-        from tools.registries import registry_token
         from tools.registries.openai_finetunes import OpenAIRegistry
 
         return OpenAISource(OpenAIRegistry(registry.setting("base_url"), api_key=registry_token(registry),
                                            deprecations=None), job_id)
     raise SourceError(f"archiving from a {registry.kind} registry is not supported yet; the approval stays unused")
-
-
-def _token(registry: RegistryConfig) -> str | None:
-    return os.environ.get(registry.token_env) if registry.token_env else None
 
 
 def _openai_job(record: ModelRecord) -> str | None:
