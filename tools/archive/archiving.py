@@ -29,7 +29,7 @@ from tools.archive.sources import Source, SourceError, SourceFile, git_blob_sha1
 from tools.archive.staging import Staging
 from tools.archive.store import ArchiveError, ArchiveStore, DigestMismatch
 from weightkeeper.config import Config
-from weightkeeper.domain import EventKind, ModelRecord, canonical_json
+from weightkeeper.domain import EventKind, ModelRecord
 from weightkeeper.errors import RegistryUnavailable
 from weightkeeper.ledger import Ledger
 from weightkeeper.review import Claim, ReviewQueue
@@ -101,12 +101,13 @@ def _archive(ledger: Ledger, settings: Config, claim: Claim, target: str,
         logical = f"{MODEL_DIR}/{file.path}"
         if logical not in staged:
             _fetch(source, staging, file, logical)
-    documents = {**_provenance(ledger, claim, record, registry.kind, _file_tree(files, staging), source.metadata_only),
+    approval = _approval(ledger, claim)
+    documents = {**_provenance(claim, approval, record, registry.kind, _file_tree(files, staging),
+                               source.metadata_only),
                  **source.documents()}
     for name, document in documents.items():
         staging.add_bytes(f"{PROVENANCE_DIR}/{name}", _encoded(document))
-    result = store.ingest(staging, message=_message(claim, source.metadata_only),
-                          user_name=_approval(ledger, claim)["reviewer"])
+    result = store.ingest(staging, message=_message(claim, source.metadata_only), user_name=approval["reviewer"])
     return {"object_id": result.object_id, "version": result.version, "files": result.files,
             "bytes": result.stored_bytes, "new_bytes": result.new_bytes, "metadata_only": source.metadata_only,
             "idempotency_key": claim.idempotency_key}
@@ -125,7 +126,7 @@ def _fetch(source: Source, staging: Staging, file: SourceFile, logical: str) -> 
 
 def _archived_before(store: ArchiveStore, target: str, key: str) -> dict[str, Any] | None:
     """The version a run of this same claim wrote before a crash kept it from being recorded, if any."""
-    if target not in {summary.object_id for summary in store.objects()}:
+    if not store.holds(target):
         return None
     for version in store.describe(target).versions:
         if key in version.message:
@@ -164,13 +165,12 @@ def _approval(ledger: Ledger, claim: Claim) -> dict[str, Any]:
                 and decision["version"] == claim.review.version)
 
 
-def _provenance(ledger: Ledger, claim: Claim, record: ModelRecord, kind: str, file_tree: list[dict[str, Any]],
-                metadata_only: bool) -> dict[str, Any]:
+def _provenance(claim: Claim, approval: dict[str, Any], record: ModelRecord, kind: str,
+                file_tree: list[dict[str, Any]], metadata_only: bool) -> dict[str, Any]:
     params, review = claim.action.parameters, claim.review
-    approval = _approval(ledger, claim)
     documents: dict[str, Any] = {
         "registry.json": {"registry": params["registry"], "kind": kind, "observation": params["observation"],
-                          "metadata_only": metadata_only, "record": _record(record)},
+                          "metadata_only": metadata_only, "record": json.loads(record.to_json())},
         "files.json": file_tree,
         "card.json": None if record.card is None else {
             "digest": record.card.digest, "license": record.card.license, "emissions": record.card.emissions,
@@ -186,11 +186,3 @@ def _provenance(ledger: Ledger, claim: Claim, record: ModelRecord, kind: str, fi
                           "signature": approval["signature"], "action": claim.payload},
     }
     return documents
-
-
-def _record(record: ModelRecord) -> dict[str, Any]:
-    return json.loads(canonical_json({
-        "name": record.name, "key": record.key, "revision": record.revision, "created_at": record.created_at,
-        "last_modified": record.last_modified, "visibility": record.visibility, "downloads": record.downloads,
-        "likes": record.likes, "shutdown_date": record.shutdown_date, "successor": record.successor,
-        "files": [list(entry) for entry in record.files], "extra": record.extra}))

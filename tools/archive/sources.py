@@ -158,9 +158,8 @@ class HubSource(Source):
 
     def fetch(self, file: SourceFile, partial: Path) -> None:
         url = f"{self.endpoint}/{self.name}/resolve/{quote(self.revision, safe='')}/{quote(file.path)}"
-        with_retries(lambda: download(self.client, url, partial, hint="a private or gated repository needs the "
-                                      "registry's token_env"),
-                     what=f"downloading {self.name}/{file.path}", policy=self.policy)
+        download(self.client, url, partial, what=f"downloading {self.name}/{file.path}", policy=self.policy,
+                 hint="a private or gated repository needs the registry's token_env")
 
     def _blob_ids(self) -> dict[str, str]:
         ids: dict[str, str] = {}
@@ -202,9 +201,8 @@ class MlflowSource(Source):
 
     def fetch(self, file: SourceFile, partial: Path) -> None:
         url = f"{self.url}{MLFLOW_ARTIFACTS}/{quote(self._location['path'] + '/' + file.path)}"
-        with_retries(lambda: download(self.client, url, partial, hint="the server's token_env, or the artifact "
-                                      "was deleted from its store"),
-                     what=f"downloading {self.model} version {self.version}: {file.path}", policy=self.policy)
+        download(self.client, url, partial, what=f"downloading {self.model} version {self.version}: {file.path}",
+                 policy=self.policy, hint="the server's token_env, or the artifact was deleted from its store")
 
     def documents(self) -> dict[str, Any]:
         return {"mlflow/artifacts.json": {**self._location, "served_by": f"{self.url}{MLFLOW_ARTIFACTS}",
@@ -343,10 +341,14 @@ def get(client: httpx.Client, url: str, params: dict[str, Any] | None, *, what: 
     return response
 
 
-def download(client: httpx.Client, url: str, partial: Path, *, hint: str) -> None:
-    """One attempt, for `with_retries`, at the bytes of `url` into `partial`, from where an earlier attempt
-    stopped (`Range`); what arrives is kept as it arrives, so a broken transfer keeps what came. A refusal
-    is a SourceError that says `hint`."""
+def download(client: httpx.Client, url: str, partial: Path, *, what: str, policy: RetryPolicy, hint: str) -> None:
+    """The bytes of `url` into `partial`, retried as the adapters retry, each attempt from where the one before
+    stopped (`Range`); what arrives is kept as it arrives, so a broken transfer keeps what came. A refusal is
+    a SourceError that says `hint`."""
+    with_retries(lambda: _download_once(client, url, partial, hint), what=what, policy=policy)
+
+
+def _download_once(client: httpx.Client, url: str, partial: Path, hint: str) -> None:
     have = partial.stat().st_size if partial.exists() else 0
     headers = {"Range": f"bytes={have}-"} if have else {}
     try:

@@ -368,9 +368,13 @@ class ArchiveStore:
     def _object_dir(self, object_id: str) -> Path:
         return self.storage_root / self._ocfl.object_path(object_id)
 
+    def holds(self, object_id: str) -> bool:
+        """Whether the archive has an object of this id, without reading every inventory as `objects` does."""
+        return (self._object_dir(object_id) / INVENTORY).exists()
+
     def _open(self, object_id: str) -> tuple[Path, ocfl.Inventory]:
         obj = self._object_dir(object_id)
-        if not (obj / INVENTORY).exists():
+        if not self.holds(object_id):
             raise ArchiveError(f"no archived object {object_id!r}; `weightkeeper archive list` shows the archived ones")
         return obj, self._inventory(obj)
 
