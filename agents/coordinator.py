@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from tools.memory import case_key
 from weightkeeper.config import ProposalSettings
 from weightkeeper.domain import EventKind
 from weightkeeper.ledger import Ledger
@@ -98,7 +99,7 @@ def group_near_duplicates(ranked: list[Ranked], vectors: Callable[[dict[str, str
 
 
 def key(entry: Ranked) -> str:
-    return f"{entry.candidate.registry}:{entry.candidate.model_id}"
+    return case_key(entry.candidate.registry, entry.candidate.model_id)
 
 
 def cosine(a: list[float], b: list[float]) -> float:

@@ -151,10 +151,9 @@ def build(ledger: Ledger, home: Path, settings: ProposalSettings, drafter: Draft
 
 async def propose(ledger: Ledger, home: Path, settings: ProposalSettings, *, model: str | None = None,
                   limit: int | None = None, drafter: Drafter = offline_drafter,
-                  llm_critic: LLMCritic | None = None, memory: Memory | None = None,
-                  near_duplicate: float = 0.95) -> list[Outcome]:
+                  llm_critic: LLMCritic | None = None, memory: Memory | None = None) -> list[Outcome]:
     """Draft proposals for the events that need one, most valuable first, and queue them for review. With
-    `memory`, near-duplicate models of one owner (cosine >= `near_duplicate`) share one proposal."""
+    `memory`, near-duplicate models of one owner (cosine >= its `near_duplicate`) share one proposal."""
     if memory is not None:
         memory.sync(ledger)
     # Only the ranking and a short case text are kept for every candidate: the thread's documenter gathers
@@ -162,7 +161,7 @@ async def propose(ledger: Ledger, home: Path, settings: ProposalSettings, *, mod
     ranked = sorted((_ranked(ledger, candidate) for candidate in coordinator.candidates(ledger, model=model)),
                     key=lambda entry: (-entry.priority, entry.candidate.event_id))
     if memory is not None:
-        ranked = coordinator.group_near_duplicates(ranked, memory.vectors, near_duplicate)
+        ranked = coordinator.group_near_duplicates(ranked, memory.vectors, memory.settings.near_duplicate)
         if memory.holds_decisions():  # every draft recalls: embed the cases in one batch, before the threads
             memory.vectors({coordinator.key(entry): entry.case for entry in ranked[:limit]})
     outcomes, queued = [], 0

@@ -95,8 +95,9 @@ def _words(name: str) -> str:
     return " ".join(name.rsplit("/", 1)[-1].replace("-", " ").replace("_", " ").replace(".", " ").split())
 
 
-def case_key(evidence: Evidence) -> str:
-    return f"{evidence.registry}:{evidence.model_id}"
+def case_key(registry: str, model_id: int) -> str:
+    """The key a model's case is embedded under: its registry and its ledger id, which a rename keeps."""
+    return f"{registry}:{model_id}"
 
 
 class Memory:
@@ -160,19 +161,21 @@ class Memory:
         if not wanted:
             return len(voided)
         cases = {row["id"]: Evidence.from_dict(json.loads(row["evidence"])) for row in reviews if row["id"] in wanted}
-        vectors = self.vectors({case_key(evidence): case_text(evidence) for evidence in cases.values()})
+        keys = {review_id: case_key(evidence.registry, evidence.model_id) for review_id, evidence in cases.items()}
+        vectors = self.vectors({keys[review_id]: case_text(evidence) for review_id, evidence in cases.items()})
+        vector_of = {review_id: vectors[key] for review_id, key in keys.items()}
         by_review = {row["id"]: row for row in reviews}
         if stale:
             self.proposals.upsert(
                 ids=[f"review-{row['id']}" for row in stale],
-                embeddings=[vectors[case_key(cases[row["id"]])] for row in stale],
+                embeddings=[vector_of[row["id"]] for row in stale],
                 documents=[json.loads(row["draft"])["title"] for row in stale],
                 metadatas=[{"review_id": row["id"], "model": row["model"], "outcome": row["status"],
                             "practices": ",".join(json.loads(row["draft"])["practices"])} for row in stale])
         if fresh_notes:
             self.feedback.upsert(
                 ids=[f"decision-{row['id']}" for row in fresh_notes],
-                embeddings=[vectors[case_key(cases[row["review_id"]])] for row in fresh_notes],
+                embeddings=[vector_of[row["review_id"]] for row in fresh_notes],
                 documents=[row["reason"][:NOTE_CHARS] for row in fresh_notes],
                 metadatas=[{"review_id": row["review_id"], "model": by_review[row["review_id"]]["model"],
                             "outcome": row["decision"], "practices": ""} for row in fresh_notes])
@@ -213,7 +216,8 @@ class Memory:
         precedents, notes = self.proposals.count(), self.feedback.count()
         if not limit or not (precedents or notes):
             return []
-        vector = self.vectors({case_key(evidence): case_text(evidence)})[case_key(evidence)]
+        key = case_key(evidence.registry, evidence.model_id)
+        vector = self.vectors({key: case_text(evidence)})[key]
         found: list[Recollection] = []
         if precedents:
             found += self._query(self.proposals, "precedent", vector, min(limit, precedents),

@@ -51,7 +51,7 @@ def propose(home: Path, *, model: str | None, limit: int | None, log: Callable[[
             llm_critic = LLMCritic(settings.llm)  # beside the deterministic critic, never instead of it
         memory = open_memory(settings.memory, settings.memory_path())
         outcomes = asyncio.run(run(ledger, home, settings.proposals, model=model, limit=limit, drafter=drafter,
-                                   llm_critic=llm_critic, memory=memory, near_duplicate=settings.memory.near_duplicate))
+                                   llm_critic=llm_critic, memory=memory))
     for outcome in outcomes:
         log(f"{outcome.status:8} {outcome.model} (event {outcome.event_id}): {outcome.detail}")
     queued = sum(outcome.status == "queued" for outcome in outcomes)
