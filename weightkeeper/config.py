@@ -368,11 +368,8 @@ def _scan_settings(table: Any, fail: Callable[[str, str | None, str | None], Con
 
 
 def _proposal_settings(table: Any, fail: Callable[[str, str | None, str | None], ConfigError]) -> ProposalSettings:
-    if not isinstance(table, dict):
-        raise fail("[proposals] must be a table", None, "proposals")
+    _check_table(table, "proposals", ProposalSettings, fail)
     defaults = ProposalSettings()
-    for key in sorted(set(table) - set(ProposalSettings.__slots__)):
-        raise fail(f"[proposals] takes {', '.join(f'`{k}`' for k in ProposalSettings.__slots__)}", "proposals", key)
     cooldown = table.get("cooldown_days", defaults.cooldown_days)
     if isinstance(cooldown, bool) or not isinstance(cooldown, int) or not 0 <= cooldown <= 3650:
         raise fail("must be a whole number of days between 0 and 3650", "proposals", "cooldown_days")
@@ -425,10 +422,7 @@ def _channel_settings(table: dict[str, Any],
 
 
 def _llm_settings(table: Any, fail: Callable[[str, str | None, str | None], ConfigError]) -> LLMSettings:
-    if not isinstance(table, dict):
-        raise fail("[llm] must be a table", None, "llm")
-    for key in sorted(set(table) - set(LLMSettings.__slots__)):
-        raise fail(f"[llm] takes {', '.join(f'`{k}`' for k in LLMSettings.__slots__)}", "llm", key)
+    _check_table(table, "llm", LLMSettings, fail)
     for key in ("base_url", "model"):
         if key not in table:
             raise fail(f"[llm] needs `{key}`; leave the whole table out to draft offline", "llm", None)
@@ -454,17 +448,12 @@ def _llm_settings(table: Any, fail: Callable[[str, str | None, str | None], Conf
 
 def _memory_settings(table: Any, home: Path,
                      fail: Callable[[str, str | None, str | None], ConfigError]) -> MemorySettings:
-    if not isinstance(table, dict):
-        raise fail("[memory] must be a table", None, "memory")
-    for key in sorted(set(table) - set(MemorySettings.__slots__)):
-        raise fail(f"[memory] takes {', '.join(f'`{k}`' for k in MemorySettings.__slots__)}", "memory", key)
+    _check_table(table, "memory", MemorySettings, fail)
     defaults = MemorySettings()
     enabled = table.get("enabled", defaults.enabled)
     if not isinstance(enabled, bool):
         raise fail("must be true or false", "memory", "enabled")
-    path = table.get("path")
-    if path is not None and (not isinstance(path, str) or not path):
-        raise fail('must be a folder, like "memory"', "memory", "path")
+    path = _folder(table, "memory", home, fail)
     url = table.get("url")
     if url is not None and (not isinstance(url, str) or not URL_PATTERN.match(url)):
         raise fail('must be the http:// or https:// URL of a Chroma server, like "http://127.0.0.1:8000"',
@@ -478,19 +467,14 @@ def _memory_settings(table: Any, home: Path,
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
             raise fail("must be a cosine similarity: more than 0 and at most 1", "memory", key)
         similarities[key] = float(value)
-    return MemorySettings(enabled, None if path is None else _under(home, path), url, precedents, **similarities)
+    return MemorySettings(enabled, path, url, precedents, **similarities)
 
 
 def _archive_settings(table: Any, home: Path,
                       fail: Callable[[str, str | None, str | None], ConfigError]) -> ArchiveSettings:
-    if not isinstance(table, dict):
-        raise fail("[archive] must be a table", None, "archive")
-    for key in sorted(set(table) - set(ArchiveSettings.__slots__)):
-        raise fail(f"[archive] takes {', '.join(f'`{k}`' for k in ArchiveSettings.__slots__)}", "archive", key)
+    _check_table(table, "archive", ArchiveSettings, fail)
     defaults = ArchiveSettings()
-    path = table.get("path")
-    if path is not None and (not isinstance(path, str) or not path):
-        raise fail('must be a folder, like "archive"', "archive", "path")
+    path = _folder(table, "archive", home, fail)
     mirror = table.get("mirror")
     if mirror is not None and (not isinstance(mirror, str) or not mirror):
         raise fail('must be a folder or an fsspec URL, like "/mnt/backup/archive" or "s3://bucket/archive"',
@@ -510,8 +494,26 @@ def _archive_settings(table: Any, home: Path,
                    "verify_sample")
     if mirror is not None and "://" not in mirror:
         mirror = str(_under(home, mirror))
-    return ArchiveSettings(None if path is None else _under(home, path), mirror, float(limit),
+    return ArchiveSettings(path, mirror, float(limit),
                            tuple(dict.fromkeys(fixity)), schedule, sample)
+
+
+def _check_table(table: Any, name: str, settings: type, fail: Callable[[str, str | None, str | None], ConfigError]
+                 ) -> None:
+    """`[name]` is a table whose keys are the fields of its settings class."""
+    if not isinstance(table, dict):
+        raise fail(f"[{name}] must be a table", None, name)
+    for key in sorted(set(table) - set(settings.__slots__)):
+        raise fail(f"[{name}] takes {', '.join(f'`{k}`' for k in settings.__slots__)}", name, key)
+
+
+def _folder(table: dict[str, Any], name: str, home: Path,
+            fail: Callable[[str, str | None, str | None], ConfigError]) -> Path | None:
+    """The table's `path`, a folder relative to the home unless absolute; None when not given."""
+    path = table.get("path")
+    if path is not None and (not isinstance(path, str) or not path):
+        raise fail(f'must be a folder, like "{name}"', name, "path")
+    return None if path is None else _under(home, path)
 
 
 def _under(home: Path, folder: str) -> Path:
