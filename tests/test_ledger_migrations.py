@@ -49,19 +49,26 @@ def test_version_one_ledger_migrates_keeping_records_and_relisting_its_unfinishe
         assert "scan_listed" in tables and "scan_pages" not in tables
 
 
-def test_a_rescan_probes_only_the_covering_index_of_present_models(tmp_path: Path) -> None:
-    """The probe of each listed digest and the walk over present models must never read table rows."""
+def test_a_rescan_matches_each_batch_against_the_models_by_index_probes_never_a_walk(tmp_path: Path) -> None:
+    """Every query that matches a batch's names or keys against the models (unchanged, changed, new, renamed)
+    probes an index once per listed model; none reads every model of the registry."""
+    registry = MemoryRegistry(models={f"org/m{i}": ModelRecord(f"org/m{i}", f"k{i}") for i in range(6)})
     with Ledger(tmp_path / "ledger.sqlite3") as ledger:
-        plans = [
-            " ".join(row[3] for row in ledger.conn.execute("EXPLAIN QUERY PLAN " + sql, params))
-            for sql, params in [
-                ("SELECT json_group_array(m.id) FILTER (WHERE m.id IS NOT NULL) FROM json_each(?) j"
-                 " LEFT JOIN models m INDEXED BY models_present"
-                 " ON m.registry_id = ? AND m.state = 'present' AND m.digest = j.value", ("[1]", 1)),
-                ("SELECT id FROM models INDEXED BY models_present WHERE registry_id = ? AND state = 'present'", (1,)),
-            ]
-        ]
-    assert all("COVERING INDEX" in plan for plan in plans), plans
+        Scanner(ledger, registry.config(), registry).run()
+        registry.models["org/m1"] = ModelRecord("org/m1", "k1", revision="r2")  # changed
+        registry.models["org/new"] = ModelRecord("org/new", "k-new")  # new
+        registry.models["org/m2-renamed"] = ModelRecord("org/m2-renamed", "k2")  # renamed
+        del registry.models["org/m2"]
+        statements: list[str] = []
+        ledger.conn.set_trace_callback(statements.append)
+        result = Scanner(ledger, registry.config(), registry).run()
+        ledger.conn.set_trace_callback(None)
+        matching = [sql for sql in statements if "json_each" in sql and sql.lstrip().startswith("SELECT")]
+        plans = [" / ".join(row[3] for row in ledger.conn.execute("EXPLAIN QUERY PLAN " + sql)) for sql in matching]
+    assert result.events == {"appeared": 1, "renamed": 1, "updated": 1}
+    probes = ("m.digest = ", "m.name = j.value", "m.key = j.value")  # unchanged; known by name; known by key
+    assert {probe for sql in matching for probe in probes if probe in sql} == set(probes), matching
+    assert all("SEARCH m USING" in plan and "SCAN m" not in plan for plan in plans), plans
 
 
 def test_the_migrated_unfinished_scan_resumes_and_repeats_no_event(tmp_path: Path) -> None:

@@ -291,8 +291,8 @@ def test_a_record_the_ledger_holds_unchanged_is_sent_without_its_data_unless_its
     pages = list(read_ahead(listing, None, frozenset({one.digest(), two.digest()})))
     assert [page.records for page in pages] == [
         [("acme/one", None, one.digest()), ("acme/two", None, two.digest())],
-        [("acme/one", one_changed, one_changed.digest())],
-        [("acme/one", one, one.digest())],  # its model was changed by the page before: sent in full
+        [("acme/one", one_changed.row(), one_changed.digest())],
+        [("acme/one", one.row(), one.digest())],  # its model was changed by the page before: sent in full
         [("acme/two", None, two.digest())],
     ]
 

@@ -10,6 +10,9 @@ child sends only its name and digest, unless its name came before in full in thi
 that model may have been changed by the scan since). A rescan, where most models are unchanged,
 is spared pickling and unpickling them.
 
+Records travel as the rows the ledger stores (`RecordRow`): plain values pickle and unpickle in a
+fraction of a record's time, and the parent writes them as they come.
+
 The child never touches the ledger: an SQLite connection must not be used across a fork. What the
 adapter holds that belongs to the parent is relayed to it: its caches (the attributes named in
 `RELAYED_CACHES`; the ledger's are backed by the parent's connection) and its `on_wait` reporter
@@ -25,8 +28,6 @@ parent is gone.
 
 from __future__ import annotations
 
-import copyreg
-import io
 import multiprocessing
 import os
 import pickle
@@ -35,12 +36,10 @@ import signal
 import threading
 import traceback
 from collections.abc import Iterator
-from dataclasses import fields
 from multiprocessing.connection import Connection
-from operator import attrgetter
 from typing import NamedTuple
 
-from weightkeeper.domain import Card, ModelRecord, RecordProblem, Visibility
+from weightkeeper.domain import RecordProblem, RecordRow, row_digest
 from weightkeeper.errors import RegistryUnavailable
 from weightkeeper.registry import RegistryAdapter
 
@@ -49,47 +48,33 @@ RELAYED_CACHES = ("cache", "digests")  # the adapter attributes holding an `Adap
 
 
 class ReadPage(NamedTuple):
-    """A page read and parsed: (name, record, digest) of each record (the record None when it is known
-    unchanged), the problems, and the cursor after the page."""
+    """A page read and parsed: (name, row, digest) of each record (the row None when it is known unchanged),
+    the problems, and the cursor after the page."""
 
     cursor: str | None
-    records: list[tuple[str, ModelRecord | None, int]]
+    records: list[tuple[str, RecordRow | None, int]]
     problems: list[RecordProblem]
 
 
-# Pickled as calls of their classes with their fields, and visibilities by name: this halves the cost of
-# pickling and unpickling records (the default way of slotted and frozen dataclasses is slow).
-_FIELDS = {cls: attrgetter(*(f.name for f in fields(cls))) for cls in (ModelRecord, Card)}
-_REDUCERS = {
-    **copyreg.dispatch_table,
-    ModelRecord: lambda record: (ModelRecord, _FIELDS[ModelRecord](record)),
-    Card: lambda card: (Card, _FIELDS[Card](card)),
-    Visibility: lambda visibility: f"{Visibility.__qualname__}.{visibility.name}",
-}
-
-
 def _dumps(message: object) -> bytes:
-    buffer = io.BytesIO()
-    pickler = pickle.Pickler(buffer, pickle.HIGHEST_PROTOCOL)
-    pickler.dispatch_table = _REDUCERS
-    pickler.dump(message)
-    return buffer.getvalue()
+    return pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
 
 
 def _read(adapter: RegistryAdapter, cursor: str | None, known: frozenset[int]) -> Iterator[ReadPage]:
     sent_in_full: set[str] = set()
     for page in adapter.pages(cursor):
-        records: list[tuple[str, ModelRecord | None, int]] = []
+        records: list[tuple[str, RecordRow | None, int]] = []
         problems = []
         for item in adapter.records(page):
             if isinstance(item, RecordProblem):
                 problems.append(item)
                 continue
-            digest = item.digest()
+            row = item.row()
+            digest = row_digest(row)
             if digest in known and item.name not in sent_in_full:
                 records.append((item.name, None, digest))
                 continue
-            records.append((item.name, item, digest))
+            records.append((item.name, row, digest))
             if known:
                 sent_in_full.add(item.name)
         yield ReadPage(page.cursor, records, problems)

@@ -38,7 +38,10 @@ from weightkeeper.domain import (
     ModelRecord,
     ModelState,
     RecordProblem,
+    RecordRow,
+    canonical_json,
     comparable,
+    row_digest,
 )
 from weightkeeper.errors import LedgerError, RegistryUnavailable
 from weightkeeper.ledger import Ledger, now_iso
@@ -121,6 +124,11 @@ class ScanStopped(Exception):
     """The scan was asked to stop (SIGTERM under `watch`); what it committed stands and is resumed."""
 
 
+def _json_array(items: list) -> str:
+    """A batch's names, keys or digests as JSON text for `json_each`, by orjson: a first scan sends every name twice."""
+    return canonical_json(items).decode()
+
+
 def _json_extend(array: str, more: list[int]) -> str:
     """The JSON array text `array` with `more` appended, without parsing what it holds."""
     if not more:
@@ -148,17 +156,17 @@ def _collecting_less() -> Iterator[None]:
 
 @dataclass
 class _Batch:
-    """Pages read and not yet written: their records (the first of each name, with its digest; None for a
-    record known unchanged), problems, and the cursor after them."""
+    """Pages read and not yet written: their records' rows (the first of each name, with its digest; None for
+    a record known unchanged), problems, and the cursor after them."""
 
-    records: dict[str, tuple[ModelRecord | None, int]] = field(default_factory=dict)
+    records: dict[str, tuple[RecordRow | None, int]] = field(default_factory=dict)
     problems: list[RecordProblem] = field(default_factory=list)
     pages: int = 0
     cursor: str | None = None
 
     def add(self, page: ReadPage) -> None:
-        for name, record, digest in page.records:
-            self.records.setdefault(name, (record, digest))
+        for name, row, digest in page.records:
+            self.records.setdefault(name, (row, digest))
         self.problems += page.problems
         self.pages += 1
         self.cursor = page.cursor
@@ -256,8 +264,7 @@ class Scanner:
         batch, flushed, pages, models = _Batch(), time.perf_counter(), 0, 0
         # The present models' digests: the child sends a record matching one (unchanged) without its data.
         known = frozenset(digest for (digest,) in self.conn.execute(
-            "SELECT digest FROM models INDEXED BY models_present WHERE registry_id = ? AND state = 'present'",
-            (self.registry_id,)))
+            "SELECT digest FROM models WHERE registry_id = ? AND state = 'present'", (self.registry_id,)))
         try:
             with closing(read_ahead(self.adapter, cursor, known)) as listing:
                 for page in self._timed(listing):
@@ -285,18 +292,17 @@ class Scanner:
                 "INSERT INTO problems (scan_id, at, model_name, message) VALUES (?, ?, ?, ?)",
                 [(scan_id, now_iso(), problem.name, problem.message) for problem in batch.problems],
             )
-            # A digest covers the name too, so a present model with the same digest is this model, unchanged:
-            # one probe of a small covering index per listed model, aggregated in SQL. Only the rest is
-            # looked at by name.
+            # A present model of the listed name with the same digest is unchanged: one probe of the name
+            # index per listed model, aggregated in SQL. Only the rest is looked at more closely.
             matched, unmatched = conn.execute(
                 "SELECT json_group_array(m.id) FILTER (WHERE m.id IS NOT NULL),"
                 " json_group_array(j.key) FILTER (WHERE m.id IS NULL)"
-                " FROM json_each(?) j LEFT JOIN models m INDEXED BY models_present"
-                " ON m.registry_id = ? AND m.state = 'present' AND m.digest = j.value",
-                (json.dumps([digest for _, digest in listed]), self.registry_id),
+                " FROM json_each(?) j LEFT JOIN models m ON m.registry_id = ? AND m.name = json_extract(j.value, '$[0]')"
+                " AND m.state = 'present' AND m.digest = json_extract(j.value, '$[1]')",
+                (_json_array([(name, digest) for name, (_, digest) in batch.records.items()]), self.registry_id),
             ).fetchone()
             changed = [listed[position] for position in json.loads(unmatched)]
-            if any(record is None for record, _ in changed):
+            if any(row is None for row, _ in changed):
                 # Sent without its data, a record matched a present model when it was read, and this scan
                 # changes a model only after reading its name in full: something else changed the ledger.
                 raise LedgerError("a model the scan read as unchanged was changed meanwhile; nothing was concluded")
@@ -314,7 +320,7 @@ class Scanner:
                 (batch.cursor, page_no, len(batch.records) + len(batch.problems), len(batch.problems), scan_id),
             )
 
-    def _listed_by_name(self, scan_id: int, listed: list[tuple[ModelRecord, int]]) -> list[int]:
+    def _listed_by_name(self, scan_id: int, listed: list[tuple[RecordRow, int]]) -> list[int]:
         """Listed records whose digests matched no present model: known models that changed, and new names.
         Return the ids of the models they are; a possible rename waits for the complete listing."""
         if not listed:
@@ -323,16 +329,17 @@ class Scanner:
             # CROSS JOIN keeps this order: probe the index once per name, never scan the models.
             "SELECT m.name, m.id, m.state, m.last_observation_id FROM json_each(?) j"
             " CROSS JOIN models m ON m.registry_id = ? AND m.name = j.value",
-            (json.dumps([record.name for record, _ in listed]), self.registry_id),
+            (_json_array([row.name for row, _ in listed]), self.registry_id),
         )}
         ids, new = [], []
-        for record, digest in listed:
-            row = known.get(record.name)
-            if row is None:
-                new.append((record, digest))
+        for row, digest in listed:
+            model = known.get(row.name)
+            if model is None:
+                new.append((row, digest))
             else:
-                self._observe(scan_id, row["id"], record, row["last_observation_id"], was=row["state"])
-                ids.append(row["id"])
+                self._observe(scan_id, model["id"], ModelRecord.from_row(row), model["last_observation_id"],
+                              was=model["state"])
+                ids.append(model["id"])
         return ids + self._new_names(scan_id, new)
 
     def _keep_listed(self, scan_id: int, part: int, model_ids: str) -> None:
@@ -360,7 +367,7 @@ class Scanner:
                 "really was removed, scan again with --allow-empty"
             )
 
-    def _new_names(self, scan_id: int, listed: list[tuple[ModelRecord, int]]) -> list[int]:
+    def _new_names(self, scan_id: int, listed: list[tuple[RecordRow, int]]) -> list[int]:
         """Names the ledger has not seen: new models (their ids are returned), or perhaps known ones renamed.
 
         Which of the two is only known once the listing is complete (is the old
@@ -371,15 +378,15 @@ class Scanner:
         known_keys = {key for (key,) in self.conn.execute(
             "SELECT DISTINCT m.key FROM json_each(?) j CROSS JOIN models m"
             " ON m.registry_id = ? AND m.key = j.value AND m.state != 'deleted'",
-            (json.dumps([record.key for record, _ in listed]), self.registry_id),
+            (_json_array([row.key for row, _ in listed]), self.registry_id),
         )}
         self.conn.executemany(
             "INSERT OR REPLACE INTO deferred_records (scan_id, name, record) VALUES (?, ?, ?)",
-            [(scan_id, record.name, record.to_json()) for record, _ in listed if record.key in known_keys],
+            [(scan_id, row.name, ModelRecord.from_row(row).to_json()) for row, _ in listed if row.key in known_keys],
         )
-        return self._appear(scan_id, [(record, digest) for record, digest in listed if record.key not in known_keys])
+        return self._appear(scan_id, [(row, digest) for row, digest in listed if row.key not in known_keys])
 
-    def _appear(self, scan_id: int, new: list[tuple[ModelRecord, int]]) -> list[int]:
+    def _appear(self, scan_id: int, new: list[tuple[RecordRow, int]]) -> list[int]:
         """Record new models, in bulk: a first scan meets every model of the registry here.
 
         Their `appeared` events are derived from their observations in one SQL statement rather than
@@ -392,11 +399,11 @@ class Scanner:
         self.conn.executemany(
             "INSERT INTO models (id, registry_id, name, key, state, visibility, digest, last_observation_id, first_seen,"
             " last_seen) VALUES (?, ?, ?, ?, 'present', ?, ?, ?, ?, ?)",
-            [(model_id, self.registry_id, record.name, record.key, record.visibility, digest, first + i, now, now)
-             for i, (model_id, (record, digest)) in enumerate(zip(model_ids, new))],
+            [(model_id, self.registry_id, row.name, row.key, row.visibility, digest, first + i, now, now)
+             for i, (model_id, (row, digest)) in enumerate(zip(model_ids, new))],
         )
         self.ledger.add_observations(
-            scan_id, [(model_id, record, digest) for model_id, (record, digest) in zip(model_ids, new)], first_id=first)
+            scan_id, [(model_id, row, digest) for model_id, (row, digest) in zip(model_ids, new)], first_id=first)
         self.conn.execute(
             "INSERT INTO events (at, kind, registry_id, model_id, scan_id, observation_id, detail)"
             " SELECT observed_at, ?, ?, model_id, scan_id, id, CASE WHEN shutdown_date IS NULL"
@@ -498,7 +505,8 @@ class Scanner:
                                   renamed_from=old["name"])
                     model_id = old["id"]
                 else:
-                    (model_id,) = self._appear(scan_id, [(record, record.digest())])
+                    row = record.row()
+                    (model_id,) = self._appear(scan_id, [(row, row_digest(row))])
                 listed.add([model_id])
                 resolved.append(model_id)
                 conn.execute("DELETE FROM deferred_records WHERE scan_id = ? AND name = ?", (scan_id, name))
@@ -510,9 +518,7 @@ class Scanner:
         present = self.conn.cursor()
         present.row_factory = None  # plain tuples: a row per present model
         present.execute(
-            "SELECT id FROM models INDEXED BY models_present WHERE registry_id = ? AND state = 'present'",
-            (self.registry_id,),
-        )
+            "SELECT id FROM models WHERE registry_id = ? AND state = 'present'", (self.registry_id,))
         absent = listed.absent(model_id for (model_id,) in present)
         rows = []
         for start in range(0, len(absent), LOOKUP_BATCH):

@@ -6,7 +6,6 @@ what justified every change is an observation that an event points at.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import socket
@@ -19,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from weightkeeper.domain import Card, EventKind, FileEntry, Lineage, ModelRecord, Visibility, canonical_json
+from weightkeeper.domain import EventKind, ModelRecord, RecordRow, canonical_json, row_digest
 from weightkeeper.errors import LeaseHeld, LedgerError
 from weightkeeper.ledger.migrations import migrate
 
@@ -27,6 +26,8 @@ BUSY_TIMEOUT_MS = 30_000
 CACHE_KIB = 64 * 1024
 WAL_CHECKPOINT_PAGES = 16_384
 LEASE_SECONDS = 60.0
+# The fields of a `RecordRow` that are columns of `observations` (named alike); lineage and files are tables.
+_STORED_COLUMNS = len(RecordRow._fields) - 2
 
 
 class NewEvent(NamedTuple):
@@ -189,41 +190,33 @@ class Ledger:
               canonical_json(e.detail).decode()) for e in events],
         )
 
-    def add_observations(self, scan_id: int, items: Sequence[tuple[int, ModelRecord, int]], *,
+    def add_observations(self, scan_id: int, items: Sequence[tuple[int, RecordRow, int]], *,
                          source: str = "listing", first_id: int | None = None) -> list[int]:
-        """Record what a registry said of each (model id, record, record digest); return the observation ids."""
+        """Record what a registry said of each (model id, record row, record digest); return the observation ids."""
         first = self.next_id("observations") if first_id is None else first_id
-        ids = list(range(first, first + len(items)))
+        ids = range(first, first + len(items))
         at = now_iso()
-        rows, lineage, files = [], [], []
-        for observation_id, (model_id, record, digest) in zip(ids, items):
-            card = record.card
-            rows.append((
-                observation_id, model_id, scan_id, at, source, record.name, record.key, record.revision,
-                record.created_at, record.last_modified, record.visibility.value, record.downloads, record.likes,
-                card and card.digest, card and card.license, _json_or_none(card and card.emissions),
-                _json_or_none(card and card.training), _json_or_none(card and list(card.datasets)),
-                record.shutdown_date, record.successor, _json_or_none(record.extra), digest,
-            ))
-            lineage += [(observation_id, item.base_model, item.relation) for item in record.lineage]
-            files += [(observation_id, item.path, item.size, item.sha256) for item in record.files]
         self.conn.executemany(
             "INSERT INTO observations (id, model_id, scan_id, observed_at, source, found, name, key, revision,"
             " created_at, last_modified, visibility, downloads, likes, card_digest, license, emissions, training,"
             " datasets, shutdown_date, successor, extra, digest)"
             " VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
+            [(observation_id, model_id, scan_id, at, source, *row[:_STORED_COLUMNS], digest)
+             for observation_id, (model_id, row, digest) in zip(ids, items)],
         )
         self.conn.executemany(
-            "INSERT INTO observation_lineage (observation_id, base_model, relation) VALUES (?, ?, ?)", lineage
+            "INSERT INTO observation_lineage (observation_id, base_model, relation) VALUES (?, ?, ?)",
+            [(observation_id, *item) for observation_id, (_, row, _) in zip(ids, items) for item in row.lineage],
         )
         self.conn.executemany(
-            "INSERT INTO observation_files (observation_id, path, size, sha256) VALUES (?, ?, ?, ?)", files
+            "INSERT INTO observation_files (observation_id, path, size, sha256) VALUES (?, ?, ?, ?)",
+            [(observation_id, *item) for observation_id, (_, row, _) in zip(ids, items) for item in row.files],
         )
-        return ids
+        return list(ids)
 
     def add_observation(self, model_id: int, scan_id: int, record: ModelRecord, *, source: str = "listing") -> int:
-        return self.add_observations(scan_id, [(model_id, record, record.digest())], source=source)[0]
+        row = record.row()
+        return self.add_observations(scan_id, [(model_id, row, row_digest(row))], source=source)[0]
 
     def load_record(self, observation_id: int) -> ModelRecord:
         """The model as a found observation recorded it."""
@@ -238,31 +231,8 @@ class Ledger:
             "SELECT path, size, sha256 FROM observation_files WHERE observation_id = ? ORDER BY rowid",
             (observation_id,),
         )
-        card = None
-        if row["card_digest"] is not None:
-            card = Card(
-                digest=row["card_digest"],
-                license=row["license"],
-                emissions=_loads(row["emissions"]),
-                training=_loads(row["training"]),
-                datasets=tuple(_loads(row["datasets"]) or ()),
-            )
-        return ModelRecord(
-            name=row["name"],
-            key=row["key"],
-            revision=row["revision"],
-            created_at=row["created_at"],
-            last_modified=row["last_modified"],
-            visibility=Visibility(row["visibility"]),
-            downloads=row["downloads"],
-            likes=row["likes"],
-            lineage=tuple(Lineage(*item) for item in lineage),
-            card=card,
-            files=tuple(FileEntry(*item) for item in files),
-            shutdown_date=row["shutdown_date"],
-            successor=row["successor"],
-            extra=_loads(row["extra"]) or {},
-        )
+        stored = RecordRow._fields[:_STORED_COLUMNS]
+        return ModelRecord.from_row(RecordRow(*(row[name] for name in stored), tuple(lineage), tuple(files)))
 
     def add_gone_observation(self, model_id: int, scan_id: int, name: str, reason: str) -> int:
         cursor = self.conn.execute(
@@ -286,14 +256,6 @@ def _alive(holder: str) -> bool:
     except (PermissionError, ValueError):
         return True
     return True
-
-
-def _json_or_none(value: Any) -> str | None:
-    return None if value is None else canonical_json(value).decode()
-
-
-def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
 
 
 class LedgerDigestCache:
