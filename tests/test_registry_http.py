@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import httpx
 import pytest
 
 from http_fakes import FakeServer, Fault, Reply
-from tools.registries.http import RetryPolicy, json_of, request
+from tools.registries.http import RetryPolicy, decode_json, json_of, request
 from weightkeeper.errors import RegistryUnavailable
 
 
@@ -73,3 +75,11 @@ def test_a_wait_longer_than_allowed_fails_instead_of_hanging(server) -> None:
     server.faults.append(Fault.http(429, {"Retry-After": "3600"}))
     with pytest.raises(RegistryUnavailable, match="asks to wait 3600 s"):
         call(server)
+
+
+def test_json_orjson_refuses_is_read_as_the_json_module_reads_it() -> None:
+    assert math.isnan(decode_json(b'{"emissions": NaN}')["emissions"])
+    assert decode_json(b'["\\ud800"]') == ["\ud800"]
+    assert decode_json('["caf\u00e9", 1, {"a": null}]'.encode()) == ["caf\u00e9", 1, {"a": None}]
+    with pytest.raises(ValueError, match="Expecting"):
+        decode_json(b'[{"id": "a/b"}, {"id": ')

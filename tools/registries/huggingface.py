@@ -43,6 +43,7 @@ from tools.registries.http import (
     RetryPolicy,
     Transient,
     WaitReporter,
+    decode_json,
     json_of,
     request,
     server_wait,
@@ -237,7 +238,7 @@ class HubRegistry:
         response = get_session().get(f"{self.endpoint}/api/models/{name}", headers=self.headers,
                                      params={"expand": list(EXPAND)}, timeout=self.timeout)
         hf_raise_for_status(response)
-        return response.json()
+        return decode_json(response.content)
 
     def _refusal(self, what: str, response: httpx2.Response) -> LookupResult:
         status, code = response.status_code, response.headers.get("X-Error-Code")
