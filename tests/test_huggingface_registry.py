@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,6 +41,7 @@ TOKEN = "hf_wkTestToken0123456789abcdef"
 POLICY = RetryPolicy(attempts=3, first_backoff=0.01)
 TIMEOUT = 0.3
 LLAMA = "meta-llama/Llama-3.1-8B"
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -402,6 +406,26 @@ def test_first_scan_records_every_model_and_a_second_finds_nothing_new(tmp_path:
     assert (second.status, second.events) == ("complete", {})
     with open(ledger, "rb") as raw:
         assert TOKEN.encode() not in raw.read()
+
+
+@pytest.mark.parametrize("telemetry", [None, "0"])
+def test_a_scan_sends_no_telemetry_unless_the_user_turns_it_on(tmp_path: Path, hub: FakeHub,
+                                                               telemetry: str | None) -> None:
+    """With huggingface_hub's telemetry on, building the user agent asks HF_ENDPOINT (huggingface.co; here
+    the fake) for its list of AI agents at each start, and names torch and any detected agent."""
+    add_three(hub)
+    (tmp_path / "weightkeeper.toml").write_text(
+        f'[registries.hub]\nkind = "hf"\nendpoint = "{hub.url}"\nauthor = "acme"\n', encoding="utf-8")
+    env = {key: value for key, value in os.environ.items()
+           if key != "HF_HUB_DISABLE_TELEMETRY" and not key.startswith("WEIGHTKEEPER")}
+    env.update(HF_ENDPOINT=hub.url, HF_HOME=str(tmp_path / "hf-home"))
+    if telemetry is not None:
+        env["HF_HUB_DISABLE_TELEMETRY"] = telemetry
+    done = subprocess.run([sys.executable, "-m", "weightkeeper.cli.main", "--home", str(tmp_path), "scan", "--json"],
+                          capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)[0]["events"] == {"appeared": 3}
+    assert bool(hub.requests_to("/api/agent-harnesses")) == (telemetry == "0")
 
 
 def test_a_deleted_repo_is_suspected_then_deleted_when_a_token_can_tell(tmp_path: Path, hub: FakeHub) -> None:
