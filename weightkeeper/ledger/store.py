@@ -24,7 +24,10 @@ from weightkeeper.ledger.migrations import migrate
 
 BUSY_TIMEOUT_MS = 30_000
 CACHE_KIB = 64 * 1024
-WAL_CHECKPOINT_PAGES = 16_384
+# Pages of 8 KiB rather than SQLite's 4 KiB: a first scan, which appends a row, an observation, its lineage
+# and an event per model, took a tenth less CPU to write (measured with 4, 8 and 16 KiB).
+PAGE_BYTES = 8192
+WAL_CHECKPOINT_PAGES = 64 * 1024 * 1024 // PAGE_BYTES  # 64 MiB of WAL
 LEASE_SECONDS = 60.0
 # The fields of a `RecordRow` that are columns of `observations` (named alike); lineage and files are tables.
 _STORED_COLUMNS = len(RecordRow._fields) - 2
@@ -54,6 +57,7 @@ class Ledger:
         try:
             self.conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
             self.conn.row_factory = sqlite3.Row
+            self.conn.execute(f"PRAGMA page_size={PAGE_BYTES}")  # a new ledger's; an existing one keeps its own
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             self.conn.execute("PRAGMA foreign_keys=ON")
