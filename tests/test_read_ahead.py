@@ -297,6 +297,16 @@ def test_a_record_the_ledger_holds_unchanged_is_sent_without_its_data_unless_its
     ]
 
 
+def test_with_nothing_known_the_pages_carry_no_digests_and_the_scan_stores_each_records(ledger: Ledger) -> None:
+    one, two = record("acme/one"), record("acme/two")
+    listing = Listing([[one], [two, one]])
+    assert [page.records for page in read_ahead(listing, None)] == [
+        [("acme/one", one.row(), None)], [("acme/two", two.row(), None), ("acme/one", one.row(), None)]]
+    assert Scanner(ledger, listing.config(), listing).run().events == {"appeared": 2}
+    stored = dict(ledger.conn.execute("SELECT name, digest FROM models").fetchall())
+    assert stored == {"acme/one": one.digest(), "acme/two": two.digest()}
+
+
 def test_a_name_listed_twice_with_other_data_in_between_is_written_as_two_updates(ledger: Ledger) -> None:
     one, two = record("acme/one"), record("acme/two")
     assert Scanner(ledger, Listing([[]]).config(), Listing([[one, two]])).run().events == {"appeared": 2}

@@ -2,13 +2,15 @@
 
 Reading and parsing a page costs about as much as writing its models to the ledger, and both
 would run under one interpreter lock: a forked child reads ahead (`adapter.pages` and
-`adapter.records`, each record digested) and sends each page back, pickled, through a pipe, so
-the two overlap on two cores. Forked, the child inherits the adapter as it is, whatever it is.
+`adapter.records`, each record flattened into a ledger row) and sends each page back, pickled,
+through a pipe, so the two overlap on two cores. Forked, the child inherits the adapter as it is,
+whatever it is.
 
 A record whose digest the ledger already holds for a present model (`known`) is unchanged: the
 child sends only its name and digest, unless its name came before in full in this listing (then
 that model may have been changed by the scan since). A rescan, where most models are unchanged,
-is spared pickling and unpickling them.
+is spared pickling and unpickling them. With nothing known (a first scan) the child sends no
+digests at all: the parent, which writes faster than the child reads and parses, takes them.
 
 Records travel as the rows the ledger stores (`RecordRow`): plain values pickle and unpickle in a
 fraction of a record's time, and the parent writes them as they come.
@@ -48,11 +50,12 @@ RELAYED_CACHES = ("cache", "digests")  # the adapter attributes holding an `Adap
 
 
 class ReadPage(NamedTuple):
-    """A page read and parsed: (name, row, digest) of each record (the row None when it is known unchanged),
-    the problems, and the cursor after the page."""
+    """A page read and parsed: (name, row, digest) of each record (the row None when it is known unchanged;
+    the digest None when nothing is known, left to the reader of the page), the problems, and the cursor
+    after the page."""
 
     cursor: str | None
-    records: list[tuple[str, RecordRow | None, int]]
+    records: list[tuple[str, RecordRow | None, int | None]]
     problems: list[RecordProblem]
 
 
@@ -63,13 +66,16 @@ def _dumps(message: object) -> bytes:
 def _read(adapter: RegistryAdapter, cursor: str | None, known: frozenset[int]) -> Iterator[ReadPage]:
     sent_in_full: set[str] = set()
     for page in adapter.pages(cursor):
-        records: list[tuple[str, RecordRow | None, int]] = []
+        records: list[tuple[str, RecordRow | None, int | None]] = []
         problems = []
         for item in adapter.records(page):
             if isinstance(item, RecordProblem):
                 problems.append(item)
                 continue
             row = item.row()
+            if not known:  # a first scan: the parent, which has time to spare while this process parses, digests
+                records.append((item.name, row, None))
+                continue
             digest = row_digest(row)
             if digest in known and item.name not in sent_in_full:
                 records.append((item.name, None, digest))

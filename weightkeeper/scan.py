@@ -2,10 +2,10 @@
 
 The listing is read page by page, in a child process that reads ahead while this one writes
 (`weightkeeper.read_ahead`), and written in batches (up to 10,000 records, or what a second of
-reading brought: `[scan]` in the config), one transaction each: the records'
-digests are compared with the ledger *in SQL* (a present model with the same
-digest is unchanged; the digest covers the name), the others are looked at by
-name and their observations and events written, the ids of the known models the
+reading brought: `[scan]` in the config), one transaction each: each listed name
+and its record's digest are compared with the ledger *in SQL* (a present model of
+that name with the same digest is unchanged), the others are looked at more closely
+and their observations and events written, the ids of the known models the
 batch listed are kept for the end, and only then is the cursor committed. A crash
 loses at most the batch in flight and repeats nothing.
 
@@ -166,7 +166,8 @@ class _Batch:
 
     def add(self, page: ReadPage) -> None:
         for name, row, digest in page.records:
-            self.records.setdefault(name, (row, digest))
+            if name not in self.records:
+                self.records[name] = (row, row_digest(row) if digest is None else digest)
         self.problems += page.problems
         self.pages += 1
         self.cursor = page.cursor
