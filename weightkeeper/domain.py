@@ -126,8 +126,8 @@ class RecordRow(NamedTuple):
 def row_digest(row: RecordRow) -> int:
     """A 64-bit digest of every field of a record (the name included), so an unchanged model costs one comparison.
 
-    64 bits: a changed record matches an old digest of its registry with odds of one in
-    2**64 / (number of models); the ledger's index on it stays small enough to probe fast.
+    64 bits: a changed record matches its model's old digest with odds of one in 2**64, and the
+    ledger keeps it as an integer.
 
     Taken over the row, which a scan builds anyway, in one call to orjson (`canonical_json`): a scan
     digests every listed model. A digest is never compared across weightkeeper versions blindly: a

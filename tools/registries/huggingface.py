@@ -330,7 +330,7 @@ def _parse(item: Any) -> ModelRecord:
         raise _Unreadable(f"its tags are a {type(tags).__name__}, not a list")
     # As `ModelCardData.to_dict()` gives them: fields without a value left out.
     meta = {field: value for field, value in (card or {}).items() if value is not None}
-    tags = [str(tag) for tag in tags]
+    tags = list(map(str, tags))
     try:
         model_lineage = _lineage(meta, tags)
     except CardError as exc:
