@@ -125,7 +125,8 @@ class ScanStopped(Exception):
 
 
 def _json_array(items: list) -> str:
-    """A batch's names, keys or digests as JSON text for `json_each`, by orjson: a first scan sends every name twice."""
+    """A batch's names, keys or (name, digest) pairs as JSON text for `json_each`, by orjson: a first scan
+    sends every name three times."""
     return canonical_json(items).decode()
 
 
@@ -298,8 +299,9 @@ class Scanner:
             matched, unmatched = conn.execute(
                 "SELECT json_group_array(m.id) FILTER (WHERE m.id IS NOT NULL),"
                 " json_group_array(j.key) FILTER (WHERE m.id IS NULL)"
-                " FROM json_each(?) j LEFT JOIN models m ON m.registry_id = ? AND m.name = json_extract(j.value, '$[0]')"
-                " AND m.state = 'present' AND m.digest = json_extract(j.value, '$[1]')",
+                " FROM json_each(?) j LEFT JOIN models m ON m.registry_id = ?"
+                " AND m.name = json_extract(j.value, '$[0]') AND m.state = 'present'"
+                " AND m.digest = json_extract(j.value, '$[1]')",
                 (_json_array([(name, digest) for name, (_, digest) in batch.records.items()]), self.registry_id),
             ).fetchone()
             changed = [listed[position] for position in json.loads(unmatched)]
@@ -322,8 +324,8 @@ class Scanner:
             )
 
     def _listed_by_name(self, scan_id: int, listed: list[tuple[RecordRow, int]]) -> list[int]:
-        """Listed records whose digests matched no present model: known models that changed, and new names.
-        Return the ids of the models they are; a possible rename waits for the complete listing."""
+        """Listed records that matched no present model of their name and digest: known models that changed,
+        and new names. Return the ids of the models they are; a possible rename waits for the complete listing."""
         if not listed:
             return []
         known = {row["name"]: row for row in self.conn.execute(
