@@ -71,6 +71,6 @@ def test_the_ledger_gives_back_the_record_it_was_given(tmp_path: Path) -> None:
                             " first_seen, last_seen) VALUES (?, 'org/model', 'k', 'present', 'public', '', 0, 'now', 'now')",
                             (registry_id,))
         for original in (FULL, ModelRecord(name="org/model", key="k")):
-            observation = ledger.add_observation(1, 1, original)
+            (observation,) = ledger.add_observations(1, [(1, original.row(), original.digest())])
             loaded = ledger.load_record(observation)
             assert loaded == original and loaded.digest() == original.digest()

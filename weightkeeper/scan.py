@@ -126,7 +126,7 @@ class ScanStopped(Exception):
 
 def _json_array(items: list) -> str:
     """A batch's names, keys or (name, digest) pairs as JSON text for `json_each`, by orjson: a first scan
-    sends every name three times."""
+    sends each listed model three times (its name and digest, its name, its key)."""
     return canonical_json(items).decode()
 
 
@@ -431,14 +431,15 @@ class Scanner:
     ) -> None:
         """Record a new observation of a known model and the events that explain the change."""
         prior = prior or self.ledger.load_record(prior_observation)
+        row = record.row()
+        digest = row_digest(row)
         if was == ModelState.PRESENT and renamed_from is None and comparable(prior, record) == record:
             # Nothing changed; the stored digest was computed otherwise (by an earlier weightkeeper).
-            self.conn.execute("UPDATE models SET digest = ?, last_seen = ? WHERE id = ?",
-                              (record.digest(), now_iso(), model_id))
+            self.conn.execute("UPDATE models SET digest = ?, last_seen = ? WHERE id = ?", (digest, now_iso(), model_id))
             return
-        observation_id = self.ledger.add_observation(model_id, scan_id, record, source=source)
+        (observation_id,) = self.ledger.add_observations(scan_id, [(model_id, row, digest)], source=source)
         # Only the columns that change: an indexed column in the SET list costs a write to its index.
-        columns = {"digest": record.digest(), "last_observation_id": observation_id, "last_seen": now_iso()}
+        columns = {"digest": digest, "last_observation_id": observation_id, "last_seen": now_iso()}
         if record.name != prior.name:
             columns["name"] = record.name
         if record.key != prior.key:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from weightkeeper.domain import EventKind, ModelRecord, RecordRow, canonical_json, row_digest
+from weightkeeper.domain import EventKind, ModelRecord, RecordRow, canonical_json
 from weightkeeper.errors import LeaseHeld, LedgerError
 from weightkeeper.ledger.migrations import migrate
 
@@ -217,10 +217,6 @@ class Ledger:
             [(observation_id, *item) for observation_id, (_, row, _) in zip(ids, items) for item in row.files],
         )
         return list(ids)
-
-    def add_observation(self, model_id: int, scan_id: int, record: ModelRecord, *, source: str = "listing") -> int:
-        row = record.row()
-        return self.add_observations(scan_id, [(model_id, row, row_digest(row))], source=source)[0]
 
     def load_record(self, observation_id: int) -> ModelRecord:
         """The model as a found observation recorded it."""
