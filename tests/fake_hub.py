@@ -16,7 +16,8 @@ What it reproduces, as `huggingface_hub` 2.4 reads it (hf_api.py, utils/_http.py
 - `GET /{id}/resolve/{rev}/{path}` (hf_hub_download): a git-stored file is served directly, an LFS file
   redirects (302) to `/cdn-lfs/{sha256}` as the Hub redirects to its CDN; both honour `Range: bytes=N-`
   (206 with `Content-Range`, 416 past the end). A private repo needs a token of its org.
-- `GET /api/whoami-v2`; a request with an unknown token is 401 `Invalid credentials in Authorization header`.
+- `GET /api/whoami-v2`: every token is the user `alice`'s, who reads her own namespace and the token's orgs;
+  a request with an unknown token is 401 `Invalid credentials in Authorization header`.
 
 Faults: the server's own (`hub.server.faults`), and `hub.after_listing_page(n, *faults)` to queue faults
 once n listing pages have been served (a listing failing mid-way).
@@ -42,6 +43,7 @@ DEFAULT_LIST_FIELDS = ("_id", "id", "likes", "private", "downloads", "tags", "pi
                        "createdAt", "modelId")
 LFS_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".onnx")
 INVALID_TOKEN = "Invalid credentials in Authorization header"
+USER = "alice"  # whose every token is
 DISABLED_MESSAGE = "Access to this resource is disabled."
 REPO_PATH = re.compile(r"/api/models/(?P<repo>[^/]+/[^/]+|[^/]+)(?:/tree/(?P<rev>[^/]+))?")
 RESOLVE_PATH = re.compile(r"/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)")
@@ -118,6 +120,7 @@ class FakeHub(ServedFake):
                                                            "model.safetensors": f"weights of {name}".encode()},
                     **fields)
         self.repos[name] = repo
+        self.redirects.pop(name, None)  # a new repo takes the name an old one was renamed from
         return repo
 
     def add_raw(self, item: dict[str, Any]) -> None:
@@ -180,7 +183,7 @@ class FakeHub(ServedFake):
         if request.path == "/api/whoami-v2":
             if orgs is None:
                 return _error(401, None, "Invalid username or password.")
-            return Reply.json({"type": "user", "name": "alice", "orgs": [{"name": org} for org in sorted(orgs)],
+            return Reply.json({"type": "user", "name": USER, "orgs": [{"name": org} for org in sorted(orgs)],
                                "auth": {"type": "access_token", "accessToken": {"displayName": "wk", "role": "read"}}})
         if request.path == "/api/models":
             return self._list(request, orgs)
@@ -267,7 +270,7 @@ class FakeHub(ServedFake):
 
     @staticmethod
     def _reads(orgs: set[str] | None, repo: Repo) -> bool:
-        return orgs is not None and repo.id.split("/")[0] in orgs
+        return orgs is not None and repo.id.split("/")[0] in {USER, *orgs}
 
     def _sha(self, name: str) -> str:
         return hashlib.sha1(f"{name}:{self._clock}".encode()).hexdigest()

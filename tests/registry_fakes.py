@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from weightkeeper.config import RegistryConfig
-from weightkeeper.domain import Found, Gone, LookupResult, ModelRecord, Page, RecordProblem, Visibility
+from weightkeeper.domain import Found, Gone, LookupResult, ModelRecord, Page, RecordProblem, Visibility, Withdrawn
 from weightkeeper.errors import RegistryUnavailable
 
 
@@ -35,6 +35,8 @@ class MemoryRegistry:
     fail_in: str = "pages"
     fail_lookup: Callable[[str], bool] | None = None
     fault: type[BaseException] = RegistryUnavailable
+    # False: a missing model's lookup cannot tell deleted from hidden (the Hub's answer to an anonymous caller).
+    conclusive: bool = True
     # What happened, for assertions. Listing faults happen in the read-ahead child: counted in shared memory.
     _listing_faults: Any = field(default_factory=lambda: multiprocessing.get_context("fork").Value("i", 0))
     lookup_faults: int = 0
@@ -75,7 +77,10 @@ class MemoryRegistry:
             self.lookup_faults += 1
             raise self.fault(f"injected fault looking up {name}")
         record = self.models.get(name)
-        return Found(record) if record is not None else Gone(f"{name} is not in the registry")
+        if record is not None:
+            return Found(record)
+        return Gone(f"{name} is not in the registry") if self.conclusive else Withdrawn(
+            f"{name} is not visible to this caller: deleted or hidden")
 
 
 class MemoryCache:

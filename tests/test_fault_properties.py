@@ -31,9 +31,11 @@ listed name must be: the same one, one renamed, or a new one. Each model gone fr
 must be deleted, or still suspected with its failed lookup on record. After a scan without faults,
 nothing may be left suspected.
 
-The registry sits behind `FakeRegistry`, so another HTTP registry's fake (the Hugging Face one)
-plugs in as a `FakeRegistry` and a subclass of `FaultMachine` with its own test function.
-`OllamaFake` is the Ollama one.
+The registry sits behind `FakeRegistry`: `OllamaFake` is the Ollama one, `HubFake` the Hugging Face one.
+The Hub's runs its histories for each of the three callers the Hub answers differently: anonymous, a token
+of another namespace, and a token of the owners' namespace. Its rules also make models private and public
+again. What exists is not always what a caller sees: a model hidden from the caller, or gone while the Hub
+tells this caller nothing conclusive, must end `withdrawn`, never `deleted`.
 """
 
 from __future__ import annotations
@@ -47,15 +49,18 @@ from contextlib import AbstractContextManager, closing
 from pathlib import Path
 from typing import ClassVar, Protocol
 
+import pytest
 from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule, run_state_machine_as_test
 
+from fake_hub import USER, FakeHub
 from fake_ollama import FakeOllama
 from http_fakes import Fault, ServedFake
 from registry_fakes import MemoryCache
 from test_scan_properties import SETTINGS as SCAN_SETTINGS, replay
 from tools.registries.http import RetryPolicy, WaitReporter
+from tools.registries.huggingface import HubRegistry
 from tools.registries.ollama import OllamaRegistry
 from weightkeeper.config import RegistryConfig
 from weightkeeper.ledger import Ledger
@@ -83,6 +88,7 @@ RETRIED = ("503", "reset")
 
 # Reproducible and unshrunk like the scan engine's machines (each step is real HTTP), with fewer, shorter runs.
 SETTINGS = settings(SCAN_SETTINGS, max_examples=50, stateful_step_count=18)
+HUB_SETTINGS = settings(SETTINGS, max_examples=25)  # three callers: as many histories in all as Ollama's, and more
 
 
 class FakeRegistry(Protocol):
@@ -92,6 +98,7 @@ class FakeRegistry(Protocol):
     names: tuple[str, ...]  # the model names the machine draws from
     fault_paths: Mapping[str, str]  # "listing" and "lookup": the path prefix of their requests
     stable_keys: bool  # a key names one model for good (the Hub's _id), not its content of the moment
+    hides: bool  # whether models can be made private (and `set_private` does something)
 
     @property
     def faults(self) -> list[Fault]: ...  # the server's fault queue
@@ -99,6 +106,12 @@ class FakeRegistry(Protocol):
     def reset(self) -> None: ...  # no models, no faults: a fresh registry for the next example
 
     def present(self) -> dict[str, str]: ...  # each model's name → the key its adapter records
+
+    def visible(self) -> dict[str, str]: ...  # the models of `present` this caller's listing shows
+
+    def unseen_state(self, name: str) -> str: ...  # what the ledger must conclude of a known model not visible
+
+    def set_private(self, name: str, private: bool) -> None: ...
 
     def add(self, name: str) -> None: ...
 
@@ -121,6 +134,7 @@ class OllamaFake(ServedFake):
              "acme/chat:q8_0")
     fault_paths = {"listing": "/api/tags", "lookup": "/api/show"}
     stable_keys = False  # a manifest digest: content, which an update replaces
+    hides = False
 
     def __init__(self) -> None:
         self.server = FakeOllama()
@@ -138,6 +152,15 @@ class OllamaFake(ServedFake):
 
     def present(self) -> dict[str, str]:
         return {name: tag.digest for name, tag in self.server.tags.items()}
+
+    def visible(self) -> dict[str, str]:
+        return self.present()
+
+    def unseen_state(self, name: str) -> str:
+        return "deleted"  # Ollama's 404 is an answer for every caller
+
+    def set_private(self, name: str, private: bool) -> None:
+        raise AssertionError("Ollama has no private models")
 
     def add(self, name: str) -> None:
         # Fine-tunes name their base; the rest have no parent, which the adapter confirms through /api/show.
@@ -158,6 +181,72 @@ class OllamaFake(ServedFake):
     def adapter(self, on_wait: WaitReporter) -> AbstractContextManager[RegistryAdapter]:
         return closing(OllamaRegistry(self.server.url, on_wait=on_wait, timeout=TIMEOUT, policy=POLICY,
                                       cache=self.cache))
+
+
+class HubFake(ServedFake):
+    """The Hub as one of three callers sees it. `_id` keys are stable; a rename redirects; a copy is a new repo.
+    The member's token reads acme's private repos (and, as every token is alice's, alice's); the outsider's
+    reads another org's and alice's; zeta's repos are read by neither."""
+
+    names = ("acme/alpha", "acme/beta", "acme/gamma", "acme/delta", "acme/epsilon", "alice/lora", "alice/chat",
+             "zeta/tiny", "zeta/mid", "zeta/big")
+    fault_paths = {"listing": "/api/models", "lookup": "/api/models/"}  # the listing's prefix meets lookups too
+    stable_keys = True
+    hides = True
+    TOKENS = {"member": ("hf_wkMemberToken0123456789", frozenset({"acme"})),
+              "outsider": ("hf_wkOutsiderToken012345678", frozenset({"other-lab"}))}
+
+    def __init__(self, caller: str) -> None:
+        self.token, orgs = self.TOKENS.get(caller, (None, None))
+        self.reads = frozenset() if orgs is None else orgs | {USER}
+        self.server = FakeHub(page_size=2, tokens={token: set(orgs) for token, orgs in self.TOKENS.values()})
+        self.server.server.hang_seconds = HANG
+        self.config = RegistryConfig(f"hub-{caller}", "hf", {"endpoint": self.server.url})
+        self.cache = MemoryCache()
+
+    @property
+    def faults(self) -> list[Fault]:
+        return self.server.server.faults
+
+    def reset(self) -> None:
+        self.server.repos.clear()
+        self.server.redirects.clear()
+        self.faults.clear()
+        self.cache = MemoryCache()
+
+    def present(self) -> dict[str, str]:
+        return {name: repo.key for name, repo in self.server.repos.items()}
+
+    def visible(self) -> dict[str, str]:
+        return {name: repo.key for name, repo in self.server.repos.items()
+                if not repo.private or name.split("/")[0] in self.reads}
+
+    def unseen_state(self, name: str) -> str:
+        # Only a 404 to a token that reads the owner's namespace says gone; a repo hidden from this caller exists.
+        return "deleted" if name not in self.server.repos and name.split("/")[0] in self.reads else "withdrawn"
+
+    def set_private(self, name: str, private: bool) -> None:
+        self.server.update(name, private=private)
+
+    def add(self, name: str) -> None:
+        self.server.add(name)
+
+    def remove(self, name: str) -> None:
+        self.server.delete(name)
+
+    def rename(self, old: str, new: str) -> None:
+        self.server.rename(old, new)
+
+    def copy(self, source: str, destination: str) -> None:
+        self.server.add(destination, files=dict(self.server.repos[source].files))  # a duplicate: its own _id
+
+    def update(self, name: str) -> None:
+        self.server.commit(name)  # a push: a new sha
+
+    def adapter(self, on_wait: WaitReporter) -> AbstractContextManager[RegistryAdapter]:
+        return closing(HubRegistry(self.server.url, author=None, search=None, filter=None, files=None,
+                                   token=self.token, cache=self.cache, on_wait=on_wait, policy=POLICY,
+                                   timeout=TIMEOUT))
 
 
 # -- the oracle -----------------------------------------------------------------------------------
@@ -269,6 +358,12 @@ class FaultMachine(RuleBasedStateMachine):
     def update(self, data: st.DataObject) -> None:
         self.registry.update(data.draw(st.sampled_from(self.listed()), label="update"))
 
+    @precondition(lambda self: self.registry.hides and self.registry.present())
+    @rule(data=st.data(), private=st.booleans())
+    def set_private(self, data: st.DataObject, private: bool) -> None:
+        self.registry.set_private(data.draw(st.sampled_from(self.listed()), label="private" if private else "public"),
+                                  private)
+
     # -- faults and scans
 
     @rule(where=st.sampled_from(["listing", "lookup"]),
@@ -327,10 +422,11 @@ class FaultMachine(RuleBasedStateMachine):
         assert result.ok, result.error
         self.check_complete(before, [result.scan_id])
         states = {row["name"]: row["state"] for row in self.models()}
-        present = self.registry.present()
-        assert {name: state for name, state in states.items() if name not in present} == {
-            name: "deleted" for name in states if name not in present}, "a model gone from the registry is not deleted"
-        assert set(replay(self.conn, self.registry_id)) == set(present)
+        visible = self.registry.visible()
+        assert {name: state for name, state in states.items() if name not in visible} == {
+            name: self.registry.unseen_state(name) for name in states if name not in visible
+        }, "a model gone from this caller's view is not what the registry's answers let it conclude"
+        assert set(replay(self.conn, self.registry_id)) == set(visible)
 
     # -- scanning and checking
 
@@ -380,13 +476,14 @@ class FaultMachine(RuleBasedStateMachine):
         replay(self.conn, self.registry_id)  # a legal history: deleted only after suspected, and so on
         phase = self.conn.execute("SELECT phase FROM scans WHERE id = ?", (result.scan_id,)).fetchone()[0]
         if result.status == "failed" or phase == "listing":
-            concluded = [row["kind"] for row in new if row["kind"] in ("suspected_missing", "deleted")]
+            concluded = [row["kind"] for row in new if row["kind"] in ("suspected_missing", "withdrawn", "deleted")]
             assert not concluded, f"an unfinished listing concluded {concluded}: {result.error}"
 
     def check_complete(self, before: list[sqlite3.Row], scan_ids: list[int]) -> None:
         """After a complete scan of the registry as it is: each listed model is the one the oracle names, with
-        the registry's key; each model gone from the registry is deleted, or suspected with a failed lookup."""
-        present = self.registry.present()
+        the registry's key; each model gone from the caller's view is what the registry's answers let it conclude
+        (deleted or withdrawn), or suspected, or still withdrawn, with a failed lookup."""
+        present = self.registry.visible()
         rows = {row["name"]: row for row in self.models()}
         listed = {name: (row["state"], row["key"]) for name, row in rows.items() if name in present}
         assert listed == {name: ("present", key) for name, key in present.items()}
@@ -403,11 +500,19 @@ class FaultMachine(RuleBasedStateMachine):
             scan_ids)}
         for name, row in rows.items():
             if name not in present:
-                assert row["state"] == "deleted" or (row["state"] == "suspected_missing" and name in failed_lookups), (
-                    f"{name} is gone from the registry but {row['state']} in the ledger")
+                assert row["state"] == self.registry.unseen_state(name) or (
+                    row["state"] in ("suspected_missing", "withdrawn") and name in failed_lookups), (
+                    f"{name} is gone from the caller's view but {row['state']} in the ledger")
 
 
 def test_faults_never_delete_what_exists_and_every_deletion_is_found_once_they_stop(tmp_path: Path) -> None:
     with OllamaFake() as registry:
         FaultMachine.registry, FaultMachine.base_dir = registry, tmp_path
         run_state_machine_as_test(FaultMachine, settings=SETTINGS)
+
+
+@pytest.mark.parametrize("caller", ["anonymous", "outsider", "member"])
+def test_no_caller_of_the_hub_records_a_deletion_of_a_model_that_exists(tmp_path: Path, caller: str) -> None:
+    with HubFake(caller) as registry:
+        FaultMachine.registry, FaultMachine.base_dir = registry, tmp_path
+        run_state_machine_as_test(FaultMachine, settings=HUB_SETTINGS)

@@ -31,13 +31,26 @@ from tools.registries import open_registry
 from tools.registries.http import RetryPolicy
 from tools.registries.huggingface import EXPAND, HubRegistry
 from weightkeeper.config import RegistryConfig
-from weightkeeper.domain import Card, FileEntry, Found, Gone, Hidden, Lineage, ModelRecord, RecordProblem, Visibility
+from weightkeeper.domain import (
+    Card,
+    FileEntry,
+    Found,
+    Gone,
+    Hidden,
+    Lineage,
+    ModelRecord,
+    RecordProblem,
+    Visibility,
+    Withdrawn,
+)
 from weightkeeper.errors import RegistryUnavailable
 from weightkeeper.ledger import Ledger
+from weightkeeper.ledger.queries import stats
 from weightkeeper.ledger.store import LedgerAdapterCache, LedgerDigestCache
 from weightkeeper.scan import Scanner, ScanResult
 
-TOKEN = "hf_wkTestToken0123456789abcdef"
+TOKEN = "hf_wkTestToken0123456789abcdef"  # reads acme's private repos: a member's
+OUTSIDER = "hf_wkOutsiderToken0123456789ab"  # reads another org's, not acme's
 POLICY = RetryPolicy(attempts=3, first_backoff=0.01)
 TIMEOUT = 0.3
 LLAMA = "meta-llama/Llama-3.1-8B"
@@ -46,7 +59,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def hub():
-    with FakeHub(page_size=2, tokens={TOKEN: {"acme"}}) as fake:
+    with FakeHub(page_size=2, tokens={TOKEN: {"acme"}, OUTSIDER: {"other-lab"}}) as fake:
         fake.server.hang_seconds = 2 * TIMEOUT
         yield fake
 
@@ -273,9 +286,13 @@ def test_a_listing_that_cannot_be_read_is_unavailable_never_short(hub: FakeHub, 
 
 
 @pytest.mark.parametrize("token, prepare, expected", [
-    (TOKEN, lambda hub: hub.delete("acme/alpha"), Gone),
-    (None, lambda hub: hub.delete("acme/alpha"), Hidden(Visibility.PRIVATE, "")),
-    (None, lambda hub: hub.update("acme/alpha", private=True), Hidden(Visibility.PRIVATE, "")),
+    (TOKEN, lambda hub: hub.delete("acme/alpha"), Gone("404 RepoNotFound to the token of alice, which reads acme's")),
+    (OUTSIDER, lambda hub: hub.delete("acme/alpha"),
+     Withdrawn("404 RepoNotFound to the token of alice, which does not read acme's private repos")),
+    (OUTSIDER, lambda hub: hub.update("acme/alpha", private=True),
+     Withdrawn("404 RepoNotFound to the token of alice, which does not read acme's private repos")),
+    (None, lambda hub: hub.delete("acme/alpha"), Withdrawn("401 RepoNotFound to an anonymous request")),
+    (None, lambda hub: hub.update("acme/alpha", private=True), Withdrawn("401 RepoNotFound to an anonymous request")),
     (None, lambda hub: hub.update("acme/alpha", disabled=True), Hidden(Visibility.DISABLED, "")),
     (None, lambda hub: hub.server.faults.append(Fault.http(
         403, {"X-Error-Code": "GatedRepo", "X-Error-Message": "Access to model acme/alpha is restricted."})),
@@ -283,17 +300,18 @@ def test_a_listing_that_cannot_be_read_is_unavailable_never_short(hub: FakeHub, 
     (TOKEN, lambda hub: hub.server.faults.append(Fault.http(403, {"X-Error-Message": "Forbidden"})),
      Hidden(Visibility.DISABLED, "")),
     (None, lambda hub: hub.update("acme/alpha", gated="manual"), Visibility.GATED),
-], ids=["deleted-with-token", "deleted-anonymously", "private", "disabled", "gated-error", "forbidden", "gated"])
+], ids=["deleted-member-token", "deleted-outsider-token", "private-outsider-token", "deleted-anonymously",
+        "private-anonymously", "disabled", "gated-error", "forbidden", "gated"])
 def test_lookup_reads_the_hubs_answers(hub: FakeHub, token: str | None, prepare: Callable, expected: Any) -> None:
+    """Only a 404 to a token that reads the owner's namespace means gone: anonymously (401) and to a token of
+    another namespace (404) the Hub answers alike for a private repo and a deleted one."""
     hub.add("acme/alpha")
     prepare(hub)
     answer = adapter(hub, token=token).lookup("acme/alpha")
-    if expected is Gone:
-        assert isinstance(answer, Gone) and "404 RepoNotFound" in answer.reason
+    if isinstance(expected, Gone | Withdrawn):
+        assert type(answer) is type(expected) and expected.reason in answer.reason
     elif isinstance(expected, Hidden):
         assert isinstance(answer, Hidden) and answer.visibility == expected.visibility
-        if token is None and expected.visibility == Visibility.PRIVATE:
-            assert "private or deleted" in answer.reason  # 401 never reads as gone
     else:
         assert isinstance(answer, Found) and answer.record.visibility == expected
 
@@ -303,7 +321,9 @@ def test_lookup_reads_the_hubs_answers(hub: FakeHub, token: str | None, prepare:
     ([Fault.http(502)] * 3, "HTTP 502 after 3 attempts"),
     ([Fault.timeout()] * 3, "timed out .* after 3 attempts"),
     ([Fault.http(200, {"Content-Type": "application/json"}, b'{"_id": "66a0", "id": ')], "cannot be read"),
-], ids=["404-without-error-code", "5xx", "timeout", "truncated-json"])
+    ([Fault.http(401, {"X-Error-Code": "RepoNotFound", "X-Error-Message": "Repository not found"})],
+     "HTTP 401 Repository not found to a request with a token"),
+], ids=["404-without-error-code", "5xx", "timeout", "truncated-json", "401-to-a-token"])
 def test_a_lookup_that_says_nothing_about_the_model_concludes_nothing(hub: FakeHub, faults: list,
                                                                       expected: str) -> None:
     hub.add("acme/alpha")
@@ -440,27 +460,82 @@ def test_a_deleted_repo_is_suspected_then_deleted_when_a_token_can_tell(tmp_path
     assert state(ledger, "acme/beta") == ("deleted", "public")
 
 
-def test_anonymously_a_deleted_repo_is_never_recorded_deleted(tmp_path: Path, hub: FakeHub) -> None:
-    """The Hub answers 401 to an anonymous lookup of a deleted repo, as of a private one: nothing says gone."""
+@pytest.mark.parametrize("token", [None, OUTSIDER], ids=["anonymous", "outsider-token"])
+def test_a_vanished_repo_is_withdrawn_never_deleted_unless_a_member_token_tells(tmp_path: Path, hub: FakeHub,
+                                                                                token: str | None) -> None:
+    """Of eight models that vanish, three were made private and five deleted: the Hub answers an anonymous caller
+    and a token of another namespace alike for both, so all eight are withdrawn and none is deleted. A member's
+    token then tells them apart: the five are deleted, the three restored as private."""
+    ledger = tmp_path / "ledger.sqlite3"
+    names = [f"acme/m{i}" for i in range(10)]
+    for name in names:
+        hub.add(name)
+    scan(ledger, hub, token=token)
+    for name in names[:3]:
+        hub.update(name, private=True)
+    for name in names[3:8]:
+        hub.delete(name)
+    result = scan(ledger, hub, token=token)
+    assert result.status == "complete", result.error
+    found = events(ledger, result.scan_id)
+    assert sorted((kind, name) for kind, name, _ in found) == sorted(
+        [("suspected_missing", name) for name in names[:8]] + [("withdrawn", name) for name in names[:8]])
+    caller = "an anonymous request" if token is None else "the token of alice, which does not read acme's"
+    assert all(caller in detail["reason"] for kind, _, detail in found if kind == "withdrawn")
+    assert {state(ledger, name) for name in names[:8]} == {("withdrawn", "public")}
+    with Ledger(ledger) as opened:
+        counted = stats(opened)["models"]
+    assert (counted["withdrawn"], counted["deleted"], counted["hidden"], counted["persist"]) == (8, 0, 0, 2)
+    again = scan(ledger, hub, token=token)
+    assert events(ledger, again.scan_id) == []  # still withdrawn: asked again, nothing new
+    assert len(hub.requests_to(f"/api/models/{names[0]}")) == 2
+
+    member = scan(ledger, hub, token=TOKEN)
+    assert member.status == "complete", member.error
+    assert sorted((kind, name) for kind, name, _ in events(ledger, member.scan_id)) == sorted(
+        [("deleted", name) for name in names[3:8]] + [(kind, name) for name in names[:3]
+                                                      for kind in ("restored", "visibility_changed")])
+    assert {state(ledger, name) for name in names[3:8]} == {("deleted", "public")}
+    assert {state(ledger, name) for name in names[:3]} == {("present", "private")}
+
+
+def test_a_withdrawn_repo_seen_again_is_restored(tmp_path: Path, hub: FakeHub) -> None:
     ledger = tmp_path / "ledger.sqlite3"
     add_three(hub)
     scan(ledger, hub)
-    hub.delete("acme/beta")
-    for _ in range(2):
-        result = scan(ledger, hub)
-        assert result.status == "complete", result.error
-    assert query(ledger, "SELECT COUNT(*) FROM events WHERE kind = 'deleted'")[0][0] == 0
-    assert state(ledger, "acme/beta") == ("present", "private")
-    assert events(ledger, result.scan_id) == []  # hidden, as recorded: looked up quietly
+    hub.update("acme/beta", private=True)
+    scan(ledger, hub)
+    assert state(ledger, "acme/beta") == ("withdrawn", "public")
+    hub.update("acme/beta", private=False)
+    result = scan(ledger, hub)
+    assert [(kind, name) for kind, name, _ in events(ledger, result.scan_id)] == [("restored", "acme/beta")]
+    assert events(ledger, result.scan_id)[0][2] == {"was": "withdrawn", "via": "listing"}
+    assert state(ledger, "acme/beta") == ("present", "public")
+
+
+def test_a_repo_known_through_lookups_that_vanishes_is_described_as_it_was_seen(tmp_path: Path,
+                                                                                  hub: FakeHub) -> None:
+    """A model renamed out of the author's scope is followed by lookups; when it vanishes, the reason says so,
+    not that it was hidden."""
+    ledger = tmp_path / "ledger.sqlite3"
+    add_three(hub)
+    scan(ledger, hub, token=TOKEN)
+    hub.rename("acme/beta", "other-lab/beta")
+    scan(ledger, hub, token=TOKEN)
+    hub.delete("other-lab/beta")
+    result = scan(ledger, hub, token=TOKEN)
+    found = events(ledger, result.scan_id)
+    assert [kind for kind, _, _ in found] == ["suspected_missing", "withdrawn"]
+    assert "last seen through a direct lookup, not in a listing" in found[0][2]["reason"]
+    assert "does not read other-lab's private repos" in found[1][2]["reason"]
 
 
 @pytest.mark.parametrize("change, token, lists_disabled, expected", [
-    ({"private": True}, None, False, ["suspected_missing", "visibility_changed"]),
     ({"private": True}, TOKEN, False, ["visibility_changed"]),  # the token reads acme's private repos
     ({"gated": "auto"}, None, False, ["visibility_changed"]),
     ({"disabled": True}, None, False, ["suspected_missing", "visibility_changed"]),
     ({"disabled": True}, TOKEN, True, ["visibility_changed"]),
-], ids=["private-anonymous", "private-readable", "gated", "disabled-unlisted", "disabled-listed"])
+], ids=["private-readable", "gated", "disabled-unlisted", "disabled-listed"])
 def test_hidden_repos_change_visibility_and_are_never_deleted(tmp_path: Path, change: dict, token: str | None,
                                                               lists_disabled: bool, expected: list[str]) -> None:
     [visibility] = change  # private, gated or disabled: the field is named as the visibility
@@ -477,8 +552,6 @@ def test_hidden_repos_change_visibility_and_are_never_deleted(tmp_path: Path, ch
         assert {key: detail[key] for key in ("from", "to")} == {"from": "public", "to": visibility}
         # Found by a direct lookup (the listing left it out), the event keeps what the Hub answered.
         assert ("reason" in detail) == ("suspected_missing" in expected)
-        if visibility == "private" and "reason" in detail:
-            assert "private or deleted" in detail["reason"]
         again = scan(ledger, hub, token=token)
         assert events(ledger, again.scan_id) == []
     assert state(ledger, "acme/beta") == ("present", visibility)
@@ -532,7 +605,21 @@ def test_open_registry_builds_the_adapter_with_the_configured_token(tmp_path: Pa
         assert registry.unlisted == frozenset({Visibility.DISABLED})
         assert "token is accepted for alice" in registry.check()
     assert adapter(hub).unlisted == frozenset({Visibility.PRIVATE, Visibility.DISABLED})
-    assert "anonymous, so private and disabled models are not listed" in adapter(hub).check()
+
+
+@pytest.mark.parametrize("token, author, says", [
+    (None, "acme", "anonymous, so private and disabled models are not listed, and a model that vanishes is recorded as "
+                   "withdrawn (deleted or made private alike); add a token of acme (token_env) to tell them apart"),
+    (OUTSIDER, "acme", "the token is accepted for alice and reads the private repos of alice, other-lab: a model of "
+                       "acme that vanishes is recorded as withdrawn"),
+    (TOKEN, "acme", "the token is accepted for alice and reads the private repos of acme, alice: a model of acme that "
+                    "vanishes is recorded as deleted or made private, as it was"),
+    (TOKEN, None, "reads the private repos of acme, alice: a vanished model of those is recorded as deleted or made "
+                  "private, as it was; of any other owner, as withdrawn"),
+], ids=["anonymous", "outsider-token", "member-token", "member-token-no-author"])
+def test_check_says_what_this_caller_can_conclude(hub: FakeHub, token: str | None, author: str | None,
+                                                  says: str) -> None:
+    assert says in adapter(hub, token=token, author=author).check()
 
 
 def test_check_tells_an_unreachable_endpoint_from_a_wrong_url(hub: FakeHub) -> None:

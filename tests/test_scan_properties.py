@@ -48,6 +48,7 @@ SHUTDOWN_DATES = ("2026-01-31", "2026-06-30")
 
 # Events that carry the model as it was observed (a found observation); they set the replayed state.
 SETTING_EVENTS = {"appeared", "restored", "updated", "visibility_changed", "renamed", "deprecation_announced"}
+GONE = ("suspected_missing", "withdrawn", "deleted")  # the states a `restored` model may come back from
 
 # What a registry adapter may raise mid-scan: its own "cannot answer", a network or file error, and
 # KeyboardInterrupt (what SIGTERM and Ctrl-C raise in `weightkeeper scan`).
@@ -108,8 +109,9 @@ def replay(conn: sqlite3.Connection, registry_id: int) -> dict[str, tuple[str, o
     """Replay the registry's events (joined to their observations) into {name: (visibility, digest)}.
 
     Also checks that each model's events form a legal life: appeared first; suspected_missing only
-    of a present model; deleted only of a suspected one (so a deletion is found once); restored only
-    of a suspected or deleted one; every event's observation belongs to its model.
+    of a present model; withdrawn only of a suspected one; deleted only of a suspected or withdrawn one
+    (so a deletion is found once); restored only of a suspected, withdrawn or deleted one; withdrawn and
+    deleted backed by a lookup that did not find the model; every event's observation belongs to its model.
     """
     state: dict[int, str] = {}
     seen: dict[int, tuple[str, str, object]] = {}
@@ -128,23 +130,24 @@ def replay(conn: sqlite3.Connection, registry_id: int) -> dict[str, tuple[str, o
         if kind in SETTING_EVENTS:
             assert row["found"] == 1, f"event {event} ({kind}) points at a 'gone' observation"
             if kind == "restored":
-                assert state[model] in ("suspected_missing", "deleted"), f"event {event}: restored a present model"
-            elif state.get(model) == "deleted":
-                raise AssertionError(f"event {event}: {kind} of deleted model {model} without `restored`")
+                assert state[model] in GONE, f"event {event}: restored a present model"
+            elif state.get(model) in ("withdrawn", "deleted"):
+                raise AssertionError(f"event {event}: {kind} of {state[model]} model {model} without `restored`")
             state[model] = "present"
             seen[model] = (row["name"], row["visibility"], row["digest"])
         elif kind == "suspected_missing":
             assert state[model] == "present", f"event {event}: suspected_missing of a {state[model]} model"
             state[model] = "suspected_missing"
-        elif kind == "deleted":
-            assert state[model] == "suspected_missing", f"event {event}: deleted a {state[model]} model"
-            assert row["found"] == 0, f"event {event}: deletion not backed by a 'gone' lookup"
-            state[model] = "deleted"
+        elif kind in ("withdrawn", "deleted"):
+            allowed = ("suspected_missing",) if kind == "withdrawn" else ("suspected_missing", "withdrawn")
+            assert state[model] in allowed, f"event {event}: {kind} of a {state[model]} model"
+            assert row["found"] == 0, f"event {event}: {kind} not backed by a lookup that did not find it"
+            state[model] = kind
         else:
             raise AssertionError(f"event {event}: unexpected kind {kind}")
     current: dict[str, tuple[str, object]] = {}
     for model, status in state.items():
-        if status != "deleted":  # suspected_missing removes nothing
+        if status not in ("withdrawn", "deleted"):  # suspected_missing removes nothing
             name, visibility, digest = seen[model]
             assert name not in current, f"two models replay to the name {name}"
             current[name] = (visibility, digest)

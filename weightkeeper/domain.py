@@ -29,6 +29,7 @@ class Visibility(StrEnum):
 class ModelState(StrEnum):
     PRESENT = "present"
     SUSPECTED_MISSING = "suspected_missing"
+    WITHDRAWN = "withdrawn"  # out of this watcher's view; the registry does not say whether deleted or hidden
     DELETED = "deleted"
 
 
@@ -41,6 +42,9 @@ class EventKind(StrEnum):
     VISIBILITY_CHANGED = "visibility_changed"
     DEPRECATION_ANNOUNCED = "deprecation_announced"
     SUSPECTED_MISSING = "suspected_missing"
+    # Left the registry's public view, and the registry does not tell this watcher whether it was deleted or
+    # hidden (the Hub answers an anonymous caller, or a token of another namespace, alike for both).
+    WITHDRAWN = "withdrawn"
     DELETED = "deleted"
     RESTORED = "restored"
     STAGE_CHANGED = "stage_changed"  # a registry's lifecycle stage (MLflow: Staging, Production, Archived)
@@ -274,4 +278,11 @@ class Hidden:
     reason: str
 
 
-LookupResult = Found | Gone | Hidden
+@dataclass(frozen=True, slots=True)
+class Withdrawn:
+    """The model is out of our view, and the registry's answer means "deleted" and "hidden from you" alike."""
+
+    reason: str
+
+
+LookupResult = Found | Gone | Hidden | Withdrawn

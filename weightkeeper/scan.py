@@ -11,7 +11,10 @@ loses at most the batch in flight and repeats nothing.
 
 Only after a *complete* listing does the engine look for what is missing:
 a model absent from it becomes `suspected_missing`, and becomes `deleted`
-only when a direct lookup says it is gone. A failed or interrupted listing
+only when a direct lookup says it is gone, or `withdrawn` when the registry's
+answer means "gone" and "hidden from you" alike (the Hub's to an anonymous
+caller). A withdrawn model is asked about again on every scan until it is seen
+(`restored`) or confirmed gone (`deleted`). A failed or interrupted listing
 concludes nothing about absent models; the next scan resumes it.
 """
 
@@ -39,6 +42,8 @@ from weightkeeper.domain import (
     ModelState,
     RecordProblem,
     RecordRow,
+    Visibility,
+    Withdrawn,
     canonical_json,
     comparable,
     row_digest,
@@ -549,13 +554,14 @@ class Scanner:
                             {"reason": "absent from a complete listing"})
 
     def _confirm_missing(self, scan_id: int, hidden: list[sqlite3.Row]) -> None:
-        """Ask the registry about each suspect, and each hidden model its listing leaves out; lookups run
-        outside transactions, answers are written in batches."""
-        suspects = self.conn.execute(
-            "SELECT id, name, last_observation_id, state FROM models INDEXED BY models_suspected"
-            " WHERE registry_id = ? AND state = 'suspected_missing' ORDER BY id",
-            (self.registry_id,),
-        ).fetchall()
+        """Ask the registry about each suspect, each withdrawn model and each hidden model its listing leaves
+        out; lookups run outside transactions, answers are written in batches."""
+        # The state is written into the query, or SQLite cannot use its partial index.
+        suspects = [tuple(row) for state, index in (("suspected_missing", "models_suspected"),
+                                                    ("withdrawn", "models_withdrawn"))
+                    for row in self.conn.execute(
+                        f"SELECT id, name, last_observation_id, state FROM models INDEXED BY {index}"
+                        f" WHERE registry_id = ? AND state = '{state}' ORDER BY id", (self.registry_id,))]
         suspects += [(row["id"], row["name"], row["last_observation_id"], row["state"]) for row in hidden]
         for start in range(0, len(suspects), LOOKUP_BATCH):
             if self.should_stop():
@@ -578,24 +584,11 @@ class Scanner:
     def _write_answer(self, scan_id: int, model_id: int, name: str, prior_observation: int, was: str,
                       answer: LookupResult | RegistryUnavailable) -> None:
         if isinstance(answer, RegistryUnavailable):
-            outcome = "still suspected missing" if was == ModelState.SUSPECTED_MISSING else "nothing concluded"
+            outcome = {ModelState.SUSPECTED_MISSING: "still suspected missing",
+                       ModelState.WITHDRAWN: "still withdrawn"}.get(was, "nothing concluded")
             self._problem(scan_id, name, f"lookup failed, {outcome}: {answer}")
-        elif isinstance(answer, Gone):
-            if was == ModelState.PRESENT:  # a hidden model the listing leaves out: suspected and confirmed at once
-                self._event(EventKind.SUSPECTED_MISSING, model_id, scan_id, prior_observation, None,
-                            {"reason": "left out of the listing as expected (hidden, or known only through "
-                                       "direct lookups); a direct lookup found it gone"})
-            observation_id = self.ledger.add_gone_observation(model_id, scan_id, name, answer.reason)
-            self.conn.execute("UPDATE models SET state = 'deleted' WHERE id = ?", (model_id,))
-            detail = {"reason": answer.reason}
-            # Two names of one model (Ollama tags of one manifest): this name is gone, the model is not.
-            survivor = self.conn.execute(
-                "SELECT other.name FROM models gone JOIN models other ON other.registry_id = gone.registry_id"
-                " AND other.key = gone.key AND other.id != gone.id AND other.state = 'present'"
-                " WHERE gone.id = ? ORDER BY other.id LIMIT 1", (model_id,)).fetchone()
-            if survivor is not None:
-                detail["key_still_listed_as"] = survivor[0]
-            self._event(EventKind.DELETED, model_id, scan_id, observation_id, prior_observation, detail)
+        elif isinstance(answer, Gone | Withdrawn):
+            self._not_found(scan_id, model_id, name, prior_observation, was, answer)
         else:
             prior = self.ledger.load_record(prior_observation)
             record = answer.record if isinstance(answer, Found) else replace(prior, visibility=answer.visibility)
@@ -613,6 +606,39 @@ class Scanner:
             self._observe(scan_id, model_id, record, prior_observation, was=was, source="lookup",
                           renamed_from=renamed_from, prior=prior,
                           reason=answer.reason if isinstance(answer, Hidden) else None)
+
+    def _not_found(self, scan_id: int, model_id: int, name: str, prior_observation: int, was: str,
+                   answer: Gone | Withdrawn) -> None:
+        """A lookup did not find the model: `deleted` when the registry says it is gone, `withdrawn` when its
+        answer would be the same for a model hidden from us (nothing new for one already withdrawn, or
+        recorded private: the answer a private model gets)."""
+        gone = isinstance(answer, Gone)
+        if not gone and (was == ModelState.WITHDRAWN or was == ModelState.PRESENT and self.conn.execute(
+                "SELECT visibility FROM models WHERE id = ?", (model_id,)).fetchone()[0] == Visibility.PRIVATE):
+            return
+        if was == ModelState.PRESENT:  # a model the listing leaves out: suspected and concluded at once
+            self._event(EventKind.SUSPECTED_MISSING, model_id, scan_id, prior_observation, None,
+                        {"reason": self._why_looked_up(prior_observation)})
+        observation_id = self.ledger.add_gone_observation(model_id, scan_id, name, answer.reason)
+        state = ModelState.DELETED if gone else ModelState.WITHDRAWN
+        self.conn.execute("UPDATE models SET state = ? WHERE id = ?", (state.value, model_id))
+        detail = {"reason": answer.reason}
+        # Two names of one model (Ollama tags of one manifest): this name is gone, the model is not.
+        survivor = self.conn.execute(
+            "SELECT other.name FROM models gone JOIN models other ON other.registry_id = gone.registry_id"
+            " AND other.key = gone.key AND other.id != gone.id AND other.state = 'present'"
+            " WHERE gone.id = ? ORDER BY other.id LIMIT 1", (model_id,)).fetchone()
+        if survivor is not None:
+            detail["key_still_listed_as"] = survivor[0]
+        kind = EventKind.DELETED if gone else EventKind.WITHDRAWN
+        self._event(kind, model_id, scan_id, observation_id, prior_observation, detail)
+
+    def _why_looked_up(self, observation_id: int) -> str:
+        """Why a model absent from the listing was looked up rather than suspected: what its last observation says."""
+        (visibility,) = self.conn.execute("SELECT visibility FROM observations WHERE id = ?", (observation_id,)).fetchone()
+        why = (f"recorded as {visibility}, which this registry's listing leaves out" if visibility in self.adapter.unlisted
+               else "last seen through a direct lookup, not in a listing")
+        return f"absent from a complete listing, as expected: {why}; a direct lookup did not find it"
 
     def _problem(self, scan_id: int, name: str | None, message: str) -> None:
         self.conn.execute("INSERT INTO problems (scan_id, at, model_name, message) VALUES (?, ?, ?, ?)",

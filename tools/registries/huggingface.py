@@ -16,8 +16,10 @@ What it reads, and why:
 - `lookup` asks what `HfApi.model_info` asks, through huggingface_hub's session (which follows the Hub's
   redirect from a renamed repo, so a renamed model is found under its new name) and error classes,
   keeping the JSON so a lookup and a listing build the same record. Its answers are read with the Hub's
-  quirks in mind: an anonymous caller gets 401 for a private repo and for a missing one alike, so 401
-  never means gone.
+  quirks in mind: an anonymous caller gets 401 for a private repo and for a missing one alike, and a token
+  gets 404 for both unless it reads the repo's namespace. So a vanished model is `Withdrawn` (deleted or
+  hidden, the Hub does not say which to this caller), and `Gone` only on a 404 to a token that reads the
+  owner's namespace: the user's own and their organisations', learned once from `whoami`.
 
 No token is ever taken from the environment or a cached login: without one the adapter is anonymous
 (`token=False` throughout). The token never appears in a message, a record or a log.
@@ -63,6 +65,7 @@ from weightkeeper.domain import (
     Page,
     RecordProblem,
     Visibility,
+    Withdrawn,
 )
 from weightkeeper.errors import RegistryUnavailable
 from weightkeeper.registry import AdapterCache
@@ -74,6 +77,8 @@ EXPAND = ("cardData", "createdAt", "disabled", "downloads", "gated", "lastModifi
           "pipeline_tag", "private", "sha", "tags")
 # What the Hub says, in X-Error-Message, to a request whose token it does not accept.
 INVALID_TOKEN = "Invalid credentials in Authorization header"
+# What a fine-grained token must be granted on a namespace for the Hub to show it that namespace's private repos.
+READS_REPOS = "repo.content.read"
 REFUSALS = frozenset({401, 403, 404})
 CLIENT_ERRORS = frozenset(range(400, 500)) - {429}
 T = TypeVar("T")
@@ -94,6 +99,8 @@ class HubRegistry:
         self.cache, self.on_wait, self.policy, self.timeout = cache, on_wait, policy, timeout
         self.authenticated = token is not None
         self._token = token
+        self._namespaces: frozenset[str] | None = None if self.authenticated else frozenset()
+        self._user: str | None = None
         # token=False: never an HF_TOKEN variable or a cached login in place of the configured token.
         self.headers = build_hf_headers(token=token or False, library_name="weightkeeper",
                                         library_version=__version__)
@@ -105,6 +112,9 @@ class HubRegistry:
             frozenset({Visibility.DISABLED}) if self.authenticated
             else frozenset({Visibility.PRIVATE, Visibility.DISABLED})
         )
+
+    def close(self) -> None:
+        self.client.close()
 
     # -- the listing -----------------------------------------------------------------------------
 
@@ -226,7 +236,7 @@ class HubRegistry:
         except DisabledRepoError as exc:
             return Hidden(Visibility.DISABLED, f"HTTP {exc.response.status_code}: {exc.server_message or 'disabled'}")
         except HfHubHTTPError as exc:
-            return self._refusal(what, exc.response)
+            return self._refusal(what, name, exc.response)
         try:
             return Found(self._record(item))
         except _Unreadable as exc:
@@ -240,22 +250,45 @@ class HubRegistry:
         hf_raise_for_status(response)
         return decode_json(response.content)
 
-    def _refusal(self, what: str, response: httpx2.Response) -> LookupResult:
+    def _refusal(self, what: str, name: str, response: httpx2.Response) -> LookupResult:
         status, code = response.status_code, response.headers.get("X-Error-Code")
         message = response.headers.get("X-Error-Message")
         if status == 401 and message == INVALID_TOKEN:
             raise RegistryUnavailable(f"{what}: {self._refused(response)}")
-        if status == 401:
-            return Hidden(Visibility.PRIVATE, "HTTP 401: the Hub answers an anonymous caller 401 for a private repo "
-                                              "and for a deleted one alike, so it is private or deleted; a token that "
-                                              "can read it would tell")
-        if status == 404 and code == "RepoNotFound":
-            return Gone("HTTP 404 RepoNotFound: the Hub has no repo of this name that the token can read "
-                        "(deleted, or private to others)")
+        if status == 401 and self.authenticated:
+            raise RegistryUnavailable(f"{what}: HTTP 401 {message or ''} to a request with a token, which the Hub "
+                                      "answers 404 when it cannot read a repo; nothing was concluded")
         if status == 403:
             return Hidden(Visibility.DISABLED, f"HTTP 403: {message or 'forbidden'}")
-        raise RegistryUnavailable(f"{what}: HTTP {status} {code or ''} {message or ''}".rstrip()
-                                  + "; not an answer about the model, nothing was concluded")
+        if status not in (401, 404) or status == 404 and code != "RepoNotFound":
+            raise RegistryUnavailable(f"{what}: HTTP {status} {code or ''} {message or ''}".rstrip()
+                                      + "; not an answer about the model, nothing was concluded")
+        owner = name.partition("/")[0] if "/" in name else None
+        whose = f"{owner}'s" if owner else "its owner's"
+        said = f"HTTP {status}{' RepoNotFound' if code == 'RepoNotFound' else ''}"
+        if not self.authenticated:
+            return Withdrawn(f"{said} to an anonymous request: the Hub answers an anonymous caller so for a private "
+                             f"repo and for a deleted one alike; a token that reads {whose} repos would tell")
+        readable = self.namespaces(what)
+        if status == 404 and owner in readable:
+            return Gone(f"{said} to the token of {self._user}, which reads {whose} private repos: deleted")
+        return Withdrawn(f"{said} to the token of {self._user}, which does not read {whose} private repos: the "
+                         "Hub answers it so for a private repo and for a deleted one alike")
+
+    def namespaces(self, what: str) -> frozenset[str]:
+        """The namespaces whose private repos the token reads (none anonymously): the user's and their
+        organisations', or for a fine-grained token those granted `repo.content.read`. Asked once."""
+        if self._namespaces is None:
+            from huggingface_hub import HfApi  # here: importing it costs a scan's start-up 0.2 s
+
+            api = HfApi(endpoint=self.endpoint, token=self._token or False, library_name="weightkeeper",
+                        library_version=__version__)
+            try:
+                user = self._hub_call(what, api.whoami)
+            except HfHubHTTPError as exc:
+                raise RegistryUnavailable(f"{what}: {self._refused(exc.response)}") from exc
+            self._user, self._namespaces = str(user.get("name") or "an unnamed user"), _readable_namespaces(user)
+        return self._namespaces
 
     # -- the registry ----------------------------------------------------------------------------
 
@@ -271,17 +304,25 @@ class HubRegistry:
                 f" {response.headers.get('Content-Type', 'without a content type')}); set endpoint to the Hub's "
                 "base URL, such as https://huggingface.co, without /api"
             )
-        if not self.authenticated:
-            return f"{self.endpoint} answers the Hub API; anonymous, so private and disabled models are not listed"
-        try:
-            from huggingface_hub import HfApi  # here: importing it costs a scan's start-up 0.2 s
+        return f"{self.endpoint} answers the Hub API; {self.conclusions(what)}"
 
-            api = HfApi(endpoint=self.endpoint, token=self._token or False, library_name="weightkeeper",
-                        library_version=__version__)
-            user = self._hub_call(what, api.whoami)
-        except HfHubHTTPError as exc:
-            raise RegistryUnavailable(f"{what}: {self._refused(exc.response)}") from exc
-        return f"{self.endpoint} answers the Hub API; the token is accepted for {user.get('name', 'an unnamed user')}"
+    def conclusions(self, what: str) -> str:
+        """What this caller can conclude about a model that vanishes, in words for `registry check`."""
+        scope = f"of {self.author} " if self.author else ""
+        if not self.authenticated:
+            return ("anonymous, so private and disabled models are not listed, and a model that vanishes is recorded "
+                    f"as withdrawn (deleted or made private alike); add a token {scope or 'of the owners '}"
+                    "(token_env) to tell them apart")
+        readable = self.namespaces(what)
+        reads = f"reads the private repos of {', '.join(sorted(readable))}" if readable else "reads no private repos"
+        said = f"the token is accepted for {self._user} and {reads}"
+        if self.author and self.author in readable:
+            return f"{said}: a model of {self.author} that vanishes is recorded as deleted or made private, as it was"
+        if self.author:
+            return (f"{said}: a model of {self.author} that vanishes is recorded as withdrawn (deleted or made private "
+                    f"alike); a token that reads {self.author}'s repos would tell them apart")
+        return (f"{said}: a vanished model of those is recorded as deleted or made private, as it was; of any other "
+                "owner, as withdrawn (deleted or made private alike)")
 
     def _hub_call(self, what: str, call: Callable[[], T]) -> T:
         """Call huggingface_hub, retrying what `tools.registries.http.request` retries (429 and 5xx with the
@@ -351,6 +392,27 @@ def _parse(item: Any) -> ModelRecord:
         successor=None if successor is None else str(successor),
         extra={"tags": tags, "pipeline_tag": item.get("pipeline_tag"), "library_name": item.get("library_name")},
     )
+
+
+def _readable_namespaces(user: Any) -> frozenset[str]:
+    """From `whoami`: the namespaces whose private repos the token reads. A classic (read or write) token reads
+    its user's and every organisation's the user belongs to; a fine-grained one only those it was granted
+    `repo.content.read` on. An answer of another shape grants nothing, so nothing is concluded from a 404."""
+    user = _mapping(user)
+    token = _mapping(_mapping(user.get("auth")).get("accessToken"))
+    if token.get("role") != "fineGrained":
+        orgs = user.get("orgs") if isinstance(user.get("orgs"), list) else []
+        names = [user.get("name"), *(_mapping(org).get("name") for org in orgs)]
+        return frozenset(name for name in names if isinstance(name, str) and name)
+    scoped = _mapping(token.get("fineGrained")).get("scoped")
+    return frozenset(
+        name for entry in (scoped if isinstance(scoped, list) else [])
+        if isinstance(name := _mapping(_mapping(entry).get("entity")).get("name"), str)
+        and READS_REPOS in (_mapping(entry).get("permissions") or ()))
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _item_name(item: Any) -> str:

@@ -283,6 +283,32 @@ MIGRATIONS: tuple[str, ...] = (
     """
     DROP INDEX models_present;
     """,
+    # 7: a model may be `withdrawn`: out of the watcher's view, deleted or hidden, the registry does not say
+    # which. SQLite cannot change a CHECK constraint in place: the table is rebuilt (its documented way, with
+    # foreign keys off and checked before the commit, see `migrate`), ids and rows unchanged.
+    """
+    CREATE TABLE models_rebuilt (
+        id INTEGER PRIMARY KEY,
+        registry_id INTEGER NOT NULL REFERENCES registries(id),
+        name TEXT NOT NULL,
+        key TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('present', 'suspected_missing', 'withdrawn', 'deleted')),
+        visibility TEXT NOT NULL,
+        digest INTEGER NOT NULL,
+        last_observation_id INTEGER NOT NULL,
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL,  -- when an observation or, once it went missing, the last complete scan saw it
+        UNIQUE (registry_id, name)
+    );
+    INSERT INTO models_rebuilt SELECT id, registry_id, name, key, state, visibility, digest, last_observation_id,
+        first_seen, last_seen FROM models;
+    DROP TABLE models;
+    ALTER TABLE models_rebuilt RENAME TO models;
+    CREATE INDEX models_by_key ON models(registry_id, key);
+    CREATE INDEX models_suspected ON models(registry_id) WHERE state = 'suspected_missing';
+    -- A withdrawn model is asked about on every scan: seen again, or confirmed gone.
+    CREATE INDEX models_withdrawn ON models(registry_id) WHERE state = 'withdrawn';
+    """,
 )
 
 
@@ -295,10 +321,26 @@ def migrate(conn: sqlite3.Connection) -> int:
             f"the ledger has schema version {current}, newer than this weightkeeper knows ({len(MIGRATIONS)}); "
             "upgrade weightkeeper"
         )
-    for version in range(current + 1, len(MIGRATIONS) + 1):
-        # One transaction per migration: a failed migration leaves the previous version intact.
-        conn.executescript(
-            f"BEGIN IMMEDIATE; {MIGRATIONS[version - 1]};"
-            f" INSERT INTO schema_migrations VALUES ({version}, strftime('%Y-%m-%dT%H:%M:%fZ')); COMMIT;"
-        )
+    if current == len(MIGRATIONS):
+        return current
+    # Off while a migration rebuilds a table others reference (it could not be dropped otherwise), and checked
+    # before each commit instead; the setting cannot change inside a transaction.
+    enforced = conn.execute("PRAGMA foreign_keys").fetchone()[0]
+    conn.execute("PRAGMA foreign_keys=OFF")
+    try:
+        for version in range(current + 1, len(MIGRATIONS) + 1):
+            # One transaction per migration: a failed migration leaves the previous version intact.
+            conn.executescript(
+                f"BEGIN IMMEDIATE; {MIGRATIONS[version - 1]};"
+                f" INSERT INTO schema_migrations VALUES ({version}, strftime('%Y-%m-%dT%H:%M:%fZ'));"
+            )
+            broken = conn.execute("PRAGMA foreign_key_check").fetchone()
+            if broken is not None:
+                raise LedgerError(f"migration {version} would leave {broken[0]} row {broken[1]} pointing at a "
+                                  f"missing {broken[2]} row; the ledger is left at version {version - 1}")
+            conn.execute("COMMIT")
+    finally:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        conn.execute(f"PRAGMA foreign_keys={'ON' if enforced else 'OFF'}")
     return len(MIGRATIONS)
