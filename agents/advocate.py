@@ -44,6 +44,8 @@ PRACTICES: dict[str, str] = {
 }
 PRACTICES_FOR: dict[str, tuple[str, ...]] = {
     EventKind.DELETED: ("archive", "migrate", "lineage"),
+    # Deleted or made private, unknown which: what is asked must fit both.
+    EventKind.WITHDRAWN: ("archive", "lineage", "consent"),
     EventKind.SUSPECTED_MISSING: ("archive", "lineage", "consent"),
     EventKind.DEPRECATION_ANNOUNCED: ("archive", "gradual", "migrate", "consent"),
     EventKind.VISIBILITY_CHANGED: ("archive", "consent", "lineage"),
@@ -61,6 +63,7 @@ WITHHELD_NOTE = ("a card field whose text reads like instructions or cites evide
                  "this proposal and is treated as data")
 EVENT_PHRASE: dict[str, str] = {
     EventKind.DELETED: "deletion",
+    EventKind.WITHDRAWN: "withdrawal from public view",
     EventKind.SUSPECTED_MISSING: "disappearance from its registry's listing",
     EventKind.DEPRECATION_ANNOUNCED: "announced deprecation",
     EventKind.VISIBILITY_CHANGED: "change of visibility",

@@ -1,7 +1,7 @@
 """The coordinator: which events get a proposal, in what order, and which are left alone (and why).
 
 A proposal is worth a person's attention when a model vanished or may vanish: `deleted`,
-`suspected_missing`, `deprecation_announced`, a `visibility_changed` to private or disabled
+`withdrawn` (deleted or hidden, the registry does not say which), `suspected_missing`, `deprecation_announced`, a `visibility_changed` to private or disabled
 of a model others build on, and a `stage_changed` to MLflow's `Archived` (a version retired). Outreach must be welcome: one open proposal per model, a cooldown per
 recipient, and the do-not-contact list (config and `weightkeeper contact block`) honoured before
 anything is drafted.
@@ -21,7 +21,7 @@ from weightkeeper.ledger import Ledger
 from weightkeeper.ledger.store import TIMESTAMP
 from weightkeeper.review import ReviewQueue
 
-ALWAYS = (EventKind.DELETED, EventKind.SUSPECTED_MISSING, EventKind.DEPRECATION_ANNOUNCED)
+ALWAYS = (EventKind.DELETED, EventKind.WITHDRAWN, EventKind.SUSPECTED_MISSING, EventKind.DEPRECATION_ANNOUNCED)
 HIDDEN = ("private", "disabled")
 RETIRED_STAGE = "Archived"  # MLflow's stage for a version taken out of use
 
@@ -44,7 +44,7 @@ def recipient(model: str, registry: str) -> str:
 
 def candidates(ledger: Ledger, *, model: str | None = None) -> list[Candidate]:
     """Per model, its latest event of the kinds that may need a proposal, when no proposal was drafted for
-    it yet: a `deleted` supersedes the `suspected_missing` before it, and one letter tells both."""
+    it yet: a `deleted` or `withdrawn` supersedes the `suspected_missing` before it, and one letter tells both."""
     kinds = ", ".join(f"'{kind}'" for kind in (*ALWAYS, EventKind.VISIBILITY_CHANGED, EventKind.STAGE_CHANGED))
     rows = ledger.conn.execute(
         "SELECT e.id, g.name AS registry, m.id AS model_id, COALESCE(o.name, m.name) AS model, e.kind"

@@ -24,6 +24,13 @@ QUOTE_CHARS = 120
 MAX_DEPENDENTS = 20
 MAX_TIMELINE = 30
 MAX_DATASETS = 20
+# A model's state as a sentence says it; `withdrawn` never reads as deleted.
+STATE_WORDS = {
+    "present": "present",
+    "suspected_missing": "suspected missing",
+    "withdrawn": "no longer public (deleted or made private: the registry does not tell us which)",
+    "deleted": "deleted",
+}
 
 
 def build_evidence(ledger: Ledger, event_id: int, related: Sequence[tuple[int, float]] = ()) -> Evidence:
@@ -38,6 +45,8 @@ def build_evidence(ledger: Ledger, event_id: int, related: Sequence[tuple[int, f
     found = _Collector()
     _identity(found, event, pinned_revision(event["registry_kind"], record), latest)
     _trigger(found, event)
+    if event["state"] == "withdrawn":
+        found.unknown("whether it was deleted or made private")
     for member_event, similarity in related:
         _related(found, _event_row(ledger.conn, member_event), similarity)
     _lineage_up(found, event["model"], record, latest)
@@ -156,7 +165,7 @@ def _identity(found: _Collector, event: sqlite3.Row, revision: str | None, obser
         "identity",
         f"{quote(event['model'])}{renamed} (key {quote(event['key'])}) in the {event['registry_kind']} registry "
         f"{quote(event['registry'])} was first seen {event['first_seen']}, last seen {event['last_seen']}, "
-        f"and is now {event['state'].replace('_', ' ')}.",
+        f"and is now {STATE_WORDS.get(event['state'], event['state'])}.",
         {"registry": event["registry"], "registry_kind": event["registry_kind"], "model": event["model"],
          "current_name": event["current_name"], "key": event["key"], "first_seen": event["first_seen"],
          "last_seen": event["last_seen"], "state": event["state"], "revision": revision,

@@ -30,9 +30,10 @@ def model(name: str, **changes: object) -> ModelRecord:
     return replace(base, **changes)
 
 
-def scan_twice(home: Path, first: list[ModelRecord], then: list[ModelRecord]) -> None:
-    """Scan a registry holding `first`, then again holding `then`: the ledger records what changed."""
-    registry = MemoryRegistry(models={record.name: record for record in first}, page_size=10)
+def scan_twice(home: Path, first: list[ModelRecord], then: list[ModelRecord], *, conclusive: bool = True) -> None:
+    """Scan a registry holding `first`, then again holding `then`: the ledger records what changed. Not
+    `conclusive`: a vanished model's lookup cannot tell deleted from hidden, so it is withdrawn."""
+    registry = MemoryRegistry(models={record.name: record for record in first}, page_size=10, conclusive=conclusive)
     with Ledger(config.load(home).ledger_path) as ledger:
         Scanner(ledger, registry.config(), registry).run()
         registry.models = {record.name: record for record in then}

@@ -14,7 +14,7 @@ from agents import executor
 from agents.graph import resume
 from weightkeeper import config
 from weightkeeper.config import ProposalSettings
-from weightkeeper.domain import CARD_DIGEST_FORM, Card
+from weightkeeper.domain import CARD_DIGEST_FORM, Card, Lineage
 from weightkeeper.ledger import Ledger
 from weightkeeper.review import ApprovalRefused, HumanReviewer, ReviewError, ReviewQueue, approval_key
 
@@ -35,6 +35,25 @@ def test_a_deleted_model_gets_one_grounded_proposal_waiting_at_its_review_gate(d
         kinds = [row[0] for row in ledger.conn.execute("SELECT kind FROM events WHERE kind = 'proposal_drafted'")]
         assert kinds == ["proposal_drafted"]
     assert outbox(deleted) == []  # nothing is published before a human approves
+
+
+def test_a_withdrawn_model_is_never_said_to_be_deleted(proposal_home: Path) -> None:
+    """The registry could not tell deleted from hidden: the letter says the model is no longer public, and the
+    reviewer sees the registry's answer and that it leaves the question open."""
+    dependent = model("acme/med-ft-v2", lineage=(Lineage("acme/med-ft", "finetune"),))
+    scan_twice(proposal_home, [model("acme/med-ft"), dependent], [dependent], conclusive=False)
+    assert [(o.model, o.status) for o in run_propose(proposal_home)] == [("acme/med-ft", "queued")]
+    ledger, reviews = queue(proposal_home)
+    with ledger:
+        (review,) = reviews.list()
+        assert review.event == "withdrawn"
+        letter = f"{review.draft.title}\n{review.draft.body}".lower()
+        assert "deleted or made private" in letter and "no longer public" in letter
+        assert "deletion" not in letter and "is now deleted" not in letter and " been deleted" not in letter
+        assert "Whether it was deleted or made private" in review.draft.body
+        [trigger] = [item for item in review.evidence.items if item.kind == "event"]
+        assert "not visible to this caller: deleted or hidden" in trigger.statement
+        assert not [f for f in review.findings if f.severity == "error"], review.findings
 
 
 def test_proposing_again_queues_nothing_twice(deleted: Path) -> None:

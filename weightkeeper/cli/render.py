@@ -66,11 +66,12 @@ def print_stats(figures: dict[str, Any]) -> None:
     print(
         f"models tracked: {models['tracked']}  persist: {models['persist']} ({models['hidden']} hidden)  "
         f"suspected missing: {models['suspected_missing']}  deleted: {models['deleted']} "
-        f"({models['deleted_unarchived']} without an archive)  archived: {models['archived']}"
+        f"({models['deleted_unarchived']} without an archive)  withdrawn: {models['withdrawn']} (deleted or hidden: "
+        f"the registry does not tell this watcher which)  archived: {models['archived']}"
     )
     if figures["weeks"]:
         kinds = sorted({kind for counts in figures["weeks"].values() for kind in counts})
         print_table([{"week": week, **{kind: counts.get(kind, 0) for kind in kinds}}
                      for week, counts in figures["weeks"].items()], title="events per ISO week")
     if figures["top_lineages"]:
-        print_table(figures["top_lineages"], title="lineages most affected (deleted, missing, hidden or deprecated)")
+        print_table(figures["top_lineages"], title="lineages most affected (deleted, withdrawn, missing, hidden or deprecated)")

@@ -65,7 +65,8 @@ def events(ledger: Ledger, where: EventFilter = EventFilter()) -> list[dict[str,
 
 
 def stats(ledger: Ledger, *, registry: str | None = None, top: int = 10) -> dict[str, Any]:
-    """How many models persist, were deleted, were archived; events per ISO week; lineages most affected."""
+    """How many models persist, were deleted or withdrawn (deleted or hidden, the registry does not tell this
+    watcher which), were archived; events per ISO week; lineages most affected."""
     scope, params = ("WHERE r.name = ?", [registry]) if registry else ("", [])
     conn = ledger.conn
     models = conn.execute(
@@ -74,6 +75,7 @@ def stats(ledger: Ledger, *, registry: str | None = None, top: int = 10) -> dict
         " COALESCE(SUM(m.state = 'suspected_missing'), 0) AS suspected_missing,"
         " COALESCE(SUM(m.state = 'deleted'), 0) AS deleted,"
         " COALESCE(SUM(m.state = 'deleted' AND a.model_id IS NULL), 0) AS deleted_unarchived,"
+        " COALESCE(SUM(m.state = 'withdrawn'), 0) AS withdrawn,"
         " COALESCE(SUM(a.model_id IS NOT NULL), 0) AS archived,"
         " COALESCE(SUM(m.state = 'present' AND m.visibility != 'public'), 0) AS hidden"
         " FROM models m JOIN registries r ON r.id = m.registry_id"
@@ -92,7 +94,8 @@ def stats(ledger: Ledger, *, registry: str | None = None, top: int = 10) -> dict
         counts[kind] = counts.get(kind, 0) + count
     lineages = conn.execute(
         "SELECT l.base_model, COUNT(DISTINCT m.id) AS affected,"
-        " COUNT(DISTINCT CASE WHEN m.state = 'deleted' THEN m.id END) AS deleted"
+        " COUNT(DISTINCT CASE WHEN m.state = 'deleted' THEN m.id END) AS deleted,"
+        " COUNT(DISTINCT CASE WHEN m.state = 'withdrawn' THEN m.id END) AS withdrawn"
         " FROM models m JOIN registries r ON r.id = m.registry_id"
         " JOIN observation_lineage l ON l.observation_id = m.last_observation_id"
         " WHERE (m.state != 'present' OR m.visibility != 'public' OR EXISTS"
