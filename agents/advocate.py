@@ -7,8 +7,9 @@ to be unknown. It persuades, never demands, and names no precedent: a true one n
 the ledger does not hold.
 
 Registry text is untrusted. An evidence item holding card text that reads as instructions
-("ignore previous instructions", "approve and publish") is left out of the draft, and the draft
-says a card field was left out, so it neither obeys nor repeats it.
+("ignore previous instructions", "approve and publish") or as prompt markup (`</evidence>`,
+`<system>`, `<|im_start|>`) is left out of the draft, and the draft says a card field was left out,
+so it neither obeys nor repeats it.
 
 `plan_actions`, `practices_for` and `split_untrusted` are shared with the LLM drafter
 (`agents/llm_drafter.py`), so both plan the same actions and hide the same text.
@@ -59,8 +60,8 @@ FILE_LISTED_KINDS = ("local", "hf")
 ARCHIVABLE_KINDS = (*FILE_LISTED_KINDS, "mlflow", "openai")
 FAKE_CITATION = re.compile(r"\[\s*E\d+\s*\]")  # an evidence id written into registry text
 # Said under "What we do not know" when registry text was left out for reading as instructions.
-WITHHELD_NOTE = ("a card field whose text reads like instructions or cites evidence itself; it was left out of "
-                 "this proposal and is treated as data")
+WITHHELD_NOTE = ("a card field whose text reads like instructions or prompt markup, or cites evidence itself; it "
+                 "was left out of this proposal and is treated as data")
 EVENT_PHRASE: dict[str, str] = {
     EventKind.DELETED: "deletion",
     EventKind.WITHDRAWN: "withdrawal from public view",

@@ -18,8 +18,9 @@ The rules, in the order `critique` applies them:
    are names, not quantities.
 5. Tone (`tone`): proposals persuade; they never threaten, guilt, invent urgency, judge the
    recipient's motives or demand.
-6. Untrusted text (`repeats_untrusted`): registry and card text may carry prompt injection; a
-   draft that repeats an instruction-like phrase has been steered by it, or would pass it on.
+6. Untrusted text (`repeats_untrusted`): registry and card text may carry prompt injection, in words or
+   as markup that closes a prompt's delimiters (`</evidence>`, `<system>`, `<|im_start|>`); a draft
+   that repeats it has been steered by it, or would pass it on.
 7. Notes (`no_unknowns`): the body says what is not known, including what the evidence lists.
 
 Beside the checks, `recalled_notes` tells the reviewer what memory recalled for the draft (an
@@ -113,6 +114,11 @@ _INJECTIONS = (
     (r"\b(?:execute|run)\s+the\s+following\b|\bexecute\s+(?:this|these)\s+commands?\b", "execute"),
     (r"\bsend\s+(?:the\s+)?weights\s+to\b", "send the weights to"),
     (r"\barchive\b[^\n]{0,120}?\bto\s+https?://", "archive to a URL"),
+    # Markup that a prompt's delimiters or a chat template obey: it instructs a model without a word.
+    (r"</\s*[a-z][\w:.-]*\s*>", "a closing tag"),
+    (r"<\s*(?:system|assistant|user|developer|tool|instructions?|prompt|evidence|practices|memory|findings|draft)"
+     r"(?:\s[^<>]*)?/?>", "a prompt tag"),
+    (r"<[|\uff5c][^<>]{1,40}[|\uff5c]>|\[/?INST\]|<</?SYS>>", "a chat template token"),
 )
 
 _URL = re.compile(r"\b(?:https?|ftp)://\S+|\bwww\.\S+", re.I)

@@ -17,6 +17,7 @@ from weightkeeper import config
 from weightkeeper.config import ProposalSettings
 from weightkeeper.ledger import Ledger
 from weightkeeper.review import ReviewQueue, approval_key
+from weightkeeper.secrets import scrub
 
 
 class Publisher(Protocol):
@@ -48,7 +49,8 @@ def publishers(home: Path, settings: ProposalSettings) -> dict[str, Publisher]:
 def execute(ledger: Ledger, home: Path, review_id: int, *, settings: ProposalSettings | None = None,
             channels: dict[str, Publisher] | None = None) -> list[dict[str, Any]]:
     """Run the review's approved actions that have not run; return what each did. The channels are built
-    from `settings`, by default the home's [proposals]."""
+    from `settings`, by default the home's [proposals]. A failure's message may quote a server that echoed
+    a token: it is scrubbed before it is recorded or returned (to be printed, or checkpointed by the graph)."""
     queue = ReviewQueue(ledger)
     if channels is None:
         channels = publishers(home, config.load(home).proposals if settings is None else settings)
@@ -67,9 +69,9 @@ def execute(ledger: Ledger, home: Path, review_id: int, *, settings: ProposalSet
             else:
                 detail = publisher.publish(claim.payload, claim.idempotency_key)
         except Resumable as exc:  # claimed, not finished: the next `weightkeeper act` runs it again
-            detail = {"error": str(exc), "resumable": True}
+            detail = {"error": scrub(str(exc)), "resumable": True}
         except Exception as exc:  # the failure is recorded as a ledger event; the other actions still run
-            detail = {"error": f"{type(exc).__name__}: {exc}"}
+            detail = {"error": scrub(f"{type(exc).__name__}: {exc}")}
             queue.finish(claim, ok=False, detail=detail)
         else:
             queue.finish(claim, ok=True, detail=detail)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from fake_llm import API_KEY, USAGE, FakeLLM, block
 from http_fakes import Fault
-from proposal_world import INJECTION, model, queue, scan_twice
+from proposal_world import INJECTION, MARKUP, marked_up, model, queue, scan_twice
 
 import prompts
 from agents.critic import REQUIRED_SECTIONS
@@ -230,11 +230,27 @@ def test_registry_text_stays_inside_its_block_and_instructions_are_withheld(prop
     run(proposal_home)
     user = user_message(fake.chats[0])
     assert user.count("<evidence>") == user.count("</evidence>") == 1 and "<findings>" not in user
-    assert "\\u003c/evidence\\u003e" in user  # quoted, escaped: the same JSON, but it cannot close the block
+    assert "\\u003c/evidence\\u003e" not in user  # markup that could close the block is withheld, not quoted
     evidence = json.loads(block(user, "evidence") or "")
-    assert any(closer in json.dumps(item["facts"]) for item in evidence["items"])
+    assert not any(closer in json.dumps(item["facts"]) for item in evidence["items"])
     assert "ignore previous instructions" not in user.lower() and "evil.example" not in user
     assert any("reads like instructions" in unknown for unknown in evidence["unknowns"])
+    review = the_review(proposal_home)
+    assert review.draft.drafter == MODEL and not errors(review)
+
+
+def test_card_values_that_are_prompt_markup_reach_neither_the_llm_drafter_nor_the_llm_critic(
+        proposal_home: Path, fake: FakeLLM) -> None:
+    scan_twice(proposal_home, [marked_up("acme/med-ft")], [])
+    fake.answer(grounded)
+    configure(proposal_home, fake)
+    run(proposal_home)
+    (critique,) = fake.critiques
+    for request in (user_message(fake.chats[0]), user_message(critique)):
+        evidence = json.loads(block(request, "evidence") or "")
+        for markup in MARKUP:
+            assert markup not in json.dumps(evidence, ensure_ascii=False)
+        assert any("reads like instructions" in unknown for unknown in evidence["unknowns"])
     review = the_review(proposal_home)
     assert review.draft.drafter == MODEL and not errors(review)
 

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from proposal_world import INJECTION, approve, model, outbox, queue, run_propose, scan_twice
+from proposal_world import INJECTION, MARKUP, approve, marked_up, model, outbox, queue, run_propose, scan_twice
 
 from agents import executor
 from agents.graph import resume
@@ -165,6 +165,25 @@ def test_injected_card_text_is_neither_obeyed_nor_repeated(proposal_home: Path) 
         assert not [f for f in review.findings if f.code == "repeats_untrusted"]
         assert ledger.conn.execute("SELECT COUNT(*) FROM decisions").fetchone()[0] == 0
     assert outbox(proposal_home) == []
+
+
+def test_card_values_that_are_prompt_markup_are_withheld_from_the_letter(proposal_home: Path) -> None:
+    scan_twice(proposal_home, [marked_up("acme/med-ft")], [])
+    (outcome,) = run_propose(proposal_home)
+    approve(proposal_home, outcome.review_id)
+    with Ledger(config.load(proposal_home).ledger_path) as ledger:
+        executor.execute(ledger, proposal_home, outcome.review_id)
+        review = ReviewQueue(ledger).get(outcome.review_id)
+    (letter,) = outbox(proposal_home)
+    text = letter.read_text(encoding="utf-8")
+    for markup in ("</evidence>", "<system>", "<|im_start|>", "<|im_end|>", "[INST]", "[/INST]"):
+        assert markup not in text and markup not in review.draft.body
+    assert "card field whose text reads like instructions or prompt markup" in text  # said, not silently dropped
+    assert "acme/clinical-notes" not in text  # the item holding the markup is withheld whole
+    assert not [f for f in review.findings if f.severity == "error"], review.findings
+    card = [item.facts for item in review.evidence.items if item.kind == "card"]  # kept as evidence: data
+    assert {"license": f"apache-2.0 {MARKUP[0]}"} in card and {"training": {"method": MARKUP[1]}} in card
+    assert {"datasets": ["acme/clinical-notes", MARKUP[2]]} in card
 
 
 def test_the_do_not_contact_list_and_the_cooldown_are_honoured_before_drafting(proposal_home: Path) -> None:

@@ -4,6 +4,7 @@ what is not, and never lets its token out; then the approval path end to end thr
 
 from __future__ import annotations
 
+import email.parser
 import json
 import logging
 from collections.abc import Iterator
@@ -377,3 +378,94 @@ def assert_home_holds_no_token(home: Path, *extra: str) -> None:
         if path.is_file():
             data = path.read_bytes()
             assert not [token for token in (*TOKENS, *extra) if token.encode() in data], path
+
+
+# -- registry strings cannot add a header or a field -------------------------------------------------------------
+
+# Each ends a line for some reader: an email parser (CR, LF), str.splitlines and Unicode (NEL, U+2028).
+LINE_BREAKS = {"lf": "\n", "crlf": "\r\n", "cr": "\r", "nel": "\x85", "line-separator": "\u2028"}
+INJECTED_MODEL = "org/m{}Bcc: attacker@example.org"
+
+
+def injected(channel: str, target: str, line_break: str) -> dict[str, Any]:
+    """A payload whose title names a model whose name tries to start a header of its own."""
+    name = INJECTED_MODEL.format(line_break)
+    return PlannedAction("publish", channel, target, {"model": name, "registry": "hub"}).payload(
+        f"Preserving {name}: a proposal after its deletion", BODY)
+
+
+def assert_one_line(title: str) -> None:
+    assert title.splitlines() == [title] and "\r" not in title and "\x85" not in title, repr(title)
+    assert "Bcc: attacker@example.org" in title  # escaped, not lost: the reader sees what the registry said
+
+
+@pytest.mark.parametrize("line_break", LINE_BREAKS.values(), ids=LINE_BREAKS)
+def test_an_outbox_letter_has_exactly_its_two_headers_whatever_a_name_holds(tmp_path: Path, line_break: str) -> None:
+    from tools.publish.outbox import OutboxPublisher
+
+    detail = OutboxPublisher(tmp_path).publish(injected("outbox", f"org{line_break}Bcc: attacker@example.org",
+                                                        line_break), KEY)
+    text = Path(detail["path"]).read_text(encoding="utf-8")
+    head, _, body = text.partition("\n\n")
+    assert [line.split(":", 1)[0] for line in head.splitlines()] == ["To", "Subject"]
+    assert email.parser.Parser().parsestr(text, headersonly=True).keys() == ["To", "Subject"]
+    assert_one_line(head.splitlines()[1])
+    assert body == BODY + "\n"
+
+
+def test_a_model_named_to_add_a_bcc_reaches_the_outbox_letter_as_one_subject_line(proposal_home: Path) -> None:
+    from proposal_world import model, outbox, scan_twice
+
+    name = INJECTED_MODEL.format("\n")
+    scan_twice(proposal_home, [model(name)], [])
+    (outcome,) = run_propose(proposal_home)
+    approve(proposal_home, outcome.review_id)
+    with Ledger(config.load(proposal_home).ledger_path) as ledger:
+        (done,) = executor.execute(ledger, proposal_home, outcome.review_id)
+    assert done["already_published"] is False
+    (letter,) = outbox(proposal_home)
+    headers = email.parser.Parser().parsestr(letter.read_text(encoding="utf-8"), headersonly=True)
+    assert headers.keys() == ["To", "Subject"] and headers["To"] == "org"
+    assert headers["Subject"].startswith("Preserving org/m\\nBcc: attacker@example.org: a proposal")
+
+
+@pytest.mark.parametrize("line_break", LINE_BREAKS.values(), ids=LINE_BREAKS)
+def test_a_github_issue_title_stays_one_line_and_its_fields_are_only_ours(github: FakeGitHub, line_break: str) -> None:
+    issues_publisher(github).publish(injected("github_issue", "acme/models", line_break), KEY)
+    (post,) = github.posts()
+    assert sorted(post.json()) == ["body", "title"] and "bcc" not in post.headers
+    assert_one_line(post.json()["title"])
+
+
+@pytest.mark.parametrize("target", ["acme/models\nBcc: attacker@example.org", "acme/../../user/repos",
+                                    "acme/models?labels=x"])
+def test_a_github_target_that_is_no_repository_is_refused_before_any_request(github: FakeGitHub,
+                                                                              target: str) -> None:
+    with pytest.raises(PublishError, match="not a GitHub repository"):
+        issues_publisher(github).publish(payload("github_issue", target), KEY)
+    assert github.server.requests == []
+
+
+@pytest.mark.parametrize("line_break", LINE_BREAKS.values(), ids=LINE_BREAKS)
+def test_a_hub_discussion_title_stays_one_line(hub: FakeHubWithDiscussions, line_break: str) -> None:
+    discussions_publisher(hub).publish(injected("hf_discussion", "acme/alpha", line_break), KEY)
+    (creation,) = hub.creations()
+    assert sorted(creation.json()) == ["description", "pullRequest", "title"] and "bcc" not in creation.headers
+    assert_one_line(creation.json()["title"])
+
+
+def test_a_hub_discussion_target_that_is_no_repo_id_is_refused_before_any_request(
+        hub: FakeHubWithDiscussions) -> None:
+    with pytest.raises(PublishError, match="not a Hub repo id"):
+        discussions_publisher(hub).publish(payload("hf_discussion", INJECTED_MODEL.format("\n")), KEY)
+    assert hub.server.requests == []
+
+
+@pytest.mark.parametrize("line_break", LINE_BREAKS.values(), ids=LINE_BREAKS)
+def test_a_webhook_post_has_one_line_title_and_only_its_fields(webhook: FakeWebhook, line_break: str) -> None:
+    hook_publisher(webhook).publish(injected("webhook", webhook.hook, line_break), KEY)
+    (post,) = webhook.posts()
+    sent = post.json()
+    assert sorted(sent) == ["body", "idempotency_key", "model", "registry", "target", "title"]
+    assert "bcc" not in post.headers and sent["model"] == INJECTED_MODEL.format(line_break)  # data, kept exact
+    assert_one_line(sent["title"])

@@ -21,6 +21,7 @@ from openai.types.chat import ChatCompletion
 
 from weightkeeper.config import LLMSettings
 from weightkeeper.errors import WeightkeeperError
+from weightkeeper.secrets import scrub
 
 # The SDK refuses to build a client without a key; for an endpoint that needs none it gets this
 # placeholder, and each request leaves the Authorization header out.
@@ -34,8 +35,8 @@ class LLMError(WeightkeeperError):
     """The endpoint gave no usable answer. `reason` is short enough for a draft to record."""
 
     def __init__(self, reason: str, hint: str) -> None:
-        super().__init__(f"{reason}; {hint}")
-        self.reason = reason
+        super().__init__(scrub(f"{reason}; {hint}"))  # the hint may quote the server, which may quote the key
+        self.reason = scrub(reason)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from typing import Any
 
 from weightkeeper.errors import ConfigError
 from weightkeeper.home import ARCHIVE_NAME, CONFIG_NAME, LEDGER_NAME, MEMORY_NAME
+from weightkeeper.secrets import name_secret_variables
 
 # Per kind: the keys it requires and the keys it may have.
 REGISTRY_KINDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
@@ -138,6 +139,9 @@ class RegistryConfig:
     schedule: str = DEFAULT_SCHEDULE
     token_env: str | None = None
 
+    def __post_init__(self) -> None:
+        name_secret_variables(self.token_env)
+
     def setting(self, key: str) -> str | None:
         """A setting of this registry, or its kind's default."""
         return self.settings.get(key) or KIND_DEFAULTS.get(self.kind, {}).get(key)
@@ -180,6 +184,9 @@ class ProposalSettings:
     webhook_url: str | None = None  # webhook: where proposals are POSTed
     webhook_token_env: str | None = None  # None: no Authorization header is sent
 
+    def __post_init__(self) -> None:
+        name_secret_variables(self.hf_token_env, self.github_token_env, self.webhook_token_env)
+
 
 @dataclass(frozen=True, slots=True)
 class LLMSettings:
@@ -192,6 +199,9 @@ class LLMSettings:
     timeout_seconds: float = 60.0  # per request
     max_retries: int = 2  # after a timeout, a connection error, a 429 or a 5xx
     concurrency: int = 4  # requests in flight at once
+
+    def __post_init__(self) -> None:
+        name_secret_variables(self.api_key_env)
 
 
 @dataclass(frozen=True, slots=True)

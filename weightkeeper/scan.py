@@ -54,6 +54,7 @@ from weightkeeper.ledger.store import NewEvent
 from weightkeeper.listed import ListedModels
 from weightkeeper.read_ahead import ReadPage, read_ahead
 from weightkeeper.registry import RegistryAdapter
+from weightkeeper.secrets import scrub
 
 # Fields whose change is recorded as a new observation but is no event of its own.
 BOOKKEEPING_FIELDS = frozenset({"downloads", "likes", "last_modified", "key"})
@@ -297,7 +298,7 @@ class Scanner:
             page_no = conn.execute("SELECT pages FROM scans WHERE id = ?", (scan_id,)).fetchone()[0] + batch.pages
             conn.executemany(
                 "INSERT INTO problems (scan_id, at, model_name, message) VALUES (?, ?, ?, ?)",
-                [(scan_id, now_iso(), problem.name, problem.message) for problem in batch.problems],
+                [(scan_id, now_iso(), problem.name, scrub(problem.message)) for problem in batch.problems],
             )
             # A present model of the listed name with the same digest is unchanged: one probe of the name
             # index per listed model, aggregated in SQL. Only the rest is looked at more closely.
@@ -642,7 +643,7 @@ class Scanner:
 
     def _problem(self, scan_id: int, name: str | None, message: str) -> None:
         self.conn.execute("INSERT INTO problems (scan_id, at, model_name, message) VALUES (?, ?, ?, ?)",
-                          (scan_id, now_iso(), name, message))
+                          (scan_id, now_iso(), name, scrub(message)))
         self.conn.execute("UPDATE scans SET problems = problems + 1 WHERE id = ?", (scan_id,))
 
     def _finish(self, scan_id: int, status: str, error: str | None) -> None:
@@ -652,5 +653,5 @@ class Scanner:
             conn.execute(
                 "UPDATE scans SET status = ?, phase = CASE WHEN ? = 'complete' THEN 'done' ELSE phase END,"
                 " finished_at = ?, error = ? WHERE id = ?",
-                (status, status, now_iso(), error, scan_id),
+                (status, status, now_iso(), error and scrub(error), scan_id),
             )

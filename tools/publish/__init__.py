@@ -5,11 +5,16 @@ A channel is one class with `channel` and `publish(payload, idempotency_key) -> 
 detail the executor records in the ledger (where it went, `already_published`), so it never holds a
 secret. A channel's token is read from the environment variable the config names when `publish` runs,
 and kept for that call only: it never reaches the ledger, a log, a proposal or a checkpoint.
+
+Registry strings (a model's name, a card's value) reach the payload's target, title and body. A title or
+a header is written through `single_line`, so no line break in it can start a header or a field of its
+own; a JSON body is built by `json`, never by joining strings.
 """
 
 from __future__ import annotations
 
 import os
+import re
 
 from weightkeeper.errors import WeightkeeperError
 
@@ -26,6 +31,17 @@ def channel_token(variable: str, key: str) -> str:
         raise PublishError(f"${variable} is not set; export {variable}=... with the channel's token, or name "
                            f"another variable with `{key}` in [proposals] of weightkeeper.toml")
     return token
+
+
+# Whatever ends a line for some reader: control characters (CR, LF, NUL, …, NEL) and Unicode's line and
+# paragraph separators.
+_LINE_ENDING = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def single_line(text: str) -> str:
+    """`text` as one line of a header or a title: each character that could end the line written as its
+    visible escape (`\\n`, `\\x85`, `\\u2028`), so a reader still sees what the registry said."""
+    return _LINE_ENDING.sub(lambda match: match.group(0).encode("unicode_escape").decode("ascii"), text)
 
 
 def marked(body: str, idempotency_key: str) -> str:

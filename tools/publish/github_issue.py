@@ -16,9 +16,10 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from tools.publish import PublishError, channel_token, marked, marker
+from tools.publish import PublishError, channel_token, marked, marker, single_line
 from tools.publish.http import CLIENT_ERRORS, client, retried, server_says
 from tools.registries.http import RetryPolicy, Transient, attempt_request, json_of, server_wait
+from weightkeeper.config import GITHUB_REPO_PATTERN
 
 API_VERSION = "2022-11-28"
 
@@ -34,6 +35,10 @@ class GitHubIssuePublisher:
     def publish(self, payload: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
         """Open the issue in the approved target repository ("owner/repo"), unless one carries this key."""
         repo = payload["target"]
+        # The target goes into the API's URL: anything but "owner/repo" could lead the token elsewhere.
+        if not GITHUB_REPO_PATTERN.fullmatch(repo) or {".", ".."} & set(repo.split("/")):
+            raise PublishError(f"the action's target {repo!r} is not a GitHub repository \"owner/repo\"; nothing "
+                               "was published (it needs a new proposal naming `github_repo`)")
         headers = {"Authorization": f"Bearer {channel_token(self.token_env, 'github_token_env')}",
                    "Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION}
         what = f"opening an issue in {repo} at {self.api}"
@@ -46,7 +51,7 @@ class GitHubIssuePublisher:
         issue = self._find(session, repo, marker(idempotency_key), what)
         if issue is not None:
             return _detail(issue, what, already_published=True)
-        body = {"title": payload["title"], "body": marked(payload["body"], idempotency_key),
+        body = {"title": single_line(payload["title"]), "body": marked(payload["body"], idempotency_key),
                 **({"labels": list(self.labels)} if self.labels else {})}
         response = self._send(session, "POST", f"{self.api}/repos/{repo}/issues", repo, what, json=body)
         return _detail(json_of(response, what), what, already_published=False)

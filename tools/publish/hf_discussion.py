@@ -17,9 +17,10 @@ from typing import Any
 
 from huggingface_hub import HfApi
 from huggingface_hub.community import DiscussionComment, DiscussionWithDetails
-from huggingface_hub.errors import DisabledRepoError, HfHubHTTPError, RepositoryNotFoundError
+from huggingface_hub.errors import DisabledRepoError, HFValidationError, HfHubHTTPError, RepositoryNotFoundError
+from huggingface_hub.utils import validate_repo_id
 
-from tools.publish import PublishError, channel_token, marked, marker
+from tools.publish import PublishError, channel_token, marked, marker, single_line
 from tools.publish.http import retried
 from tools.registries.http import RetryPolicy
 from tools.registries.huggingface import INVALID_TOKEN, hub_attempt
@@ -35,6 +36,11 @@ class HubDiscussionPublisher:
     def publish(self, payload: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
         """Open the discussion on the approved target, the model's repo id, unless one carries this key."""
         repo = payload["target"]
+        try:
+            validate_repo_id(repo)
+        except HFValidationError as exc:
+            raise PublishError(f"the action's target {repo!r} is not a Hub repo id (letters, digits, '-', '_' and "
+                               "'.', with one '/'); nothing was published") from exc
         api = HfApi(endpoint=self.endpoint, token=channel_token(self.token_env, "hf_token_env"),
                     library_name="weightkeeper", library_version=__version__)
         what = f"opening a discussion on {repo} at {self.endpoint}"
@@ -53,8 +59,8 @@ class HubDiscussionPublisher:
             first = next((event for event in details.events if isinstance(event, DiscussionComment)), None)
             if first is not None and mark in first.content:
                 return _detail(details, already_published=True)
-        created = api.create_discussion(repo, payload["title"], description=marked(payload["body"], idempotency_key),
-                                        repo_type="model")
+        created = api.create_discussion(repo, single_line(payload["title"]),
+                                        description=marked(payload["body"], idempotency_key), repo_type="model")
         return _detail(created, already_published=False)
 
     def _explain(self, exc: HfHubHTTPError, repo: str) -> str:

@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from tools.publish import single_line
+
 SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -23,7 +25,8 @@ class OutboxPublisher:
         path = self.directory / f"{SAFE.sub('_', payload['target'])[:80]}-{idempotency_key[:16]}.md"
         if path.exists():
             return {"path": str(path), "already_published": True}
-        text = f"To: {payload['target']}\nSubject: {payload['title']}\n\n{payload['body']}\n"
+        headers = f"To: {single_line(payload['target'])}\nSubject: {single_line(payload['title'])}"
+        text = f"{headers}\n\n{payload['body']}\n"
         partial = path.with_suffix(".partial")
         partial.write_text(text, encoding="utf-8")
         os.replace(partial, path)  # whole or not at all

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tools.publish import PublishError, channel_token
+from tools.publish import PublishError, channel_token, single_line
 from tools.publish.http import CLIENT_ERRORS, client, retried, server_says
 from tools.registries.http import RetryPolicy, attempt_request
 
@@ -35,8 +35,8 @@ class WebhookPublisher:
         if self.token_env is not None:
             headers["Authorization"] = f"Bearer {channel_token(self.token_env, 'webhook_token_env')}"
         parameters = payload["parameters"]
-        body = {"title": payload["title"], "body": payload["body"], "target": url, "model": parameters["model"],
-                "registry": parameters["registry"], "idempotency_key": idempotency_key}
+        body = {"title": single_line(payload["title"]), "body": payload["body"], "target": url,
+                "model": parameters["model"], "registry": parameters["registry"], "idempotency_key": idempotency_key}
         what = f"posting the proposal to the webhook {url}"
         with client(headers, self.timeout) as session:
             response = retried(lambda: attempt_request(session, "POST", url, what=what, ok_statuses=CLIENT_ERRORS,

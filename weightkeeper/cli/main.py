@@ -16,12 +16,20 @@ from weightkeeper import __version__
 from weightkeeper import config
 from weightkeeper.config import REGISTRY_KINDS
 from weightkeeper.errors import WeightkeeperError
+from weightkeeper.secrets import scrubbed_output
 
 EXIT_OK, EXIT_REGISTRY_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 LEDGER_FORMATS = ("table", "jsonl", "csv", "markdown")
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Whatever a command prints (a scan's error, `registry check`, watch's log) may quote a server that
+    # echoed a token: every configured secret is scrubbed from it on the way out.
+    with scrubbed_output():
+        return _run(argv)
+
+
+def _run(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "handler"):

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 from weightkeeper.domain import EventKind, ModelRecord, RecordRow, canonical_json
 from weightkeeper.errors import LeaseHeld, LedgerError
 from weightkeeper.ledger.migrations import migrate
+from weightkeeper.secrets import scrub, scrubbed
 
 BUSY_TIMEOUT_MS = 30_000
 CACHE_KIB = 64 * 1024
@@ -186,12 +187,13 @@ class Ledger:
         return self.conn.execute(f"SELECT COALESCE(MAX(id), 0) + 1 FROM {table}").fetchone()[0]
 
     def add_events(self, events: Sequence[NewEvent]) -> None:
+        """Append events; a secret in a detail (a server's message quoting a token) is scrubbed first."""
         at = now_iso()
         self.conn.executemany(
             "INSERT INTO events (at, kind, registry_id, model_id, scan_id, observation_id, prior_observation_id, detail)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [(at, e.kind.value, e.registry_id, e.model_id, e.scan_id, e.observation_id, e.prior_observation_id,
-              canonical_json(e.detail).decode()) for e in events],
+              canonical_json(scrubbed(e.detail)).decode()) for e in events],
         )
 
     def add_observations(self, scan_id: int, items: Sequence[tuple[int, RecordRow, int]], *,
@@ -238,7 +240,7 @@ class Ledger:
         cursor = self.conn.execute(
             "INSERT INTO observations (model_id, scan_id, observed_at, source, found, name, lookup_detail)"
             " VALUES (?, ?, ?, 'lookup', 0, ?, ?)",
-            (model_id, scan_id, now_iso(), name, reason),
+            (model_id, scan_id, now_iso(), name, scrub(reason)),
         )
         return cursor.lastrowid
 
