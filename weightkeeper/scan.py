@@ -53,6 +53,7 @@ from weightkeeper.registry import RegistryAdapter
 # Fields whose change is recorded as a new observation but is no event of its own.
 BOOKKEEPING_FIELDS = frozenset({"downloads", "likes", "last_modified", "key"})
 DEPRECATION_FIELDS = frozenset({"shutdown_date", "successor"})
+FIRST_SEEN = "first_seen"  # in a `deprecation_announced` detail: announced before the ledger first saw the model
 STAGE = "stage"  # the key of `ModelRecord.extra` holding a registry's lifecycle stage
 LOOKUP_BATCH = 100
 T = TypeVar("T")
@@ -393,11 +394,13 @@ class Scanner:
         """Record new models, in bulk: a first scan meets every model of the registry here.
 
         Their `appeared` events are derived from their observations in one SQL statement rather than
-        built one by one in Python.
+        built one by one in Python; so are the `deprecation_announced` of those listed with a shutdown
+        date, marked `first_seen`: the announcement was made before the ledger saw the model, not when.
         """
         if not new:
             return []
         now, first_model, first = now_iso(), self.ledger.next_id("models"), self.ledger.next_id("observations")
+        last = first + len(new) - 1
         model_ids = list(range(first_model, first_model + len(new)))
         self.conn.executemany(
             "INSERT INTO models (id, registry_id, name, key, state, visibility, digest, last_observation_id, first_seen,"
@@ -413,7 +416,13 @@ class Scanner:
             " THEN json_object('visibility', visibility)"
             " ELSE json_object('shutdown_date', shutdown_date, 'visibility', visibility) END"
             " FROM observations WHERE id BETWEEN ? AND ? ORDER BY id",
-            (EventKind.APPEARED.value, self.registry_id, first, first + len(new) - 1))
+            (EventKind.APPEARED.value, self.registry_id, first, last))
+        self.conn.execute(
+            "INSERT INTO events (at, kind, registry_id, model_id, scan_id, observation_id, detail)"
+            " SELECT observed_at, ?, ?, model_id, scan_id, id, json_object(?, json('true'),"
+            " 'shutdown_date', shutdown_date, 'successor', successor)"
+            " FROM observations WHERE id BETWEEN ? AND ? AND shutdown_date IS NOT NULL ORDER BY id",
+            (EventKind.DEPRECATION_ANNOUNCED.value, self.registry_id, FIRST_SEEN, first, last))
         return model_ids
 
     def _observe(
