@@ -15,7 +15,7 @@ from datetime import date
 from typing import Any
 
 from tools.archive.sources import pinned_revision
-from weightkeeper.domain import ModelRecord
+from weightkeeper.domain import FIRST_SEEN, ModelRecord
 from weightkeeper.errors import LedgerError
 from weightkeeper.ledger import Ledger
 from weightkeeper.proposals import Evidence, EvidenceItem
@@ -176,11 +176,16 @@ def _identity(found: _Collector, event: sqlite3.Row, revision: str | None, obser
 
 def _trigger(found: _Collector, event: sqlite3.Row) -> None:
     detail = json.loads(event["detail"])
-    said = "; ".join(f"{key.replace('_', ' ')} {quote(value)}" for key, value in detail.items() if value is not None)
+    said = "; ".join(f"{key.replace('_', ' ')} {quote(value)}" for key, value in detail.items()
+                     if value is not None and key != FIRST_SEEN)
+    statement = (f"Event {event['id']} ({event['kind']}) was recorded for {quote(event['model'])} at {event['at']}"
+                 + (f": {said}." if said else "."))
+    if detail.get(FIRST_SEEN):  # recorded when the ledger first saw the model, not when the registry announced it
+        statement += " The shutdown was already announced when the ledger first saw this model."
+        found.unknown("when the shutdown was announced, which was before the ledger first saw the model")
     found.add(
         "event",
-        f"Event {event['id']} ({event['kind']}) was recorded for {quote(event['model'])} at {event['at']}"
-        + (f": {said}." if said else "."),
+        statement,
         {"event_id": event["id"], "kind": event["kind"], "at": event["at"], "detail": detail},
         f"event {event['id']}",
     )

@@ -167,6 +167,24 @@ def test_dependents_are_counted_exactly_beyond_the_twenty_named(ledger: Ledger) 
     assert evidence.item("E1").kind == "identity" and evidence.item(dates.id) == dates
 
 
+def test_a_shutdown_announced_before_the_model_was_first_seen_is_not_dated_by_the_ledger(ledger: Ledger) -> None:
+    """The ledger records a first-seen announcement when it first saw the model, which is not when the
+    announcement was made: the evidence says so, and says when it was made is unknown."""
+    registry = registry_of(replace(TUNE, shutdown_date="2027-03-01"))
+    scan(ledger, registry)
+    evidence = build_evidence(ledger, event_id(ledger, "deprecation_announced", "org/tune"))
+    (event,) = items_of(evidence, "event")
+    assert event.facts["detail"] == {"shutdown_date": "2027-03-01", "successor": None, "first_seen": True}
+    assert event.statement.endswith(": shutdown date `2027-03-01`. The shutdown was already announced when the "
+                                    "ledger first saw this model.")
+    assert "when the shutdown was announced, which was before the ledger first saw the model" in evidence.unknowns
+
+    announced_later = deprecated_base(ledger)
+    (event,) = items_of(announced_later, "event")
+    assert "first saw" not in event.statement
+    assert not [unknown for unknown in announced_later.unknowns if "announced" in unknown]
+
+
 def test_registry_text_is_verbatim_in_facts_and_only_quoted_in_statements(ledger: Ledger) -> None:
     long_injection = INJECTION + " " + "x" * 300
     card = Card(digest="c9", license=INJECTION, datasets=(long_injection,))

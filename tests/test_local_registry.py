@@ -530,6 +530,22 @@ def test_deprecation_fields_from_the_card(tmp_path: Path) -> None:
     assert (observation["shutdown_date"], observation["successor"]) == ("2027-02-01", "acme/new")
 
 
+def test_a_model_first_seen_with_a_shutdown_date_in_its_card_is_announced_once(tmp_path: Path) -> None:
+    """The card announced the shutdown before the first scan. A fine-tune of that model in the folder holds its
+    own weights, which the base's shutdown does not take away: it inherits no shutdown date."""
+    root, ledger = tmp_path / "registry", tmp_path / "ledger.sqlite3"
+    make_model(root, "acme/old", card=card_text(license="apache-2.0", shutdown_date="2027-02-01",
+                                                new_version="acme/new"))
+    make_model(root, "acme/old-tuned", card=card_text(license="apache-2.0", base_model="acme/old"))
+    first = scan(ledger, root)
+    assert first.events == {"appeared": 2, "deprecation_announced": 1}
+    assert [event for event in scan_events(ledger, first.scan_id) if event[0] != "appeared"] == [
+        ("deprecation_announced", "acme/old",
+         {"shutdown_date": "2027-02-01", "successor": "acme/new", "first_seen": True})]
+    assert last_observation(ledger, "acme/old-tuned")["shutdown_date"] is None
+    assert scan(ledger, root).events == {}
+
+
 @pytest.mark.parametrize(
     ("front_matter", "expected"),
     [

@@ -7,27 +7,33 @@ the ledger, in a message or in a log line (the `no_key_leaks` fixture checks eve
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import socket
 import sqlite3
 from collections.abc import Iterator
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
 import tools.registries.openai_finetunes as adapter_module
+from agents import coordinator
+from agents.graph import propose
 from fake_openai import API_KEY, FakeOpenAI, error, rate_limited
 from http_fakes import FakeServer, Fault, Reply
 from ledger_reading import query
 from tools.registries import open_registry
 from tools.registries.http import RetryPolicy
 from tools.registries.openai_finetunes import OpenAIRegistry
-from weightkeeper.config import RegistryConfig
+from weightkeeper import config as weightkeeper_config
+from weightkeeper.config import ProposalSettings, RegistryConfig
 from weightkeeper.domain import Found, Gone
 from weightkeeper.errors import RegistryUnavailable
 from weightkeeper.ledger import Ledger
 from weightkeeper.ledger.store import LedgerAdapterCache, LedgerDigestCache
+from weightkeeper.review import ReviewQueue
 from weightkeeper.scan import Scanner, ScanResult
 
 MINI = "gpt-4o-mini-2024-07-18"
@@ -361,6 +367,43 @@ def test_the_api_date_comes_before_the_page_and_the_earliest_date_of_the_lineage
     assert (records[MINI].shutdown_date, records[MINI].successor) == ("2026-08-01", "gpt-4.1-mini")
     assert records[fleet.support].shutdown_date == "2026-08-01"  # its base stops first
     assert records[fleet.v2].shutdown_date == "2026-08-01"
+
+
+def test_fine_tunes_first_seen_after_their_base_was_announced_for_shutdown_are_announced_and_proposed(
+        tmp_path, fake, server) -> None:
+    """A watcher installed three months before a base model's shutdown: its first scan records the
+    announcement for the base and each of the 30 fine-tunes on it, and `propose` drafts for them."""
+    shutdown = (date.today() + timedelta(days=91)).isoformat()
+    fake.add_base(MINI, shutdown_date=shutdown)
+    fine_tunes = [fake.fine_tune(MINI, suffix=f"bot{i:02d}")["fine_tuned_model"] for i in range(30)]
+    home = tmp_path / "home"
+    weightkeeper_config.write_default(home)
+    ledger_path = weightkeeper_config.load(home).ledger_path
+
+    first = scan(ledger_path, config(server))
+    assert first.status == "complete", first.error
+    assert first.events == {"appeared": 31, "deprecation_announced": 31}
+    announced = {name: detail for kind, name, detail in scan_events(ledger_path, first.scan_id)
+                 if kind == "deprecation_announced"}
+    assert announced == {name: {"shutdown_date": shutdown, "successor": None, "first_seen": True}
+                         for name in [MINI, *fine_tunes]}
+    assert scan(ledger_path, config(server)).events == {}, "a rescan announces nothing again"
+
+    with Ledger(ledger_path) as ledger:
+        candidates = coordinator.candidates(ledger)
+        outcomes = asyncio.run(propose(ledger, home, ProposalSettings()))
+        reviews = ReviewQueue(ledger).list()
+    announcements = {row["id"] for row in query(ledger_path, "SELECT id FROM events WHERE kind = 'deprecation_announced'")}
+    assert {(c.event_id, c.kind) for c in candidates} == {(event, "deprecation_announced") for event in announcements}
+    assert {outcome.event_id for outcome in outcomes} == announcements
+    # One registry is one recipient: today its cooldown lets one letter through per 30 days.
+    assert reviews and len(reviews) == [outcome.status for outcome in outcomes].count("queued")
+    assert all(o.status == "queued" or "within the last 30 days" in o.detail for o in outcomes)
+    review = reviews[0]
+    assert (review.event, review.recipient) == ("deprecation_announced", "openai-acme")
+    assert not [finding for finding in review.findings if finding.severity == "error"], review.findings
+    assert "already announced when the ledger first saw" in review.draft.body
+    assert "When the shutdown was announced" in review.draft.body
 
 
 def test_a_deprecations_page_over_http(tmp_path, fleet, server) -> None:

@@ -32,23 +32,27 @@ MODELS = 300  # the local registry pages 50 folders at a time: 6 pages, each com
 WEIGHT_BYTES = 64 * 1024
 KILLS = 5  # killed runs before each run to completion
 TIMEOUT = 60.0
+SHUTDOWN = "2027-06-30"  # announced in the cards of some models before the first scan
 
 
 # -- the registry --------------------------------------------------------------------------------
 
 
-def write_model(root: Path, name: str, rng: random.Random, *, visibility: str | None = None) -> None:
+def write_model(root: Path, name: str, rng: random.Random, *, visibility: str | None = None,
+                shutdown_date: str | None = None) -> None:
     folder = root / name
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text(json.dumps({"model_type": "llama", "name": name}), encoding="utf-8")
     (folder / "model.safetensors").write_bytes(rng.randbytes(WEIGHT_BYTES))
-    write_card(folder, visibility=visibility)
+    write_card(folder, visibility=visibility, shutdown_date=shutdown_date)
 
 
-def write_card(folder: Path, *, visibility: str | None = None) -> None:
+def write_card(folder: Path, *, visibility: str | None = None, shutdown_date: str | None = None) -> None:
     front = "license: apache-2.0\nbase_model: meta-llama/Llama-3.1-8B\ndatasets:\n- tatsu-lab/alpaca\n"
     if visibility:
         front += f"visibility: {visibility}\n"
+    if shutdown_date:
+        front += f"shutdown_date: '{shutdown_date}'\n"
     (folder / "README.md").write_text(f"---\n{front}---\n# {folder.name}\n\nA fine-tuned model.\n", encoding="utf-8")
 
 
@@ -182,18 +186,21 @@ def test_killed_scans_record_every_model_and_change_exactly_once(tmp_path: Path,
     rng = random.Random(seed)
     root = tmp_path / "registry"
     names = sorted(f"org-{i % ORGS}/model-{i:03d}" for i in range(MODELS))
+    deprecated = set(names[::10])
     for name in names:
-        write_model(root, name, rng)
+        write_model(root, name, rng, shutdown_date=SHUTDOWN if name in deprecated else None)
     home = make_home(tmp_path, root)
 
-    # First scans: every model appears exactly once, however often the scan was killed.
+    # First scans: every model appears exactly once, and each announced shutdown is recorded once,
+    # however often the scan was killed.
     landed = kill_and_finish(home, rng)
     assert landed["listing"] >= 1, f"no kill landed mid-listing: {dict(landed)}"
     with closing(connect(home)) as conn:
         check_sound(conn)
         kinds = events_by_model(conn, 0)
         assert set(kinds) == set(names), "models lost or invented"
-        assert {name: k for name, k in kinds.items() if k != ["appeared"]} == {}
+        assert {name: k for name, k in kinds.items() if k != ["appeared"]} == dict.fromkeys(
+            deprecated, ["appeared", "deprecation_announced"])
         states = dict(conn.execute("SELECT name, state FROM models").fetchall())
         assert states == dict.fromkeys(names, "present")
         assert conn.execute("SELECT COUNT(*) FROM observations").fetchone()[0] == MODELS
@@ -211,7 +218,7 @@ def test_killed_scans_record_every_model_and_change_exactly_once(tmp_path: Path,
         config = root / name / "config.json"
         config.write_text(config.read_text(encoding="utf-8")[:-1] + ', "torch_dtype": "bfloat16"}', encoding="utf-8")
     for name in hidden:
-        write_card(root / name, visibility="private")
+        write_card(root / name, visibility="private", shutdown_date=SHUTDOWN if name in deprecated else None)
     os.rename(root / old_name, root / new_name)
     for name in added:
         write_model(root, name, rng)

@@ -88,6 +88,40 @@ def test_visibility_and_deprecation_are_their_own_events_not_updates(ledger: Led
     }
 
 
+def test_a_model_first_seen_with_an_announced_shutdown_gets_its_deprecation_announced(ledger: Ledger) -> None:
+    """A watcher started after the announcement records it all the same, saying it was made before the model
+    was first seen; a successor without a date announces nothing; a rescan repeats nothing."""
+    deprecated = record("a/two", shutdown_date="2027-03-01", successor="a/three")
+    registry = registry_of(record("a/one"), deprecated, record("a/four", successor="a/five"))
+    first = scan(ledger, registry)
+    assert first.events == {"appeared": 3, "deprecation_announced": 1}
+    rows = events(ledger, EventFilter(scan_id=first.scan_id))
+    (appeared,) = [row for row in rows if row["event"] == "appeared" and row["model"] == "a/two"]
+    (announced,) = [row for row in rows if row["event"] == "deprecation_announced"]
+    assert (announced["model"], announced["detail"]) == (
+        "a/two", {"shutdown_date": "2027-03-01", "successor": "a/three", "first_seen": True})
+    assert (announced["observation"], announced["at"]) == (appeared["observation"], appeared["at"])
+    assert announced["id"] > appeared["id"], "the model appears before anything else is said of it"
+    assert scan(ledger, registry).events == {}
+
+    # A copy (a new name of a listed key) appears only once the listing is complete: announced as well.
+    registry.models["a/two-copy"] = replace(deprecated, name="a/two-copy")
+    copy = scan(ledger, registry)
+    assert kinds(ledger, copy) == [("appeared", "a/two-copy"), ("deprecation_announced", "a/two-copy")]
+
+
+def test_a_model_that_comes_back_with_a_new_shutdown_date_is_restored_and_announced(ledger: Ledger) -> None:
+    registry = registry_of(record("a/one"), record("a/two"))
+    scan(ledger, registry)
+    removed = registry.models.pop("a/two")
+    scan(ledger, registry)
+    registry.models["a/two"] = replace(removed, shutdown_date="2027-03-01")
+    result = scan(ledger, registry)
+    assert [(row["event"], row["model"], row["detail"]) for row in events(ledger, EventFilter(scan_id=result.scan_id))
+            ] == [("restored", "a/two", {"was": "deleted", "via": "listing"}),
+                  ("deprecation_announced", "a/two", {"shutdown_date": "2027-03-01", "successor": None})]
+
+
 def test_a_model_absent_from_a_complete_listing_is_deleted_only_after_the_lookup_confirms(ledger: Ledger) -> None:
     registry = registry_of(record("a/one"), record("a/two"), record("a/three"))
     scan(ledger, registry)

@@ -111,12 +111,17 @@ def replay(conn: sqlite3.Connection, registry_id: int) -> dict[str, tuple[str, o
     Also checks that each model's events form a legal life: appeared first; suspected_missing only
     of a present model; withdrawn only of a suspected one; deleted only of a suspected or withdrawn one
     (so a deletion is found once); restored only of a suspected, withdrawn or deleted one; withdrawn and
-    deleted backed by a lookup that did not find the model; every event's observation belongs to its model.
+    deleted backed by a lookup that did not find the model; every event's observation belongs to its model;
+    a model still listed whose shutdown date is known had that date announced, were it already set when
+    the model appeared.
     """
     state: dict[int, str] = {}
     seen: dict[int, tuple[str, str, object]] = {}
+    shutdown: dict[int, str | None] = {}
+    announced: dict[int, str | None] = {}
     rows = conn.execute(
-        "SELECT e.id, e.kind, e.model_id, o.model_id AS observed_model, o.found, o.name, o.visibility, o.digest"
+        "SELECT e.id, e.kind, e.model_id, o.model_id AS observed_model, o.found, o.name, o.visibility, o.digest,"
+        " o.shutdown_date"
         " FROM events e LEFT JOIN observations o ON o.id = e.observation_id WHERE e.registry_id = ? ORDER BY e.id",
         (registry_id,),
     ).fetchall()
@@ -135,6 +140,9 @@ def replay(conn: sqlite3.Connection, registry_id: int) -> dict[str, tuple[str, o
                 raise AssertionError(f"event {event}: {kind} of {state[model]} model {model} without `restored`")
             state[model] = "present"
             seen[model] = (row["name"], row["visibility"], row["digest"])
+            shutdown[model] = row["shutdown_date"]
+            if kind == "deprecation_announced":
+                announced[model] = row["shutdown_date"]
         elif kind == "suspected_missing":
             assert state[model] == "present", f"event {event}: suspected_missing of a {state[model]} model"
             state[model] = "suspected_missing"
@@ -148,6 +156,8 @@ def replay(conn: sqlite3.Connection, registry_id: int) -> dict[str, tuple[str, o
     current: dict[str, tuple[str, object]] = {}
     for model, status in state.items():
         if status not in ("withdrawn", "deleted"):  # suspected_missing removes nothing
+            assert shutdown[model] is None or announced.get(model) == shutdown[model], (
+                f"model {model}'s shutdown on {shutdown[model]} was never announced")
             name, visibility, digest = seen[model]
             assert name not in current, f"two models replay to the name {name}"
             current[name] = (visibility, digest)
@@ -203,10 +213,11 @@ class ScanMachine(RuleBasedStateMachine):
         if len(self.registry.models) == len(NAMES):
             return False
         name = data.draw(st.sampled_from(self.free_names()), label="new name")
-        self.registry.models[name] = make_record(
+        self.registry.models[name] = replace(make_record(
             name, f"key{next(self.keys)}", visibility=data.draw(st.sampled_from(Visibility), label="visibility"),
             license=data.draw(st.sampled_from(LICENSES), label="license"),
-            base=data.draw(st.sampled_from(BASES), label="base"))
+            base=data.draw(st.sampled_from(BASES), label="base")),
+            shutdown_date=data.draw(st.sampled_from((None, *SHUTDOWN_DATES)), label="shutdown date"))
         return True
 
     def change_remove(self, data: st.DataObject) -> bool:

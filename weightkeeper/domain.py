@@ -19,6 +19,10 @@ CARD_FILE = "README.md"
 CARD_DIGEST_FORM = "blake2b"
 
 
+# In a `deprecation_announced` detail: the shutdown was announced before the ledger first saw the model.
+FIRST_SEEN = "first_seen"
+
+
 class Visibility(StrEnum):
     PUBLIC = "public"
     PRIVATE = "private"

@@ -14,6 +14,11 @@ One class per registry kind with the same four methods:
 Any of them raises `RegistryUnavailable` when the registry cannot answer; the
 scan engine then concludes nothing.
 
+A record's `shutdown_date` is when that model stops being served. Whether a model stops with
+the one it was built on is a fact of the registry, so its adapter sets the date: an OpenAI
+fine-tune is served on its base and takes the base's date, while a Hub or local fine-tune holds
+its own weights and takes none. The scan engine inherits nothing through lineage.
+
 `unlisted` names the visibilities the listing leaves out (the Hub lists no private
 model to an anonymous caller): a model recorded with one of them is expected to be
 absent, and is looked up quietly instead of being suspected missing.

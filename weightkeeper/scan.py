@@ -32,6 +32,7 @@ from typing import TypeVar
 from weightkeeper.config import RegistryConfig, ScanSettings
 from weightkeeper.domain import (
     CARD_FILE,
+    FIRST_SEEN,
     EventKind,
     FileEntry,
     Found,
@@ -399,11 +400,13 @@ class Scanner:
         """Record new models, in bulk: a first scan meets every model of the registry here.
 
         Their `appeared` events are derived from their observations in one SQL statement rather than
-        built one by one in Python.
+        built one by one in Python; so are the `deprecation_announced` of those listed with a shutdown
+        date, marked `first_seen`: the announcement was made before the ledger saw the model, not when.
         """
         if not new:
             return []
         now, first_model, first = now_iso(), self.ledger.next_id("models"), self.ledger.next_id("observations")
+        last = first + len(new) - 1
         model_ids = list(range(first_model, first_model + len(new)))
         self.conn.executemany(
             "INSERT INTO models (id, registry_id, name, key, state, visibility, digest, last_observation_id, first_seen,"
@@ -419,7 +422,13 @@ class Scanner:
             " THEN json_object('visibility', visibility)"
             " ELSE json_object('shutdown_date', shutdown_date, 'visibility', visibility) END"
             " FROM observations WHERE id BETWEEN ? AND ? ORDER BY id",
-            (EventKind.APPEARED.value, self.registry_id, first, first + len(new) - 1))
+            (EventKind.APPEARED.value, self.registry_id, first, last))
+        self.conn.execute(
+            "INSERT INTO events (at, kind, registry_id, model_id, scan_id, observation_id, detail)"
+            " SELECT observed_at, ?, ?, model_id, scan_id, id, json_object(?, json('true'),"
+            " 'shutdown_date', shutdown_date, 'successor', successor)"
+            " FROM observations WHERE id BETWEEN ? AND ? AND shutdown_date IS NOT NULL ORDER BY id",
+            (EventKind.DEPRECATION_ANNOUNCED.value, self.registry_id, FIRST_SEEN, first, last))
         return model_ids
 
     def _observe(
