@@ -237,7 +237,8 @@ def test_records_read_every_field_as_the_hub_sends_it(hub: FakeHub) -> None:
     ({"_id": "66a0000000000000000000f3", "id": "acme/odd-card", "cardData": ["not", "a", "mapping"]}, "cardData"),
     ({"_id": "66a0000000000000000000f4", "id": "acme/bad-relation",
       "cardData": {"base_model": "x/y", "base_model_relation": "fork"}}, "base_model_relation"),
-    ({"_id": "66a0000000000000000000f5", "id": "acme/odd-base", "cardData": {"base_model": 5}}, "TypeError"),
+    ({"_id": "66a0000000000000000000f5", "id": "acme/odd-base", "cardData": {"base_model": 5}},
+     "base_model must be a model name"),
 ], ids=["bad-date", "no-id", "no-key", "card-not-mapping", "bad-relation", "base-model-not-a-name"])
 def test_an_unreadable_item_is_a_problem(hub: FakeHub, item: dict, expected: str) -> None:
     hub.add("acme/fine")

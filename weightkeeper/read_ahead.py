@@ -13,7 +13,9 @@ is spared pickling and unpickling them. With nothing known (a first scan) the ch
 digests at all: the parent, which writes faster than the child reads and parses, takes them.
 
 Records travel as the rows the ledger stores (`RecordRow`): plain values pickle and unpickle in a
-fraction of a record's time, and the parent writes them as they come.
+fraction of a record's time, and the parent writes them as they come. Each is screened first
+(`weightkeeper.untrusted`): a record whose name does not show as itself becomes a problem, whatever the
+registry's kind.
 
 The child never touches the ledger: an SQLite connection must not be used across a fork. What the
 adapter holds that belongs to the parent is relayed to it: its caches (the attributes named in
@@ -44,6 +46,7 @@ from typing import NamedTuple
 from weightkeeper.domain import RecordProblem, RecordRow, row_digest
 from weightkeeper.errors import RegistryUnavailable
 from weightkeeper.registry import RegistryAdapter
+from weightkeeper.untrusted import screened
 
 AHEAD = 16  # pages the child may read before the parent takes them: about a batch and a half of the Hub's
 RELAYED_CACHES = ("cache", "digests")  # the adapter attributes holding an `AdapterCache` or a `DigestCache`
@@ -68,7 +71,7 @@ def _read(adapter: RegistryAdapter, cursor: str | None, known: frozenset[int]) -
     for page in adapter.pages(cursor):
         records: list[tuple[str, RecordRow | None, int | None]] = []
         problems = []
-        for item in adapter.records(page):
+        for item in map(screened, adapter.records(page)):
             if isinstance(item, RecordProblem):
                 problems.append(item)
                 continue

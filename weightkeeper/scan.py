@@ -56,6 +56,7 @@ from weightkeeper.listed import ListedModels
 from weightkeeper.read_ahead import ReadPage, read_ahead
 from weightkeeper.registry import RegistryAdapter
 from weightkeeper.secrets import scrub
+from weightkeeper.untrusted import screened, shown
 
 # Fields whose change is recorded as a new observation but is no event of its own.
 BOOKKEEPING_FIELDS = frozenset({"downloads", "likes", "last_modified", "key"})
@@ -585,11 +586,15 @@ class Scanner:
     def _lookup(self, name: str) -> LookupResult | RegistryUnavailable:
         started = time.perf_counter()
         try:
-            return self.adapter.lookup(name)
+            answer = self.adapter.lookup(name)
         except RegistryUnavailable as exc:
             return exc
         finally:
             self.registry_seconds += time.perf_counter() - started
+        # An answer under a name that does not show as itself (a redirect to one) says nothing the ledger takes.
+        if isinstance(answer, Found) and isinstance(problem := screened(answer.record), RecordProblem):
+            return RegistryUnavailable(problem.message)
+        return answer
 
     def _write_answer(self, scan_id: int, model_id: int, name: str, prior_observation: int, was: str,
                       answer: LookupResult | RegistryUnavailable) -> None:
@@ -652,7 +657,7 @@ class Scanner:
 
     def _problem(self, scan_id: int, name: str | None, message: str) -> None:
         self.conn.execute("INSERT INTO problems (scan_id, at, model_name, message) VALUES (?, ?, ?, ?)",
-                          (scan_id, now_iso(), name, scrub(message)))
+                          (scan_id, now_iso(), name and shown(name), shown(scrub(message))))
         self.conn.execute("UPDATE scans SET problems = problems + 1 WHERE id = ?", (scan_id,))
 
     def _finish(self, scan_id: int, status: str, error: str | None) -> None:

@@ -43,6 +43,7 @@ from tools.registries.http import (
     tls_context,
     with_retries,
 )
+from tools.registries.local import ModelFolderError, Vanished, open_model_file
 from weightkeeper.config import RegistryConfig
 from weightkeeper.domain import ModelRecord
 from weightkeeper.errors import RegistryUnavailable, WeightkeeperError
@@ -120,16 +121,24 @@ class LocalSource(Source):
     metadata_only = False
 
     def __init__(self, root: Path, name: str) -> None:
-        self.folder = root / name
+        self.root, self.name = root, name
 
     def files(self, record: ModelRecord) -> list[SourceFile]:
         return [SourceFile(entry.path, entry.size, entry.sha256) for entry in record.files]
 
     def fetch(self, file: SourceFile, partial: Path) -> None:
-        source = self.folder / file.path
-        if not source.is_file():
-            raise SourceError(f"{source} is gone from the local registry; it can no longer be archived from there")
-        shutil.copyfile(source, partial)  # copy_file_range on Linux: the kernel copies, the store then hashes once
+        """A copy of the file, opened as a scan opens it: the folder may have changed since the scan, and a link
+        out of the registry or a FIFO is never read."""
+        source = self.root / self.name / file.path
+        try:
+            fd = open_model_file(self.root, self.name, file.path)
+        except Vanished:
+            raise SourceError(f"{source} is gone from the local registry; it can no longer be archived from there"
+                              ) from None
+        except ModelFolderError as exc:
+            raise SourceError(f"{exc}; nothing was archived") from exc
+        with open(fd, "rb") as handle, partial.open("wb") as out:
+            shutil.copyfileobj(handle, out, CHUNK)
 
 
 class HubSource(Source):

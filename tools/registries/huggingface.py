@@ -52,7 +52,7 @@ from tools.registries.http import (
     tls_context,
     with_retries,
 )
-from tools.registries.model_card import RELATIONS, CardError, card_fields, lineage
+from tools.registries.model_card import RELATIONS, CardError, card_fields, kept_text, lineage
 from weightkeeper import __version__
 from weightkeeper.domain import (
     FileEntry,
@@ -69,6 +69,7 @@ from weightkeeper.domain import (
 )
 from weightkeeper.errors import RegistryUnavailable
 from weightkeeper.registry import AdapterCache
+from weightkeeper.untrusted import has_hidden
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 PAGE_SIZE = 1000  # the most the Hub sends per page
@@ -186,7 +187,8 @@ class HubRegistry:
             record = _parse(item)
         except (TypeError, AttributeError, ValueError, KeyError) as exc:  # a field of an unexpected shape
             raise _Unreadable(f"a field cannot be read ({type(exc).__name__}: {exc})") from exc
-        if self.files is None or not fnmatchcase(record.name, self.files):
+        # A name that does not show as itself is refused by the scan: its files are not asked for.
+        if self.files is None or not fnmatchcase(record.name, self.files) or has_hidden(record.name):
             return record
         return replace(record, files=self._files(record.name, record.revision))
 
@@ -373,6 +375,8 @@ def _parse(item: Any) -> ModelRecord:
     meta = {field: value for field, value in (card or {}).items() if value is not None}
     tags = list(map(str, tags))
     try:
+        # The listing carries the card's metadata, not its text: the digest covers the metadata only.
+        card_data = card_fields(meta, "", from_json=True) if card is not None else None
         model_lineage = _lineage(meta, tags)
     except CardError as exc:
         raise _Unreadable(f"model card: {exc}") from exc
@@ -387,9 +391,8 @@ def _parse(item: Any) -> ModelRecord:
         downloads=item.get("downloads"),
         likes=item.get("likes"),
         lineage=model_lineage,
-        # The listing carries the card's metadata, not its text: the digest covers the metadata only.
-        card=card_fields(meta, "", from_json=True) if card is not None else None,
-        successor=None if successor is None else str(successor),
+        card=card_data,
+        successor=None if successor is None else kept_text(str(successor)),
         extra={"tags": tags, "pipeline_tag": item.get("pipeline_tag"), "library_name": item.get("library_name")},
     )
 
