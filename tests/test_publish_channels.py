@@ -413,20 +413,18 @@ def test_an_outbox_letter_has_exactly_its_two_headers_whatever_a_name_holds(tmp_
     assert body == BODY + "\n"
 
 
-def test_a_model_named_to_add_a_bcc_reaches_the_outbox_letter_as_one_subject_line(proposal_home: Path) -> None:
+def test_a_model_named_to_add_a_bcc_never_becomes_a_model_to_write_about(proposal_home: Path) -> None:
+    """The first layer: the scan records such a name as a problem, shown escaped, so no letter is drafted about
+    it; the channels above are the second, for any such text that reaches them some other way."""
     from proposal_world import model, outbox, scan_twice
 
     name = INJECTED_MODEL.format("\n")
-    scan_twice(proposal_home, [model(name)], [])
-    (outcome,) = run_propose(proposal_home)
-    approve(proposal_home, outcome.review_id)
+    scan_twice(proposal_home, [model(name), model("org/kept")], [model("org/kept")])
     with Ledger(config.load(proposal_home).ledger_path) as ledger:
-        (done,) = executor.execute(ledger, proposal_home, outcome.review_id)
-    assert done["already_published"] is False
-    (letter,) = outbox(proposal_home)
-    headers = email.parser.Parser().parsestr(letter.read_text(encoding="utf-8"), headersonly=True)
-    assert headers.keys() == ["To", "Subject"] and headers["To"] == "org"
-    assert headers["Subject"].startswith("Preserving org/m\\nBcc: attacker@example.org: a proposal")
+        assert [row[0] for row in ledger.conn.execute("SELECT name FROM models")] == ["org/kept"]
+        problems = [row[0] for row in ledger.conn.execute("SELECT model_name FROM problems")]
+    assert problems and all("\n" not in problem and "\\n" in problem for problem in problems)
+    assert run_propose(proposal_home) == [] and outbox(proposal_home) == []
 
 
 @pytest.mark.parametrize("line_break", LINE_BREAKS.values(), ids=LINE_BREAKS)
