@@ -66,8 +66,9 @@ def print_stats(figures: dict[str, Any]) -> None:
     print(
         f"models tracked: {models['tracked']}  persist: {models['persist']} ({models['hidden']} hidden)  "
         f"suspected missing: {models['suspected_missing']}  deleted: {models['deleted']} "
-        f"({models['deleted_unarchived']} without an archive)  withdrawn: {models['withdrawn']} (deleted or hidden: "
-        f"the registry does not tell this watcher which)  archived: {models['archived']}"
+        f"({models['deleted_unarchived']} without an archive)  withdrawn: {models['withdrawn']}"
+        + (" (deleted or hidden: the registry does not tell this watcher which)" if models["withdrawn"] else "")
+        + f"  archived: {models['archived']}"
     )
     if figures["weeks"]:
         kinds = sorted({kind for counts in figures["weeks"].values() for kind in counts})
