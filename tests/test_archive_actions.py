@@ -17,7 +17,7 @@ from fake_hub import FakeHub
 from fake_openai import API_KEY, FakeOpenAI
 from http_fakes import Fault, FakeServer
 from mlflow_server import MLflowServer
-from proposal_world import run_propose
+from proposal_world import reviewer, run_propose
 
 from agents.executor import execute
 from tools.archive.archiving import open_store
@@ -25,7 +25,7 @@ from tools.archive.sources import HubSource, MlflowSource, SourceFile, git_blob_
 from weightkeeper import config
 from weightkeeper.cli.scanning import scan_registries
 from weightkeeper.ledger import Ledger
-from weightkeeper.review import ApprovalRefused, HumanReviewer, Review, ReviewQueue, approval_key
+from weightkeeper.review import ApprovalRefused, Review, ReviewQueue
 
 WEIGHTS = os.urandom(3 << 20)
 CARD = "---\nbase_model: meta-llama/Llama-3.1-8B\nlicense: apache-2.0\n{extra}---\n# med-ft\nClinical notes.\n"
@@ -62,7 +62,7 @@ def the_review(home: Path) -> Review:
 def approve_archive(home: Path, review: Review) -> int:
     index = next(i for i, action in enumerate(review.draft.actions) if action.kind == "archive")
     with Ledger(config.load(home).ledger_path) as ledger:
-        HumanReviewer("ada", "cli", approval_key(home, create=True)).approve(
+        reviewer(ledger, home).approve(
             ReviewQueue(ledger), review.id, version=review.version, payload_sha256s={index: review.payload_sha256(index)})
     return index
 
@@ -113,7 +113,7 @@ def test_an_approved_archive_is_verified_restorable_and_carries_its_provenance(d
 
 def test_without_an_approval_nothing_is_downloaded(deprecated: Path) -> None:
     review = the_review(deprecated)
-    with pytest.raises(ApprovalRefused, match="pending, not approved"):
+    with pytest.raises(ApprovalRefused, match="latest signed decision is none"):
         run_executor(deprecated, review.id)
     assert open_store(config.load(deprecated)).objects() == []
     assert not list((deprecated / "archive").glob(".staging/*/*"))
