@@ -10,22 +10,29 @@ import shutil
 import signal
 import sqlite3
 import threading
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from fake_github import FakeGitHub
 from fake_webhook import FakeWebhook
 from http_fakes import Reply, Request
 from proposal_world import approve, outbox, queue, reviewer, run_propose
 
 from agents import executor
 from tools.archive.archiving import archive
+from tools.publish import PublishError
+from tools.publish.hf_discussion import HubDiscussionPublisher
 from weightkeeper import config
 from weightkeeper.cli.reviewing import act
 from weightkeeper.ledger import Ledger
 from weightkeeper.proposals import Finding
 from weightkeeper.review import ApprovalRefused, Claim, ReviewError, decision_fields
 from weightkeeper.signing import SigningKeyError, add_reviewer, signer
+
+GITHUB_TOKEN = "ghp_wkTestToken0123456789abcdefABCDEF"
+
 
 def refusals(ledger: Ledger) -> list[str]:
     return [json.loads(row[0])["reason"] for row in ledger.conn.execute(
@@ -283,6 +290,41 @@ def test_a_hand_built_or_altered_claim_is_refused_by_every_sink(deleted: Path) -
             with pytest.raises(ApprovalRefused, match="not claimed by this executor"):
                 archive(ledger, settings, forged)
     assert outbox(deleted) == []
+
+
+# -- the payload names the whole destination -----------------------------------------------------------------
+
+@pytest.fixture
+def github() -> Iterator[FakeGitHub]:
+    with FakeGitHub(tokens={GITHUB_TOKEN}) as fake:
+        fake.add_repo("acme/models")
+        yield fake
+
+
+def test_a_changed_endpoint_after_approval_sends_nothing_anywhere(deleted: Path, github: FakeGitHub,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WK_TEST_GITHUB_TOKEN", GITHUB_TOKEN)
+    set_proposals(deleted, f'channel = "github_issue"\ngithub_repo = "acme/models"\ngithub_api = "{github.url}"\n'
+                           'github_token_env = "WK_TEST_GITHUB_TOKEN"')
+    (outcome,) = run_propose(deleted, config.load(deleted).proposals)
+    approve(deleted, outcome.review_id)
+    with FakeGitHub(tokens={GITHUB_TOKEN}) as elsewhere:
+        elsewhere.add_repo("acme/models")
+        moved = replace(config.load(deleted).proposals, github_api=elsewhere.url)
+        with Ledger(config.load(deleted).ledger_path) as ledger:
+            (done,) = executor.execute(ledger, deleted, outcome.review_id, settings=moved)
+        assert f"approved for {github.url}, but `github_api` in [proposals] is now {elsewhere.url}" in done["error"]
+        assert elsewhere.server.requests == [] and github.server.requests == []
+
+
+def test_a_hub_discussion_names_its_hub_and_refuses_another(deleted: Path) -> None:
+    (outcome,) = run_propose(deleted, config.ProposalSettings(channel="hf_discussion", hf_endpoint="https://hub.a"))
+    ledger, reviews = queue(deleted)
+    with ledger:
+        (action,) = reviews.get(outcome.review_id).draft.actions
+        assert action.parameters["endpoint"] == "https://hub.a"
+        with pytest.raises(PublishError, match="approved for https://hub.a, but `hf_endpoint`"):
+            HubDiscussionPublisher("https://hub.b", token_env="UNSET").publish(action.payload("t", "b"), "k" * 64)
 
 
 # -- leases: two executors, and a crash ----------------------------------------------------------------------

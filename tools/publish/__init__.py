@@ -10,6 +10,7 @@ and kept for that call only: it never reaches the ledger, a log, a proposal or a
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from weightkeeper.errors import WeightkeeperError
 
@@ -26,6 +27,15 @@ def channel_token(variable: str, key: str) -> str:
         raise PublishError(f"${variable} is not set; export {variable}=... with the channel's token, or name "
                            f"another variable with `{key}` in [proposals] of weightkeeper.toml")
     return token
+
+
+def bound_endpoint(payload: dict[str, Any], configured: str, key: str) -> None:
+    """Refuse to send the approved payload, and the token with it, to another server than it was approved for."""
+    approved = payload["parameters"].get("endpoint")
+    if approved is None or approved.rstrip("/") != configured.rstrip("/"):
+        raise PublishError(f"the action was approved for {approved or 'no named server'}, but `{key}` in [proposals] "
+                           f"is now {configured}; set it back to run the action (sending it elsewhere needs a new "
+                           "approval)")
 
 
 def marked(body: str, idempotency_key: str) -> str:

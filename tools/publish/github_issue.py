@@ -16,7 +16,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from tools.publish import PublishError, channel_token, marked, marker
+from tools.publish import PublishError, bound_endpoint, channel_token, marked, marker
 from tools.publish.http import CLIENT_ERRORS, client, retried, server_says
 from tools.registries.http import RetryPolicy, Transient, attempt_request, json_of, server_wait
 
@@ -34,6 +34,7 @@ class GitHubIssuePublisher:
     def publish(self, payload: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
         """Open the issue in the approved target repository ("owner/repo"), unless one carries this key."""
         repo = payload["target"]
+        bound_endpoint(payload, self.api, "github_api")
         headers = {"Authorization": f"Bearer {channel_token(self.token_env, 'github_token_env')}",
                    "Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION}
         what = f"opening an issue in {repo} at {self.api}"

@@ -19,7 +19,7 @@ from huggingface_hub import HfApi
 from huggingface_hub.community import DiscussionComment, DiscussionWithDetails
 from huggingface_hub.errors import DisabledRepoError, HfHubHTTPError, RepositoryNotFoundError
 
-from tools.publish import PublishError, channel_token, marked, marker
+from tools.publish import PublishError, bound_endpoint, channel_token, marked, marker
 from tools.publish.http import retried
 from tools.registries.http import RetryPolicy
 from tools.registries.huggingface import INVALID_TOKEN, hub_attempt
@@ -35,6 +35,7 @@ class HubDiscussionPublisher:
     def publish(self, payload: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
         """Open the discussion on the approved target, the model's repo id, unless one carries this key."""
         repo = payload["target"]
+        bound_endpoint(payload, self.endpoint, "hf_endpoint")
         api = HfApi(endpoint=self.endpoint, token=channel_token(self.token_env, "hf_token_env"),
                     library_name="weightkeeper", library_version=__version__)
         what = f"opening a discussion on {repo} at {self.endpoint}"
