@@ -9,6 +9,8 @@ import os
 import shutil
 import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -67,6 +69,17 @@ def test_a_later_signed_reject_defer_or_edit_is_not_undone_by_resetting_the_stat
     with Ledger(config.load(deleted).ledger_path) as ledger:
         assert executions(ledger) == 0 and f"latest signed decision is {later}" in refusals(ledger)[0]
     assert outbox(deleted) == []
+
+
+def test_act_says_a_review_was_refused_and_where_to_read_why(deleted: Path) -> None:
+    (outcome,) = run_propose(deleted)
+    with Ledger(config.load(deleted).ledger_path) as ledger:
+        ledger.conn.execute("UPDATE reviews SET status = 'approved' WHERE id = ?", (outcome.review_id,))
+    done = subprocess.run([sys.executable, "-m", "weightkeeper.cli.main", "--home", str(deleted), "act"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == ("0 approved actions run; 1 review refused (see `weightkeeper ledger "
+                                            "--kind approval_refused`)")
 
 
 def test_an_edit_rolled_back_in_sql_does_not_revive_the_first_approval(deleted: Path) -> None:

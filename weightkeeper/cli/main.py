@@ -397,7 +397,11 @@ def cmd_act(args: argparse.Namespace) -> int:
     done = act(_home(args))
     for result in done:
         print(json.dumps(result))
-    print(f"{len(done)} approved action{'s' if len(done) != 1 else ''} run")
+    ran = sum("skipped" not in result and "refused" not in result for result in done)
+    held, refused = sum("skipped" in result for result in done), sum("refused" in result for result in done)
+    print(f"{ran} approved action{'s' if ran != 1 else ''} run" + (f"; {held} held by another executor" if held else "")
+          + (f"; {refused} review{'s' if refused != 1 else ''} refused (see `weightkeeper ledger --kind "
+             "approval_refused`)" if refused else ""))
     return EXIT_OK
 
 
