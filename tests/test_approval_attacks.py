@@ -27,10 +27,10 @@ from tools.archive.archiving import archive
 from tools.publish import PublishError
 from tools.publish.hf_discussion import HubDiscussionPublisher
 from weightkeeper import config
-from weightkeeper.cli.reviewing import act
+from weightkeeper.cli.reviewing import act, reviewer_add
 from weightkeeper.ledger import Ledger
 from weightkeeper.proposals import Finding
-from weightkeeper.review import ApprovalRefused, Claim, ReviewError, decision_fields
+from weightkeeper.review import ApprovalRefused, Claim, ReviewError, decision_fields, reviewer_keys
 from weightkeeper.signing import SigningKeyError, add_reviewer, signer
 
 GITHUB_TOKEN = "ghp_wkTestToken0123456789abcdefABCDEF"
@@ -431,3 +431,13 @@ def test_a_reviewer_key_is_owner_only_and_never_inside_the_home(proposal_home: P
     with pytest.raises(SigningKeyError, match="can be read by others"):
         signer("ada", proposal_home, directory=keys)
     assert not list(proposal_home.rglob("*.ed25519"))
+
+
+def test_a_new_reviewer_counts_only_once_a_recorded_one_endorsed_them(proposal_home: Path) -> None:
+    with Ledger(config.load(proposal_home).ledger_path) as ledger:
+        reviewer(ledger, proposal_home)  # ada, the first
+    key = reviewer_add(proposal_home, "bob", by="ada", public_key=None)
+    with pytest.raises(ReviewError, match="endorsed by a recorded reviewer's key"):
+        reviewer_add(proposal_home, "carol", by=None, public_key=None)  # carol endorsing herself
+    with Ledger(config.load(proposal_home).ledger_path) as ledger:
+        assert reviewer_keys(ledger.conn) == {"ada": reviewer(ledger, proposal_home).signer.public_key, "bob": key}
