@@ -26,6 +26,7 @@ from agents import executor
 from tools.archive.archiving import archive
 from tools.publish import PublishError
 from tools.publish.hf_discussion import HubDiscussionPublisher
+from tools.publish.outbox import OutboxPublisher
 from weightkeeper import config
 from weightkeeper.cli.reviewing import act, reviewer_add
 from weightkeeper.ledger import Ledger
@@ -441,3 +442,23 @@ def test_a_new_reviewer_counts_only_once_a_recorded_one_endorsed_them(proposal_h
         reviewer_add(proposal_home, "carol", by=None, public_key=None)  # carol endorsing herself
     with Ledger(config.load(proposal_home).ledger_path) as ledger:
         assert reviewer_keys(ledger.conn) == {"ada": reviewer(ledger, proposal_home).signer.public_key, "bob": key}
+
+
+def test_the_outbox_creates_a_letter_exclusively_under_its_key(tmp_path: Path) -> None:
+    """Two publishers of one key at once (two homes sharing an outbox, say): one writes, the other finds it."""
+    letter = {"target": "acme", "title": "Preserving acme/med-ft", "body": "Hello acme,\n"}
+    for round_ in range(100):
+        publisher, start = OutboxPublisher(tmp_path / f"outbox-{round_}"), threading.Barrier(2)
+        results: list[dict] = []
+
+        def publish() -> None:
+            start.wait()
+            results.append(publisher.publish(letter, f"{round_:064d}"))
+
+        pair = [threading.Thread(target=publish) for _ in range(2)]
+        for thread in pair:
+            thread.start()
+        for thread in pair:
+            thread.join()
+        assert sorted(result["already_published"] for result in results) == [False, True], round_
+        assert [path.name for path in (tmp_path / f"outbox-{round_}").iterdir()] == [Path(results[0]["path"]).name]
