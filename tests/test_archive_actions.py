@@ -20,7 +20,7 @@ from mlflow_server import MLflowServer
 from proposal_world import reviewer, run_propose
 
 from agents.executor import execute
-from tools.archive.archiving import open_store
+from tools.archive.archiving import object_id, open_store
 from tools.archive.sources import HubSource, MlflowSource, SourceFile, git_blob_sha1
 from weightkeeper import config
 from weightkeeper.cli.scanning import scan_registries
@@ -393,3 +393,15 @@ def test_an_openai_fine_tune_is_archived_metadata_only_without_its_key(
     for path in [*(proposal_home / "archive").rglob("*"), config.load(proposal_home).ledger_path]:
         if path.is_file():
             assert API_KEY.encode() not in path.read_bytes(), path
+
+
+def test_two_archives_of_one_revision_never_share_its_staging(deprecated: Path) -> None:
+    review = the_review(deprecated)
+    action = review.draft.actions[approve_archive(deprecated, review)]
+    store = open_store(config.load(deprecated))
+    with store.staging(object_id("team", "acme/med-ft"), action.parameters["revision"]).exclusive():
+        (held,) = run_executor(deprecated, review.id)  # another executor's archive of this revision is staging
+        assert held["resumable"] and "another executor is archiving team/acme/med-ft" in held["error"]
+        assert store.objects() == []
+    (done,) = run_executor(deprecated, review.id)
+    assert (done["object_id"], done["version"]) == ("team/acme/med-ft", "v1")

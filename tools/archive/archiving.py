@@ -97,18 +97,19 @@ def _archive(ledger: Ledger, settings: Config, claim: Claim, target: str,
     store.check_space(target, sum(file.size or 0 for file in files))
     started()
     staging = store.staging(target, params["revision"])
-    staged = {file.logical_path for file in staging.files()}
-    for file in files:
-        logical = f"{MODEL_DIR}/{file.path}"
-        if logical not in staged:
-            _fetch(source, staging, file, logical)
-    approval = _approval(ledger, claim)
-    documents = {**_provenance(claim, approval, record, registry.kind, _file_tree(files, staging),
-                               source.metadata_only),
-                 **source.documents()}
-    for name, document in documents.items():
-        staging.add_bytes(f"{PROVENANCE_DIR}/{name}", _encoded(document))
-    result = store.ingest(staging, message=_message(claim, source.metadata_only), user_name=approval["reviewer"])
+    with staging.exclusive():
+        staged = {file.logical_path for file in staging.files()}
+        for file in files:
+            logical = f"{MODEL_DIR}/{file.path}"
+            if logical not in staged:
+                _fetch(source, staging, file, logical)
+        approval = _approval(ledger, claim)
+        documents = {**_provenance(claim, approval, record, registry.kind, _file_tree(files, staging),
+                                   source.metadata_only),
+                     **source.documents()}
+        for name, document in documents.items():
+            staging.add_bytes(f"{PROVENANCE_DIR}/{name}", _encoded(document))
+        result = store.ingest(staging, message=_message(claim, source.metadata_only), user_name=approval["reviewer"])
     return {"object_id": result.object_id, "version": result.version, "files": result.files,
             "bytes": result.stored_bytes, "new_bytes": result.new_bytes, "metadata_only": source.metadata_only,
             "idempotency_key": claim.idempotency_key}
