@@ -405,3 +405,17 @@ def test_two_archives_of_one_revision_never_share_its_staging(deprecated: Path) 
         assert store.objects() == []
     (done,) = run_executor(deprecated, review.id)
     assert (done["object_id"], done["version"]) == ("team/acme/med-ft", "v1")
+
+
+def test_only_the_approvals_in_force_run_and_complete_a_review(deprecated: Path) -> None:
+    """Both actions approved, then deferred, then only the archive approved again: the publish does not run,
+    and the archive alone executes the review."""
+    review = the_review(deprecated)
+    with Ledger(config.load(deprecated).ledger_path) as ledger:
+        reviews, ada = ReviewQueue(ledger), reviewer(ledger, deprecated)
+        ada.approve(reviews, review.id, version=1, payload_sha256s={0: review.payload_sha256(0)})
+        ada.defer(reviews, review.id, version=1)
+    approve_archive(deprecated, review)
+    (done,) = run_executor(deprecated, review.id)
+    assert done["channel"] == "archive" and not (deprecated / "outbox").exists()
+    assert the_review(deprecated).status == "executed"

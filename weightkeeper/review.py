@@ -365,7 +365,7 @@ class ReviewQueue:
                                   "executor for this payload; nothing runs")
 
     def finish(self, claim: Claim, *, ok: bool, detail: dict[str, Any]) -> None:
-        """Record what running a claim did; once every approved action is done, the review is executed."""
+        """Record what running a claim did; once every approved action in force is done, the review is executed."""
         with self.ledger.transaction() as conn:
             conn.execute("INSERT INTO execution_results (execution_id, finished_at, outcome, detail) VALUES (?, ?, ?, ?)",
                          (claim.execution_id, now_iso(), "done" if ok else "failed", json.dumps(detail)))
@@ -374,12 +374,15 @@ class ReviewQueue:
                         review.model_id, {"review_id": review.id, "action": claim.action_index,
                                           "kind": claim.action.kind, "channel": claim.action.channel,
                                           "target": claim.action.target, **detail})
-            unfinished = conn.execute(
-                "SELECT COUNT(*) FROM decisions d LEFT JOIN executions x ON x.decision_id = d.id"
-                " LEFT JOIN execution_results res ON res.execution_id = x.id AND res.outcome = 'done'"
-                " WHERE d.review_id = ? AND d.version = ? AND d.decision = 'approve' AND d.scheme = 'ed25519'"
-                " AND res.execution_id IS NULL", (review.id, review.version)).fetchone()[0]
-            if not unfinished:
+            try:  # the approvals in force now, as the log says
+                keys = [idempotency_key(review.id, review.version, approval["action_index"], approval["payload_sha256"])
+                        for approval in self.approvals(self.get(review.id))]
+            except ApprovalRefused:  # decided otherwise since the claim: the status stays as the reviewer left it
+                keys = []
+            done = conn.execute(
+                "SELECT COUNT(*) FROM executions x JOIN execution_results res ON res.execution_id = x.id"
+                f" AND res.outcome = 'done' WHERE x.idempotency_key IN ({', '.join('?' * len(keys))})", keys).fetchone()[0]
+            if keys and done == len(keys):
                 conn.execute("UPDATE reviews SET status = 'executed', updated_at = ? WHERE id = ?",
                              (now_iso(), review.id))
 
