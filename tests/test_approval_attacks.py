@@ -462,3 +462,10 @@ def test_the_outbox_creates_a_letter_exclusively_under_its_key(tmp_path: Path) -
             thread.join()
         assert sorted(result["already_published"] for result in results) == [False, True], round_
         assert [path.name for path in (tmp_path / f"outbox-{round_}").iterdir()] == [Path(results[0]["path"]).name]
+
+
+def test_an_endorser_without_a_key_here_creates_no_key_for_the_new_reviewer(
+        proposal_home: Path, reviewer_keys_dir: Path) -> None:
+    with pytest.raises(SigningKeyError, match="there is no signing key for reviewer 'nobody'"):
+        reviewer_add(proposal_home, "eve", by="nobody", public_key=None)
+    assert list(reviewer_keys_dir.iterdir()) == []

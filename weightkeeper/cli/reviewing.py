@@ -173,10 +173,10 @@ def reviewer_add(home: Path, name: str, *, by: str | None, public_key: str | Non
 
     endorser_name = by or os.environ.get(REVIEWER_ENV)
     with _opened(home) as (_, ledger):
+        other = None if endorser_name in (None, name) else signer(endorser_name, home)  # before creating a key
         own = None if public_key is not None else signer(name, home, create=True)
         key = public_key if own is None else own.public_key
-        endorser = own if endorser_name in (None, name) else signer(endorser_name, home)
-        add_reviewer(ledger, name, key, endorser=endorser)
+        add_reviewer(ledger, name, key, endorser=other or own)
     return key
 
 
