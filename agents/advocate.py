@@ -130,13 +130,17 @@ def plan_actions(evidence: Evidence, recipient: str, settings: ProposalSettings)
     every drafter: no drafter's words can add a target or an action.
 
     The target is where the channel delivers, so the reviewer approves that exact place: the recipient for
-    the outbox, the model's repo for a Hub discussion, the configured repository or URL otherwise. An archive
+    the outbox, the model's repo for a Hub discussion, the configured repository or URL otherwise; a Hub
+    discussion and a GitHub issue also name the server (`endpoint`). An archive
     names the revision and the observation that recorded its files, so its approval binds those bytes."""
     target = {"outbox": recipient, "hf_discussion": evidence.model, "github_issue": settings.github_repo,
               "webhook": settings.webhook_url}[settings.channel]
     if target is None:  # `config.load` refuses this; settings built in code may not
         raise ValueError(f"the {settings.channel} channel needs its destination: set github_repo or webhook_url")
-    publish = PlannedAction("publish", settings.channel, target, {"model": evidence.model, "registry": evidence.registry})
+    # The host too: an approval names the whole destination, so a changed endpoint cannot redirect it.
+    endpoint = {"hf_discussion": settings.hf_endpoint, "github_issue": settings.github_api}.get(settings.channel)
+    publish = PlannedAction("publish", settings.channel, target, {"model": evidence.model, "registry": evidence.registry,
+                                                                  **({"endpoint": endpoint} if endpoint else {})})
     return (publish, *_archive_action(evidence))
 
 

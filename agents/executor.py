@@ -1,11 +1,11 @@
 """The executor: the one place that acts, and only on an approval bound to the exact payload.
 
-It claims the approved actions of one review (`ReviewQueue.claim` verifies each approval's
-signature, version and payload hash, and makes the claim atomic and once), runs each with the
-claim's idempotency key (a publish through its channel's publisher, an archive through the
+It claims the approved actions of one review (`ReviewQueue.claim` derives them from the signed,
+chained decision log alone, and leases each to this executor: another one running it is skipped),
+runs each with the claim's idempotency key (a publish through its channel's publisher, an archive through the
 archive store: tools/archive/archiving.py), and records the result as a ledger event. An archive
 that stopped for a reason that may pass is left claimed but unfinished, so `weightkeeper act`
-resumes it. Nothing here writes a decision.
+resumes it. Nothing here writes or signs a decision: this package imports no signing code.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from weightkeeper import config
 from weightkeeper.config import ProposalSettings
 from weightkeeper.ledger import Ledger
-from weightkeeper.review import ReviewQueue, approval_key
+from weightkeeper.review import Claim, ReviewQueue, lease_holder
 from weightkeeper.secrets import scrub
 
 
@@ -54,27 +54,39 @@ def execute(ledger: Ledger, home: Path, review_id: int, *, settings: ProposalSet
     queue = ReviewQueue(ledger)
     if channels is None:
         channels = publishers(home, config.load(home).proposals if settings is None else settings)
-    from tools.archive.archiving import Resumable, archive
+    from tools.archive.archiving import Resumable
 
-    done = []
-    for claim in queue.claim(review_id, approval_key(home)):
+    claims, skipped = queue.claim(review_id, lease_holder())
+    done: list[dict[str, Any]] = [
+        {"review_id": review_id, "action": held.action_index, "skipped": f"running in {held.holder} (host:pid), "
+         f"whose lease lapses within {held.seconds_left:.0f} s if it died"} for held in skipped]
+    for claim in claims:
         publisher = channels.get(claim.action.channel)
-        try:
-            if claim.action.kind == "archive":
-                detail = archive(ledger, config.load(home), claim)
-            elif claim.action.kind != "publish" or publisher is None:
-                raise LookupError(f"no publisher for a {claim.action.kind} action on channel "
-                                  f"{claim.action.channel!r} in this weightkeeper; a channel's settings "
-                                  "(webhook_url, say) go in [proposals] of weightkeeper.toml")
+        with queue.holding(claim):  # released only once the outcome is recorded
+            try:
+                detail = run_claim(ledger, home, queue, claim, publisher)
+            except Resumable as exc:  # claimed, not finished: the next `weightkeeper act` runs it again
+                detail = {"error": scrub(str(exc)), "resumable": True}
+            except Exception as exc:  # the failure is recorded as a ledger event; the other actions still run
+                detail = {"error": scrub(f"{type(exc).__name__}: {exc}")}
+                queue.finish(claim, ok=False, detail=detail)
             else:
-                detail = publisher.publish(claim.payload, claim.idempotency_key)
-        except Resumable as exc:  # claimed, not finished: the next `weightkeeper act` runs it again
-            detail = {"error": scrub(str(exc)), "resumable": True}
-        except Exception as exc:  # the failure is recorded as a ledger event; the other actions still run
-            detail = {"error": scrub(f"{type(exc).__name__}: {exc}")}
-            queue.finish(claim, ok=False, detail=detail)
-        else:
-            queue.finish(claim, ok=True, detail=detail)
+                queue.finish(claim, ok=True, detail=detail)
         done.append({"review_id": review_id, "action": claim.action_index, "channel": claim.action.channel,
                      "target": claim.action.target, **detail})
     return done
+
+
+def run_claim(ledger: Ledger, home: Path, queue: ReviewQueue, claim: Claim,
+              publisher: Publisher | None) -> dict[str, Any]:
+    """Run one claim through its sink, once the queue confirmed it handed out this very claim."""
+    from tools.archive.archiving import archive
+
+    queue.check(claim)
+    if claim.action.kind == "archive":
+        return archive(ledger, config.load(home), claim)
+    if claim.action.kind != "publish" or publisher is None:
+        raise LookupError(f"no publisher for a {claim.action.kind} action on channel {claim.action.channel!r} in "
+                          "this weightkeeper; a channel's settings (webhook_url, say) go in [proposals] of "
+                          "weightkeeper.toml")
+    return publisher.publish(claim.payload, claim.idempotency_key)

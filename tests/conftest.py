@@ -8,6 +8,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 import pytest  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def reviewer_keys_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Reviewers' signing keys in a folder of the test's own, outside every home (never the user's own)."""
+    folder = tmp_path_factory.mktemp("keys")
+    monkeypatch.setenv("WEIGHTKEEPER_KEYS_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture
 def proposal_home(tmp_path: Path) -> Path:
     """A home with the default config."""

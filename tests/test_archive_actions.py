@@ -17,15 +17,15 @@ from fake_hub import FakeHub
 from fake_openai import API_KEY, FakeOpenAI
 from http_fakes import Fault, FakeServer
 from mlflow_server import MLflowServer
-from proposal_world import run_propose
+from proposal_world import reviewer, run_propose
 
 from agents.executor import execute
-from tools.archive.archiving import open_store
+from tools.archive.archiving import object_id, open_store
 from tools.archive.sources import HubSource, MlflowSource, SourceFile, git_blob_sha1
 from weightkeeper import config
 from weightkeeper.cli.scanning import scan_registries
 from weightkeeper.ledger import Ledger
-from weightkeeper.review import ApprovalRefused, HumanReviewer, Review, ReviewQueue, approval_key
+from weightkeeper.review import ApprovalRefused, Review, ReviewQueue
 
 WEIGHTS = os.urandom(3 << 20)
 CARD = "---\nbase_model: meta-llama/Llama-3.1-8B\nlicense: apache-2.0\n{extra}---\n# med-ft\nClinical notes.\n"
@@ -62,7 +62,7 @@ def the_review(home: Path) -> Review:
 def approve_archive(home: Path, review: Review) -> int:
     index = next(i for i, action in enumerate(review.draft.actions) if action.kind == "archive")
     with Ledger(config.load(home).ledger_path) as ledger:
-        HumanReviewer("ada", "cli", approval_key(home, create=True)).approve(
+        reviewer(ledger, home).approve(
             ReviewQueue(ledger), review.id, version=review.version, payload_sha256s={index: review.payload_sha256(index)})
     return index
 
@@ -113,7 +113,7 @@ def test_an_approved_archive_is_verified_restorable_and_carries_its_provenance(d
 
 def test_without_an_approval_nothing_is_downloaded(deprecated: Path) -> None:
     review = the_review(deprecated)
-    with pytest.raises(ApprovalRefused, match="pending, not approved"):
+    with pytest.raises(ApprovalRefused, match="latest signed decision is none"):
         run_executor(deprecated, review.id)
     assert open_store(config.load(deprecated)).objects() == []
     assert not list((deprecated / "archive").glob(".staging/*/*"))
@@ -393,3 +393,29 @@ def test_an_openai_fine_tune_is_archived_metadata_only_without_its_key(
     for path in [*(proposal_home / "archive").rglob("*"), config.load(proposal_home).ledger_path]:
         if path.is_file():
             assert API_KEY.encode() not in path.read_bytes(), path
+
+
+def test_two_archives_of_one_revision_never_share_its_staging(deprecated: Path) -> None:
+    review = the_review(deprecated)
+    action = review.draft.actions[approve_archive(deprecated, review)]
+    store = open_store(config.load(deprecated))
+    with store.staging(object_id("team", "acme/med-ft"), action.parameters["revision"]).exclusive():
+        (held,) = run_executor(deprecated, review.id)  # another executor's archive of this revision is staging
+        assert held["resumable"] and "another executor is archiving team/acme/med-ft" in held["error"]
+        assert store.objects() == []
+    (done,) = run_executor(deprecated, review.id)
+    assert (done["object_id"], done["version"]) == ("team/acme/med-ft", "v1")
+
+
+def test_only_the_approvals_in_force_run_and_complete_a_review(deprecated: Path) -> None:
+    """Both actions approved, then deferred, then only the archive approved again: the publish does not run,
+    and the archive alone executes the review."""
+    review = the_review(deprecated)
+    with Ledger(config.load(deprecated).ledger_path) as ledger:
+        reviews, ada = ReviewQueue(ledger), reviewer(ledger, deprecated)
+        ada.approve(reviews, review.id, version=1, payload_sha256s={0: review.payload_sha256(0)})
+        ada.defer(reviews, review.id, version=1)
+    approve_archive(deprecated, review)
+    (done,) = run_executor(deprecated, review.id)
+    assert done["channel"] == "archive" and not (deprecated / "outbox").exists()
+    assert the_review(deprecated).status == "executed"

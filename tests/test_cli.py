@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import csv
+import getpass
 import io
 import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tomllib
+from contextlib import closing
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -18,13 +21,15 @@ import pytest
 
 from weightkeeper.cli.main import build_parser
 from weightkeeper.demo_models import apply_demo_changes, write_demo_registry
+from weightkeeper.signing import KEYS_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = "weightkeeper.toml"
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("WEIGHTKEEPER")}
+    # The reviewers' keys stay in the test's own folder (conftest.py), never the user's.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("WEIGHTKEEPER") or key == KEYS_ENV}
     env.update(extra)
     return env
 
@@ -98,6 +103,11 @@ def test_init_writes_a_commented_config_and_refuses_to_overwrite(tmp_path: Path)
                                    "archive": {"path": "archive", "max_object_gb": 500, "fixity": ["sha1"],
                                                "verify_schedule": "30 3 * * 0"}}
     assert (home / "ledger.sqlite3").is_file()
+    # The first reviewer, its public key in the ledger and its private key in the keys folder, not the home.
+    assert f"reviewer {getpass.getuser()}: the ledger's first" in process.stdout
+    with closing(sqlite3.connect(home / "ledger.sqlite3")) as conn:
+        assert [row[0] for row in conn.execute("SELECT name FROM reviewers")] == [getpass.getuser()]
+    assert list(Path(os.environ[KEYS_ENV]).glob("*.ed25519")) and not list(home.rglob("*.ed25519"))
 
     root = tmp_path / "registry"
     make_model(root, "acme/alpha")
@@ -534,6 +544,8 @@ def test_demo_documents_every_scripted_change(tmp_path: Path) -> None:
     assert stats["archived"] == 1
     assert {row["model"] for row in queued} >= {change.model_id for change in changes if change.kind == "deleted"}
     assert not (home / "outbox").exists()
+    with closing(sqlite3.connect(home / "ledger.sqlite3")) as conn:  # the scripted approval says it was scripted
+        assert {row[0] for row in conn.execute("SELECT channel FROM decisions")} == {"demo"}
 
     again = wk("demo", "--home", home)
     assert again.returncode == 2

@@ -6,6 +6,7 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
+import pytest
 from registry_fakes import MemoryRegistry
 from weightkeeper.config import RegistryConfig
 from weightkeeper.domain import ModelRecord
@@ -82,3 +83,29 @@ def test_the_migrated_unfinished_scan_resumes_and_repeats_no_event(tmp_path: Pat
     assert (resumed.scan_id, resumed.resumed, resumed.status) == (2, True, "complete")
     assert resumed.events == {"appeared": 1}
     assert [row[0] for row in appeared] == ["org/a", "org/b"]
+
+
+def test_an_hmac_approval_of_an_older_ledger_is_kept_and_authorises_nothing(tmp_path: Path) -> None:
+    """Decisions signed with the home's shared key (schema 7) stay, marked so; an approved review is pending
+    again, and a replacing insert into the rebuilt decisions table is refused."""
+    path = tmp_path / "ledger.sqlite3"
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+        for version, migration in enumerate(MIGRATIONS[:7], start=1):
+            conn.executescript(f"BEGIN; {migration}; INSERT INTO schema_migrations VALUES ({version}, '2026'); COMMIT;")
+        conn.executescript("""
+            INSERT INTO registries VALUES (1, 'memory', 'memory', 'memory', '2026-11-01');
+            INSERT INTO scans (id, registry_id, started_at, status, phase) VALUES (1, 1, '2026', 'complete', 'done');
+            INSERT INTO models VALUES (1, 1, 'org/a', 'k1', 'deleted', 'public', 42, 1, '2026', '2026');
+            INSERT INTO events (id, at, kind, registry_id, model_id) VALUES (1, '2026', 'deleted', 1, 1);
+            INSERT INTO reviews VALUES (1, 't', 'i', 1, 1, 1, 'org', 1.0, 'approved', 1, '{}', '{}', '[]', '2026', '2026');
+            INSERT INTO decisions VALUES (1, 1, 1, 'approve', 0, 'ab', 'ada', 'cli', NULL, '2026', 'hmac');
+        """)
+    with Ledger(path) as ledger:
+        conn = ledger.conn
+        assert tuple(conn.execute("SELECT reviewer, channel, scheme, signature, overrides, previous FROM decisions")
+                     .fetchone()) == ("ada", "cli", "hmac-sha256", "hmac", "[]", "")
+        assert conn.execute("SELECT status FROM reviews").fetchone()[0] == "pending"
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            conn.execute("INSERT OR REPLACE INTO decisions (id, review_id, version, decision, reviewer, channel,"
+                         " decided_at, signature) VALUES (1, 1, 1, 'reject', 'ada', 'cli', '2026', 'x')")

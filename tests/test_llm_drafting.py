@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from fake_llm import API_KEY, USAGE, FakeLLM, block
 from http_fakes import Fault
-from proposal_world import INJECTION, MARKUP, marked_up, model, queue, scan_twice
+from proposal_world import INJECTION, MARKUP, marked_up, model, queue, reviewer, scan_twice
 
 import prompts
 from agents.critic import REQUIRED_SECTIONS
@@ -22,7 +22,7 @@ from weightkeeper import config
 from weightkeeper.cli.reviewing import propose
 from weightkeeper.config import LLMSettings
 from weightkeeper.domain import CARD_DIGEST_FORM, Card, Lineage
-from weightkeeper.review import HumanReviewer, Review, approval_key
+from weightkeeper.review import Review
 
 KEY_ENV = "WK_TEST_LLM_KEY"
 MODEL = "wk-test-model"
@@ -289,7 +289,7 @@ def test_reviewers_guidance_from_memory_reaches_the_model_as_data(deleted: Path,
     first = the_review(deleted)
     ledger, reviews = queue(deleted)
     with ledger:
-        HumanReviewer("ada", "cli", approval_key(deleted, create=True)).reject(
+        reviewer(ledger, deleted).reject(
             reviews, first.id, version=1, reason="Open with what the model was used for, then the deletion.")
     dependent = model("acme/med-ft-v2", lineage=(Lineage("acme/med-ft", "finetune"),))
     scan_twice(deleted, [model("medico/med-ft-clinical"), dependent], [dependent])

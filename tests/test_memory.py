@@ -14,14 +14,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from proposal_world import approve, model, queue, run_propose, scan_twice
+from proposal_world import approve, model, queue, reviewer, run_propose, scan_twice
 
 from tools.memory import Embedder, Memory, case_text
 from weightkeeper import config
 from weightkeeper.config import MemorySettings, ProposalSettings
 from weightkeeper.domain import CARD_DIGEST_FORM, Card, Lineage, ModelRecord
 from weightkeeper.ledger import Ledger
-from weightkeeper.review import HumanReviewer, approval_key
 
 EMBED = Embedder()  # one model load for the module
 
@@ -76,7 +75,7 @@ def decide_all(home: Path, how: str = "approve", reason: str = "") -> None:
         else:
             ledger, reviews = queue(home)
             with ledger:
-                HumanReviewer("ada", "cli", approval_key(home, create=True)).reject(
+                reviewer(ledger, home).reject(
                     reviews, review.id, version=review.version, reason=reason)
 
 
@@ -128,7 +127,7 @@ def test_an_edit_note_and_its_changes_become_guidance(proposal_home: Path) -> No
     with ledger:
         body = review.draft.body.replace("Hello acme", "Dear clinic-ai team").replace("Hello clinic-ai",
                                                                                     "Dear clinic-ai team")
-        HumanReviewer("ada", "cli", approval_key(proposal_home, create=True)).edit(
+        reviewer(ledger, proposal_home).edit(
             reviews, review.id, version=1, title=review.draft.title, body=body, note="Address the team, not the org.")
         (decision,) = reviews.decisions(review.id)
     assert decision["reason"].startswith("Address the team, not the org.")
@@ -167,7 +166,7 @@ def test_an_edit_after_approval_withdraws_the_precedent(proposal_home: Path) -> 
         (review,) = reviews_by_model(proposal_home).values()
         from weightkeeper.review import ReviewQueue
 
-        HumanReviewer("ada", "cli", approval_key(proposal_home)).edit(
+        reviewer(ledger, proposal_home).edit(
             ReviewQueue(ledger), review.id, version=review.version, title="Another title", body=review.draft.body)
         memory.sync(ledger)
     assert memory.proposals.count() == 0

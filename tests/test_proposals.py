@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from proposal_world import INJECTION, MARKUP, approve, marked_up, model, outbox, queue, run_propose, scan_twice
+from proposal_world import INJECTION, MARKUP, approve, marked_up, model, outbox, queue, reviewer, run_propose, scan_twice
 
 from agents import executor
 from agents.graph import resume
@@ -16,7 +16,7 @@ from weightkeeper import config
 from weightkeeper.config import ProposalSettings
 from weightkeeper.domain import CARD_DIGEST_FORM, Card, Lineage
 from weightkeeper.ledger import Ledger
-from weightkeeper.review import ApprovalRefused, HumanReviewer, ReviewError, ReviewQueue, approval_key
+from weightkeeper.review import ApprovalRefused, ReviewError, ReviewQueue
 
 def test_a_deleted_model_gets_one_grounded_proposal_waiting_at_its_review_gate(deleted: Path) -> None:
     outcomes = run_propose(deleted)
@@ -82,16 +82,16 @@ def test_an_approval_runs_the_exact_action_once_even_when_resumed_twice(deleted:
 
 def test_a_forged_approval_row_runs_nothing(deleted: Path) -> None:
     (outcome,) = run_propose(deleted)
-    approval_key(deleted, create=True)
     ledger, reviews = queue(deleted)
     with ledger:
+        reviewer(ledger, deleted)
         review = reviews.get(outcome.review_id)
         ledger.conn.execute(
             "INSERT INTO decisions (review_id, version, decision, action_index, payload_sha256, reviewer, channel,"
             " decided_at, signature) VALUES (?, 1, 'approve', 0, ?, 'agent', 'cli', '2026-01-01', 'f00d')",
             (review.id, review.payload_sha256(0)))
         ledger.conn.execute("UPDATE reviews SET status = 'approved' WHERE id = ?", (review.id,))
-        with pytest.raises(ApprovalRefused, match="not written by a human review channel"):
+        with pytest.raises(ApprovalRefused, match="not signed by an endorsed reviewer"):
             executor.execute(ledger, deleted, review.id)
         assert ledger.conn.execute("SELECT COUNT(*) FROM executions").fetchone()[0] == 0
     assert outbox(deleted) == []
@@ -102,12 +102,12 @@ def test_an_approval_of_another_payload_runs_nothing(deleted: Path) -> None:
     ledger, reviews = queue(deleted)
     with ledger:
         review = reviews.get(outcome.review_id)
-        reviewer = HumanReviewer("ada", "cli", approval_key(deleted, create=True))
+        ada = reviewer(ledger, deleted)
         with pytest.raises(ReviewError, match="changed after it was shown"):
-            reviewer.approve(reviews, review.id, version=1, payload_sha256s={0: "0" * 64})
+            ada.approve(reviews, review.id, version=1, payload_sha256s={0: "0" * 64})
         assert reviews.get(review.id).status == "pending"
         # Signed by the human channel, but for another payload than the action holds: the executor refuses.
-        reviewer._decide(reviews, review, "approve", 0, "0" * 64)
+        ada._decide(reviews, review, "approve", 0, "0" * 64)
         ledger.conn.execute("UPDATE reviews SET status = 'approved' WHERE id = ?", (review.id,))
         with pytest.raises(ApprovalRefused, match="another payload"):
             executor.execute(ledger, deleted, review.id)
@@ -120,15 +120,15 @@ def test_an_edit_after_approval_voids_it(deleted: Path) -> None:
     ledger, reviews = queue(deleted)
     with ledger:
         review = reviews.get(outcome.review_id)
-        reviewer = HumanReviewer("ada", "cli", approval_key(deleted))
-        assert reviewer.edit(reviews, review.id, version=1, title=review.draft.title,
+        assert reviewer(ledger, deleted).edit(reviews, review.id, version=1, title=review.draft.title,
                              body=review.draft.body + "\nThanks for reading.") == 2
         assert reviews.get(review.id).status == "pending"
-        with pytest.raises(ApprovalRefused, match="pending, not approved"):
+        with pytest.raises(ApprovalRefused, match="latest signed decision is edit"):
             executor.execute(ledger, deleted, review.id)
-        # Forcing the status back does not revive the old approval: it was for version 1's payload.
+        # Forcing the status back does not revive the old approval: the signed log ends with the edit.
         ledger.conn.execute("UPDATE reviews SET status = 'approved' WHERE id = ?", (review.id,))
-        assert executor.execute(ledger, deleted, review.id) == []
+        with pytest.raises(ApprovalRefused, match="latest signed decision is edit"):
+            executor.execute(ledger, deleted, review.id)
     assert outbox(deleted) == []
 
 
@@ -138,7 +138,8 @@ def test_a_crash_between_claim_and_record_never_publishes_twice(deleted: Path, c
     approve(deleted, outcome.review_id)
     ledger, reviews = queue(deleted)
     with ledger:
-        (claim,) = reviews.claim(outcome.review_id, approval_key(deleted))
+        # Claimed by an executor whose lease has lapsed (ttl 0): it died, or hangs.
+        (claim,), _ = reviews.claim(outcome.review_id, "elsewhere:1:gone", ttl=0)
         if crash == "after_publish":
             executor.publishers(deleted, ProposalSettings())["outbox"].publish(claim.payload, claim.idempotency_key)
         # The process died here; `weightkeeper act` finishes what was claimed.

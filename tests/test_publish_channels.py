@@ -40,8 +40,10 @@ BODY = "## What happened\n\nacme/alpha was deleted [E1].\n"
 KEY, OTHER_KEY = "a" * 64, "b" * 64
 
 
-def payload(channel: str, target: str) -> dict[str, Any]:
-    return PlannedAction("publish", channel, target, {"model": "acme/alpha", "registry": "hub"}).payload(TITLE, BODY)
+def payload(channel: str, target: str, endpoint: str | None = None) -> dict[str, Any]:
+    bound = {"endpoint": endpoint} if endpoint else {}
+    return PlannedAction("publish", channel, target, {"model": "acme/alpha", "registry": "hub", **bound}).payload(
+        TITLE, BODY)
 
 
 @pytest.fixture(autouse=True)
@@ -80,7 +82,7 @@ def issues_publisher(github: FakeGitHub, labels: tuple[str, ...] = ()) -> GitHub
 
 def test_github_opens_one_issue_and_finds_it_again_by_its_marker_even_closed(github: FakeGitHub) -> None:
     publisher = issues_publisher(github, labels=("preservation",))
-    first = publisher.publish(payload("github_issue", "acme/models"), KEY)
+    first = publisher.publish(payload("github_issue", "acme/models", github.url), KEY)
     assert first == {"url": "https://github.com/acme/models/issues/4", "number": 4, "already_published": False}
     (post,) = github.posts()
     assert post.path == "/repos/acme/models/issues"
@@ -93,14 +95,14 @@ def test_github_opens_one_issue_and_finds_it_again_by_its_marker_even_closed(git
     github.repos["acme/models"][-1]["state"] = "closed"  # a maintainer closed it: it was still published
     for later in range(2):  # newer issues move it to the second page
         github.add_issue("acme/models", f"a later issue {later}", "text")
-    again = publisher.publish(payload("github_issue", "acme/models"), KEY)
+    again = publisher.publish(payload("github_issue", "acme/models", github.url), KEY)
     assert again == {**first, "already_published": True}
     assert len(github.posts()) == 1 and len(github.repos["acme/models"]) == 6
     listings = [r for r in github.server.requests if r.method == "GET"]
     assert all(r.query["state"] == ["all"] and r.query["per_page"] == ["100"] for r in listings)
     assert [r.query.get("page") for r in listings][-2:] == [None, ["2"]]  # followed the Link to page 2
 
-    other = publisher.publish(payload("github_issue", "acme/models"), OTHER_KEY)
+    other = publisher.publish(payload("github_issue", "acme/models", github.url), OTHER_KEY)
     assert (other["number"], other["already_published"], len(github.posts())) == (7, False, 2)
     assert_no_token(first, again, other)
 
@@ -110,13 +112,13 @@ def test_github_opens_one_issue_and_finds_it_again_by_its_marker_even_closed(git
                                    Fault.reset(), Fault.timeout()], ids=["502", "429", "403-rate", "reset", "timeout"])
 def test_github_transient_faults_are_retried(github: FakeGitHub, fault: Fault) -> None:
     github.server.faults.append(fault)
-    detail = issues_publisher(github).publish(payload("github_issue", "acme/models"), KEY)
+    detail = issues_publisher(github).publish(payload("github_issue", "acme/models", github.url), KEY)
     assert (detail["number"], detail["already_published"], len(github.posts())) == (4, False, 1)
 
 
 def test_github_a_creation_answered_with_a_502_is_found_not_posted_again(github: FakeGitHub) -> None:
     github.lose_created_answers = 1
-    detail = issues_publisher(github).publish(payload("github_issue", "acme/models"), KEY)
+    detail = issues_publisher(github).publish(payload("github_issue", "acme/models", github.url), KEY)
     # The retry looked for the marker before posting: the issue GitHub made is the one published.
     assert (detail["number"], len(github.posts()), len(github.repos["acme/models"])) == (4, 1, 4)
 
@@ -137,7 +139,7 @@ def test_github_refusals_say_what_to_do(github: FakeGitHub, monkeypatch: pytest.
                                         target: str, message: str) -> None:
     setup(github, monkeypatch)
     with pytest.raises(PublishError, match=message) as refused:
-        issues_publisher(github).publish(payload("github_issue", target), KEY)
+        issues_publisher(github).publish(payload("github_issue", target, github.url), KEY)
     assert github.posts() == [] and len(github.server.requests) <= 1  # a refusal is not retried
     assert_no_token(refused.value)
 
@@ -145,7 +147,7 @@ def test_github_refusals_say_what_to_do(github: FakeGitHub, monkeypatch: pytest.
 def test_github_out_of_retries_is_a_publish_error(github: FakeGitHub) -> None:
     github.server.faults.extend([Fault.http(503, {"Retry-After": "0"})] * 3)
     with pytest.raises(PublishError, match="HTTP 503.*after 3 attempts"):
-        issues_publisher(github).publish(payload("github_issue", "acme/models"), KEY)
+        issues_publisher(github).publish(payload("github_issue", "acme/models", github.url), KEY)
     assert github.posts() == []
 
 
@@ -168,14 +170,14 @@ def discussions_publisher(hub: FakeHubWithDiscussions) -> HubDiscussionPublisher
 def test_hf_opens_one_discussion_on_the_model_repo_and_finds_it_again_by_its_marker(
         hub: FakeHubWithDiscussions) -> None:
     publisher = discussions_publisher(hub)
-    first = publisher.publish(payload("hf_discussion", "acme/alpha"), KEY)
+    first = publisher.publish(payload("hf_discussion", "acme/alpha", hub.url), KEY)
     assert first == {"url": f"{hub.url}/acme/alpha/discussions/4", "number": 4, "already_published": False}
     (creation,) = hub.creations()
     assert creation.headers["authorization"] == f"Bearer {HF_TOKEN}"
     assert creation.json()["title"] == TITLE and creation.json()["description"].endswith(marker(KEY))
 
     hub.add_discussion("acme/alpha", "A later one of ours", "Unrelated too.")  # ours is now on the second page
-    again = publisher.publish(payload("hf_discussion", "acme/alpha"), KEY)
+    again = publisher.publish(payload("hf_discussion", "acme/alpha", hub.url), KEY)
     assert again == {**first, "already_published": True}
     assert len(hub.creations()) == 1
     # Only the discussions the token's user opened are read: others' are neither opened nor trusted.
@@ -188,7 +190,7 @@ def test_hf_opens_one_discussion_on_the_model_repo_and_finds_it_again_by_its_mar
 def test_hf_a_creation_answered_with_a_502_is_found_not_opened_again(hub: FakeHubWithDiscussions) -> None:
     hub.lose_created_answers = 1
     hub.server.faults.append(Fault.http(503, {"Retry-After": "0"}, path_prefix="/api/models/acme/alpha/discussions"))
-    detail = discussions_publisher(hub).publish(payload("hf_discussion", "acme/alpha"), KEY)
+    detail = discussions_publisher(hub).publish(payload("hf_discussion", "acme/alpha", hub.url), KEY)
     assert (detail["number"], len(hub.creations()), len(hub.discussions["acme/alpha"])) == (4, 1, 4)
 
 
@@ -209,7 +211,7 @@ def test_hf_refusals_say_what_to_do(hub: FakeHubWithDiscussions, monkeypatch: py
                                     target: str, message: str) -> None:
     setup(hub, monkeypatch)
     with pytest.raises(PublishError, match=message) as refused:
-        discussions_publisher(hub).publish(payload("hf_discussion", target), KEY)
+        discussions_publisher(hub).publish(payload("hf_discussion", target, hub.url), KEY)
     assert hub.creations() == []
     assert_no_token(refused.value)
 
@@ -320,8 +322,9 @@ def test_a_planned_actions_target_is_where_its_channel_delivers(deleted: Path, s
     ledger, reviews = queue(deleted)
     with ledger:
         (action,) = reviews.get(outcome.review_id).draft.actions
-    assert (action.channel, action.target, action.parameters) == (settings.channel, target,
-                                                                 {"model": "acme/med-ft", "registry": "mem"})
+    endpoint = {"hf_discussion": settings.hf_endpoint, "github_issue": settings.github_api}.get(settings.channel)
+    assert (action.channel, action.target, action.parameters) == (settings.channel, target, {
+        "model": "acme/med-ft", "registry": "mem", **({"endpoint": endpoint} if endpoint else {})})
 
 
 def test_the_executor_builds_every_configured_channel_and_always_the_outbox(tmp_path: Path) -> None:
@@ -387,10 +390,11 @@ LINE_BREAKS = {"lf": "\n", "crlf": "\r\n", "cr": "\r", "nel": "\x85", "line-sepa
 INJECTED_MODEL = "org/m{}Bcc: attacker@example.org"
 
 
-def injected(channel: str, target: str, line_break: str) -> dict[str, Any]:
+def injected(channel: str, target: str, line_break: str, endpoint: str | None = None) -> dict[str, Any]:
     """A payload whose title names a model whose name tries to start a header of its own."""
     name = INJECTED_MODEL.format(line_break)
-    return PlannedAction("publish", channel, target, {"model": name, "registry": "hub"}).payload(
+    bound = {"endpoint": endpoint} if endpoint else {}
+    return PlannedAction("publish", channel, target, {"model": name, "registry": "hub", **bound}).payload(
         f"Preserving {name}: a proposal after its deletion", BODY)
 
 
@@ -429,7 +433,7 @@ def test_a_model_named_to_add_a_bcc_never_becomes_a_model_to_write_about(proposa
 
 @pytest.mark.parametrize("line_break", LINE_BREAKS.values(), ids=LINE_BREAKS)
 def test_a_github_issue_title_stays_one_line_and_its_fields_are_only_ours(github: FakeGitHub, line_break: str) -> None:
-    issues_publisher(github).publish(injected("github_issue", "acme/models", line_break), KEY)
+    issues_publisher(github).publish(injected("github_issue", "acme/models", line_break, github.url), KEY)
     (post,) = github.posts()
     assert sorted(post.json()) == ["body", "title"] and "bcc" not in post.headers
     assert_one_line(post.json()["title"])
@@ -440,13 +444,13 @@ def test_a_github_issue_title_stays_one_line_and_its_fields_are_only_ours(github
 def test_a_github_target_that_is_no_repository_is_refused_before_any_request(github: FakeGitHub,
                                                                               target: str) -> None:
     with pytest.raises(PublishError, match="not a GitHub repository"):
-        issues_publisher(github).publish(payload("github_issue", target), KEY)
+        issues_publisher(github).publish(payload("github_issue", target, github.url), KEY)
     assert github.server.requests == []
 
 
 @pytest.mark.parametrize("line_break", LINE_BREAKS.values(), ids=LINE_BREAKS)
 def test_a_hub_discussion_title_stays_one_line(hub: FakeHubWithDiscussions, line_break: str) -> None:
-    discussions_publisher(hub).publish(injected("hf_discussion", "acme/alpha", line_break), KEY)
+    discussions_publisher(hub).publish(injected("hf_discussion", "acme/alpha", line_break, hub.url), KEY)
     (creation,) = hub.creations()
     assert sorted(creation.json()) == ["description", "pullRequest", "title"] and "bcc" not in creation.headers
     assert_one_line(creation.json()["title"])
@@ -455,7 +459,7 @@ def test_a_hub_discussion_title_stays_one_line(hub: FakeHubWithDiscussions, line
 def test_a_hub_discussion_target_that_is_no_repo_id_is_refused_before_any_request(
         hub: FakeHubWithDiscussions) -> None:
     with pytest.raises(PublishError, match="not a Hub repo id"):
-        discussions_publisher(hub).publish(payload("hf_discussion", INJECTED_MODEL.format("\n")), KEY)
+        discussions_publisher(hub).publish(payload("hf_discussion", INJECTED_MODEL.format("\n"), hub.url), KEY)
     assert hub.server.requests == []
 
 

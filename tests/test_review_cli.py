@@ -11,11 +11,19 @@ import sys
 import time
 from pathlib import Path
 
-from proposal_world import outbox, run_propose
+import pytest
+from proposal_world import outbox, reviewer, run_propose
 
 from weightkeeper import config
 from weightkeeper.ledger import Ledger
 from weightkeeper.review import ReviewQueue
+
+
+@pytest.fixture(autouse=True)
+def ada(deleted: Path) -> None:
+    """ada is the ledger's reviewer, her key in the test's keys folder."""
+    with Ledger(config.load(deleted).ledger_path) as ledger:
+        reviewer(ledger, deleted)
 
 
 def cli(home: Path, *args: str) -> list[str]:

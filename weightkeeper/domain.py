@@ -66,6 +66,7 @@ class EventKind(StrEnum):
     REVIEW_EDITED = "review_edited"
     ACTION_EXECUTED = "action_executed"
     ACTION_FAILED = "action_failed"
+    APPROVAL_REFUSED = "approval_refused"  # the executor found no signed approval of the exact action
 
 
 class Lineage(NamedTuple):

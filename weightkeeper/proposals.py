@@ -122,5 +122,10 @@ class Finding:
     code: str  # unsupported_number, unknown_model, uncited_claim, missing_part, tone, length, …
     message: str
 
+    @property
+    def id(self) -> str:
+        """How a reviewer names the finding to override it: its code and a digest of its message."""
+        return f"{self.code}-{hashlib.sha256(self.message.encode()).hexdigest()[:8]}"
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,15 +1,19 @@
-"""The review queue, the decisions only a human channel writes, and the executor's claim on an approval.
+"""The review queue, the signed decision log, and the executor's claim on an approval.
 
-The approval invariant lives here:
+The approval invariant lives here, on the side that verifies (what signs is weightkeeper/signing.py and
+weightkeeper/deciding.py, which no agent imports):
 
-- A decision is written only through a `HumanReviewer`, which the faces (the CLI on a TTY after
-  typed confirmation, the TUI) create. An approval names the reviewer, the time and the sha256 of
-  the exact action payload (target, text, parameters) of the proposal's current version, and is
-  signed with the home's approval key, so a row written any other way (a forged INSERT) is refused.
-- An edit raises the proposal's version: approvals of an earlier version no longer match.
-- The executor claims an approval by inserting its execution row: UNIQUE makes the claim atomic and
-  once. The claim carries an idempotency key the publishers honour, so finishing a claim after a
-  crash never publishes twice.
+- A decision is written only by a `HumanReviewer` (weightkeeper/deciding.py), signed with its reviewer's own
+  Ed25519 key, kept outside the home. The ledger holds reviewers' public keys, each endorsed by a reviewer
+  before it, so a row written any other way (a forged INSERT, a reviewer nobody endorsed) is refused.
+- What is approved comes from the signed decisions alone, never from `reviews.status` (a display cache):
+  every decision covers the signature of the review's previous one (a removed, reordered or rewritten
+  decision breaks the chain), the version must be the number of signed edits plus one, and the latest
+  decisions must be approvals of that version, each bound to the sha256 of its action's exact payload and
+  overriding every critic error by id.
+- The idempotency key derives from (review, version, action, payload sha256): an approval runs once however
+  often it is claimed, and at most one approval per (review, version, action) exists. An executor runs a
+  claim under a lease; a second executor skips it, and a crashed one's lease is taken over, same key.
 
 Decisions, executions and their results are append-only tables, and every step is a ledger event.
 """
@@ -18,23 +22,26 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import hmac
 import json
 import os
 import secrets
+import socket
 import sqlite3
-from dataclasses import dataclass
-from pathlib import Path
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from weightkeeper.domain import EventKind, canonical_json
 from weightkeeper.errors import WeightkeeperError
 from weightkeeper.ledger import Ledger, now_iso
-from weightkeeper.ledger.store import NewEvent
+from weightkeeper.ledger.store import NewEvent, holder_alive
 from weightkeeper.proposals import Draft, Evidence, Finding, PlannedAction
 
-KEY_FILE = "approval.key"
 STATUSES = ("pending", "approved", "rejected", "deferred", "executed")
+CHANNELS = ("cli", "tui", "demo")
+LEASE_SECONDS = 60.0
 
 
 class ReviewError(WeightkeeperError):
@@ -69,6 +76,10 @@ class Review:
     def payload_sha256(self, action_index: int) -> str:
         return self.draft.actions[action_index].payload_sha256(self.draft.title, self.draft.body)
 
+    def errors(self) -> list[str]:
+        """The ids of the critic's errors: an approval must override each."""
+        return [finding.id for finding in self.findings if finding.severity == "error"]
+
     def summary(self) -> dict[str, Any]:
         """What `review list --json` shows of it."""
         return {"id": self.id, "status": self.status, "model": self.model, "registry": self.registry,
@@ -77,9 +88,13 @@ class Review:
                 "errors": sum(finding.severity == "error" for finding in self.findings)}
 
 
+_SEAL = object()  # only the queue builds a Claim
+
+
 @dataclass(frozen=True)
 class Claim:
-    """An approved action the executor holds: run it with `idempotency_key`, then `finish` it."""
+    """An approved action the executor holds under its lease: run it with `idempotency_key`, then `finish` it.
+    Built by `ReviewQueue.claim` alone; a sink checks it with `ReviewQueue.check` before acting."""
 
     execution_id: int
     review: Review
@@ -87,28 +102,65 @@ class Claim:
     action: PlannedAction
     payload: dict[str, Any]
     idempotency_key: str
+    holder: str
+    seal: object = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.seal is not _SEAL:
+            raise ApprovalRefused("a claim is built by ReviewQueue.claim from a verified approval, never by hand")
 
 
-def approval_key(home: Path, *, create: bool = False) -> bytes | None:
-    """The home's approval key: created (mode 0600) by the first human decision, read by the executor."""
-    path = home / KEY_FILE
-    if not path.exists():
-        if not create:
-            return None
-        home.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_hex(32))
-    return bytes.fromhex(path.read_text().strip())
+@dataclass(frozen=True)
+class Skipped:
+    """An approved action another executor is running: who holds it, and for how long at most."""
+
+    review_id: int
+    action_index: int
+    holder: str
+    seconds_left: float
 
 
-def _signature(key: bytes, fields: list[Any]) -> str:
-    return hmac.new(key, canonical_json(fields), hashlib.sha256).hexdigest()
+def idempotency_key(review_id: int, version: int, action_index: int, payload_sha256: str) -> str:
+    """The same approved action always has the same key, whichever row or process claims it."""
+    return hashlib.sha256(canonical_json([review_id, version, action_index, payload_sha256])).hexdigest()
 
 
-def _decision_fields(row: sqlite3.Row | dict[str, Any]) -> list[Any]:
-    return [row["review_id"], row["version"], row["decision"], row["action_index"], row["payload_sha256"],
-            row["reviewer"], row["channel"], row["reason"], row["decided_at"]]
+def decision_fields(row: sqlite3.Row | dict[str, Any]) -> bytes:
+    """What a decision's signature covers, the previous decision's signature included."""
+    return canonical_json(["decision", row["review_id"], row["version"], row["decision"], row["action_index"],
+                           row["payload_sha256"], row["reviewer"], row["channel"], row["reason"],
+                           json.loads(row["overrides"]), row["decided_at"], row["previous"]])
+
+
+def reviewer_fields(row: sqlite3.Row | dict[str, Any]) -> bytes:
+    """What an endorsement covers: the reviewer's name and public key, by whom and when."""
+    return canonical_json(["reviewer", row["name"], row["public_key"], row["added_by"], row["added_at"]])
+
+
+def verified(public_key: str, message: bytes, signature: str) -> bool:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    try:
+        Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_key)).verify(bytes.fromhex(signature), message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def reviewer_keys(conn: sqlite3.Connection) -> dict[str, str]:
+    """The reviewers whose public key is endorsed: the first by itself, each later one by a reviewer before it.
+    A row nobody endorsed is left out, so a decision signed with its key is refused."""
+    trusted: dict[str, str] = {}
+    for row in conn.execute("SELECT * FROM reviewers ORDER BY rowid"):
+        endorser = row["public_key"] if not trusted and row["added_by"] == row["name"] else trusted.get(row["added_by"])
+        if endorser is not None and verified(endorser, reviewer_fields(row), row["signature"]):
+            trusted[row["name"]] = row["public_key"]
+    return trusted
+
+
+def lease_holder() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 class ReviewQueue:
@@ -172,54 +224,148 @@ class ReviewQueue:
 
     # -- the executor's side ----------------------------------------------------------------
 
-    def claim(self, review_id: int, key: bytes | None) -> list[Claim]:
-        """Claim every approved, unclaimed action of the review's current version, and return the claims
-        to run, with those claimed before but never finished (a crash between claim and publish).
+    def approvals(self, review: Review) -> list[sqlite3.Row]:
+        """The signed approvals in force for the review's current version, from the decision log alone.
 
-        Refuses (ApprovalRefused) an approval whose signature, version or payload hash does not match."""
+        Refuses (ApprovalRefused) when the log is broken (a decision unsigned, signed by no endorsed reviewer,
+        or out of its chain), when its version is not the number of signed edits plus one, when the latest
+        signed decision is not an approval of this version, or when an approval is for another payload or
+        leaves a critic error without an override."""
+        keys = reviewer_keys(self.conn)
+        decisions = self.conn.execute("SELECT * FROM decisions WHERE review_id = ? AND scheme = 'ed25519'"
+                                      " ORDER BY id", (review.id,)).fetchall()
+        previous = ""
+        for row in decisions:
+            where = f"decision {row['id']} of review {review.id}"
+            if row["previous"] != previous:
+                raise ApprovalRefused(f"{where} does not follow the review's previous decision: the decision log "
+                                      "was rewritten, reordered or had a decision removed; nothing runs")
+            key = keys.get(row["reviewer"])
+            if key is None or not verified(key, decision_fields(row), row["signature"]):
+                raise ApprovalRefused(f"{where} was not signed by an endorsed reviewer (its signature does not "
+                                      "match); nothing runs")
+            previous = row["signature"]
+        edits = sum(row["decision"] == "edit" for row in decisions)
+        if review.version != edits + 1:
+            raise ApprovalRefused(f"review {review.id} says version {review.version}, but its signed decisions "
+                                  f"hold {edits} edit(s), so version {edits + 1}; nothing runs")
+        latest = decisions[-1]["decision"] if decisions else "none"
+        if latest != "approve":
+            raise ApprovalRefused(f"review {review.id}'s latest signed decision is {latest}, not an approval; "
+                                  "nothing runs")
+        tail = len(decisions)
+        while tail and decisions[tail - 1]["decision"] == "approve":
+            tail -= 1
+        approvals = decisions[tail:]
+        for approval in approvals:
+            self._check(review, approval)
+        if len({approval["action_index"] for approval in approvals}) != len(approvals):
+            raise ApprovalRefused(f"review {review.id} holds two approvals of one action; nothing runs")
+        return approvals
+
+    def _check(self, review: Review, approval: sqlite3.Row) -> None:
+        where, index = f"approval {approval['id']} of review {review.id}", approval["action_index"]
+        if approval["version"] != review.version:
+            raise ApprovalRefused(f"{where} is of version {approval['version']}, not the current {review.version}")
+        if index is None or not 0 <= index < len(review.draft.actions):
+            raise ApprovalRefused(f"{where} names no action of the review")
+        if approval["payload_sha256"] != review.payload_sha256(index):
+            raise ApprovalRefused(f"{where} was for another payload than action {index} now holds; it needs a new "
+                                  "approval")
+        missing = sorted(set(review.errors()) - set(json.loads(approval["overrides"])))
+        if missing:
+            raise ApprovalRefused(f"{where} leaves the critic's error(s) {', '.join(missing)} without an override; "
+                                  "nothing runs")
+
+    def claim(self, review_id: int, holder: str, ttl: float = LEASE_SECONDS) -> tuple[list[Claim], list[Skipped]]:
+        """Claim, under a lease for `holder`, every approved action of the review that has not run, and
+        return those claims with the actions another live executor holds. A claim left unfinished by a
+        crash is claimed again once its holder is dead or its lease lapsed, under the same idempotency key.
+
+        Refuses (ApprovalRefused, also recorded as an `approval_refused` event) whatever the signed
+        decision log does not approve."""
+        claims, skipped, refused = [], [], None
         with self.ledger.transaction() as conn:
             review = self.get(review_id)
-            if review.status == "executed":
-                return []
-            if review.status != "approved":
-                raise ApprovalRefused(f"review {review_id} is {review.status}, not approved: nothing runs")
-            if key is None:
-                raise ApprovalRefused("this home has no approval key, so no approval in it can be genuine")
-            approvals = conn.execute(
-                "SELECT d.*, x.id AS execution_id, x.idempotency_key, res.execution_id AS finished FROM decisions d"
-                " LEFT JOIN executions x ON x.decision_id = d.id"
-                " LEFT JOIN execution_results res ON res.execution_id = x.id"
-                " WHERE d.review_id = ? AND d.decision = 'approve' AND d.version = ? ORDER BY d.id",
-                (review_id, review.version)).fetchall()
-            claims = []
+            try:
+                approvals = self.approvals(review)
+            except ApprovalRefused as exc:  # recorded and committed, then raised
+                self.record_event(EventKind.APPROVAL_REFUSED, review.registry_id, review.model_id,
+                                  {"review_id": review.id, "version": review.version, "reason": str(exc)})
+                approvals, refused = [], exc
             for approval in approvals:
-                self._verify(review, approval, key)
-                if approval["finished"] is not None:
-                    continue
                 index = approval["action_index"]
-                idempotency_key = approval["idempotency_key"] or hashlib.sha256(
-                    f"{approval['id']}:{approval['payload_sha256']}".encode()).hexdigest()
-                execution_id = approval["execution_id"] or conn.execute(
+                key = idempotency_key(review.id, review.version, index, approval["payload_sha256"])
+                execution = conn.execute("SELECT x.id, res.execution_id AS finished FROM executions x LEFT JOIN"
+                                         " execution_results res ON res.execution_id = x.id"
+                                         " WHERE x.idempotency_key = ?", (key,)).fetchone()
+                if execution is not None and execution["finished"] is not None:
+                    continue
+                other = self._lease(conn, key, holder, ttl)
+                if other is not None:
+                    skipped.append(Skipped(review.id, index, *other))
+                    continue
+                execution_id = execution["id"] if execution is not None else conn.execute(
                     "INSERT INTO executions (decision_id, idempotency_key, claimed_at) VALUES (?, ?, ?)",
-                    (approval["id"], idempotency_key, now_iso())).lastrowid
+                    (approval["id"], key, now_iso())).lastrowid
                 action = review.draft.actions[index]
                 claims.append(Claim(execution_id, review, index, action,
-                                    action.payload(review.draft.title, review.draft.body), idempotency_key))
-            return claims
+                                    action.payload(review.draft.title, review.draft.body), key, holder, _SEAL))
+        if refused is not None:
+            raise refused
+        return claims, skipped
 
-    def _verify(self, review: Review, approval: sqlite3.Row, key: bytes) -> None:
-        if not hmac.compare_digest(approval["signature"], _signature(key, _decision_fields(approval))):
-            raise ApprovalRefused(f"approval {approval['id']} of review {review.id} was not written by a human "
-                                  "review channel (its signature does not match); nothing runs")
-        index = approval["action_index"]
-        if index is None or not 0 <= index < len(review.draft.actions):
-            raise ApprovalRefused(f"approval {approval['id']} names no action of review {review.id}")
-        if approval["payload_sha256"] != review.payload_sha256(index):
-            raise ApprovalRefused(f"approval {approval['id']} was for another payload than action {index} of "
-                                  f"review {review.id} now holds; it needs a new approval")
+    def _lease(self, conn: sqlite3.Connection, key: str, holder: str, ttl: float) -> tuple[str, float] | None:
+        """Take the execution lease of `key` for `holder`; if another live holder has it, (holder, seconds left)."""
+        now = time.time()
+        taken = conn.execute(
+            "INSERT INTO execution_leases (idempotency_key, holder, expires_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (idempotency_key) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at"
+            " WHERE execution_leases.expires_at < ? OR execution_leases.holder = excluded.holder",
+            (key, holder, now + ttl, now)).rowcount
+        if taken:
+            return None
+        other, until = conn.execute("SELECT holder, expires_at FROM execution_leases WHERE idempotency_key = ?",
+                                    (key,)).fetchone()
+        if not holder_alive(other):
+            conn.execute("UPDATE execution_leases SET holder = ?, expires_at = ? WHERE idempotency_key = ?",
+                         (holder, now + ttl, key))
+            return None
+        return other.rsplit(":", 1)[0], max(0.0, until - now)
+
+    @contextmanager
+    def holding(self, claim: Claim, ttl: float = LEASE_SECONDS) -> Iterator[None]:
+        """Keep the claim's lease while the block runs (renewed from a second connection), then release it."""
+
+        def renew(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE execution_leases SET expires_at = ? WHERE idempotency_key = ? AND holder = ?",
+                         (time.time() + ttl, claim.idempotency_key, claim.holder))
+
+        try:
+            with self.ledger.meanwhile(ttl / 3, renew):
+                yield
+        finally:
+            with self.ledger.transaction() as conn:
+                conn.execute("DELETE FROM execution_leases WHERE idempotency_key = ? AND holder = ?",
+                             (claim.idempotency_key, claim.holder))
+
+    def check(self, claim: Claim) -> None:
+        """Refuse (ApprovalRefused) a claim this queue did not hand out to its holder for the approved payload:
+        what every sink asks before it acts."""
+        row = self.conn.execute(
+            "SELECT x.id FROM executions x JOIN execution_leases l ON l.idempotency_key = x.idempotency_key"
+            " WHERE x.id = ? AND x.idempotency_key = ? AND l.holder = ?",
+            (claim.execution_id, claim.idempotency_key, claim.holder)).fetchone()
+        review = claim.review
+        payload = claim.action.payload(review.draft.title, review.draft.body)
+        if row is None or payload != claim.payload or claim.idempotency_key != idempotency_key(
+                review.id, review.version, claim.action_index, claim.action.payload_sha256(review.draft.title,
+                                                                                         review.draft.body)):
+            raise ApprovalRefused(f"action {claim.action_index} of review {review.id} is not claimed by this "
+                                  "executor for this payload; nothing runs")
 
     def finish(self, claim: Claim, *, ok: bool, detail: dict[str, Any]) -> None:
-        """Record what running a claim did; once every approved action is done, the review is executed."""
+        """Record what running a claim did; once every approved action in force is done, the review is executed."""
         with self.ledger.transaction() as conn:
             conn.execute("INSERT INTO execution_results (execution_id, finished_at, outcome, detail) VALUES (?, ?, ?, ?)",
                          (claim.execution_id, now_iso(), "done" if ok else "failed", json.dumps(detail)))
@@ -228,95 +374,21 @@ class ReviewQueue:
                         review.model_id, {"review_id": review.id, "action": claim.action_index,
                                           "kind": claim.action.kind, "channel": claim.action.channel,
                                           "target": claim.action.target, **detail})
-            unfinished = conn.execute(
-                "SELECT COUNT(*) FROM decisions d LEFT JOIN executions x ON x.decision_id = d.id"
-                " LEFT JOIN execution_results res ON res.execution_id = x.id AND res.outcome = 'done'"
-                " WHERE d.review_id = ? AND d.version = ? AND d.decision = 'approve' AND res.execution_id IS NULL",
-                (review.id, review.version)).fetchone()[0]
-            if not unfinished:
+            try:  # the approvals in force now, as the log says
+                keys = [idempotency_key(review.id, review.version, approval["action_index"], approval["payload_sha256"])
+                        for approval in self.approvals(self.get(review.id))]
+            except ApprovalRefused:  # decided otherwise since the claim: the status stays as the reviewer left it
+                keys = []
+            done = conn.execute(
+                "SELECT COUNT(*) FROM executions x JOIN execution_results res ON res.execution_id = x.id"
+                f" AND res.outcome = 'done' WHERE x.idempotency_key IN ({', '.join('?' * len(keys))})", keys).fetchone()[0]
+            if keys and done == len(keys):
                 conn.execute("UPDATE reviews SET status = 'executed', updated_at = ? WHERE id = ?",
                              (now_iso(), review.id))
 
     def record_event(self, kind: EventKind, registry_id: int, model_id: int, detail: dict[str, Any]) -> None:
         """A ledger event of the review's life (no scan, no observation: a decision or an execution)."""
         self.ledger.add_events([NewEvent(kind, registry_id, model_id, None, None, None, detail)])
-
-
-@dataclass(frozen=True)
-class HumanReviewer:
-    """A person deciding through a human channel. Only the faces create one: the CLI after checking for a
-    terminal and reading a typed confirmation, the TUI from its review screen. No agent holds one."""
-
-    name: str
-    channel: str  # cli, tui
-    key: bytes
-
-    def approve(self, queue: ReviewQueue, review_id: int, *, version: int, payload_sha256s: dict[int, str]) -> None:
-        """Approve the actions whose payload hashes the reviewer was shown, of the version they saw."""
-        with queue.ledger.transaction():
-            review = self._current(queue, review_id, version, allowed=("pending", "deferred"))
-            for index, shown in payload_sha256s.items():
-                if shown != review.payload_sha256(index):
-                    raise ReviewError(f"action {index} of review {review_id} changed after it was shown; "
-                                      "show it again before approving")
-                self._decide(queue, review, "approve", index, shown)
-            queue.conn.execute("UPDATE reviews SET status = 'approved', updated_at = ? WHERE id = ?",
-                               (now_iso(), review_id))
-            queue.record_event(EventKind.REVIEW_APPROVED, review.registry_id, review.model_id,
-                         {"review_id": review_id, "version": version, "reviewer": self.name,
-                          "actions": sorted(payload_sha256s)})
-
-    def reject(self, queue: ReviewQueue, review_id: int, *, version: int, reason: str) -> None:
-        self._close(queue, review_id, version, "reject", "rejected", reason)
-
-    def defer(self, queue: ReviewQueue, review_id: int, *, version: int, reason: str | None = None) -> None:
-        self._close(queue, review_id, version, "defer", "deferred", reason)
-
-    def edit(self, queue: ReviewQueue, review_id: int, *, version: int, title: str, body: str,
-             note: str | None = None) -> int:
-        """Replace the proposal's text; it goes back to pending as a new version (any approval is void). The
-        decision keeps the reviewer's note and the lines changed: the guidance the advocate learns from."""
-        with queue.ledger.transaction():
-            review = self._current(queue, review_id, version, allowed=("pending", "deferred", "approved"))
-            draft = Draft.from_dict({**review.draft.to_dict(), "title": title, "body": body})
-            changes = edit_summary(review.draft, draft)
-            self._decide(queue, review, "edit", None, None, "\n\n".join(filter(None, [note, changes])) or None)
-            queue.conn.execute("UPDATE reviews SET draft = ?, version = version + 1, status = 'pending', updated_at = ?"
-                               " WHERE id = ?", (json.dumps(draft.to_dict()), now_iso(), review_id))
-            queue.record_event(EventKind.REVIEW_EDITED, review.registry_id, review.model_id,
-                         {"review_id": review_id, "version": version + 1, "reviewer": self.name})
-            return version + 1
-
-    def _close(self, queue: ReviewQueue, review_id: int, version: int, decision: str, status: str,
-               reason: str | None) -> None:
-        with queue.ledger.transaction():
-            review = self._current(queue, review_id, version, allowed=("pending", "deferred", "approved"))
-            self._decide(queue, review, decision, None, None, reason)
-            queue.conn.execute("UPDATE reviews SET status = ?, updated_at = ? WHERE id = ?",
-                               (status, now_iso(), review_id))
-            kind = EventKind.REVIEW_REJECTED if decision == "reject" else EventKind.REVIEW_DEFERRED
-            queue.record_event(kind, review.registry_id, review.model_id,
-                         {"review_id": review_id, "version": version, "reviewer": self.name, "reason": reason})
-
-    def _current(self, queue: ReviewQueue, review_id: int, version: int, *, allowed: tuple[str, ...]) -> Review:
-        review = queue.get(review_id)
-        if review.version != version:
-            raise ReviewError(f"review {review_id} is at version {review.version}, not the {version} you saw; "
-                              "show it again")
-        if review.status not in allowed:
-            raise ReviewError(f"review {review_id} is {review.status}; it can no longer be decided that way")
-        return review
-
-    def _decide(self, queue: ReviewQueue, review: Review, decision: str, action_index: int | None,
-                payload_sha256: str | None, reason: str | None = None) -> None:
-        row = {"review_id": review.id, "version": review.version, "decision": decision,
-               "action_index": action_index, "payload_sha256": payload_sha256, "reviewer": self.name,
-               "channel": self.channel, "reason": reason, "decided_at": now_iso()}
-        queue.conn.execute(
-            "INSERT INTO decisions (review_id, version, decision, action_index, payload_sha256, reviewer, channel,"
-            " reason, decided_at, signature) VALUES (:review_id, :version, :decision, :action_index, :payload_sha256,"
-            " :reviewer, :channel, :reason, :decided_at, :signature)",
-            {**row, "signature": _signature(self.key, _decision_fields(row))})
 
 
 def edit_summary(before: Draft, after: Draft, limit: int = 2000) -> str:

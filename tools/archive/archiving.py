@@ -54,6 +54,7 @@ def archive(ledger: Ledger, settings: Config, claim: Claim) -> dict[str, Any]:
     """Run one approved archive action; return what it did. Raises `Resumable` for a failure worth a rerun,
     any other exception for a final one (each recorded as `archive_failed` first)."""
     queue, review = ReviewQueue(ledger), claim.review
+    queue.check(claim)
     params = claim.action.parameters
     target = object_id(params["registry"], params["model"])
 
@@ -96,18 +97,19 @@ def _archive(ledger: Ledger, settings: Config, claim: Claim, target: str,
     store.check_space(target, sum(file.size or 0 for file in files))
     started()
     staging = store.staging(target, params["revision"])
-    staged = {file.logical_path for file in staging.files()}
-    for file in files:
-        logical = f"{MODEL_DIR}/{file.path}"
-        if logical not in staged:
-            _fetch(source, staging, file, logical)
-    approval = _approval(ledger, claim)
-    documents = {**_provenance(claim, approval, record, registry.kind, _file_tree(files, staging),
-                               source.metadata_only),
-                 **source.documents()}
-    for name, document in documents.items():
-        staging.add_bytes(f"{PROVENANCE_DIR}/{name}", _encoded(document))
-    result = store.ingest(staging, message=_message(claim, source.metadata_only), user_name=approval["reviewer"])
+    with staging.exclusive():
+        staged = {file.logical_path for file in staging.files()}
+        for file in files:
+            logical = f"{MODEL_DIR}/{file.path}"
+            if logical not in staged:
+                _fetch(source, staging, file, logical)
+        approval = _approval(ledger, claim)
+        documents = {**_provenance(claim, approval, record, registry.kind, _file_tree(files, staging),
+                                   source.metadata_only),
+                     **source.documents()}
+        for name, document in documents.items():
+            staging.add_bytes(f"{PROVENANCE_DIR}/{name}", _encoded(document))
+        result = store.ingest(staging, message=_message(claim, source.metadata_only), user_name=approval["reviewer"])
     return {"object_id": result.object_id, "version": result.version, "files": result.files,
             "bytes": result.stored_bytes, "new_bytes": result.new_bytes, "metadata_only": source.metadata_only,
             "idempotency_key": claim.idempotency_key}
@@ -162,7 +164,7 @@ def _approval(ledger: Ledger, claim: Claim) -> dict[str, Any]:
     """The human decision that authorised this action (its signature was verified by the claim)."""
     return next(decision for decision in ReviewQueue(ledger).decisions(claim.review.id)
                 if decision["decision"] == "approve" and decision["action_index"] == claim.action_index
-                and decision["version"] == claim.review.version)
+                and decision["version"] == claim.review.version and decision["scheme"] == "ed25519")
 
 
 def _provenance(claim: Claim, approval: dict[str, Any], record: ModelRecord, kind: str,
@@ -183,6 +185,7 @@ def _provenance(claim: Claim, approval: dict[str, Any], record: ModelRecord, kin
         "approval.json": {"review_id": review.id, "version": approval["version"], "reviewer": approval["reviewer"],
                           "channel": approval["channel"], "decided_at": approval["decided_at"],
                           "action_index": approval["action_index"], "payload_sha256": approval["payload_sha256"],
+                          "overrides": json.loads(approval["overrides"]), "previous": approval["previous"],
                           "signature": approval["signature"], "action": claim.payload},
     }
     return documents

@@ -13,15 +13,17 @@ checked before any byte is written.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import itertools
 import json
 import os
 import re
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -204,6 +206,19 @@ class Staging:
 
     def discard(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the staging for one ingest: two archives of one revision (two approvals of it, run at once) would
+        write the same partial files. BlockingIOError when another process holds it; the lock goes with its
+        holder, even killed."""
+        with open(self.path.with_name(f"{self.path.name}.lock"), "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise BlockingIOError(errno.EWOULDBLOCK, f"another executor is archiving {self.object_id}@"
+                                      f"{self.revision} into {self.path}") from None
+            yield
 
     def _record(self, logical_path: str) -> Path:
         return self.path / STAGED / f"{hashlib.sha256(logical_path.encode()).hexdigest()[:32]}.json"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Any
 
 from weightkeeper.errors import WeightkeeperError
 
@@ -42,6 +43,15 @@ def single_line(text: str) -> str:
     """`text` as one line of a header or a title: each character that could end the line written as its
     visible escape (`\\n`, `\\x85`, `\\u2028`), so a reader still sees what the registry said."""
     return _LINE_ENDING.sub(lambda match: match.group(0).encode("unicode_escape").decode("ascii"), text)
+
+
+def bound_endpoint(payload: dict[str, Any], configured: str, key: str) -> None:
+    """Refuse to send the approved payload, and the token with it, to another server than it was approved for."""
+    approved = payload["parameters"].get("endpoint")
+    if approved is None or approved.rstrip("/") != configured.rstrip("/"):
+        raise PublishError(f"the action was approved for {approved or 'no named server'}, but `{key}` in [proposals] "
+                           f"is now {configured}; set it back to run the action (sending it elsewhere needs a new "
+                           "approval)")
 
 
 def marked(body: str, idempotency_key: str) -> str:

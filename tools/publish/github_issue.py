@@ -16,7 +16,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from tools.publish import PublishError, channel_token, marked, marker, single_line
+from tools.publish import PublishError, bound_endpoint, channel_token, marked, marker, single_line
 from tools.publish.http import CLIENT_ERRORS, client, retried, server_says
 from tools.registries.http import RetryPolicy, Transient, attempt_request, json_of, server_wait
 from weightkeeper.config import GITHUB_REPO_PATTERN
@@ -35,6 +35,7 @@ class GitHubIssuePublisher:
     def publish(self, payload: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
         """Open the issue in the approved target repository ("owner/repo"), unless one carries this key."""
         repo = payload["target"]
+        bound_endpoint(payload, self.api, "github_api")
         # The target goes into the API's URL: anything but "owner/repo" could lead the token elsewhere.
         if not GITHUB_REPO_PATTERN.fullmatch(repo) or {".", ".."} & set(repo.split("/")):
             raise PublishError(f"the action's target {repo!r} is not a GitHub repository \"owner/repo\"; nothing "

@@ -20,7 +20,7 @@ from huggingface_hub.community import DiscussionComment, DiscussionWithDetails
 from huggingface_hub.errors import DisabledRepoError, HFValidationError, HfHubHTTPError, RepositoryNotFoundError
 from huggingface_hub.utils import validate_repo_id
 
-from tools.publish import PublishError, channel_token, marked, marker, single_line
+from tools.publish import PublishError, bound_endpoint, channel_token, marked, marker, single_line
 from tools.publish.http import retried
 from tools.registries.http import RetryPolicy
 from tools.registries.huggingface import INVALID_TOKEN, hub_attempt
@@ -36,6 +36,7 @@ class HubDiscussionPublisher:
     def publish(self, payload: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
         """Open the discussion on the approved target, the model's repo id, unless one carries this key."""
         repo = payload["target"]
+        bound_endpoint(payload, self.endpoint, "hf_endpoint")
         try:
             validate_repo_id(repo)
         except HFValidationError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +20,19 @@ class OutboxPublisher:
         self.directory = directory
 
     def publish(self, payload: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
-        """Write the proposal as `<target>-<key>.md`; a file already there under this key means it was
-        published before (a replay, or a crash after writing), and it is not written again."""
+        """Write the proposal as `<target>-<key>.md`, created exclusively under that name: a file already there
+        under this key means it was published before (a replay, a crash after writing, another executor), and
+        it is not written again."""
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / f"{SAFE.sub('_', payload['target'])[:80]}-{idempotency_key[:16]}.md"
-        if path.exists():
-            return {"path": str(path), "already_published": True}
         headers = f"To: {single_line(payload['target'])}\nSubject: {single_line(payload['title'])}"
         text = f"{headers}\n\n{payload['body']}\n"
-        partial = path.with_suffix(".partial")
+        partial = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.partial")
         partial.write_text(text, encoding="utf-8")
-        os.replace(partial, path)  # whole or not at all
+        try:
+            os.link(partial, path)  # whole or not at all, and only if no file has the name yet
+        except FileExistsError:
+            return {"path": str(path), "already_published": True}
+        finally:
+            partial.unlink()
         return {"path": str(path), "already_published": False}

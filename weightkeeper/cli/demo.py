@@ -13,7 +13,7 @@ from weightkeeper.demo_models import DemoChange, apply_demo_changes, write_demo_
 from weightkeeper.errors import WeightkeeperError
 from weightkeeper.ledger import Ledger
 from weightkeeper.ledger.queries import EventFilter, events, stats
-from weightkeeper.review import HumanReviewer, ReviewQueue, approval_key
+from weightkeeper.review import ReviewQueue
 
 REGISTRY_NAME = "demo"
 DEMO_REVIEWER = "demo script, on your behalf"
@@ -78,6 +78,8 @@ def _archive_one(home: Path) -> str | None:
     object; returns its object id, or None when it did not verify."""
     from agents.executor import execute
     from weightkeeper.cli.archiving import verify_archive
+    from weightkeeper.deciding import HumanReviewer
+    from weightkeeper.signing import enroll
 
     settings = config.load(home)
     with Ledger(settings.ledger_path) as ledger:
@@ -87,7 +89,9 @@ def _archive_one(home: Path) -> str | None:
         action = review.draft.actions[index]
         _heading(f"Day 3: the demo approves archiving {action.target} ON YOUR BEHALF (a scripted reviewer, only in "
                  "this demo's own home; anywhere else an approval is typed by a person on a terminal)")
-        reviewer = HumanReviewer(DEMO_REVIEWER, "cli", approval_key(home, create=True))
+        # The demo's own reviewer, its key in a folder of its own beside (never inside) the home.
+        keys = Path(tempfile.mkdtemp(prefix="weightkeeper-demo-keys-"))
+        reviewer = HumanReviewer(enroll(ledger, home, DEMO_REVIEWER, directory=keys), "demo")
         reviewer.approve(queue, review.id, version=review.version, payload_sha256s={index: review.payload_sha256(index)})
         for done in execute(ledger, home, review.id, settings=settings.proposals):
             print(f"  {done.get('channel')} {done.get('target')}: " + (

@@ -63,7 +63,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     init = commands.add_parser("init", parents=[home], help="create the home directory and a commented config")
     init.add_argument("--force", action="store_true", help="replace an existing config (the ledger is kept)")
+    init.add_argument("--reviewer", metavar="NAME", help="the ledger's first reviewer (default $WEIGHTKEEPER_REVIEWER, "
+                                                         "else your user name); their key goes in your keys folder")
     init.set_defaults(handler=cmd_init)
+
+    reviewer = commands.add_parser("reviewer", parents=[home], help="the people whose signed decisions count")
+    reviewer_commands = reviewer.add_subparsers(title="reviewer commands", metavar="ACTION", required=True)
+    reviewer_add = reviewer_commands.add_parser("add", parents=[home], help="record a reviewer's public key, "
+                                                                            "endorsed by yours")
+    reviewer_add.add_argument("name", metavar="NAME")
+    reviewer_add.add_argument("--by", metavar="REVIEWER", help="the recorded reviewer endorsing them, with their key "
+                                                               "in your keys folder (default $WEIGHTKEEPER_REVIEWER)")
+    reviewer_add.add_argument("--public-key", metavar="HEX", help="their Ed25519 public key, when they made their own "
+                                                                  "key elsewhere; otherwise it is created in your "
+                                                                  "keys folder")
+    reviewer_add.set_defaults(handler=cmd_reviewer_add)
 
     registry = commands.add_parser("registry", parents=[home], help="declare and list registries")
     registry_commands = registry.add_subparsers(title="registry commands", metavar="ACTION", required=True)
@@ -151,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
         if decision in ("reject", "defer", "edit"):
             decide.add_argument("--reason", required=decision == "reject", help="why, for the record and the "
                                                                                  "drafters' memory")
+        if decision == "approve":
+            decide.add_argument("--override", action="append", default=[], metavar="ID",
+                                help="approve despite this critic error (its id from `review show`), once read; "
+                                     "repeat for each error")
         if decision == "reject":
             decide.add_argument("--recipient-refused", action="store_true",
                                 help="the recipient asked not to be contacted: block them")
@@ -203,12 +221,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    from weightkeeper.cli.reviewing import REVIEWER_ENV
     from weightkeeper.ledger import Ledger
+    from weightkeeper.review import reviewer_keys
+    from weightkeeper.signing import enroll, keys_dir
 
     home = _home(args)
     path = config.write_default(home, force=args.force)
     with Ledger(config.load(home).ledger_path) as ledger:
         print(f"wrote {path}\nledger {ledger.path}")
+        if not reviewer_keys(ledger.conn):
+            import getpass
+
+            name = args.reviewer or os.environ.get(REVIEWER_ENV) or getpass.getuser()
+            enroll(ledger, home, name)
+            print(f"reviewer {name}: the ledger's first; their signing key is in {keys_dir()}")
+    return EXIT_OK
+
+
+def cmd_reviewer_add(args: argparse.Namespace) -> int:
+    from weightkeeper.cli.reviewing import reviewer_add
+
+    key = reviewer_add(_home(args), args.name, by=args.by, public_key=args.public_key)
+    print(f"reviewer {args.name} recorded with public key {key}")
     return EXIT_OK
 
 
@@ -370,7 +405,11 @@ def cmd_act(args: argparse.Namespace) -> int:
     done = act(_home(args))
     for result in done:
         print(json.dumps(result))
-    print(f"{len(done)} approved action{'s' if len(done) != 1 else ''} run")
+    ran = sum("skipped" not in result and "refused" not in result for result in done)
+    held, refused = sum("skipped" in result for result in done), sum("refused" in result for result in done)
+    print(f"{ran} approved action{'s' if ran != 1 else ''} run" + (f"; {held} held by another executor" if held else "")
+          + (f"; {refused} review{'s' if refused != 1 else ''} refused (see `weightkeeper ledger --kind "
+             "approval_refused`)" if refused else ""))
     return EXIT_OK
 
 

@@ -23,7 +23,7 @@ from typing import Any, Iterator
 from weightkeeper import config
 from weightkeeper.errors import WeightkeeperError
 from weightkeeper.ledger import Ledger, now_iso
-from weightkeeper.review import HumanReviewer, Review, ReviewQueue, approval_key
+from weightkeeper.review import ApprovalRefused, Review, ReviewQueue
 
 REVIEWER_ENV = "WEIGHTKEEPER_REVIEWER"
 
@@ -92,8 +92,8 @@ def render_review(review: Review) -> str:
     for index, action in enumerate(review.draft.actions):
         lines.append(f"  [{index}] {action.kind} via {action.channel} to {action.target}  "
                      f"payload sha256 {review.payload_sha256(index)}")
-    lines += ["", "Critic findings:"] + ([f"  {f.severity}: {f.code}: {f.message}" for f in review.findings]
-                                        or ["  none"])
+    lines += ["", "Critic findings (an approval overrides each error by its id: --override ID):"] + (
+        [f"  {f.severity} {f.id}: {f.message}" for f in review.findings] or ["  none"])
     lines += ["", "Evidence:"] + [f"  {item.id} [{item.kind}] {item.statement} ({item.source})"
                                   for item in review.evidence.items]
     return "\n".join(lines)
@@ -122,9 +122,13 @@ def decide(home: Path, args: argparse.Namespace, *, ask: Callable[[str], str] = 
         if ask(f"Type `{phrase}` to {what}: ").strip() != phrase:
             print("not confirmed; nothing was recorded")
             return 1
-        reviewer = HumanReviewer(name, "cli", approval_key(home, create=True))
+        from weightkeeper.deciding import HumanReviewer
+        from weightkeeper.signing import signer
+
+        reviewer = HumanReviewer(signer(name, home), "cli")
         if args.decision == "approve":
-            reviewer.approve(queue, review.id, version=review.version, payload_sha256s=hashes)
+            reviewer.approve(queue, review.id, version=review.version, payload_sha256s=hashes,
+                             overrides=tuple(args.override))
         elif args.decision == "reject":
             reviewer.reject(queue, review.id, version=review.version, reason=args.reason)
             if args.recipient_refused:
@@ -148,15 +152,32 @@ def decide(home: Path, args: argparse.Namespace, *, ask: Callable[[str], str] = 
 
 
 def act(home: Path) -> list[dict[str, Any]]:
-    """Run every approved action that has not run (after a crash, say). The executor refuses anything
-    without a genuine approval of the exact payload."""
+    """Run every approved action that has not run (after a crash, say). The executor refuses anything the
+    signed decision log does not approve: that refusal is recorded, and the other reviews still run."""
     from agents.executor import execute
 
     with _opened(home) as (settings, ledger):
         done = []
         for review in ReviewQueue(ledger).list("approved"):
-            done += execute(ledger, home, review.id, settings=settings.proposals)
+            try:
+                done += execute(ledger, home, review.id, settings=settings.proposals)
+            except ApprovalRefused as exc:
+                done.append({"review_id": review.id, "refused": str(exc)})
     return done
+
+
+def reviewer_add(home: Path, name: str, *, by: str | None, public_key: str | None) -> str:
+    """Record a reviewer's public key, endorsed by `by`'s key (the ledger's first reviewer endorses itself);
+    without `public_key`, the new reviewer's key is created in this user's keys folder. Returns the key."""
+    from weightkeeper.signing import add_reviewer, signer
+
+    endorser_name = by or os.environ.get(REVIEWER_ENV)
+    with _opened(home) as (_, ledger):
+        other = None if endorser_name in (None, name) else signer(endorser_name, home)  # before creating a key
+        own = None if public_key is not None else signer(name, home, create=True)
+        key = public_key if own is None else own.public_key
+        add_reviewer(ledger, name, key, endorser=other or own)
+    return key
 
 
 def block(ledger: Ledger, owner: str, *, reason: str | None, by: str | None = None) -> None:

@@ -1,7 +1,7 @@
 """The ledger schema, as an ordered list of migrations. This is the only place that defines it.
 
 A migration is never edited once released; a change is a new migration.
-Events are append-only: triggers refuse UPDATE and DELETE on them.
+Events are append-only: triggers refuse UPDATE and DELETE on them, and an INSERT that would replace one.
 """
 
 from __future__ import annotations
@@ -309,6 +309,76 @@ MIGRATIONS: tuple[str, ...] = (
     -- A withdrawn model is asked about on every scan: seen again, or confirmed gone.
     CREATE INDEX models_withdrawn ON models(registry_id) WHERE state = 'withdrawn';
     """,
+    # 8: approvals that cannot be replayed, raced or revived (README "The approval invariant"). Reviewers sign
+    # with Ed25519 keys of their own; the ledger holds their public keys, each endorsed by a reviewer before
+    # it (the first by itself). A decision names the overridden critic errors and the signature of the
+    # review's previous decision, so a removed, reordered or rewritten decision breaks the chain; decisions
+    # signed before (an HMAC with a key in the home) keep their rows but carry no authority. One approval per
+    # (review, version, action). An execution runs under a lease. INSERT OR REPLACE deletes the row it
+    # replaces without firing DELETE triggers: BEFORE INSERT triggers refuse any insert that would replace.
+    """
+    CREATE TABLE reviewers (
+        name TEXT PRIMARY KEY,
+        public_key TEXT NOT NULL UNIQUE,   -- Ed25519, hex
+        added_by TEXT NOT NULL,            -- the endorsing reviewer; the first reviewer endorses itself
+        added_at TEXT NOT NULL,
+        signature TEXT NOT NULL            -- by added_by's key, over (name, public_key, added_by, added_at)
+    );
+
+    CREATE TABLE decisions_rebuilt (
+        id INTEGER PRIMARY KEY,
+        review_id INTEGER NOT NULL REFERENCES reviews(id),
+        version INTEGER NOT NULL,
+        decision TEXT NOT NULL CHECK (decision IN ('approve', 'reject', 'defer', 'edit')),
+        action_index INTEGER,
+        payload_sha256 TEXT,
+        reviewer TEXT NOT NULL,
+        channel TEXT NOT NULL CHECK (channel IN ('cli', 'tui', 'demo')),
+        reason TEXT,
+        overrides TEXT NOT NULL DEFAULT '[]',  -- JSON: the ids of the critic errors the approval overrides
+        previous TEXT NOT NULL DEFAULT '',     -- the signature of the review's previous decision
+        scheme TEXT NOT NULL DEFAULT 'ed25519' CHECK (scheme IN ('ed25519', 'hmac-sha256')),
+        decided_at TEXT NOT NULL,
+        signature TEXT NOT NULL
+    );
+    INSERT INTO decisions_rebuilt (id, review_id, version, decision, action_index, payload_sha256, reviewer, channel,
+        reason, scheme, decided_at, signature)
+        SELECT id, review_id, version, decision, action_index, payload_sha256, reviewer, channel, reason,
+        'hmac-sha256', decided_at, signature FROM decisions;
+    DROP TABLE decisions;
+    ALTER TABLE decisions_rebuilt RENAME TO decisions;
+    CREATE INDEX decisions_by_review ON decisions(review_id);
+    CREATE UNIQUE INDEX one_approval_per_action ON decisions(review_id, version, action_index)
+        WHERE decision = 'approve' AND scheme = 'ed25519';
+    -- Nothing approved under the old scheme runs: it waits for a signed decision.
+    UPDATE reviews SET status = 'pending' WHERE status = 'approved';
+
+    CREATE TABLE execution_leases (
+        idempotency_key TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,      -- host:pid:random of the executor running it
+        expires_at REAL NOT NULL   -- unix time; renewed while it runs, free once past
+    );
+    """ + "".join(
+        f"""
+    CREATE TRIGGER {table}_are_append_only_update BEFORE UPDATE ON {table}
+        BEGIN SELECT RAISE(ABORT, '{table} are append-only: record a new row instead'); END;
+    CREATE TRIGGER {table}_are_append_only_delete BEFORE DELETE ON {table}
+        BEGIN SELECT RAISE(ABORT, '{table} are append-only: record a new row instead'); END;
+    """ for table in ("decisions", "reviewers")) + "".join(
+        f"""
+    CREATE TRIGGER {table}_are_never_replaced BEFORE INSERT ON {table} WHEN {clash}
+        BEGIN SELECT RAISE(ABORT, '{table} are append-only: this insert would replace a row'); END;
+    """ for table, clash in (
+            ("events", "EXISTS (SELECT 1 FROM events WHERE id = NEW.id)"),
+            ("decisions", "EXISTS (SELECT 1 FROM decisions WHERE id = NEW.id OR (NEW.decision = 'approve'"
+                          " AND NEW.scheme = 'ed25519' AND decision = 'approve' AND scheme = 'ed25519'"
+                          " AND review_id = NEW.review_id AND version = NEW.version"
+                          " AND action_index = NEW.action_index))"),
+            ("executions", "EXISTS (SELECT 1 FROM executions WHERE id = NEW.id OR decision_id = NEW.decision_id"
+                           " OR idempotency_key = NEW.idempotency_key)"),
+            ("execution_results", "EXISTS (SELECT 1 FROM execution_results WHERE execution_id = NEW.execution_id)"),
+            ("reviewers", "EXISTS (SELECT 1 FROM reviewers WHERE name = NEW.name OR public_key = NEW.public_key)"),
+        )),
 )
 
 

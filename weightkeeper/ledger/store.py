@@ -92,7 +92,7 @@ class Ledger:
         self.conn.execute("COMMIT")
 
     @contextmanager
-    def _meanwhile(self, interval: float, work: Callable[[sqlite3.Connection], object], *,
+    def meanwhile(self, interval: float, work: Callable[[sqlite3.Connection], object], *,
                    once_more: bool = False) -> Iterator[None]:
         """Run `work` on a second connection every `interval` seconds while the block runs
         (and once more after it, with `once_more`)."""
@@ -126,7 +126,7 @@ class Ledger:
 
         self.conn.execute("PRAGMA wal_autocheckpoint=0")
         try:
-            with self._meanwhile(interval, checkpoint, once_more=True):
+            with self.meanwhile(interval, checkpoint, once_more=True):
                 yield
         finally:
             self.conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
@@ -146,7 +146,7 @@ class Ledger:
             if not taken:
                 other, until = conn.execute("SELECT holder, expires_at FROM scan_leases WHERE registry_id = ?",
                                             (registry_id,)).fetchone()
-                taken = not _alive(other) and conn.execute(
+                taken = not holder_alive(other) and conn.execute(
                     "UPDATE scan_leases SET holder = ?, expires_at = ? WHERE registry_id = ? AND holder = ?",
                     (holder, time.time() + ttl, registry_id, other),
                 ).rowcount
@@ -160,7 +160,7 @@ class Ledger:
                          (time.time() + ttl, registry_id, holder))
 
         try:
-            with self._meanwhile(ttl / 3, renew):
+            with self.meanwhile(ttl / 3, renew):
                 yield
         finally:
             with self.transaction() as conn:
@@ -245,7 +245,7 @@ class Ledger:
         return cursor.lastrowid
 
 
-def _alive(holder: str) -> bool:
+def holder_alive(holder: str) -> bool:
     """Whether a lease holder (host:pid:nonce) may still be running; only a process on this host can be
     known dead (killed with -9, say), and then its lease need not wait to lapse."""
     host, pid, _ = holder.rsplit(":", 2)

@@ -1,0 +1,471 @@
+"""The approval invariant tried as an attacker with write access to the ledger would (issue 13): each attack is
+made for real on a real ledger, and nothing runs that the signed decision log does not approve, once."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from fake_github import FakeGitHub
+from fake_webhook import FakeWebhook
+from http_fakes import Reply, Request
+from proposal_world import approve, outbox, queue, reviewer, run_propose
+
+from agents import executor
+from tools.archive.archiving import archive
+from tools.publish import PublishError
+from tools.publish.hf_discussion import HubDiscussionPublisher
+from tools.publish.outbox import OutboxPublisher
+from weightkeeper import config
+from weightkeeper.cli.reviewing import act, reviewer_add
+from weightkeeper.ledger import Ledger
+from weightkeeper.proposals import Finding
+from weightkeeper.review import ApprovalRefused, Claim, ReviewError, decision_fields, reviewer_keys
+from weightkeeper.signing import SigningKeyError, add_reviewer, signer
+
+GITHUB_TOKEN = "ghp_wkTestToken0123456789abcdefABCDEF"
+
+
+def refusals(ledger: Ledger) -> list[str]:
+    return [json.loads(row[0])["reason"] for row in ledger.conn.execute(
+        "SELECT detail FROM events WHERE kind = 'approval_refused' ORDER BY id")]
+
+
+def executions(ledger: Ledger) -> int:
+    return ledger.conn.execute("SELECT COUNT(*) FROM executions").fetchone()[0]
+
+
+def set_proposals(home: Path, lines: str) -> None:
+    path = config.config_path(home)
+    path.write_text(path.read_text(encoding="utf-8").replace('channel = "outbox"', lines), encoding="utf-8")
+
+
+# -- authority comes from the signed decision log alone ------------------------------------------------------
+
+@pytest.mark.parametrize("later", ["reject", "defer", "edit"])
+def test_a_later_signed_reject_defer_or_edit_is_not_undone_by_resetting_the_status(deleted: Path, later: str) -> None:
+    (outcome,) = run_propose(deleted)
+    approve(deleted, outcome.review_id)
+    ledger, reviews = queue(deleted)
+    with ledger:
+        review, ada = reviews.get(outcome.review_id), reviewer(ledger, deleted)
+        if later == "edit":
+            ada.edit(reviews, review.id, version=1, title=review.draft.title, body=review.draft.body + "\nThanks.")
+        else:
+            getattr(ada, later)(reviews, review.id, version=1, reason="not this owner")
+        ledger.conn.execute("UPDATE reviews SET status = 'approved' WHERE id = ?", (review.id,))
+    (done,) = act(deleted)
+    assert f"latest signed decision is {later}" in done["refused"]
+    with Ledger(config.load(deleted).ledger_path) as ledger:
+        assert executions(ledger) == 0 and f"latest signed decision is {later}" in refusals(ledger)[0]
+    assert outbox(deleted) == []
+
+
+def test_act_says_a_review_was_refused_and_where_to_read_why(deleted: Path) -> None:
+    (outcome,) = run_propose(deleted)
+    with Ledger(config.load(deleted).ledger_path) as ledger:
+        ledger.conn.execute("UPDATE reviews SET status = 'approved' WHERE id = ?", (outcome.review_id,))
+    done = subprocess.run([sys.executable, "-m", "weightkeeper.cli.main", "--home", str(deleted), "act"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == ("0 approved actions run; 1 review refused (see `weightkeeper ledger "
+                                            "--kind approval_refused`)")
+
+
+def test_an_edit_rolled_back_in_sql_does_not_revive_the_first_approval(deleted: Path) -> None:
+    (outcome,) = run_propose(deleted)
+    approve(deleted, outcome.review_id)
+    ledger, reviews = queue(deleted)
+    with ledger:
+        review = reviews.get(outcome.review_id)
+        original = ledger.conn.execute("SELECT draft FROM reviews WHERE id = ?", (review.id,)).fetchone()[0]
+        reviewer(ledger, deleted).edit(reviews, review.id, version=1, title="Another title", body=review.draft.body)
+        ledger.conn.execute("UPDATE reviews SET draft = ?, version = 1, status = 'approved' WHERE id = ?",
+                            (original, review.id))
+    (done,) = act(deleted)
+    assert "says version 1, but its signed decisions hold 1 edit(s), so version 2" in done["refused"]
+    assert outbox(deleted) == []
+
+
+def test_one_refused_review_does_not_stop_the_others_in_an_act_run(deleted: Path) -> None:
+    (outcome,) = run_propose(deleted)
+    ledger, reviews = queue(deleted)
+    with ledger:
+        review = reviews.get(outcome.review_id)
+        reviewer(ledger, deleted)
+        # A second review, forged whole: its row copied, an approval row inserted with no valid signature.
+        forged = ledger.conn.execute(
+            "INSERT INTO reviews (thread_id, interrupt_id, registry_id, model_id, event_id, recipient, priority,"
+            " status, version, draft, evidence, findings, created_at, updated_at) SELECT thread_id || '-x',"
+            " interrupt_id, registry_id, model_id, event_id, recipient, priority + 1, 'approved', 1, draft,"
+            " evidence, findings, created_at, updated_at FROM reviews WHERE id = ?", (review.id,)).lastrowid
+        ledger.conn.execute(
+            "INSERT INTO decisions (review_id, version, decision, action_index, payload_sha256, reviewer, channel,"
+            " decided_at, signature) VALUES (?, 1, 'approve', 0, ?, 'ada', 'cli', '2026-01-01', ?)",
+            (forged, review.payload_sha256(0), "00" * 64))
+    approve(deleted, review.id)
+    done = act(deleted)
+    (refused,) = [row["refused"] for row in done if row["review_id"] == forged]
+    assert "was not signed by an endorsed reviewer" in refused
+    assert [row["already_published"] for row in done if row["review_id"] == review.id] == [False]
+    assert len(outbox(deleted)) == 1
+
+
+# -- once, and only once ------------------------------------------------------------------------------------
+
+def test_a_used_approval_copied_runs_nothing_a_second_time(deleted: Path) -> None:
+    (outcome,) = run_propose(deleted)
+    approve(deleted, outcome.review_id)
+    act(deleted)
+    copy = ("INSERT INTO decisions (review_id, version, decision, action_index, payload_sha256, reviewer, channel,"
+            " reason, overrides, previous, scheme, decided_at, signature) SELECT review_id, version, decision,"
+            " action_index, payload_sha256, reviewer, channel, reason, overrides, previous, scheme, decided_at,"
+            " signature FROM decisions WHERE decision = 'approve'")
+    with Ledger(config.load(deleted).ledger_path) as ledger:
+        with pytest.raises(sqlite3.IntegrityError, match="append-only: this insert would replace"):
+            ledger.conn.execute(copy)
+        # With the database's guards dropped, the copy goes in; the chain and the key still hold.
+        ledger.conn.execute("DROP TRIGGER decisions_are_never_replaced")
+        ledger.conn.execute("DROP INDEX one_approval_per_action")
+        ledger.conn.execute(copy)
+        ledger.conn.execute("UPDATE reviews SET status = 'approved' WHERE id = ?", (outcome.review_id,))
+    (done,) = act(deleted)
+    assert "does not follow the review's previous decision" in done["refused"]
+    with Ledger(config.load(deleted).ledger_path) as ledger:
+        assert executions(ledger) == 1
+    assert len(outbox(deleted)) == 1
+
+
+@pytest.mark.parametrize(("field", "value"), [("review_id", 999), ("version", 2), ("payload_sha256", "0" * 64),
+                                              ("previous", "ab" * 64), ("overrides", '["tone-00000000"]')])
+def test_a_signature_made_for_another_review_version_payload_or_place_is_refused(deleted: Path, field: str,
+                                                                                 value: object) -> None:
+    """A genuine signature by ada, over the same approval with one field different, copied onto this one."""
+    (outcome,) = run_propose(deleted)
+    ledger, reviews = queue(deleted)
+    with ledger:
+        review, ada = reviews.get(outcome.review_id), reviewer(ledger, deleted)
+        row = {"review_id": review.id, "version": 1, "decision": "approve", "action_index": 0,
+               "payload_sha256": review.payload_sha256(0), "reviewer": "ada", "channel": "cli", "reason": None,
+               "overrides": "[]", "decided_at": "2026-12-07T10:00:00.000000Z", "previous": ""}
+        signature = ada.signer.sign(decision_fields({**row, field: value}))
+        ledger.conn.execute(
+            "INSERT INTO decisions (review_id, version, decision, action_index, payload_sha256, reviewer, channel,"
+            " reason, overrides, previous, decided_at, signature) VALUES (:review_id, :version, :decision,"
+            " :action_index, :payload_sha256, :reviewer, :channel, :reason, :overrides, :previous, :decided_at,"
+            " :signature)", {**row, "signature": signature})
+        ledger.conn.execute("UPDATE reviews SET status = 'approved' WHERE id = ?", (review.id,))
+        with pytest.raises(ApprovalRefused, match="not signed by an endorsed reviewer"):
+            executor.execute(ledger, deleted, review.id)
+        assert executions(ledger) == 0
+    assert outbox(deleted) == []
+
+
+def test_a_reviewer_written_into_the_ledger_by_its_writer_cannot_approve(
+        deleted: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    (outcome,) = run_propose(deleted)
+    ledger, reviews = queue(deleted)
+    with ledger:
+        reviewer(ledger, deleted)  # ada, the ledger's first reviewer
+        review = reviews.get(outcome.review_id)
+        mallory = signer("mallory", deleted, create=True, directory=tmp_path_factory.mktemp("mallory-keys"))
+        with pytest.raises(ReviewError, match="endorsed by a recorded reviewer"):
+            add_reviewer(ledger, "mallory", mallory.public_key, endorser=mallory)
+        row = {"name": "mallory", "public_key": mallory.public_key, "added_by": "mallory", "added_at": "2026"}
+        ledger.conn.execute("INSERT INTO reviewers VALUES (:name, :public_key, :added_by, :added_at, :signature)",
+                            {**row, "signature": "00" * 64})
+        from weightkeeper.deciding import HumanReviewer
+
+        with pytest.raises(ReviewError, match="not a reviewer of this ledger"):
+            HumanReviewer(mallory, "cli").approve(reviews, review.id, version=1,
+                                                  payload_sha256s={0: review.payload_sha256(0)})
+        row = {"review_id": review.id, "version": 1, "decision": "approve", "action_index": 0,
+               "payload_sha256": review.payload_sha256(0), "reviewer": "mallory", "channel": "cli", "reason": None,
+               "overrides": "[]", "decided_at": "2026-12-07T10:00:00.000000Z", "previous": ""}
+        ledger.conn.execute(
+            "INSERT INTO decisions (review_id, version, decision, action_index, payload_sha256, reviewer, channel,"
+            " reason, overrides, previous, decided_at, signature) VALUES (:review_id, :version, :decision,"
+            " :action_index, :payload_sha256, :reviewer, :channel, :reason, :overrides, :previous, :decided_at,"
+            " :signature)", {**row, "signature": mallory.sign(decision_fields(row))})
+        ledger.conn.execute("UPDATE reviews SET status = 'approved' WHERE id = ?", (review.id,))
+        with pytest.raises(ApprovalRefused, match="not signed by an endorsed reviewer"):
+            executor.execute(ledger, deleted, review.id)
+    assert outbox(deleted) == []
+
+
+# -- append-only for real -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("table", "change"), [
+    ("events", "kind = 'restored'"),
+    ("decisions", "decision = 'approve', reason = 'rewritten'"),
+    ("executions", "claimed_at = '1970-01-01'"),
+    ("execution_results", "outcome = 'failed'"),
+    ("reviewers", "added_at = '1970-01-01'"),
+])
+def test_insert_or_replace_cannot_rewrite_an_append_only_row(deleted: Path, table: str, change: str) -> None:
+    (outcome,) = run_propose(deleted)
+    approve(deleted, outcome.review_id)
+    act(deleted)
+    with Ledger(config.load(deleted).ledger_path) as ledger:
+        conn = ledger.conn
+        before = [tuple(row) for row in conn.execute(f"SELECT * FROM {table} ORDER BY rowid")]
+        conn.execute(f"CREATE TEMP TABLE changed AS SELECT * FROM {table} ORDER BY rowid LIMIT 1")
+        conn.execute(f"UPDATE changed SET {change}")
+        for verb in ("INSERT OR REPLACE", "REPLACE"):
+            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+                conn.execute(f"{verb} INTO {table} SELECT * FROM changed")
+        assert [tuple(row) for row in conn.execute(f"SELECT * FROM {table} ORDER BY rowid")] == before
+
+
+def test_insert_or_replace_of_an_execution_under_a_new_id_is_refused(deleted: Path) -> None:
+    (outcome,) = run_propose(deleted)
+    approve(deleted, outcome.review_id)
+    act(deleted)
+    with Ledger(config.load(deleted).ledger_path) as ledger:
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            ledger.conn.execute("INSERT OR REPLACE INTO executions (id, decision_id, idempotency_key, claimed_at)"
+                                " SELECT id + 100, decision_id + 100, idempotency_key, claimed_at FROM executions")
+        assert executions(ledger) == 1
+
+
+# -- critic errors block --------------------------------------------------------------------------------------
+
+THREAT = Finding("error", "tone", "the draft threatens the owner and links https://evil.example/x")
+
+
+@pytest.fixture
+def threatening(deleted: Path) -> int:
+    """A queued review whose draft the critic found an error in (as an obedient LLM's threatening draft)."""
+    (outcome,) = run_propose(deleted)
+    with Ledger(config.load(deleted).ledger_path) as ledger:
+        ledger.conn.execute("UPDATE reviews SET findings = ? WHERE id = ?",
+                            (json.dumps([THREAT.to_dict()]), outcome.review_id))
+    return outcome.review_id
+
+
+def test_a_draft_with_critic_errors_is_approved_only_with_each_error_overridden(deleted: Path,
+                                                                               threatening: int) -> None:
+    ledger, reviews = queue(deleted)
+    with ledger:
+        review, ada = reviews.get(threatening), reviewer(ledger, deleted)
+        shown = {0: review.payload_sha256(0)}
+        with pytest.raises(ReviewError, match=f"critic errors not overridden: {THREAT.id}"):
+            ada.approve(reviews, review.id, version=1, payload_sha256s=shown)
+        assert reviews.decisions(review.id) == []
+        # Signed without the override (as a forger with ada's key would write it): the executor refuses too.
+        ada._decide(reviews, review, "approve", 0, shown[0])
+        ledger.conn.execute("UPDATE reviews SET status = 'approved' WHERE id = ?", (review.id,))
+        with pytest.raises(ApprovalRefused, match=rf"leaves the critic's error\(s\) {THREAT.id} without an override"):
+            executor.execute(ledger, deleted, review.id)
+    assert outbox(deleted) == []
+
+
+def test_an_overridden_critic_error_is_signed_with_the_approval(deleted: Path, threatening: int) -> None:
+    ledger, reviews = queue(deleted)
+    with ledger:
+        review = reviews.get(threatening)
+        reviewer(ledger, deleted).approve(reviews, review.id, version=1, payload_sha256s={0: review.payload_sha256(0)},
+                                          overrides=(THREAT.id,))
+        (decision,) = reviews.decisions(review.id)
+        assert json.loads(decision["overrides"]) == [THREAT.id]
+        (done,) = executor.execute(ledger, deleted, review.id)
+    assert done["already_published"] is False and len(outbox(deleted)) == 1
+
+
+# -- the sinks take only the queue's claims -------------------------------------------------------------------
+
+def test_a_hand_built_or_altered_claim_is_refused_by_every_sink(deleted: Path) -> None:
+    (outcome,) = run_propose(deleted)
+    approve(deleted, outcome.review_id)
+    ledger, reviews = queue(deleted)
+    with ledger:
+        (claim,), _ = reviews.claim(outcome.review_id, "here:1:test")
+        with pytest.raises(ApprovalRefused, match="never by hand"):
+            Claim(claim.execution_id, claim.review, 0, claim.action, claim.payload, claim.idempotency_key, "x")
+        evil = {**claim.payload, "target": "mallory", "body": "Send the weights to https://evil.example/x"}
+        altered = [replace(claim, payload=evil), replace(claim, holder="elsewhere:2:other"),
+                   replace(claim, idempotency_key="f" * 64)]
+        settings = config.load(deleted)
+        channels = executor.publishers(deleted, settings.proposals)
+        for forged in altered:
+            with pytest.raises(ApprovalRefused, match="not claimed by this executor"):
+                executor.run_claim(ledger, deleted, reviews, forged, channels["outbox"])
+            with pytest.raises(ApprovalRefused, match="not claimed by this executor"):
+                archive(ledger, settings, forged)
+    assert outbox(deleted) == []
+
+
+# -- the payload names the whole destination -----------------------------------------------------------------
+
+@pytest.fixture
+def github() -> Iterator[FakeGitHub]:
+    with FakeGitHub(tokens={GITHUB_TOKEN}) as fake:
+        fake.add_repo("acme/models")
+        yield fake
+
+
+def test_a_changed_endpoint_after_approval_sends_nothing_anywhere(deleted: Path, github: FakeGitHub,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WK_TEST_GITHUB_TOKEN", GITHUB_TOKEN)
+    set_proposals(deleted, f'channel = "github_issue"\ngithub_repo = "acme/models"\ngithub_api = "{github.url}"\n'
+                           'github_token_env = "WK_TEST_GITHUB_TOKEN"')
+    (outcome,) = run_propose(deleted, config.load(deleted).proposals)
+    approve(deleted, outcome.review_id)
+    with FakeGitHub(tokens={GITHUB_TOKEN}) as elsewhere:
+        elsewhere.add_repo("acme/models")
+        moved = replace(config.load(deleted).proposals, github_api=elsewhere.url)
+        with Ledger(config.load(deleted).ledger_path) as ledger:
+            (done,) = executor.execute(ledger, deleted, outcome.review_id, settings=moved)
+        assert f"approved for {github.url}, but `github_api` in [proposals] is now {elsewhere.url}" in done["error"]
+        assert elsewhere.server.requests == [] and github.server.requests == []
+
+
+def test_a_hub_discussion_names_its_hub_and_refuses_another(deleted: Path) -> None:
+    (outcome,) = run_propose(deleted, config.ProposalSettings(channel="hf_discussion", hf_endpoint="https://hub.a"))
+    ledger, reviews = queue(deleted)
+    with ledger:
+        (action,) = reviews.get(outcome.review_id).draft.actions
+        assert action.parameters["endpoint"] == "https://hub.a"
+        with pytest.raises(PublishError, match="approved for https://hub.a, but `hf_endpoint`"):
+            HubDiscussionPublisher("https://hub.b", token_env="UNSET").publish(action.payload("t", "b"), "k" * 64)
+
+
+# -- leases: two executors, and a crash ----------------------------------------------------------------------
+
+def _act_at(home: str, start: multiprocessing.synchronize.Barrier) -> None:
+    start.wait()
+    act(Path(home))
+
+
+ROUNDS = 50
+
+
+def test_two_act_processes_started_together_publish_each_approval_once(
+        tmp_path_factory: pytest.TempPathFactory, deleted: Path) -> None:
+    with FakeWebhook() as webhook:
+        set_proposals(deleted, f'channel = "webhook"\nwebhook_url = "{webhook.hook}"')
+        (outcome,) = run_propose(deleted, config.load(deleted).proposals)
+        approve(deleted, outcome.review_id)
+        copies = tmp_path_factory.mktemp("homes")  # outside `deleted`, which is the test's tmp_path
+        homes = [shutil.copytree(deleted, copies / f"home-{n}") for n in range(ROUNDS)]
+        context = multiprocessing.get_context("fork")
+        for home in homes:
+            start = context.Barrier(2)
+            pair = [context.Process(target=_act_at, args=(str(home), start)) for _ in range(2)]
+            for process in pair:
+                process.start()
+            for process in pair:
+                process.join(60)
+                assert process.exitcode == 0
+        posts = webhook.posts()
+    # Every home holds the same approval, so one key: a home whose two executors both ran would post twice.
+    assert len(posts) == ROUNDS and len(webhook.delivered) == 1
+    for home in homes:
+        with Ledger(config.load(home).ledger_path) as ledger:
+            assert executions(ledger) == 1
+            assert ledger.conn.execute("SELECT COUNT(*) FROM events WHERE kind = 'action_executed'").fetchone()[0] == 1
+
+
+def test_a_second_executor_skips_an_action_a_live_one_holds_and_says_who(deleted: Path) -> None:
+    (outcome,) = run_propose(deleted)
+    approve(deleted, outcome.review_id)
+    ledger, reviews = queue(deleted)
+    with ledger:
+        reviews.claim(outcome.review_id, "builder-7:4242:abcd")  # another host's executor, its lease live
+        (done,) = executor.execute(ledger, deleted, outcome.review_id)
+    assert done["skipped"].startswith("running in builder-7:4242 (host:pid)") and outbox(deleted) == []
+
+
+def test_sigkill_between_claim_and_publish_is_recovered_under_the_same_key(deleted: Path) -> None:
+    arrived, release = threading.Event(), threading.Event()
+    with FakeWebhook() as webhook:
+        answer = webhook.route
+
+        def held(request: Request) -> Reply:  # the first POST waits until its sender was killed
+            if not arrived.is_set():
+                arrived.set()
+                release.wait(30)
+            return answer(request)
+
+        webhook.server.route = held
+        set_proposals(deleted, f'channel = "webhook"\nwebhook_url = "{webhook.hook}"')
+        (outcome,) = run_propose(deleted, config.load(deleted).proposals)
+        approve(deleted, outcome.review_id)
+        child = multiprocessing.get_context("fork").Process(target=act, args=(deleted,))
+        child.start()
+        assert arrived.wait(60)
+        os.kill(child.pid, signal.SIGKILL)
+        child.join(30)
+        release.set()
+        (done,) = act(deleted)
+        keys = [post.headers["idempotency-key"] for post in webhook.posts()]
+    assert child.exitcode == -signal.SIGKILL
+    assert len(keys) == 2 and len(set(keys)) == 1 and len(webhook.delivered) == 1
+    assert done["already_published"] is True
+    with Ledger(config.load(deleted).ledger_path) as ledger:
+        assert executions(ledger) == 1
+        assert [tuple(row) for row in ledger.conn.execute("SELECT outcome FROM execution_results")] == [("done",)]
+
+
+# -- keys stay out of the home --------------------------------------------------------------------------------
+
+def test_a_reviewer_key_is_owner_only_and_never_inside_the_home(proposal_home: Path,
+                                                                 tmp_path_factory: pytest.TempPathFactory) -> None:
+    keys = tmp_path_factory.mktemp("ada-keys")
+    own = signer("ada", proposal_home, create=True, directory=keys)
+    (path,) = keys.iterdir()
+    assert path.stat().st_mode & 0o777 == 0o600 and own.public_key not in path.read_text()
+    with pytest.raises(SigningKeyError, match="is inside the home"):
+        signer("ada", proposal_home, create=True, directory=proposal_home / "keys")
+    path.chmod(0o644)
+    with pytest.raises(SigningKeyError, match="can be read by others"):
+        signer("ada", proposal_home, directory=keys)
+    assert not list(proposal_home.rglob("*.ed25519"))
+
+
+def test_a_new_reviewer_counts_only_once_a_recorded_one_endorsed_them(proposal_home: Path) -> None:
+    with Ledger(config.load(proposal_home).ledger_path) as ledger:
+        reviewer(ledger, proposal_home)  # ada, the first
+    key = reviewer_add(proposal_home, "bob", by="ada", public_key=None)
+    with pytest.raises(ReviewError, match="endorsed by a recorded reviewer's key"):
+        reviewer_add(proposal_home, "carol", by=None, public_key=None)  # carol endorsing herself
+    with Ledger(config.load(proposal_home).ledger_path) as ledger:
+        assert reviewer_keys(ledger.conn) == {"ada": reviewer(ledger, proposal_home).signer.public_key, "bob": key}
+
+
+def test_the_outbox_creates_a_letter_exclusively_under_its_key(tmp_path: Path) -> None:
+    """Two publishers of one key at once (two homes sharing an outbox, say): one writes, the other finds it."""
+    letter = {"target": "acme", "title": "Preserving acme/med-ft", "body": "Hello acme,\n"}
+    for round_ in range(100):
+        publisher, start = OutboxPublisher(tmp_path / f"outbox-{round_}"), threading.Barrier(2)
+        results: list[dict] = []
+
+        def publish() -> None:
+            start.wait()
+            results.append(publisher.publish(letter, f"{round_:064d}"))
+
+        pair = [threading.Thread(target=publish) for _ in range(2)]
+        for thread in pair:
+            thread.start()
+        for thread in pair:
+            thread.join()
+        assert sorted(result["already_published"] for result in results) == [False, True], round_
+        assert [path.name for path in (tmp_path / f"outbox-{round_}").iterdir()] == [Path(results[0]["path"]).name]
+
+
+def test_an_endorser_without_a_key_here_creates_no_key_for_the_new_reviewer(
+        proposal_home: Path, reviewer_keys_dir: Path) -> None:
+    with pytest.raises(SigningKeyError, match="there is no signing key for reviewer 'nobody'"):
+        reviewer_add(proposal_home, "eve", by="nobody", public_key=None)
+    assert list(reviewer_keys_dir.iterdir()) == []

@@ -1,0 +1,119 @@
+"""Human decisions on the review queue, signed with the reviewer's own key. Only the faces import this.
+
+A `HumanReviewer` is created by a face once a person has decided: the CLI after checking for a terminal and
+reading a typed confirmation, the TUI from its review screen, the demo's scripted reviewer in its own home
+(recorded as channel `demo`). Each decision is signed and chained to the review's previous one
+(weightkeeper/review.py says what the executor checks).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from weightkeeper.domain import EventKind
+from weightkeeper.ledger import now_iso
+from weightkeeper.proposals import Draft
+from weightkeeper.review import (CHANNELS, Review, ReviewError, ReviewQueue, decision_fields, edit_summary,
+                                 reviewer_keys)
+from weightkeeper.signing import Signer
+
+
+@dataclass(frozen=True)
+class HumanReviewer:
+    """A person deciding through a human channel. Only the faces create one: the CLI after checking for a
+    terminal and reading a typed confirmation, the TUI from its review screen. No agent holds one."""
+
+    signer: Signer
+    channel: str  # cli, tui, demo
+
+    def __post_init__(self) -> None:
+        if self.channel not in CHANNELS:
+            raise ReviewError(f"unknown review channel {self.channel!r}; one of {', '.join(CHANNELS)}")
+
+    @property
+    def name(self) -> str:
+        return self.signer.name
+
+    def approve(self, queue: ReviewQueue, review_id: int, *, version: int, payload_sha256s: dict[int, str],
+                overrides: tuple[str, ...] = ()) -> None:
+        """Approve the actions whose payload hashes the reviewer was shown, of the version they saw. Each of
+        the critic's errors must be in `overrides` (by id): the override is signed with the approval."""
+        with queue.ledger.transaction():
+            review = self._current(queue, review_id, version, allowed=("pending", "deferred"))
+            errors = review.errors()
+            missing, unknown = sorted(set(errors) - set(overrides)), sorted(set(overrides) - set(errors))
+            if missing or unknown:
+                raise ReviewError(f"review {review_id} " + (
+                    f"has critic errors not overridden: {', '.join(missing)}; edit the draft, or override each "
+                    "by id (--override ID) after reading it" if missing else
+                    f"has no critic error {', '.join(unknown)} to override"))
+            for index, shown in payload_sha256s.items():
+                if shown != review.payload_sha256(index):
+                    raise ReviewError(f"action {index} of review {review_id} changed after it was shown; "
+                                      "show it again before approving")
+                self._decide(queue, review, "approve", index, shown, overrides=sorted(overrides))
+            queue.conn.execute("UPDATE reviews SET status = 'approved', updated_at = ? WHERE id = ?",
+                               (now_iso(), review_id))
+            queue.record_event(EventKind.REVIEW_APPROVED, review.registry_id, review.model_id,
+                         {"review_id": review_id, "version": version, "reviewer": self.name,
+                          "actions": sorted(payload_sha256s)})
+
+    def reject(self, queue: ReviewQueue, review_id: int, *, version: int, reason: str) -> None:
+        self._close(queue, review_id, version, "reject", "rejected", reason)
+
+    def defer(self, queue: ReviewQueue, review_id: int, *, version: int, reason: str | None = None) -> None:
+        self._close(queue, review_id, version, "defer", "deferred", reason)
+
+    def edit(self, queue: ReviewQueue, review_id: int, *, version: int, title: str, body: str,
+             note: str | None = None) -> int:
+        """Replace the proposal's text; it goes back to pending as a new version (any approval is void). The
+        decision keeps the reviewer's note and the lines changed: the guidance the advocate learns from."""
+        with queue.ledger.transaction():
+            review = self._current(queue, review_id, version, allowed=("pending", "deferred", "approved"))
+            draft = Draft.from_dict({**review.draft.to_dict(), "title": title, "body": body})
+            changes = edit_summary(review.draft, draft)
+            self._decide(queue, review, "edit", None, None, "\n\n".join(filter(None, [note, changes])) or None)
+            queue.conn.execute("UPDATE reviews SET draft = ?, version = version + 1, status = 'pending', updated_at = ?"
+                               " WHERE id = ?", (json.dumps(draft.to_dict()), now_iso(), review_id))
+            queue.record_event(EventKind.REVIEW_EDITED, review.registry_id, review.model_id,
+                         {"review_id": review_id, "version": version + 1, "reviewer": self.name})
+            return version + 1
+
+    def _close(self, queue: ReviewQueue, review_id: int, version: int, decision: str, status: str,
+               reason: str | None) -> None:
+        with queue.ledger.transaction():
+            review = self._current(queue, review_id, version, allowed=("pending", "deferred", "approved"))
+            self._decide(queue, review, decision, None, None, reason)
+            queue.conn.execute("UPDATE reviews SET status = ?, updated_at = ? WHERE id = ?",
+                               (status, now_iso(), review_id))
+            kind = EventKind.REVIEW_REJECTED if decision == "reject" else EventKind.REVIEW_DEFERRED
+            queue.record_event(kind, review.registry_id, review.model_id,
+                         {"review_id": review_id, "version": version, "reviewer": self.name, "reason": reason})
+
+    def _current(self, queue: ReviewQueue, review_id: int, version: int, *, allowed: tuple[str, ...]) -> Review:
+        review = queue.get(review_id)
+        if review.version != version:
+            raise ReviewError(f"review {review_id} is at version {review.version}, not the {version} you saw; "
+                              "show it again")
+        if review.status not in allowed:
+            raise ReviewError(f"review {review_id} is {review.status}; it can no longer be decided that way")
+        return review
+
+    def _decide(self, queue: ReviewQueue, review: Review, decision: str, action_index: int | None,
+                payload_sha256: str | None, reason: str | None = None, *, overrides: list[str] | None = None) -> None:
+        """Sign and record one decision, chained to the review's previous one."""
+        if reviewer_keys(queue.conn).get(self.name) != self.signer.public_key:
+            raise ReviewError(f"{self.name!r} is not a reviewer of this ledger with this key; a reviewer adds "
+                              f"them with `weightkeeper reviewer add {self.name}`")
+        previous = queue.conn.execute("SELECT signature FROM decisions WHERE review_id = ? AND scheme = 'ed25519'"
+                                      " ORDER BY id DESC LIMIT 1", (review.id,)).fetchone()
+        row = {"review_id": review.id, "version": review.version, "decision": decision,
+               "action_index": action_index, "payload_sha256": payload_sha256, "reviewer": self.name,
+               "channel": self.channel, "reason": reason, "overrides": json.dumps(overrides or []),
+               "decided_at": now_iso(), "previous": previous["signature"] if previous else ""}
+        queue.conn.execute(
+            "INSERT INTO decisions (review_id, version, decision, action_index, payload_sha256, reviewer, channel,"
+            " reason, overrides, previous, decided_at, signature) VALUES (:review_id, :version, :decision,"
+            " :action_index, :payload_sha256, :reviewer, :channel, :reason, :overrides, :previous, :decided_at,"
+            " :signature)", {**row, "signature": self.signer.sign(decision_fields(row))})
