@@ -420,3 +420,17 @@ def test_card_digests_of_one_form_are_compared(ledger: Ledger) -> None:
     result = scan(ledger, registry)
     assert [(row["event"], row["detail"]["changed"]) for row in events(ledger, EventFilter(scan_id=result.scan_id))] \
         == [("updated", ["card"])]
+
+
+def test_a_model_is_never_last_seen_before_it_was_first_seen(ledger: Ledger) -> None:
+    """A model that appeared in the last complete scan and is missing from the next was last seen by that scan's
+    listing, which may have started before the model was first recorded: its last sighting is then its first."""
+    registry = registry_of(record("acme/old"))
+    scan(ledger, registry)
+    registry.models["acme/new"] = record("acme/new")
+    scan(ledger, registry)
+    del registry.models["acme/new"]
+    scan(ledger, registry)
+    first_seen, last_seen, state = ledger.conn.execute(
+        "SELECT first_seen, last_seen, state FROM models WHERE name = 'acme/new'").fetchone()
+    assert state == "deleted" and last_seen >= first_seen, (first_seen, last_seen)

@@ -557,7 +557,9 @@ class Scanner:
                 "SELECT MAX(started_at) FROM scans WHERE registry_id = ? AND status = 'complete'", (self.registry_id,)
             ).fetchone()[0]
             conn.executemany(
-                "UPDATE models SET state = 'suspected_missing', last_seen = COALESCE(?, last_seen) WHERE id = ?",
+                # Never before its first sighting: a model new in that scan was recorded after the scan began.
+                "UPDATE models SET state = 'suspected_missing', last_seen = MAX(first_seen, COALESCE(?, last_seen))"
+                " WHERE id = ?",
                 [(last_complete, row["id"]) for row in missing],
             )
             for row in missing:
