@@ -14,10 +14,10 @@ own; a JSON body is built by `json`, never by joining strings.
 from __future__ import annotations
 
 import os
-import re
 from typing import Any
 
 from weightkeeper.errors import WeightkeeperError
+from weightkeeper.untrusted import shown
 
 
 class PublishError(WeightkeeperError):
@@ -34,15 +34,11 @@ def channel_token(variable: str, key: str) -> str:
     return token
 
 
-# Whatever ends a line for some reader: control characters (CR, LF, NUL, …, NEL) and Unicode's line and
-# paragraph separators.
-_LINE_ENDING = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
 def single_line(text: str) -> str:
-    """`text` as one line of a header or a title: each character that could end the line written as its
-    visible escape (`\\n`, `\\x85`, `\\u2028`), so a reader still sees what the registry said."""
-    return _LINE_ENDING.sub(lambda match: match.group(0).encode("unicode_escape").decode("ascii"), text)
+    """`text` as one line of a header or a title: each character that could end the line (or hide what follows:
+    control, format and separator characters) written as its visible escape (`\\n`, `\\x85`, `\\u2028`), so a
+    reader still sees what the registry said."""
+    return shown(text)
 
 
 def bound_endpoint(payload: dict[str, Any], configured: str, key: str) -> None:
