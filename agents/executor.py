@@ -16,7 +16,8 @@ from typing import Any, Protocol
 from weightkeeper import config
 from weightkeeper.config import ProposalSettings
 from weightkeeper.ledger import Ledger
-from weightkeeper.review import Claim, ReviewQueue, lease_holder
+from weightkeeper.ledger.store import lease_holder
+from weightkeeper.review import Claim, ReviewQueue
 from weightkeeper.secrets import scrub
 
 

@@ -23,9 +23,6 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-import os
-import secrets
-import socket
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -157,10 +154,6 @@ def reviewer_keys(conn: sqlite3.Connection) -> dict[str, str]:
         if endorser is not None and verified(endorser, reviewer_fields(row), row["signature"]):
             trusted[row["name"]] = row["public_key"]
     return trusted
-
-
-def lease_holder() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 class ReviewQueue:

@@ -128,6 +128,11 @@ def _inner_changes(changed: list[str], prior: ModelRecord, record: ModelRecord) 
     return named
 
 
+def _problem_row(scan_id: int, name: str | None, message: str) -> tuple[int, str, str | None, str]:
+    """A problem as the ledger keeps it: registry text escaped, configured secrets scrubbed."""
+    return scan_id, now_iso(), name and shown(name), shown(scrub(message))
+
+
 class ScanStopped(Exception):
     """The scan was asked to stop (SIGTERM under `watch`); what it committed stands and is resumed."""
 
@@ -300,7 +305,7 @@ class Scanner:
             page_no = conn.execute("SELECT pages FROM scans WHERE id = ?", (scan_id,)).fetchone()[0] + batch.pages
             conn.executemany(
                 "INSERT INTO problems (scan_id, at, model_name, message) VALUES (?, ?, ?, ?)",
-                [(scan_id, now_iso(), problem.name, scrub(problem.message)) for problem in batch.problems],
+                [_problem_row(scan_id, problem.name, problem.message) for problem in batch.problems],
             )
             # A present model of the listed name with the same digest is unchanged: one probe of the name
             # index per listed model, aggregated in SQL. Only the rest is looked at more closely.
@@ -659,7 +664,7 @@ class Scanner:
 
     def _problem(self, scan_id: int, name: str | None, message: str) -> None:
         self.conn.execute("INSERT INTO problems (scan_id, at, model_name, message) VALUES (?, ?, ?, ?)",
-                          (scan_id, now_iso(), name and shown(name), shown(scrub(message))))
+                          _problem_row(scan_id, name, message))
         self.conn.execute("UPDATE scans SET problems = problems + 1 WHERE id = ?", (scan_id,))
 
     def _finish(self, scan_id: int, status: str, error: str | None) -> None:

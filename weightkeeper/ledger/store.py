@@ -135,7 +135,7 @@ class Ledger:
     def scan_lease(self, registry_id: int, registry: str, ttl: float = LEASE_SECONDS) -> Iterator[None]:
         """Hold the registry's scan lease while the block runs, renewing it from a second connection;
         raise `LeaseHeld` when another live process holds it. A crashed holder's lease lapses after `ttl`."""
-        holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        holder = lease_holder()
         with self.transaction() as conn:
             taken = conn.execute(
                 "INSERT INTO scan_leases (registry_id, holder, expires_at) VALUES (?, ?, ?)"
@@ -243,6 +243,11 @@ class Ledger:
             (model_id, scan_id, now_iso(), name, scrub(reason)),
         )
         return cursor.lastrowid
+
+
+def lease_holder() -> str:
+    """Who takes a lease (a scan's, an action's): host:pid:random, as `holder_alive` reads it."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 def holder_alive(holder: str) -> bool:
