@@ -22,6 +22,7 @@ do not match is final: `archive_failed`, nothing archived.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -44,6 +45,16 @@ class Resumable(Exception):
 def open_store(settings: Config) -> ArchiveStore:
     return ArchiveStore(settings.archive_path(), mirror=settings.archive.mirror, fixity=settings.archive.fixity,
                         max_object_bytes=int(settings.archive.max_object_gb * 1e9))
+
+
+def store_to_read(settings: Config) -> ArchiveStore | None:
+    """The archive for a command that only reads it: None when none was ever made (reading creates nothing),
+    read-only when the user may not write it (a mounted backup, another user's home)."""
+    root = settings.archive_path()
+    if not ArchiveStore.exists(root):
+        return None
+    return ArchiveStore(root, mirror=settings.archive.mirror, fixity=settings.archive.fixity,
+                        read_only=not os.access(root, os.W_OK | os.X_OK))
 
 
 def object_id(registry: str, model: str) -> str:

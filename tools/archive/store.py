@@ -142,7 +142,10 @@ class ArchiveStore:
     """OCFL objects under `root`, an optional mirror holding a second copy, and the checks around them."""
 
     def __init__(self, root: Path, *, mirror: str | None = None, fixity: tuple[str, ...] = ("sha1",),
-                 max_object_bytes: int | None = None, free_margin_bytes: int = FREE_MARGIN) -> None:
+                 max_object_bytes: int | None = None, free_margin_bytes: int = FREE_MARGIN,
+                 read_only: bool = False) -> None:
+        """With `read_only`, an existing archive is opened to be listed and verified only: nothing is created,
+        and an ingest a crash left half-done is left for a writer to settle."""
         unknown = sorted(set(fixity) - set(FIXITY_DIGESTS))
         if unknown:
             raise ArchiveError(f"unknown fixity digest {', '.join(unknown)}; use some of {', '.join(FIXITY_DIGESTS)}")
@@ -150,9 +153,12 @@ class ArchiveStore:
         self.storage_root = self.root / STORAGE_ROOT
         self.fixity, self.max_object_bytes, self.free_margin_bytes = tuple(fixity), max_object_bytes, free_margin_bytes
         self.mirror = None if mirror is None else _Mirror(mirror)
-        for folder in (STAGING, WORK, LOCKS):
-            (self.root / folder).mkdir(parents=True, exist_ok=True)
-        if not (self.storage_root / f"0=ocfl_{SPEC_VERSION}").exists():
+        if not read_only:
+            for folder in (STAGING, WORK, LOCKS):
+                (self.root / folder).mkdir(parents=True, exist_ok=True)
+        if not self.exists(self.root):
+            if read_only:
+                raise ArchiveError(f"there is no archive at {self.root}")
             self._initialize()
         self._ocfl = ocfl.StorageRoot(str(self.storage_root))
         try:
@@ -161,7 +167,13 @@ class ArchiveStore:
         except ocfl.StorageRootException as exc:
             raise ArchiveError(f"{self.storage_root} is not a usable OCFL storage root ({exc}); point `path` in "
                                "[archive] of weightkeeper.toml at another folder") from exc
-        self._recover()
+        if not read_only:
+            self._recover()
+
+    @staticmethod
+    def exists(root: Path) -> bool:
+        """Whether an archive was ever created at `root`."""
+        return (root / STORAGE_ROOT / f"0=ocfl_{SPEC_VERSION}").exists()
 
     # -- ingest ---------------------------------------------------------------------------------------------
 
