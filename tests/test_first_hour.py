@@ -6,6 +6,7 @@ A read-only home is a real read-only folder: as root, whom permissions do not st
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from proposal_world import approve, outbox, run_propose
 from test_cli import REPO, clean_env, make_model, ok, wk
 
 READ_COMMANDS = (("ledger",), ("stats",), ("review", "list"), ("archive", "list"))
@@ -150,3 +152,52 @@ def test_counts_are_written_as_people_write_them(tmp_path: Path) -> None:
     line = ok(wk("scan", home=tmp_path / "home")).stdout
     assert "1 model in 1 page" in line and "1 problem:" in line, line
     assert "holds 1 model folder\n" in ok(wk("registry", "check", "lab", home=tmp_path / "home")).stdout
+
+
+def test_act_prints_one_readable_line_per_action_and_json_for_scripts(deleted: Path) -> None:
+    (outcome,) = run_propose(deleted)
+    approve(deleted, outcome.review_id)
+    done = ok(wk("act", home=deleted))
+    first, summary = done.stdout.splitlines()
+    (letter,) = outbox(deleted)
+    assert first == f"review {outcome.review_id} action 0, publish to outbox acme: published: {letter}"
+    assert summary == "1 approved action run"
+    assert "{" not in done.stdout
+    again = json.loads(ok(wk("act", "--json", home=deleted)).stdout)
+    assert again == []
+
+
+def test_tables_printed_to_a_pipe_fit_80_columns(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    make_model(models, "alice/" + "a-rather-long-model-name-" * 3)
+    home = tmp_path / "home"
+    ok(wk("init", home=home))
+    ok(wk("registry", "add", "lab", "--kind", "local", "--path", models, home=home))
+    ok(wk("scan", home=home))
+    for command in (("ledger",), ("registry", "list"), ("stats",)):
+        lines = ok(wk(*command, home=home, env=clean_env())).stdout.splitlines()
+        assert lines and max(map(len, lines)) <= 80, (command, max(map(len, lines)))
+
+
+def test_the_do_not_contact_list_can_be_listed_and_undone(tmp_path: Path) -> None:
+    ok(wk("init", home=tmp_path))
+    ok(wk("contact", "block", "acme", "--reason", "asked us not to write", home=tmp_path))
+    listed = json.loads(ok(wk("contact", "list", "--json", home=tmp_path)).stdout)
+    assert [(row["owner"], row["reason"]) for row in listed] == [("acme", "asked us not to write")]
+    assert "acme" in ok(wk("contact", "list", home=tmp_path)).stdout
+    ok(wk("contact", "unblock", "acme", home=tmp_path))
+    assert json.loads(ok(wk("contact", "list", "--json", home=tmp_path)).stdout) == []
+    refused(wk("contact", "unblock", "acme", home=tmp_path), "acme", "not on the do-not-contact list")
+
+
+@pytest.mark.parametrize("command", [("scan",), ("archive", "verify"), ("ledger",), ("review", "approve"), ()],
+                         ids=lambda command: " ".join(command) or "weightkeeper")
+def test_every_help_says_what_its_exit_codes_mean(command: tuple[str, ...]) -> None:
+    text = " ".join(ok(wk(*command, "--help")).stdout.split())
+    assert "Exit codes: 0 done;" in text and "2 nothing was done" in text and "130 interrupted" in text
+    means_failure = {("scan",): "1 a registry could not be scanned", ("archive", "verify"): "1 a file does not match",
+                     ("review", "approve"): "1 the decision was not confirmed", (): "1 a command ran"}
+    if command in means_failure:
+        assert means_failure[command] in text
+    else:
+        assert "; 1 " not in text

@@ -22,13 +22,12 @@ do not match is final: `archive_failed`, nothing archived.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from typing import Any
 
 from tools.archive.sources import Source, SourceError, SourceFile, git_blob_sha1, pinned_revision, source_for
 from tools.archive.staging import Staging
-from tools.archive.store import ArchiveError, ArchiveStore, DigestMismatch
+from tools.archive.store import ArchiveError, ArchiveStore, DigestMismatch, open_store
 from weightkeeper.config import Config
 from weightkeeper.domain import EventKind, ModelRecord
 from weightkeeper.errors import RegistryUnavailable
@@ -40,21 +39,6 @@ MODEL_DIR, PROVENANCE_DIR = "model", "provenance"
 
 class Resumable(Exception):
     """The archive stopped part-way for a reason that may pass (the registry, the disk): run it again."""
-
-
-def open_store(settings: Config) -> ArchiveStore:
-    return ArchiveStore(settings.archive_path(), mirror=settings.archive.mirror, fixity=settings.archive.fixity,
-                        max_object_bytes=int(settings.archive.max_object_gb * 1e9))
-
-
-def store_to_read(settings: Config) -> ArchiveStore | None:
-    """The archive for a command that only reads it: None when none was ever made (reading creates nothing),
-    read-only when the user may not write it (a mounted backup, another user's home)."""
-    root = settings.archive_path()
-    if not ArchiveStore.exists(root):
-        return None
-    return ArchiveStore(root, mirror=settings.archive.mirror, fixity=settings.archive.fixity,
-                        read_only=not os.access(root, os.W_OK | os.X_OK))
 
 
 def object_id(registry: str, model: str) -> str:

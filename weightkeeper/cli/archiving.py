@@ -24,7 +24,7 @@ EMPTY = "the archive is empty; an archive is written when a reviewer approves an
 
 
 def archive_list(home: Path, *, as_json: bool) -> None:
-    from tools.archive.archiving import store_to_read
+    from tools.archive.store import store_to_read
 
     store = store_to_read(config.load(home))
     rows = [{"id": item.object_id, "versions": item.versions, "head": item.head, "files": item.files,
@@ -40,7 +40,7 @@ def archive_list(home: Path, *, as_json: bool) -> None:
 
 
 def archive_show(home: Path, object_id: str) -> None:
-    from tools.archive.archiving import store_to_read
+    from tools.archive.store import store_to_read
 
     store = store_to_read(config.load(home))
     if store is None:
@@ -73,7 +73,7 @@ def verify_archive(settings: config.Config, object_id: str | None, *, sample: in
                    repair: bool = False) -> list[Any]:
     """Verify one object (or every one) and record each result as a ledger event of its model; also what
     `weightkeeper watch` runs on `[archive] verify_schedule`."""
-    from tools.archive.archiving import store_to_read
+    from tools.archive.store import store_to_read
 
     store = store_to_read(settings)
     if store is None:
@@ -97,7 +97,7 @@ def verify_archive(settings: config.Config, object_id: str | None, *, sample: in
 
 
 def archive_restore(home: Path, object_id: str, dest: Path, version: str | None) -> None:
-    from tools.archive.archiving import open_store
+    from tools.archive.store import open_store
 
     if version is not None and not version.startswith("v"):
         version = f"v{version}"

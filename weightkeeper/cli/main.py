@@ -19,7 +19,19 @@ from weightkeeper.errors import WeightkeeperError
 from weightkeeper.secrets import scrubbed_output
 from weightkeeper.words import counted
 
-EXIT_OK, EXIT_REGISTRY_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+# What exit 1 means, for the commands that can end with it; every command's --help says its codes.
+FAILED_MEANS = {
+    "": "a command ran and something failed (its --help says what)",
+    "scan": "a registry could not be scanned (the others were)",
+    "registry check": "the registry does not answer or refuses its credentials",
+    "archive verify": "a file does not match its recorded digest (with --repair: one that could not be repaired)",
+    "review approve": "the decision was not confirmed: nothing was recorded",
+    "review reject": "the decision was not confirmed: nothing was recorded",
+    "review defer": "the decision was not confirmed: nothing was recorded",
+    "review edit": "the decision was not confirmed: nothing was recorded",
+    "demo": "a change made to the demo registry was not documented",
+}
 LEDGER_FORMATS = ("table", "jsonl", "csv", "markdown")
 
 
@@ -111,9 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true", help="print JSON")
     listing.set_defaults(handler=cmd_registry_list, home_use="read")
 
-    scan = commands.add_parser("scan", parents=[home], help="scan registries once and record what changed",
-                               description="Exit 0 when every registry scanned, 1 when any failed, 2 on a "
-                                           "usage or config error.")
+    scan = commands.add_parser("scan", parents=[home], help="scan registries once and record what changed")
     scan.add_argument("names", nargs="*", metavar="NAME", help="registries to scan (default: all)")
     scan.add_argument("--json", action="store_true", help="print a JSON summary")
     scan.add_argument("--allow-empty", action="store_true",
@@ -182,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
         decide.set_defaults(handler=cmd_review_decide, decision=decision)
 
     act = commands.add_parser("act", parents=[home], help="run approved actions that have not run")
+    act.add_argument("--json", action="store_true", help="print what each action did as a JSON list")
     act.set_defaults(handler=cmd_act)
 
     contact = commands.add_parser("contact", parents=[home], help="the do-not-contact list")
@@ -190,6 +201,12 @@ def build_parser() -> argparse.ArgumentParser:
     blocking.add_argument("owner", metavar="ORG_OR_USER")
     blocking.add_argument("--reason")
     blocking.set_defaults(handler=cmd_contact_block)
+    unblocking = contact_commands.add_parser("unblock", parents=[home], help="take an author or org off the list")
+    unblocking.add_argument("owner", metavar="ORG_OR_USER")
+    unblocking.set_defaults(handler=cmd_contact_unblock)
+    contact_listing = contact_commands.add_parser("list", parents=[home], help="who is on the list, since when, why")
+    contact_listing.add_argument("--json", action="store_true", help="a JSON list of objects")
+    contact_listing.set_defaults(handler=cmd_contact_list, home_use="read")
 
     archive = commands.add_parser("archive", parents=[home], help="the OCFL archive of approved models")
     archive_commands = archive.add_subparsers(title="archive commands", metavar="ACTION", required=True)
@@ -218,7 +235,19 @@ def build_parser() -> argparse.ArgumentParser:
                                            "registry of realistic fine-tuned models, scans it, changes it, "
                                            "scans again and prints what was documented.")
     demo.set_defaults(handler=cmd_demo, home_use="create")
+    _add_exit_codes(parser)
     return parser
+
+
+def _add_exit_codes(parser: argparse.ArgumentParser, name: str = "") -> None:
+    """Every command's --help ends with its exit codes."""
+    failed = FAILED_MEANS.get(name)
+    parser.epilog = (f"Exit codes: 0 done; {'1 ' + failed + '; ' if failed else ''}2 nothing was done: a usage, "
+                     "config or home error, said on stderr; 130 interrupted (nothing recorded is lost).")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command, subparser in action.choices.items():
+                _add_exit_codes(subparser, f"{name} {command}".strip())
 
 
 # -- commands -----------------------------------------------------------------------------------
@@ -306,7 +335,7 @@ def cmd_registry_check(args: argparse.Namespace) -> int:
         verified = check_registry(registry)
     except RegistryUnavailable as exc:
         print(f"{registry.name}: not working: {exc}", file=sys.stderr)
-        return EXIT_REGISTRY_FAILED
+        return EXIT_FAILED
     print(f"{registry.name}: ok: {verified}")
     return EXIT_OK
 
@@ -339,7 +368,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         from weightkeeper.cli.reviewing import propose
 
         propose(home, model=None, limit=None)
-    return EXIT_OK if all(result.ok for result in results) else EXIT_REGISTRY_FAILED
+    return EXIT_OK if all(result.ok for result in results) else EXIT_FAILED
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
@@ -428,8 +457,13 @@ def cmd_act(args: argparse.Namespace) -> int:
     from weightkeeper.cli.reviewing import act
 
     done = act(_home(args))
+    if args.json:
+        print(json.dumps(done, indent=2))
+        return EXIT_OK
+    from weightkeeper.cli.render import action_line
+
     for result in done:
-        print(json.dumps(result))
+        print(action_line(result))
     ran = sum("skipped" not in result and "refused" not in result for result in done)
     held, refused = sum("skipped" in result for result in done), sum("refused" in result for result in done)
     print(f"{counted(ran, 'approved action')} run" + (f"; {held} held by another executor" if held else "")
@@ -442,6 +476,20 @@ def cmd_contact_block(args: argparse.Namespace) -> int:
     from weightkeeper.cli.reviewing import contact_block
 
     contact_block(_home(args), args.owner, args.reason)
+    return EXIT_OK
+
+
+def cmd_contact_unblock(args: argparse.Namespace) -> int:
+    from weightkeeper.cli.reviewing import contact_unblock
+
+    contact_unblock(_home(args), args.owner)
+    return EXIT_OK
+
+
+def cmd_contact_list(args: argparse.Namespace) -> int:
+    from weightkeeper.cli.reviewing import contact_list
+
+    contact_list(_home(args), as_json=args.json)
     return EXIT_OK
 
 
@@ -467,7 +515,7 @@ def cmd_archive_verify(args: argparse.Namespace) -> int:
     if args.sample is not None and args.sample < 1:
         raise WeightkeeperError("--sample must be 1 or more")
     intact = archive_verify(_home(args), args.id, sample=args.sample, repair=args.repair)
-    return EXIT_OK if intact else EXIT_REGISTRY_FAILED
+    return EXIT_OK if intact else EXIT_FAILED
 
 
 def cmd_archive_restore(args: argparse.Namespace) -> int:

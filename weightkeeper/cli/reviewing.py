@@ -150,8 +150,10 @@ def decide(home: Path, args: argparse.Namespace, *, ask: Callable[[str], str] = 
             from agents.graph import resume
 
             state = asyncio.run(resume(ledger, home, settings.proposals, review.id))
+            from weightkeeper.cli.render import action_line
+
             for done in state.get("executed", []):
-                print(f"executed: {json.dumps(done)}")
+                print(action_line(done))
     return 0
 
 
@@ -194,3 +196,27 @@ def contact_block(home: Path, owner: str, reason: str | None) -> None:
     with _opened(home) as (_, ledger):
         block(ledger, owner, reason=reason)
     print(f"{owner} will not be contacted: no proposal is drafted for their models")
+
+
+def contact_unblock(home: Path, owner: str) -> None:
+    with _opened(home) as (_, ledger), ledger.transaction() as conn:
+        if conn.execute("DELETE FROM contact_blocks WHERE owner = ?", (owner,)).rowcount == 0:
+            raise WeightkeeperError(f"{owner} is not on the do-not-contact list; `weightkeeper contact list` shows "
+                                    "who is")
+    print(f"{owner} may be contacted again: their models' events get proposals")
+
+
+def contact_list(home: Path, *, as_json: bool) -> None:
+    with _opened(home, write=False) as (settings, ledger):
+        rows = [dict(row) for row in ledger.conn.execute(
+            "SELECT owner, reason, blocked_at, blocked_by FROM contact_blocks ORDER BY owner")]
+    rows += [{"owner": owner, "reason": "in [proposals] do_not_contact of weightkeeper.toml", "blocked_at": None,
+              "blocked_by": None} for owner in sorted(settings.proposals.do_not_contact)]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+    elif not rows:
+        print("nobody is on the do-not-contact list; `weightkeeper contact block OWNER` adds someone")
+    else:
+        from weightkeeper.cli.render import print_table
+
+        print_table(rows)
