@@ -66,11 +66,12 @@ def hub():
 
 def adapter(hub: FakeHub, *, token: str | None = None, author: str | None = "acme", search: str | None = None,
             filter: str | None = None, files: str | None = None, cache: Any = None,
-            waits: list[tuple[float, str]] | None = None, policy: RetryPolicy = POLICY) -> HubRegistry:
+            waits: list[tuple[float, str]] | None = None, policy: RetryPolicy = POLICY,
+            timeout: float = TIMEOUT) -> HubRegistry:
     return HubRegistry(hub.url, author=author, search=search, filter=filter, files=files, token=token,
                        cache=cache if cache is not None else MemoryCache(),
                        on_wait=None if waits is None else lambda seconds, why: waits.append((seconds, why)),
-                       policy=policy, timeout=TIMEOUT)
+                       policy=policy, timeout=timeout)
 
 
 def listed(registry: HubRegistry) -> list[ModelRecord | RecordProblem]:

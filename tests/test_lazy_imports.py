@@ -23,3 +23,22 @@ def test_help_imports_no_heavy_library() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []
+
+
+def test_archive_list_imports_what_reading_an_archive_needs_and_no_more(tmp_path) -> None:
+    """ocfl-py imports s3fs, which imports aiobotocore: most of `archive list`'s start, for S3 roots it never opens;
+    fetching sources (httpx) is for archiving, not listing."""
+    from weightkeeper import config
+    from tools.archive.store import open_store
+
+    config.write_default(tmp_path)
+    open_store(config.load(tmp_path)).objects()  # an archive exists, so listing opens it
+    probe = (
+        "import contextlib, io, json, sys\n"
+        "from weightkeeper.cli.main import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    assert main(['archive', 'list', '--home', {str(tmp_path)!r}]) == 0\n"
+        "print(json.dumps(sorted(m for m in ('s3fs', 'aiobotocore', 'botocore', 'httpx', 'ocfl') if m in sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == ["ocfl"]

@@ -283,6 +283,7 @@ def test_vanished_registry_folder_fails_the_scan_and_concludes_nothing(tmp_path:
 
 def test_vanished_registry_folder_through_the_cli(tmp_path: Path) -> None:
     root, home = tmp_path / "registry", tmp_path / "home"
+    home.mkdir()  # only `init` and `demo` create a home
     make_model(root, "acme/alpha")
     make_model(root, "acme/beta")
     env = {key: value for key, value in os.environ.items() if key != "WEIGHTKEEPER_HOME"}

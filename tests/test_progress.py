@@ -12,9 +12,12 @@ def test_log_lines_report_every_wait_and_progress_every_so_many_pages() -> None:
     for page in range(1, 5):
         display.progress(page, page * 1000)
     display.wait(7.0, "listing models: HTTP 429")
+    display.progress(1, 1)  # counted as people write it, never "1 pages"
+    display.every = 1
+    display.progress(1, 1)
     display.stop()
-    assert lines == ["hub: 2 pages, 2000 models listed so far", "hub: 4 pages, 4000 models listed so far",
-                     "hub: waiting 7.0 s (listing models: HTTP 429)"]
+    assert lines == ["hub: 2 pages, 2,000 models listed so far", "hub: 4 pages, 4,000 models listed so far",
+                     "hub: waiting 7.0 s (listing models: HTTP 429)", "hub: 1 page, 1 model listed so far"]
 
 
 def test_the_progress_bar_shows_pages_models_and_the_current_wait_until_the_next_page() -> None:

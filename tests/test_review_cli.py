@@ -71,9 +71,10 @@ def test_a_typed_approval_on_a_terminal_records_it_and_runs_the_action(deleted: 
     code, output = on_terminal(cli(deleted, "review", "approve", str(outcome.review_id), "--reviewer", "ada"),
                                lambda phrase: phrase)
     assert code == 0, output
-    assert "payload sha256" in output and "recorded: approve" in output and "executed:" in output
+    assert "payload sha256" in output and "recorded: approve" in output
     assert status(deleted, outcome.review_id) == "executed"
-    assert len(outbox(deleted)) == 1
+    (letter,) = outbox(deleted)
+    assert f"review {outcome.review_id} action 0, publish to outbox acme: published: {letter}" in output
     with Ledger(config.load(deleted).ledger_path) as ledger:
         (decision,) = ReviewQueue(ledger).decisions(outcome.review_id)
         assert (decision["reviewer"], decision["channel"], decision["decision"]) == ("ada", "cli", "approve")

@@ -21,7 +21,7 @@ from fake_hub import FakeHub
 from http_fakes import Fault, FakeServer, Reply, Request
 from proposal_world import approve, run_propose
 from test_archive_actions import WEIGHTS, approve_archive, the_review
-from test_cli import REPO, clean_env, wk
+from test_cli import REPO, clean_env, ok, wk
 from test_publish_channels import write_proposals
 
 from tools.llm import LLMError
@@ -103,8 +103,9 @@ ECHOES: dict[str, tuple[str, Callable[[Request], Reply]]] = {
 
 def echoing_home(tmp_path: Path, kind: str, url: str) -> tuple[Path, dict[str, str]]:
     home = tmp_path / "home"
+    home.mkdir()  # only `init` and `demo` create a home
     options = ["--endpoint", url, "--author", "acme"] if kind == "hf" else ["--url", url]
-    wk("registry", "add", "echo", "--kind", kind, *options, "--token-env", TOKEN_ENV, home=home)
+    ok(wk("registry", "add", "echo", "--kind", kind, *options, "--token-env", TOKEN_ENV, "--no-check", home=home))
     return home, clean_env(**{TOKEN_ENV: TOKEN})
 
 

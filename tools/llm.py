@@ -22,6 +22,7 @@ from openai.types.chat import ChatCompletion
 from weightkeeper.config import LLMSettings
 from weightkeeper.errors import WeightkeeperError
 from weightkeeper.secrets import scrub
+from weightkeeper.words import counted
 
 # The SDK refuses to build a client without a key; for an endpoint that needs none it gets this
 # placeholder, and each request leaves the Authorization header out.
@@ -56,7 +57,7 @@ class LLMClient:
         """The model's answer to `user` under `system`, as an object matching `schema` (strict structured
         output: `response_format={"type": "json_schema", ...}`)."""
         settings = self.settings
-        attempts = f"{settings.max_retries + 1} attempt{'s' if settings.max_retries else ''}"
+        attempts = counted(settings.max_retries + 1, "attempt")
         key = self._key()
         async with self._slots, self._client(key) as client:
             try:

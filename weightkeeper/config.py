@@ -280,8 +280,10 @@ def load(home: Path) -> Config:
     return _validate(path, text, raw)
 
 
-def add_registry(home: Path, registry: RegistryConfig) -> Path:
-    """Append a registry table to the config, keeping the user's comments and layout."""
+def add_registry(home: Path, registry: RegistryConfig,
+                 check: Callable[[RegistryConfig], object] | None = None) -> Path:
+    """Append a registry table to the config, keeping the user's comments and layout. `check`, when given, is
+    called with the validated registry before anything is written, and may refuse it by raising."""
     config = load(home)
     if not NAME_PATTERN.match(registry.name):
         raise ConfigError(config.path, NAME_RULE, key=registry.name)
@@ -296,7 +298,9 @@ def add_registry(home: Path, registry: RegistryConfig) -> Path:
     key = _toml_value(registry.name) if "." in registry.name else registry.name
     table = f"\n[registries.{key}]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in values.items())
     candidate = config.path.read_text(encoding="utf-8").rstrip("\n") + "\n" + table
-    _validate(config.path, candidate, tomllib.loads(candidate))
+    validated = _validate(config.path, candidate, tomllib.loads(candidate))
+    if check is not None:
+        check(validated.registries[registry.name])
     config.path.write_text(candidate, encoding="utf-8")
     return config.path
 
@@ -348,7 +352,7 @@ def _validate(path: Path, text: str, raw: dict[str, Any]) -> Config:
         if token_env is not None and not ENV_NAME_PATTERN.match(token_env):
             raise fail(ENV_NAME_RULE, where, "token_env")
         schedule = table.get("schedule", DEFAULT_SCHEDULE)
-        if not _valid_cron(schedule):
+        if not valid_cron(schedule):
             raise fail("must be a cron expression such as '17 * * * *' (five fields, or six with seconds last)",
                        where, "schedule")
         settings = {k: v for k, v in table.items() if k not in COMMON_REGISTRY_KEYS}
@@ -496,7 +500,7 @@ def _archive_settings(table: Any, home: Path,
     if not isinstance(fixity, list) or not set(fixity) <= set(ARCHIVE_FIXITY):
         raise fail(f"must be a list of digests from {', '.join(ARCHIVE_FIXITY)}, like [\"sha1\"]", "archive", "fixity")
     schedule = table.get("verify_schedule", defaults.verify_schedule)
-    if not isinstance(schedule, str) or not _valid_cron(schedule):
+    if not isinstance(schedule, str) or not valid_cron(schedule):
         raise fail("must be a cron expression such as '30 3 * * 0'", "archive", "verify_schedule")
     sample = table.get("verify_sample")
     if sample is not None and (isinstance(sample, bool) or not isinstance(sample, int) or sample < 1):
@@ -532,7 +536,7 @@ def _under(home: Path, folder: str) -> Path:
     return path if path.is_absolute() else home / path
 
 
-def _valid_cron(schedule: str) -> bool:
+def valid_cron(schedule: str) -> bool:
     from croniter import croniter
 
     return len(schedule.split()) in (5, 6) and croniter.is_valid(schedule)

@@ -57,6 +57,7 @@ from weightkeeper.read_ahead import ReadPage, read_ahead
 from weightkeeper.registry import RegistryAdapter
 from weightkeeper.secrets import scrub
 from weightkeeper.untrusted import screened, shown
+from weightkeeper.words import counted
 
 # Fields whose change is recorded as a new observation but is no event of its own.
 BOOKKEEPING_FIELDS = frozenset({"downloads", "likes", "last_modified", "key"})
@@ -378,9 +379,9 @@ class Scanner:
             return
         if resumed_from is None or next(self._timed(self.adapter.pages(None)), None) is None:
             raise RegistryUnavailable(
-                f"the registry listed no models, but {present} were present at the last scan; an unmounted folder "
-                "or an outage is likelier than that many deletions, so nothing was concluded. If every model "
-                "really was removed, scan again with --allow-empty"
+                f"the registry listed no models, but {counted(present, 'was', 'were')} present at the last scan; an "
+                "unmounted folder or an outage is likelier than that many deletions, so nothing was concluded. If "
+                "every model really was removed, scan again with --allow-empty"
             )
 
     def _new_names(self, scan_id: int, listed: list[tuple[RecordRow, int]]) -> list[int]:

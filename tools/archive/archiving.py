@@ -27,7 +27,7 @@ from typing import Any
 
 from tools.archive.sources import Source, SourceError, SourceFile, git_blob_sha1, pinned_revision, source_for
 from tools.archive.staging import Staging
-from tools.archive.store import ArchiveError, ArchiveStore, DigestMismatch
+from tools.archive.store import ArchiveError, ArchiveStore, DigestMismatch, open_store
 from weightkeeper.config import Config
 from weightkeeper.domain import EventKind, ModelRecord
 from weightkeeper.errors import RegistryUnavailable
@@ -39,11 +39,6 @@ MODEL_DIR, PROVENANCE_DIR = "model", "provenance"
 
 class Resumable(Exception):
     """The archive stopped part-way for a reason that may pass (the registry, the disk): run it again."""
-
-
-def open_store(settings: Config) -> ArchiveStore:
-    return ArchiveStore(settings.archive_path(), mirror=settings.archive.mirror, fixity=settings.archive.fixity,
-                        max_object_bytes=int(settings.archive.max_object_gb * 1e9))
 
 
 def object_id(registry: str, model: str) -> str:

@@ -23,27 +23,41 @@ import posixpath
 import random
 import re
 import shutil
+import sys
 import tempfile
 import time
+import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fsspec.core import url_to_fs
 
 # pairtree, which ocfl-py imports, calls logging.basicConfig(level=INFO) on import: every command would print
 # ocfl-py's INFO lines. With a handler present during the import, that call does nothing.
+# ocfl-py also imports s3fs (and aiobotocore: 0.45 s, most of an archive command's start) for S3 storage roots,
+# which this archive never opens: its root is a local folder, and an s3:// mirror goes through fsspec, which imports
+# s3fs itself when one is used. A placeholder stands in during the import only, unless s3fs is loaded already.
 _import_guard = logging.NullHandler()
 logging.getLogger().addHandler(_import_guard)
+_s3fs_placeholder = types.ModuleType("s3fs")
+_s3fs_placeholder.S3FileSystem = None  # type: ignore[attr-defined]
+_placed = sys.modules.setdefault("s3fs", _s3fs_placeholder) is _s3fs_placeholder
 try:
     import ocfl
 finally:
     logging.getLogger().removeHandler(_import_guard)
+    if _placed:
+        del sys.modules["s3fs"]
 
 from tools.archive.staging import (CONTENT_DIGEST, ArchiveError, DigestMismatch, StagedFile, Staging, hash_file,
                                    hash_stream, safe_logical_path, staging_key)
+
+if TYPE_CHECKING:
+    from weightkeeper.config import Config
 
 __all__ = ["ArchiveError", "ArchiveStore", "ArchivedFile", "DigestMismatch", "FixityFailure", "IngestResult",
            "ObjectDetail", "ObjectSummary", "StagedFile", "Staging", "VerifyReport", "VersionDetail"]
@@ -142,7 +156,10 @@ class ArchiveStore:
     """OCFL objects under `root`, an optional mirror holding a second copy, and the checks around them."""
 
     def __init__(self, root: Path, *, mirror: str | None = None, fixity: tuple[str, ...] = ("sha1",),
-                 max_object_bytes: int | None = None, free_margin_bytes: int = FREE_MARGIN) -> None:
+                 max_object_bytes: int | None = None, free_margin_bytes: int = FREE_MARGIN,
+                 read_only: bool = False) -> None:
+        """With `read_only`, an existing archive is opened to be listed and verified only: nothing is created,
+        and an ingest a crash left half-done is left for a writer to settle."""
         unknown = sorted(set(fixity) - set(FIXITY_DIGESTS))
         if unknown:
             raise ArchiveError(f"unknown fixity digest {', '.join(unknown)}; use some of {', '.join(FIXITY_DIGESTS)}")
@@ -150,9 +167,12 @@ class ArchiveStore:
         self.storage_root = self.root / STORAGE_ROOT
         self.fixity, self.max_object_bytes, self.free_margin_bytes = tuple(fixity), max_object_bytes, free_margin_bytes
         self.mirror = None if mirror is None else _Mirror(mirror)
-        for folder in (STAGING, WORK, LOCKS):
-            (self.root / folder).mkdir(parents=True, exist_ok=True)
-        if not (self.storage_root / f"0=ocfl_{SPEC_VERSION}").exists():
+        if not read_only:
+            for folder in (STAGING, WORK, LOCKS):
+                (self.root / folder).mkdir(parents=True, exist_ok=True)
+        if not self.exists(self.root):
+            if read_only:
+                raise ArchiveError(f"there is no archive at {self.root}")
             self._initialize()
         self._ocfl = ocfl.StorageRoot(str(self.storage_root))
         try:
@@ -161,7 +181,13 @@ class ArchiveStore:
         except ocfl.StorageRootException as exc:
             raise ArchiveError(f"{self.storage_root} is not a usable OCFL storage root ({exc}); point `path` in "
                                "[archive] of weightkeeper.toml at another folder") from exc
-        self._recover()
+        if not read_only:
+            self._recover()
+
+    @staticmethod
+    def exists(root: Path) -> bool:
+        """Whether an archive was ever created at `root`."""
+        return (root / STORAGE_ROOT / f"0=ocfl_{SPEC_VERSION}").exists()
 
     # -- ingest ---------------------------------------------------------------------------------------------
 
@@ -584,3 +610,18 @@ def _log(obj: Path, report: VerifyReport, sample: int | None) -> None:
 
 def _size(count: int) -> str:
     return f"{count / 1e9:.2f} GB" if count >= 10**8 else f"{count:,} bytes"
+
+
+def open_store(settings: Config, *, read_only: bool = False) -> ArchiveStore:
+    """The archive the config describes."""
+    return ArchiveStore(settings.archive_path(), mirror=settings.archive.mirror, fixity=settings.archive.fixity,
+                        max_object_bytes=int(settings.archive.max_object_gb * 1e9), read_only=read_only)
+
+
+def store_to_read(settings: Config) -> ArchiveStore | None:
+    """The archive for a command that only reads it: None when none was ever made (reading creates nothing),
+    read-only when the user may not write it (a mounted backup, another user's home)."""
+    root = settings.archive_path()
+    if not ArchiveStore.exists(root):
+        return None
+    return open_store(settings, read_only=not os.access(root, os.W_OK | os.X_OK))

@@ -28,6 +28,7 @@ from weightkeeper.domain import CARD_FILE, FileEntry, Found, Gone, LookupResult,
 from weightkeeper.errors import RegistryUnavailable
 from weightkeeper.registry import DigestCache
 from weightkeeper.untrusted import has_hidden, name_problem, shown
+from weightkeeper.words import counted
 
 CONFIG_FILES = ("config.json", "adapter_config.json")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth", ".onnx", ".h5", ".msgpack")
@@ -85,7 +86,7 @@ class LocalFolderRegistry:
             raise RegistryUnavailable(f"{folder} exists but cannot be read: {exc}") from exc
 
     def check(self) -> str:
-        return f"folder {self.root} is readable and holds {len(self._model_names())} model folders"
+        return f"folder {self.root} is readable and holds {counted(len(self._model_names()), 'model folder')}"
 
     def _require_root(self) -> None:
         if not self.root.is_dir():

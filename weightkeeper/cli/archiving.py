@@ -8,6 +8,7 @@ as well as a line in the object's `logs/`.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +17,22 @@ from weightkeeper.domain import EventKind
 from weightkeeper.errors import WeightkeeperError
 from weightkeeper.ledger import Ledger
 from weightkeeper.ledger.store import NewEvent
+from weightkeeper.words import counted
+
+
+EMPTY = "the archive is empty; an archive is written when a reviewer approves an archive action"
 
 
 def archive_list(home: Path, *, as_json: bool) -> None:
-    from tools.archive.archiving import open_store
+    from tools.archive.store import store_to_read
 
+    store = store_to_read(config.load(home))
     rows = [{"id": item.object_id, "versions": item.versions, "head": item.head, "files": item.files,
-             "bytes": item.bytes} for item in open_store(config.load(home)).objects()]
+             "bytes": item.bytes} for item in (store.objects() if store else [])]
     if as_json:
         print(json.dumps(rows, indent=2))
     elif not rows:
-        print("the archive is empty; an archive is written when a reviewer approves an archive action")
+        print(EMPTY)
     else:
         from weightkeeper.cli.render import print_table
 
@@ -34,10 +40,13 @@ def archive_list(home: Path, *, as_json: bool) -> None:
 
 
 def archive_show(home: Path, object_id: str) -> None:
-    from tools.archive.archiving import open_store
+    from tools.archive.store import store_to_read
 
-    detail = open_store(config.load(home)).describe(object_id)
-    print(f"{object_id} · {len(detail.versions)} version{'s' if len(detail.versions) != 1 else ''}")
+    store = store_to_read(config.load(home))
+    if store is None:
+        raise WeightkeeperError(EMPTY)
+    detail = store.describe(object_id)
+    print(f"{object_id} · {counted(len(detail.versions), 'version')}")
     for version in detail.versions:
         print(f"\n{version.version} · {version.created} · {version.user_name}\n  {version.message}")
         for file in version.files:
@@ -64,21 +73,31 @@ def verify_archive(settings: config.Config, object_id: str | None, *, sample: in
                    repair: bool = False) -> list[Any]:
     """Verify one object (or every one) and record each result as a ledger event of its model; also what
     `weightkeeper watch` runs on `[archive] verify_schedule`."""
-    from tools.archive.archiving import open_store
+    from tools.archive.store import store_to_read
 
-    store = open_store(settings)
+    store = store_to_read(settings)
+    if store is None:
+        if object_id:
+            raise WeightkeeperError(EMPTY)
+        return []
     targets = [object_id] if object_id else [item.object_id for item in store.objects()]
     reports = []
-    with Ledger(settings.ledger_path) as ledger:
+    with Ledger.for_reading(settings.ledger_path) as ledger:
+        if ledger.read_only and repair:
+            raise WeightkeeperError(f"the home {settings.path.parent} is read-only: --repair cannot restore files "
+                                    "or record it; verify without --repair, or repair as the home's owner")
         for target in targets:
             report = store.verify(target, sample=sample, repair=repair)
             reports.append(report)
-            _record(ledger, target, report)
+            if not ledger.read_only:
+                _record(ledger, target, report)
+    if ledger.read_only and reports:
+        print("(the home is read-only: these results were not recorded in its ledger)", file=sys.stderr)
     return reports
 
 
 def archive_restore(home: Path, object_id: str, dest: Path, version: str | None) -> None:
-    from tools.archive.archiving import open_store
+    from tools.archive.store import open_store
 
     if version is not None and not version.startswith("v"):
         version = f"v{version}"

@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 
 from weightkeeper import config
-from weightkeeper.cli.render import print_events, print_stats
+from weightkeeper.cli.render import action_line, print_events, print_stats
 from weightkeeper.cli.reviewing import propose
 from weightkeeper.cli.scanning import describe, scan_registries
 from weightkeeper.demo_models import DemoChange, apply_demo_changes, write_demo_registry
@@ -49,7 +49,8 @@ def run_demo(home: Path | None) -> int:
         print_stats(stats(ledger))
     _heading("Day 2: drafting preservation proposals (offline drafter; nothing is sent without approval)")
     queued = propose(home, model=None, limit=None, log=lambda line: print(f"  {line}"))
-    archived = _archive_one(home)
+    keys = Path(tempfile.mkdtemp(prefix="weightkeeper-demo-keys-"))  # beside, never inside, the home
+    archived = _archive_one(home, keys)
     print()
     if missed:
         for change in missed:
@@ -69,11 +70,12 @@ def run_demo(home: Path | None) -> int:
           f"  weightkeeper --home {home} stats\n"
           f"  weightkeeper --home {home} review list\n"
           f"  weightkeeper --home {home} review show ID      # then, on a terminal: review approve ID\n"
-          f"  weightkeeper --home {home} archive list        # then: archive show ID, archive verify --all")
+          f"  weightkeeper --home {home} archive list        # then: archive show ID, archive verify --all\n"
+          f"Nothing outside these folders was written; when done, remove them:\n  rm -r {home} {keys}")
     return 0
 
 
-def _archive_one(home: Path) -> str | None:
+def _archive_one(home: Path, keys: Path) -> str | None:
     """Approve the first planned archive action as the demo's scripted reviewer, run it and verify the
     object; returns its object id, or None when it did not verify."""
     from agents.executor import execute
@@ -89,14 +91,10 @@ def _archive_one(home: Path) -> str | None:
         action = review.draft.actions[index]
         _heading(f"Day 3: the demo approves archiving {action.target} ON YOUR BEHALF (a scripted reviewer, only in "
                  "this demo's own home; anywhere else an approval is typed by a person on a terminal)")
-        # The demo's own reviewer, its key in a folder of its own beside (never inside) the home.
-        keys = Path(tempfile.mkdtemp(prefix="weightkeeper-demo-keys-"))
         reviewer = HumanReviewer(enroll(ledger, home, DEMO_REVIEWER, directory=keys), "demo")
         reviewer.approve(queue, review.id, version=review.version, payload_sha256s={index: review.payload_sha256(index)})
         for done in execute(ledger, home, review.id, settings=settings.proposals):
-            print(f"  {done.get('channel')} {done.get('target')}: " + (
-                f"version {done['version']} of {done['object_id']}, {done['files']} files, {done['bytes']:,} bytes"
-                if "object_id" in done else f"FAILED: {done.get('error')}"))
+            print(f"  {action_line(done)}")
     reports = verify_archive(settings, None, sample=None)
     for report in reports:
         print(f"  verified {report.object_id}: {report.checked_files} files, {report.checked_bytes:,} bytes, "

@@ -17,8 +17,21 @@ from weightkeeper import config
 from weightkeeper.config import REGISTRY_KINDS
 from weightkeeper.errors import WeightkeeperError
 from weightkeeper.secrets import scrubbed_output
+from weightkeeper.words import counted
 
-EXIT_OK, EXIT_REGISTRY_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+# What exit 1 means, for the commands that can end with it; every command's --help says its codes.
+FAILED_MEANS = {
+    "": "a command ran and something failed (its --help says what)",
+    "scan": "a registry could not be scanned (the others were)",
+    "registry check": "the registry does not answer or refuses its credentials",
+    "archive verify": "a file does not match its recorded digest (with --repair: one that could not be repaired)",
+    "review approve": "the decision was not confirmed: nothing was recorded",
+    "review reject": "the decision was not confirmed: nothing was recorded",
+    "review defer": "the decision was not confirmed: nothing was recorded",
+    "review edit": "the decision was not confirmed: nothing was recorded",
+    "demo": "a change made to the demo registry was not documented",
+}
 LEDGER_FORMATS = ("table", "jsonl", "csv", "markdown")
 
 
@@ -65,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--force", action="store_true", help="replace an existing config (the ledger is kept)")
     init.add_argument("--reviewer", metavar="NAME", help="the ledger's first reviewer (default $WEIGHTKEEPER_REVIEWER, "
                                                          "else your user name); their key goes in your keys folder")
-    init.set_defaults(handler=cmd_init)
+    init.set_defaults(handler=cmd_init, home_use="create")
 
     reviewer = commands.add_parser("reviewer", parents=[home], help="the people whose signed decisions count")
     reviewer_commands = reviewer.add_subparsers(title="reviewer commands", metavar="ACTION", required=True)
@@ -97,19 +110,20 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "(default http://127.0.0.1:11434)")
     add.add_argument("--token-env", "--api-key-env", dest="token_env", metavar="VAR",
                      help="the NAME of the environment variable holding the token or API key")
-    add.add_argument("--schedule", metavar="CRON", help="cron expression for `weightkeeper watch`")
+    add.add_argument("--schedule", metavar="CRON", help="cron expression for `weightkeeper watch` (default "
+                                                        f"'{config.DEFAULT_SCHEDULE}')")
+    add.add_argument("--no-check", action="store_true", help="add it without checking that it answers "
+                                                             "(as `registry check` does)")
     add.set_defaults(handler=cmd_registry_add)
     check = registry_commands.add_parser("check", parents=[home], help="verify a registry answers and accepts "
                                                                        "its credentials")
     check.add_argument("name", help="the registry to check")
-    check.set_defaults(handler=cmd_registry_check)
+    check.set_defaults(handler=cmd_registry_check, home_use="read")
     listing = registry_commands.add_parser("list", parents=[home], help="list the configured registries")
     listing.add_argument("--json", action="store_true", help="print JSON")
-    listing.set_defaults(handler=cmd_registry_list)
+    listing.set_defaults(handler=cmd_registry_list, home_use="read")
 
-    scan = commands.add_parser("scan", parents=[home], help="scan registries once and record what changed",
-                               description="Exit 0 when every registry scanned, 1 when any failed, 2 on a "
-                                           "usage or config error.")
+    scan = commands.add_parser("scan", parents=[home], help="scan registries once and record what changed")
     scan.add_argument("names", nargs="*", metavar="NAME", help="registries to scan (default: all)")
     scan.add_argument("--json", action="store_true", help="print a JSON summary")
     scan.add_argument("--allow-empty", action="store_true",
@@ -132,13 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     ledger.add_argument("--model", metavar="ID", help="only this model (any name it ever had)")
     ledger.add_argument("--since", metavar="DATE", help="only events at or after this ISO date or time (UTC)")
     ledger.add_argument("--format", choices=LEDGER_FORMATS, default="table", help="output format")
-    ledger.set_defaults(handler=cmd_ledger)
+    ledger.set_defaults(handler=cmd_ledger, home_use="read")
 
     stats = commands.add_parser("stats", parents=[home], help="deleted, archived and persisting models; "
                                                               "events per week; lineages most affected")
     stats.add_argument("--registry", metavar="NAME", help="only this registry")
     stats.add_argument("--json", action="store_true", help="print JSON")
-    stats.set_defaults(handler=cmd_stats)
+    stats.set_defaults(handler=cmd_stats, home_use="read")
 
     propose = commands.add_parser("propose", parents=[home], help="draft preservation proposals for recorded "
                                                                   "events and queue them for review")
@@ -152,10 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     listing = review_commands.add_parser("list", parents=[home], help="the review queue, pending first")
     listing.add_argument("--status", choices=("pending", "approved", "rejected", "deferred", "executed"))
     listing.add_argument("--json", action="store_true", help="a JSON list of objects")
-    listing.set_defaults(handler=cmd_review_list)
+    listing.set_defaults(handler=cmd_review_list, home_use="read")
     show = review_commands.add_parser("show", parents=[home], help="a proposal, its actions and evidence")
     show.add_argument("id", type=int)
-    show.set_defaults(handler=cmd_review_show)
+    show.set_defaults(handler=cmd_review_show, home_use="read")
     for decision, text in (("approve", "approve a proposal's actions (then they run)"),
                            ("reject", "reject a proposal"), ("defer", "put a proposal aside for later"),
                            ("edit", "replace a proposal's text; it needs a new approval")):
@@ -178,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
         decide.set_defaults(handler=cmd_review_decide, decision=decision)
 
     act = commands.add_parser("act", parents=[home], help="run approved actions that have not run")
+    act.add_argument("--json", action="store_true", help="print what each action did as a JSON list")
     act.set_defaults(handler=cmd_act)
 
     contact = commands.add_parser("contact", parents=[home], help="the do-not-contact list")
@@ -186,15 +201,21 @@ def build_parser() -> argparse.ArgumentParser:
     blocking.add_argument("owner", metavar="ORG_OR_USER")
     blocking.add_argument("--reason")
     blocking.set_defaults(handler=cmd_contact_block)
+    unblocking = contact_commands.add_parser("unblock", parents=[home], help="take an author or org off the list")
+    unblocking.add_argument("owner", metavar="ORG_OR_USER")
+    unblocking.set_defaults(handler=cmd_contact_unblock)
+    contact_listing = contact_commands.add_parser("list", parents=[home], help="who is on the list, since when, why")
+    contact_listing.add_argument("--json", action="store_true", help="a JSON list of objects")
+    contact_listing.set_defaults(handler=cmd_contact_list, home_use="read")
 
     archive = commands.add_parser("archive", parents=[home], help="the OCFL archive of approved models")
     archive_commands = archive.add_subparsers(title="archive commands", metavar="ACTION", required=True)
     archive_listing = archive_commands.add_parser("list", parents=[home], help="the archived models")
     archive_listing.add_argument("--json", action="store_true", help="a JSON list of objects")
-    archive_listing.set_defaults(handler=cmd_archive_list)
+    archive_listing.set_defaults(handler=cmd_archive_list, home_use="read")
     archive_show = archive_commands.add_parser("show", parents=[home], help="an archived model's versions and files")
     archive_show.add_argument("id", metavar="ID", help="the object id, REGISTRY/MODEL (see `archive list`)")
-    archive_show.set_defaults(handler=cmd_archive_show)
+    archive_show.set_defaults(handler=cmd_archive_show, home_use="read")
     verify = archive_commands.add_parser("verify", parents=[home],
                                          help="recompute digests and compare them with the inventory")
     verify.add_argument("id", metavar="ID", nargs="?", help="one object (REGISTRY/MODEL)")
@@ -202,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--sample", type=int, metavar="N", help="check N files per object, chosen at random")
     verify.add_argument("--repair", action="store_true",
                         help="restore a corrupted file from the mirror ([archive] mirror) after checking its digest")
-    verify.set_defaults(handler=cmd_archive_verify)
+    verify.set_defaults(handler=cmd_archive_verify, home_use="read")
     restore = archive_commands.add_parser("restore", parents=[home], help="write an archived version into a folder")
     restore.add_argument("id", metavar="ID")
     restore.add_argument("dest", metavar="DEST", help="an empty or new folder")
@@ -213,8 +234,20 @@ def build_parser() -> argparse.ArgumentParser:
                                description="Creates a home (temporary unless --home is given) with a local "
                                            "registry of realistic fine-tuned models, scans it, changes it, "
                                            "scans again and prints what was documented.")
-    demo.set_defaults(handler=cmd_demo)
+    demo.set_defaults(handler=cmd_demo, home_use="create")
+    _add_exit_codes(parser)
     return parser
+
+
+def _add_exit_codes(parser: argparse.ArgumentParser, name: str = "") -> None:
+    """Every command's --help ends with its exit codes."""
+    failed = FAILED_MEANS.get(name)
+    parser.epilog = (f"Exit codes: 0 done; {'1 ' + failed + '; ' if failed else ''}2 nothing was done: a usage, "
+                     "config or home error, said on stderr; 130 interrupted (nothing recorded is lost).")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command, subparser in action.choices.items():
+                _add_exit_codes(subparser, f"{name} {command}".strip())
 
 
 # -- commands -----------------------------------------------------------------------------------
@@ -248,7 +281,7 @@ def cmd_reviewer_add(args: argparse.Namespace) -> int:
 
 
 def cmd_registry_add(args: argparse.Namespace) -> int:
-
+    home = _home(args)
     required, optional = REGISTRY_KINDS[args.kind]
     allowed = sorted(required | optional) + ["token_env"]
     every = {key for keys in REGISTRY_KINDS.values() for key in keys[0] | keys[1]} | {"token_env"}
@@ -260,15 +293,30 @@ def cmd_registry_add(args: argparse.Namespace) -> int:
         raise WeightkeeperError(f"a {args.kind} registry needs {_flag(key)}")
     if args.kind == "hf" and not (args.author or args.search or args.filter):
         raise WeightkeeperError("a hf registry watches a scope: give at least one of --author, --search, --filter")
+    if args.schedule is not None and not config.valid_cron(args.schedule):
+        raise WeightkeeperError(f"--schedule {args.schedule!r} is not a cron expression; use five fields such as "
+                                f"'{config.DEFAULT_SCHEDULE}' (minute hour day month weekday)")
     settings = {option: value for option, value in given.items() if option != "token_env"}
     for option in ("path", "deprecations"):
         if option in settings and "://" not in settings[option]:
             settings[option] = str(Path(settings[option]).expanduser().resolve())
     registry = config.RegistryConfig(args.name, args.kind, settings, args.schedule or config.DEFAULT_SCHEDULE,
                                      args.token_env)
-    path = config.add_registry(_home(args), registry)
+    path = config.add_registry(home, registry, check=None if args.no_check else _added)
     print(f"added registry '{args.name}' ({args.kind}, {registry.location}) to {path}")
     return EXIT_OK
+
+
+def _added(registry: config.RegistryConfig) -> None:
+    """`registry add` runs `registry check` first: a typo in a path or a missing token is caught now, not at 3 am."""
+    from weightkeeper.cli.scanning import check_registry
+    from weightkeeper.errors import RegistryUnavailable
+
+    try:
+        check_registry(registry)
+    except RegistryUnavailable as exc:
+        raise WeightkeeperError(f"registry '{registry.name}' was not added: {exc}. To add it anyway, pass "
+                                "--no-check") from None
 
 
 def _flag(setting: str) -> str:
@@ -276,20 +324,18 @@ def _flag(setting: str) -> str:
 
 
 def cmd_registry_check(args: argparse.Namespace) -> int:
-    from weightkeeper.cli.scanning import open_adapter
+    from weightkeeper.cli.scanning import check_registry
     from weightkeeper.errors import RegistryUnavailable, UnknownRegistryError
-    from weightkeeper.ledger import Ledger
 
     settings = config.load(_home(args))
     registry = settings.registries.get(args.name)
     if registry is None:
         raise UnknownRegistryError(args.name, sorted(settings.registries))
-    with Ledger(settings.ledger_path) as ledger:
-        try:
-            verified = open_adapter(ledger, registry).check()
-        except RegistryUnavailable as exc:
-            print(f"{registry.name}: not working: {exc}", file=sys.stderr)
-            return EXIT_REGISTRY_FAILED
+    try:
+        verified = check_registry(registry)
+    except RegistryUnavailable as exc:
+        print(f"{registry.name}: not working: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     print(f"{registry.name}: ok: {verified}")
     return EXIT_OK
 
@@ -322,7 +368,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         from weightkeeper.cli.reviewing import propose
 
         propose(home, model=None, limit=None)
-    return EXIT_OK if all(result.ok for result in results) else EXIT_REGISTRY_FAILED
+    return EXIT_OK if all(result.ok for result in results) else EXIT_FAILED
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
@@ -343,7 +389,7 @@ def cmd_ledger(args: argparse.Namespace) -> int:
     from weightkeeper.cli.render import print_events
     from weightkeeper.domain import EventKind
     from weightkeeper.ledger import Ledger
-    from weightkeeper.ledger.queries import EventFilter, events
+    from weightkeeper.ledger.queries import EventFilter, events, require_model, require_registry
 
     kinds = tuple(kind.strip() for value in args.kind for kind in value.split(",") if kind.strip())
     unknown = sorted(set(kinds) - {kind.value for kind in EventKind})
@@ -351,7 +397,12 @@ def cmd_ledger(args: argparse.Namespace) -> int:
         raise WeightkeeperError(f"unknown event kind {', '.join(unknown)}; "
                                 f"known kinds: {', '.join(kind.value for kind in EventKind)}")
     where = EventFilter(kinds=kinds, registry=args.registry, model=args.model, since=_since(args.since))
-    with Ledger(config.load(_home(args)).ledger_path) as ledger:
+    settings = config.load(_home(args))
+    with Ledger.for_reading(settings.ledger_path) as ledger:
+        if args.registry:
+            require_registry(ledger, args.registry, settings.registries)
+        if args.model:
+            require_model(ledger, args.model)
         print_events(events(ledger, where), args.format)
     return EXIT_OK
 
@@ -359,9 +410,12 @@ def cmd_ledger(args: argparse.Namespace) -> int:
 def cmd_stats(args: argparse.Namespace) -> int:
     from weightkeeper.cli.render import print_stats
     from weightkeeper.ledger import Ledger
-    from weightkeeper.ledger.queries import stats
+    from weightkeeper.ledger.queries import require_registry, stats
 
-    with Ledger(config.load(_home(args)).ledger_path) as ledger:
+    settings = config.load(_home(args))
+    with Ledger.for_reading(settings.ledger_path) as ledger:
+        if args.registry:
+            require_registry(ledger, args.registry, settings.registries)
         figures = stats(ledger, registry=args.registry)
     if args.json:
         print(json.dumps(figures, indent=2))
@@ -403,12 +457,17 @@ def cmd_act(args: argparse.Namespace) -> int:
     from weightkeeper.cli.reviewing import act
 
     done = act(_home(args))
+    if args.json:
+        print(json.dumps(done, indent=2))
+        return EXIT_OK
+    from weightkeeper.cli.render import action_line
+
     for result in done:
-        print(json.dumps(result))
+        print(action_line(result))
     ran = sum("skipped" not in result and "refused" not in result for result in done)
     held, refused = sum("skipped" in result for result in done), sum("refused" in result for result in done)
-    print(f"{ran} approved action{'s' if ran != 1 else ''} run" + (f"; {held} held by another executor" if held else "")
-          + (f"; {refused} review{'s' if refused != 1 else ''} refused (see `weightkeeper ledger --kind "
+    print(f"{counted(ran, 'approved action')} run" + (f"; {held} held by another executor" if held else "")
+          + (f"; {counted(refused, 'review')} refused (see `weightkeeper ledger --kind "
              "approval_refused`)" if refused else ""))
     return EXIT_OK
 
@@ -417,6 +476,20 @@ def cmd_contact_block(args: argparse.Namespace) -> int:
     from weightkeeper.cli.reviewing import contact_block
 
     contact_block(_home(args), args.owner, args.reason)
+    return EXIT_OK
+
+
+def cmd_contact_unblock(args: argparse.Namespace) -> int:
+    from weightkeeper.cli.reviewing import contact_unblock
+
+    contact_unblock(_home(args), args.owner)
+    return EXIT_OK
+
+
+def cmd_contact_list(args: argparse.Namespace) -> int:
+    from weightkeeper.cli.reviewing import contact_list
+
+    contact_list(_home(args), as_json=args.json)
     return EXIT_OK
 
 
@@ -442,7 +515,7 @@ def cmd_archive_verify(args: argparse.Namespace) -> int:
     if args.sample is not None and args.sample < 1:
         raise WeightkeeperError("--sample must be 1 or more")
     intact = archive_verify(_home(args), args.id, sample=args.sample, repair=args.repair)
-    return EXIT_OK if intact else EXIT_REGISTRY_FAILED
+    return EXIT_OK if intact else EXIT_FAILED
 
 
 def cmd_archive_restore(args: argparse.Namespace) -> int:
@@ -455,16 +528,22 @@ def cmd_archive_restore(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from weightkeeper.cli.demo import run_demo
 
-    return run_demo(Path(args.home).expanduser().resolve() if getattr(args, "home", None) else None)
+    return run_demo(_home(args) if getattr(args, "home", None) else None)
 
 
 # -- helpers ------------------------------------------------------------------------------------
 
 
 def _home(args: argparse.Namespace) -> Path:
-    from weightkeeper.home import resolve_home
+    """The home the command works in, checked for its use: only `init` and `demo` create one, and a command
+    that only reads (`home_use="read"`) accepts a home it may not write."""
+    from weightkeeper.home import created_home, existing_home, resolve_home, writable_home
 
-    return resolve_home(getattr(args, "home", None))
+    home = resolve_home(getattr(args, "home", None))
+    use = getattr(args, "home_use", "write")
+    if use == "create":
+        return created_home(home)
+    return existing_home(home) if use == "read" else writable_home(existing_home(home))
 
 
 def _since(value: str | None) -> str | None:

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
+from weightkeeper.words import counted
+
 
 class ScanDisplay(Protocol):
     def start(self, registry: str) -> None: ...
@@ -40,7 +42,7 @@ class LogLines:
 
     def progress(self, pages: int, models: int) -> None:
         if pages % self.every == 0:
-            self._say(f"{self.registry}: {pages} pages, {models} models listed so far")
+            self._say(f"{self.registry}: {counted(pages, 'page')}, {counted(models, 'model')} listed so far")
 
     def wait(self, seconds: float, reason: str) -> None:
         self._say(f"{self.registry}: waiting {seconds:.1f} s ({reason})")

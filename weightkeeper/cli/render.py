@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 from typing import Any
+
+from weightkeeper.words import counted
 
 EVENT_COLUMNS = ("at", "event", "registry", "model", "detail")
 
@@ -58,21 +61,44 @@ def print_table(rows: list[dict[str, Any]], title: str | None = None) -> None:
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*("" if value is None else str(value) for value in row.values()))
-    Console(width=None if sys.stdout.isatty() else 160).print(table)
+    # A terminal's own width; a pipe or file gets 80 columns unless $COLUMNS says otherwise.
+    Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 80).print(table)
 
 
 def print_stats(figures: dict[str, Any]) -> None:
     models = figures["models"]
-    print(
-        f"models tracked: {models['tracked']}  persist: {models['persist']} ({models['hidden']} hidden)  "
-        f"suspected missing: {models['suspected_missing']}  deleted: {models['deleted']} "
-        f"({models['deleted_unarchived']} without an archive)  withdrawn: {models['withdrawn']}"
-        + (" (deleted or hidden: the registry does not tell this watcher which)" if models["withdrawn"] else "")
-        + f"  archived: {models['archived']}"
-    )
+    print("\n".join([
+        f"models tracked: {models['tracked']:,}",
+        f"  persist: {models['persist']:,} ({models['hidden']:,} hidden)",
+        f"  suspected missing: {models['suspected_missing']:,}",
+        f"  deleted: {models['deleted']:,} ({models['deleted_unarchived']:,} without an archive)",
+        f"  withdrawn: {models['withdrawn']:,}"
+        + (" (deleted or hidden: the registry does not say which)" if models["withdrawn"] else ""),
+        f"  archived: {models['archived']:,}",
+    ]))
     if figures["weeks"]:
         kinds = sorted({kind for counts in figures["weeks"].values() for kind in counts})
         print_table([{"week": week, **{kind: counts.get(kind, 0) for kind in kinds}}
                      for week, counts in figures["weeks"].items()], title="events per ISO week")
     if figures["top_lineages"]:
         print_table(figures["top_lineages"], title="lineages most affected (deleted, withdrawn, missing, hidden or deprecated)")
+
+
+def action_line(result: dict[str, Any]) -> str:
+    """One line for what an approved action did (`act`, `review approve`): what ran, where, its result."""
+    where = f"review {result['review_id']}" + (f" action {result['action']}" if "action" in result else "")
+    if "refused" in result:
+        return f"{where}: refused, nothing ran: {result['refused']}"
+    if "skipped" in result:
+        return f"{where}: skipped, {result['skipped']}"
+    what = f"{where}, {'archive' if result['channel'] == 'archive' else 'publish to ' + result['channel']} " \
+           f"{result['target']}"
+    if "error" in result:
+        return f"{what}: failed: {result['error']}" + (
+            "; the next `weightkeeper act` resumes it" if result.get("resumable") else "")
+    if "object_id" in result:
+        done = (f"archived as {result['object_id']} {result['version']} ({counted(result['files'], 'file')}, "
+                f"{result['bytes']:,} bytes{', metadata only' if result.get('metadata_only') else ''})")
+    else:
+        done = f"published: {result.get('url') or result.get('path')}"
+    return f"{what}: {done}" + (" (it was there already: not sent twice)" if result.get("already_published") else "")

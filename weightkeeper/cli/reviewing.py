@@ -24,14 +24,15 @@ from weightkeeper import config
 from weightkeeper.errors import WeightkeeperError
 from weightkeeper.ledger import Ledger, now_iso
 from weightkeeper.review import ApprovalRefused, Review, ReviewQueue
+from weightkeeper.words import counted
 
 REVIEWER_ENV = "WEIGHTKEEPER_REVIEWER"
 
 
 @contextmanager
-def _opened(home: Path) -> Iterator[tuple[config.Config, Ledger]]:
+def _opened(home: Path, *, write: bool = True) -> Iterator[tuple[config.Config, Ledger]]:
     settings = config.load(home)
-    with Ledger(settings.ledger_path) as ledger:
+    with (Ledger(settings.ledger_path) if write else Ledger.for_reading(settings.ledger_path)) as ledger:
         yield settings, ledger
 
 
@@ -39,8 +40,11 @@ def propose(home: Path, *, model: str | None, limit: int | None, log: Callable[[
     from agents.graph import Drafter, offline_drafter
     from agents.graph import propose as run
     from tools.memory import open_memory
+    from weightkeeper.ledger.queries import require_model
 
     with _opened(home) as (settings, ledger):
+        if model is not None:
+            require_model(ledger, model)
         drafter: Drafter = offline_drafter
         llm_critic = None
         if settings.llm is not None:
@@ -55,12 +59,12 @@ def propose(home: Path, *, model: str | None, limit: int | None, log: Callable[[
     for outcome in outcomes:
         log(f"{outcome.status:8} {outcome.model} (event {outcome.event_id}): {outcome.detail}")
     queued = sum(outcome.status == "queued" for outcome in outcomes)
-    log(f"{queued} proposal{'s' if queued != 1 else ''} queued for review; see `weightkeeper review list`")
+    log(f"{counted(queued, 'proposal')} queued for review; see `weightkeeper review list`")
     return queued
 
 
 def review_list(home: Path, *, status: str | None, as_json: bool) -> None:
-    with _opened(home) as (_, ledger):
+    with _opened(home, write=False) as (_, ledger):
         reviews = ReviewQueue(ledger).list(status)
     rows = [review.summary() for review in reviews]
     if as_json:
@@ -75,7 +79,7 @@ def review_list(home: Path, *, status: str | None, as_json: bool) -> None:
 
 
 def review_show(home: Path, review_id: int) -> None:
-    with _opened(home) as (_, ledger):
+    with _opened(home, write=False) as (_, ledger):
         review = ReviewQueue(ledger).get(review_id)
     print(render_review(review))
 
@@ -146,8 +150,10 @@ def decide(home: Path, args: argparse.Namespace, *, ask: Callable[[str], str] = 
             from agents.graph import resume
 
             state = asyncio.run(resume(ledger, home, settings.proposals, review.id))
+            from weightkeeper.cli.render import action_line
+
             for done in state.get("executed", []):
-                print(f"executed: {json.dumps(done)}")
+                print(action_line(done))
     return 0
 
 
@@ -190,3 +196,27 @@ def contact_block(home: Path, owner: str, reason: str | None) -> None:
     with _opened(home) as (_, ledger):
         block(ledger, owner, reason=reason)
     print(f"{owner} will not be contacted: no proposal is drafted for their models")
+
+
+def contact_unblock(home: Path, owner: str) -> None:
+    with _opened(home) as (_, ledger), ledger.transaction() as conn:
+        if conn.execute("DELETE FROM contact_blocks WHERE owner = ?", (owner,)).rowcount == 0:
+            raise WeightkeeperError(f"{owner} is not on the do-not-contact list; `weightkeeper contact list` shows "
+                                    "who is")
+    print(f"{owner} may be contacted again: their models' events get proposals")
+
+
+def contact_list(home: Path, *, as_json: bool) -> None:
+    with _opened(home, write=False) as (settings, ledger):
+        rows = [dict(row) for row in ledger.conn.execute(
+            "SELECT owner, reason, blocked_at, blocked_by FROM contact_blocks ORDER BY owner")]
+    rows += [{"owner": owner, "reason": "in [proposals] do_not_contact of weightkeeper.toml", "blocked_at": None,
+              "blocked_by": None} for owner in sorted(settings.proposals.do_not_contact)]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+    elif not rows:
+        print("nobody is on the do-not-contact list; `weightkeeper contact block OWNER` adds someone")
+    else:
+        from weightkeeper.cli.render import print_table
+
+        print_table(rows)

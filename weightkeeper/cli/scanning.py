@@ -7,11 +7,12 @@ from pathlib import Path
 
 from weightkeeper import config
 from weightkeeper.cli.progress import ScanDisplay, display_for
-from weightkeeper.errors import LeaseHeld, RegistryUnavailable, UnknownRegistryError
+from weightkeeper.errors import LeaseHeld, RegistryUnavailable, UnknownRegistryError, WeightkeeperError
 from weightkeeper.ledger import Ledger
 from weightkeeper.ledger.store import LedgerAdapterCache, LedgerDigestCache
 from weightkeeper.registry import RegistryAdapter
 from weightkeeper.scan import Scanner, ScanResult
+from weightkeeper.words import counted
 
 
 def scan_registries(home: Path, names: list[str], *, log: Callable[[str], object] | None = print,
@@ -19,12 +20,7 @@ def scan_registries(home: Path, names: list[str], *, log: Callable[[str], object
                     display: ScanDisplay | None = None) -> list[ScanResult]:
     """One pass over each named registry (all when none are named); a failing registry never stops the others."""
     settings = config.load(home)
-    for name in names:
-        if name not in settings.registries:
-            raise UnknownRegistryError(name, sorted(settings.registries))
-    chosen = [settings.registries[name] for name in names] if names else list(settings.registries.values())
-    if not chosen and log:
-        log("no registries configured; add one with `weightkeeper registry add NAME --kind local --path DIR`")
+    chosen = chosen_registries(settings, names)
     display = display or display_for(log)
     results = []
     with Ledger(settings.ledger_path) as ledger:
@@ -37,6 +33,18 @@ def scan_registries(home: Path, names: list[str], *, log: Callable[[str], object
             if log:
                 log(describe(result))
     return results
+
+
+def chosen_registries(settings: config.Config, names: list[str]) -> list[config.RegistryConfig]:
+    """The registries named (all when none are), refusing a name the config does not hold, and refusing to
+    watch nothing: a scheduled scan of no registry would report success forever."""
+    for name in names:
+        if name not in settings.registries:
+            raise UnknownRegistryError(name, sorted(settings.registries))
+    if not settings.registries:
+        raise WeightkeeperError(f"no registries configured in {settings.path}: there is nothing to scan; add one "
+                                "with `weightkeeper registry add NAME --kind local --path DIR`")
+    return [settings.registries[name] for name in names or settings.registries]
 
 
 def scan_one(ledger: Ledger, registry: config.RegistryConfig, settings: config.ScanSettings, *,
@@ -71,14 +79,32 @@ def open_adapter(ledger: Ledger, registry: config.RegistryConfig, *,
                          cache=LedgerAdapterCache(ledger, registry_id), on_wait=on_wait)
 
 
+def check_registry(registry: config.RegistryConfig) -> str:
+    """What `registry check` and `registry add` verify: the registry answers and accepts its credentials.
+    Raises RegistryUnavailable with the reason. Nothing is recorded: a registry that is refused leaves no trace."""
+    from tools.registries import open_registry
+
+    return open_registry(registry, digests=_Uncached(), cache=_Uncached()).check()
+
+
+class _Uncached:
+    """The caches of an adapter that only checks: it remembers nothing."""
+
+    def get(self, *key: object) -> None:
+        return None
+
+    def put(self, *entry: object) -> None:
+        return None
+
+
 def describe(result: ScanResult) -> str:
     if result.scan_id is None:
         return f"{result.registry}: not scanned ({result.status})\n  {result.error}"
     events = ", ".join(f"{kind} {count}" for kind, count in result.events.items()) or "no changes"
     line = (f"{result.registry}: scan {result.scan_id} {result.status}{' (resumed)' if result.resumed else ''}"
-            f" — {result.models_seen} models in {result.pages} pages; {events}")
+            f" — {counted(result.models_seen, 'model')} in {counted(result.pages, 'page')}; {events}")
     if result.problems:
-        line += f"; {len(result.problems)} problems:" + "".join(
+        line += f"; {counted(len(result.problems), 'problem')}:" + "".join(
             f"\n  - {problem['model'] or '(registry)'}: {problem['message']}" for problem in result.problems
         )
     if result.error:

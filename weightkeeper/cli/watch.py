@@ -20,8 +20,7 @@ from pathlib import Path
 
 from weightkeeper import config
 from weightkeeper.cli.progress import LogLines, stamp
-from weightkeeper.cli.scanning import describe, scan_one
-from weightkeeper.errors import UnknownRegistryError
+from weightkeeper.cli.scanning import chosen_registries, describe, scan_one
 from weightkeeper.ledger import Ledger
 
 VERIFY_JOB = "(archive)"  # no registry name has parentheses
@@ -36,13 +35,7 @@ def next_run(schedule: str, after: datetime) -> datetime:
 def watch(home: Path, names: list[str], stop: threading.Event, *, jitter: float = 30.0,
           log: Callable[[str], object] = print) -> None:
     settings = config.load(home)
-    unknown = sorted(set(names) - set(settings.registries))
-    if unknown:
-        raise UnknownRegistryError(unknown[0], sorted(settings.registries))
-    chosen = [settings.registries[name] for name in names or settings.registries]
-    if not chosen:
-        log("no registries configured; add one with `weightkeeper registry add NAME --kind local --path DIR`")
-        return
+    chosen = chosen_registries(settings, names)
     display = LogLines(log, timestamps=True)
     with Ledger(settings.ledger_path) as ledger:
         # Each job: its schedule, and what running it once says.

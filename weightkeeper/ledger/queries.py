@@ -7,8 +7,26 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from collections.abc import Iterable
+
 from weightkeeper.domain import EventKind
+from weightkeeper.errors import UnknownRegistryError, WeightkeeperError
 from weightkeeper.ledger.store import Ledger
+
+
+def require_registry(ledger: Ledger, name: str, configured: Iterable[str]) -> None:
+    """Refuse a registry name neither the ledger nor the config knows: a typo must not read as "nothing happened"."""
+    known = {row[0] for row in ledger.conn.execute("SELECT name FROM registries")} | set(configured)
+    if name not in known:
+        raise UnknownRegistryError(name, sorted(known))
+
+
+def require_model(ledger: Ledger, name: str) -> None:
+    """Refuse a model name the ledger never recorded, under any name the model had."""
+    if ledger.conn.execute("SELECT 1 FROM observations WHERE name = ? UNION ALL SELECT 1 FROM models WHERE name = ?"
+                           " LIMIT 1", (name, name)).fetchone() is None:
+        raise WeightkeeperError(f"the ledger knows no model named '{name}' (names are as the registry lists them, "
+                                "e.g. owner/model); `weightkeeper ledger` shows the models it recorded")
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 from weightkeeper.domain import EventKind, ModelRecord, RecordRow, canonical_json
 from weightkeeper.errors import LeaseHeld, LedgerError
-from weightkeeper.ledger.migrations import migrate
+from weightkeeper.ledger.migrations import MIGRATIONS, migrate
 from weightkeeper.secrets import scrub, scrubbed
 
 BUSY_TIMEOUT_MS = 30_000
@@ -52,8 +52,12 @@ def now_iso() -> str:
 
 
 class Ledger:
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        """Opened for writing (created and migrated as needed), or `read_only` for a home the user may only read."""
+        self.path, self.read_only = path, read_only
+        if read_only:
+            self.conn = _read_only(path)
+            return
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
@@ -70,6 +74,13 @@ class Ledger:
             migrate(self.conn)
         except sqlite3.DatabaseError as exc:
             raise LedgerError(f"cannot open the ledger at {path}: {exc}; is it a weightkeeper ledger?") from exc
+
+    @classmethod
+    def for_reading(cls, path: Path) -> Ledger:
+        """The ledger of a command that only reads: read-only when the user may not write it (a mounted
+        backup, another user's home), so such a home still answers."""
+        writable = os.access(path.parent, os.W_OK | os.X_OK) and (not path.exists() or os.access(path, os.W_OK))
+        return cls(path, read_only=not writable)
 
     def close(self) -> None:
         self.conn.close()
@@ -243,6 +254,31 @@ class Ledger:
             (model_id, scan_id, now_iso(), name, scrub(reason)),
         )
         return cursor.lastrowid
+
+
+def _read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection. A ledger in WAL mode needs its `-shm` file to be read safely; where none exists
+    and none can be made (a read-only folder), nobody can be writing it either, so it is opened immutable."""
+    if not path.is_file():
+        raise LedgerError(f"there is no ledger at {path} yet, and this home is read-only: nothing was recorded here")
+    uri = path.resolve().as_uri()
+    for mode in ("mode=ro", "immutable=1"):
+        conn = sqlite3.connect(f"{uri}?{mode}", uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        conn.row_factory = sqlite3.Row
+        try:
+            version = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0]
+            break
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            failure = exc
+    else:
+        raise LedgerError(f"cannot read the ledger at {path}: {failure}; is it a weightkeeper ledger?")
+    if version != len(MIGRATIONS):
+        conn.close()
+        raise LedgerError(f"the ledger at {path} has schema version {version} and this weightkeeper reads "
+                          f"{len(MIGRATIONS)}; it is upgraded when a command writes to it, which this read-only "
+                          "home does not allow: run one command as its owner first")
+    return conn
 
 
 def lease_holder() -> str:
