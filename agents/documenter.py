@@ -12,13 +12,14 @@ import json
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
+from urllib.parse import quote as quote_url
 from typing import Any
 
 from tools.archive.sources import pinned_revision
 from weightkeeper.domain import FIRST_SEEN, ModelRecord
 from weightkeeper.errors import LedgerError
 from weightkeeper.ledger import Ledger
-from weightkeeper.proposals import Evidence, EvidenceItem
+from weightkeeper.proposals import Dossier, Evidence, EvidenceItem
 
 QUOTE_CHARS = 120
 MAX_DEPENDENTS = 20
@@ -43,7 +44,8 @@ def build_evidence(ledger: Ledger, event_id: int, related: Sequence[tuple[int, f
     latest = event["last_observation_id"]
     record = ledger.load_record(latest)
     found = _Collector()
-    _identity(found, event, pinned_revision(event["registry_kind"], record), latest)
+    read_at = ledger.conn.execute("SELECT observed_at FROM observations WHERE id = ?", (latest,)).fetchone()[0]
+    _identity(found, event, pinned_revision(event["registry_kind"], record), latest, read_at)
     _trigger(found, event)
     if event["state"] == "withdrawn":
         found.unknown("whether it was deleted or made private")
@@ -66,6 +68,16 @@ def build_evidence(ledger: Ledger, event_id: int, related: Sequence[tuple[int, f
         items=tuple(found.items),
         unknowns=tuple(found.unknowns),
     )
+
+
+def build_dossier(ledger: Ledger, recipient: str, events: Sequence[int],
+                  related: Mapping[int, Sequence[tuple[int, float]]] | None = None, *, cooldown: str = "") -> Dossier:
+    """The evidence of every event a proposal to `recipient` covers, in the order given (the lead first), with the
+    public precedents a letter may cite; `related` maps an event to the near-duplicates grouped under it."""
+    import prompts
+
+    models = [build_evidence(ledger, event_id, (related or {}).get(event_id, ())) for event_id in events]
+    return Dossier.of(recipient, models, prompts.precedents(), cooldown)
 
 
 def impact(evidence: Evidence) -> dict[str, float]:
@@ -136,6 +148,22 @@ def _span(noun: str, ids: Iterable[int]) -> str:
     return f"{noun}s {ordered[0]}–{ordered[-1]}"
 
 
+def size_words(total: int) -> str:
+    """A byte count as people say it: `16.0 GB`, `4.2 kB`, `512 bytes` (decimal units, as registries show them)."""
+    for unit, scale in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if total >= scale:
+            return f"{total / scale:.1f} {unit}"
+    return _count(total, "byte")
+
+
+def model_page(registry_kind: str, location: str, model: str) -> str | None:
+    """The model's public page, for registries that have one (the Hub: its endpoint, from the registry's
+    location `ENDPOINT/api/models?…`, and the repo id)."""
+    if registry_kind != "hf" or "/api/models" not in location:
+        return None
+    return f"{location.split('/api/models')[0].rstrip('/')}/{quote_url(model, safe='/')}"
+
+
 def _day(timestamp: str) -> str:
     return timestamp[:10]
 
@@ -143,8 +171,8 @@ def _day(timestamp: str) -> str:
 def _event_row(conn: sqlite3.Connection, event_id: int) -> sqlite3.Row:
     row = conn.execute(
         "SELECT e.id, e.at, e.kind, e.model_id, e.detail, r.name AS registry, r.kind AS registry_kind,"
-        " COALESCE(o.name, m.name) AS model, m.name AS current_name, m.key, m.state, m.first_seen, m.last_seen,"
-        " m.last_observation_id"
+        " r.location, COALESCE(o.name, m.name) AS model, m.name AS current_name, m.key, m.state, m.first_seen,"
+        " m.last_seen, m.last_observation_id"
         " FROM events e JOIN registries r ON r.id = e.registry_id"
         " LEFT JOIN models m ON m.id = e.model_id LEFT JOIN observations o ON o.id = e.observation_id"
         " WHERE e.id = ?",
@@ -157,7 +185,7 @@ def _event_row(conn: sqlite3.Connection, event_id: int) -> sqlite3.Row:
     return row
 
 
-def _identity(found: _Collector, event: sqlite3.Row, revision: str | None, observation_id: int) -> None:
+def _identity(found: _Collector, event: sqlite3.Row, revision: str | None, observation_id: int, read_at: str) -> None:
     """Who the model is; with the revision its latest observation pins and that observation's id, which an archive
     action names (`agents/advocate.py`), also for registries that list no files (MLflow, OpenAI)."""
     renamed = f", now named {quote(event['current_name'])}," if event["current_name"] != event["model"] else ""
@@ -169,7 +197,8 @@ def _identity(found: _Collector, event: sqlite3.Row, revision: str | None, obser
         {"registry": event["registry"], "registry_kind": event["registry_kind"], "model": event["model"],
          "current_name": event["current_name"], "key": event["key"], "first_seen": event["first_seen"],
          "last_seen": event["last_seen"], "state": event["state"], "revision": revision,
-         "observation": observation_id},
+         "observation": observation_id, "read_at": read_at,
+         "page": model_page(event["registry_kind"], event["location"], event["model"])},
         f"model {event['model_id']}",
     )
 
@@ -301,7 +330,7 @@ def _files(found: _Collector, record: ModelRecord, observation_id: int) -> None:
         "files",
         f"Observation {observation_id} lists {_count(len(record.files), 'file')} totalling {total:,} bytes; "
         f"{hashed:,} of them have a known sha256.",
-        {"count": len(record.files), "total_bytes": total, "with_sha256": hashed},
+        {"count": len(record.files), "total_bytes": total, "with_sha256": hashed, "size": size_words(total)},
         f"observation {observation_id}",
     )
 
