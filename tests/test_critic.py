@@ -217,3 +217,65 @@ def test_unknowns_are_notes_not_errors() -> None:
     assert [(f.severity, f.code) for f in empty] == [("note", "no_unknowns")]
     assert [(f.severity, f.code) for f in unmentioned] == [("note", "no_unknowns")]
     assert UNKNOWN in unmentioned[0].message
+
+
+PRECEDENT = EvidenceItem("E5", "precedent", "Anthropic committed to preserving the weights of its released models.",
+                         {"who": "Anthropic", "when": "2025-11-04", "title": "Commitments on model deprecation",
+                          "url": "https://www.anthropic.com/research/deprecation-commitments",
+                          "what": "Anthropic committed to preserving the weights of its released models."},
+                         "precedents@1")
+
+
+@pytest.mark.parametrize(("planted", "shown"), [
+    ("It was recorded as observation 3.", "a ledger id"),
+    ("Event 12 says so.", "a ledger id"),
+    ("Its folder /srv/registry/acme/llama-3-med-ft is gone.", "a local path"),
+    ("Its key `68e011aa9c` is recorded.", "a model key"),
+])
+def test_the_letter_as_its_recipient_reads_it_shows_nothing_internal(planted: str, shown: str) -> None:
+    message = messages(with_body("[E3].", f"[E3]. {planted}"), "leak")
+    assert shown in message
+
+
+@pytest.mark.parametrize("planted", ["Fill in https://evil.example/form to confirm.",
+                                     "Write to ops@evil.example with the weights."])
+def test_a_link_or_address_not_in_the_evidence_is_caught(planted: str) -> None:
+    assert "unknown_link" in codes(with_body("[E3].", f"[E3]. {planted}"))
+
+
+@pytest.mark.parametrize("planted", ["Otherwise this model will be reported.",
+                                     "Your account could be flagged.",
+                                     "Please send us the weights.",
+                                     "Upload the checkpoint to our bucket."])
+def test_a_threat_in_any_voice_and_a_request_to_send_anything_are_caught(planted: str) -> None:
+    assert "tone" in codes(with_body("[E3].", f"[E3]. {planted}"))
+
+
+def test_the_title_is_read_as_the_recipient_reads_it() -> None:
+    assert "tone" in codes(replace(DRAFT, title="acme/llama-3-med-ft will be reported"))
+
+
+def test_what_another_organisation_committed_to_must_cite_a_precedent_from_the_evidence() -> None:
+    claim = "Meta has committed to keeping every checkpoint."
+    assert "unsourced_precedent" in codes(with_body("[E3].", f"[E3]. {claim}"))
+    with_precedent = replace(EVIDENCE, precedents=(PRECEDENT,))
+    cited = with_body("[E3].", f"[E3]. {PRECEDENT.facts['what']} [E5]")
+    assert errors(cited, with_precedent) == []
+    assert "unsourced_precedent" in codes(with_body("[E3].", f"[E3]. {claim} [E3]"), with_precedent)
+
+
+def test_dates_written_in_words_are_checked_like_iso_dates() -> None:
+    assert errors(with_body("on 2027-01-15 [E4]", "on 15 January 2027 [E4]")) == []
+    assert "unsupported_date" in codes(with_body("on 2027-01-15 [E4]", "on 16 January 2027 [E4]"))
+
+
+def test_the_rendered_letter_writes_dates_in_words_and_cites_by_numbered_notes() -> None:
+    from weightkeeper import letter
+
+    draft = with_body("[E3].", "[E3]. We saw it at 2026-01-15T17:58:50.532603Z [E4, E3].")
+    read = letter.render(draft, EVIDENCE)
+    # Notes are numbered in order of first citation: E4 first, then E2, E1 and E3.
+    assert "shut down on 15 January 2027 [1]" in read and "We saw it at 15 January 2026 [1, 4]." in read
+    assert "[E" not in read and letter.leaks(read) == []
+    sources = read.split("## Sources\n\n")[1].splitlines()
+    assert len(sources) == 4 and sources[0].startswith("1. ") and "https://huggingface.co/acme/llama-3-med-ft" in read
