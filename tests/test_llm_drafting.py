@@ -104,7 +104,7 @@ def test_the_model_drafts_the_queued_proposal_recorded_with_its_prompt_and_token
     configure(deleted, fake)
     assert run(deleted) == 1
     review = the_review(deleted)
-    assert (review.status, review.draft.drafter, review.draft.prompt) == ("pending", MODEL, "advocate@2")
+    assert (review.status, review.draft.drafter, review.draft.prompt) == ("pending", MODEL, "advocate@3")
     assert review.draft.token_usage == USAGE
     assert not errors(review)
     assert "acme/med-ft-v2" in review.draft.body and review.draft.practices == ("archive", "lineage")
@@ -282,7 +282,7 @@ def test_the_concurrency_limit_bounds_requests_in_flight() -> None:
 
 def test_the_advocate_prompt_is_versioned_and_names_every_required_section() -> None:
     prompt = prompts.load("advocate")
-    assert (prompt.version, prompt.ref) == ("2", "advocate@2")
+    assert (prompt.version, prompt.ref) == ("3", "advocate@3")
     assert not prompt.text.startswith("<!--")
     for section in REQUIRED_SECTIONS:
         assert f"## {section}" in prompt.text
