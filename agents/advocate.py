@@ -245,8 +245,10 @@ def _asks(write: _Writer, models: list[_Model]) -> list[str]:
         asks.append(write.say("ask_archive_more", models=_names(more)))
     gone = [model for model in models if not model.reachable()]
     if gone:
+        many = len(gone) > 1
         asks.append(write.say("ask_copy", models=_names([model.evidence.model for model in gone]),
-                              pronoun="they" if len(gone) > 1 else "it"))
+                              copies="copies" if many else "a copy", them="them" if many else "it",
+                              they="they" if many else "it"))
     for model in [model for model in models if model.successor()][:TOP_MODELS]:
         successor = model.successor()
         names = {"model": model.name, "successor": code(successor.facts["successor"])}
