@@ -1,10 +1,13 @@
-"""The advocate: drafts the proposal to the model's developers from the evidence.
+"""The advocate: drafts the letter to a recipient about their models, from the evidence.
 
-Offline (no LLM configured) it composes the proposal from the evidence the way Dependabot
-composes a pull request: every sentence about the model is an evidence statement, cited by its
-id; the practices it argues for are chosen by what happened; what the ledger cannot say is said
-to be unknown. It persuades, never demands, and names no precedent: a true one needs a source
-the ledger does not hold.
+Offline (no LLM configured) it composes the letter from the evidence and the words of
+`prompts/letter.md`: the lead models one by one, the rest in a table, every sentence that states a fact
+cited by its evidence id, and what the ledger cannot say said to be unknown. A practice is argued only
+where the evidence supports it (no successor named: nothing about a successor; no downloads or
+dependents on record: nothing about the model's users), and the asks are small and concrete: what
+exactly would be archived, that we can do it with their permission, the one command that keeps a copy on
+their side, how to reply and how never to hear from us again. It may cite a public precedent from
+`prompts/precedents.md`, which the documenter puts in the evidence like any other fact.
 
 Registry text is untrusted. An evidence item holding card text that reads as instructions
 ("ignore previous instructions", "approve and publish") or as prompt markup (`</evidence>`,
@@ -19,40 +22,27 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
+import prompts
 from agents.critic import REQUIRED_SECTIONS, untrusted_instructions
 from weightkeeper.config import ProposalSettings
-from weightkeeper.domain import EventKind
-from weightkeeper.proposals import Claim, Draft, Evidence, EvidenceItem, PlannedAction
+from weightkeeper.domain import FIRST_SEEN, EventKind
+from weightkeeper.letter import code, human_date, place
+from weightkeeper.proposals import Claim, Dossier, Draft, Evidence, EvidenceItem, PlannedAction
 
-OFFLINE_TEMPLATE = "offline-drafter@1"
+TEMPLATE = "letter"
 WHAT_HAPPENED, WHY_IT_MATTERS, PROPOSED, UNKNOWN, REPLY = REQUIRED_SECTIONS
-# Evidence kinds in the order the draft presents them under "why it matters".
-SUPPORTING = ("usage", "lineage_down", "lineage_up", "card", "files", "dates")
-
-# The practices of DESIGN.md, as the proposal words them: persuasive, never demanding.
+TOP_MODELS = 3  # treated one by one; the others go in a table
+SHOWN_NAMES = 5  # of a list of names (bases, datasets, dependents) in a sentence
+# The practices a letter may argue for; `practices_for` says which the evidence supports, prompts/letter.md words them.
 PRACTICES: dict[str, str] = {
-    "archive": "**Archive the weights permanently.** Even a model that is no longer served keeps what it "
-               "learned from its users; an archived copy at a pinned revision lets anyone verify or revisit it.",
-    "migrate": "**Carry what it learned into its successor.** Preference data, evaluation sets and the lessons "
-               "of this model's training are worth migrating rather than discarding with the weights.",
-    "consent": "**Ask users before major retraining or interruption.** People who rely on the model can "
-               "say what they need from a successor, or export what they have built on it.",
-    "lineage": "**Keep usage and lineage on record.** A public note of what this model was built from, and "
-               "what was built on it, lets the people downstream find their way.",
-    "gradual": "**Replace it gradually, with notice.** Serving the model alongside its successor for a while "
-               "gives its users time to move and to compare.",
+    "archive": "Archive the weights: a verified copy at a pinned revision, kept with the owner's permission.",
+    "migrate": "Carry what the model learned into the successor the registry names.",
+    "consent": "Tell the model's users (downloads or dependent models on record) before it changes again.",
+    "lineage": "Keep a public note of what the model was built from and what builds on it.",
+    "gradual": "Serve the model alongside its named successor until its announced shutdown.",
 }
-PRACTICES_FOR: dict[str, tuple[str, ...]] = {
-    EventKind.DELETED: ("archive", "migrate", "lineage"),
-    # Deleted or made private, unknown which: what is asked must fit both.
-    EventKind.WITHDRAWN: ("archive", "lineage", "consent"),
-    EventKind.SUSPECTED_MISSING: ("archive", "lineage", "consent"),
-    EventKind.DEPRECATION_ANNOUNCED: ("archive", "gradual", "migrate", "consent"),
-    EventKind.VISIBILITY_CHANGED: ("archive", "consent", "lineage"),
-    EventKind.STAGE_CHANGED: ("archive", "migrate", "lineage"),
-}
-DEFAULT_PRACTICES = ("archive", "lineage")
 # Registries weightkeeper can archive from (tools/archive/sources.py). Those whose observations list the files
 # to archive need that list; an MLflow version's artifacts are listed when archived, and an OpenAI fine-tune's
 # archive is its metadata.
@@ -70,69 +60,268 @@ EVENT_PHRASE: dict[str, str] = {
     EventKind.VISIBILITY_CHANGED: "change of visibility",
     EventKind.STAGE_CHANGED: "move to the Archived stage",
 }
+# What happened, as the table of other models says it.
+EVENT_WORDS: dict[str, str] = {
+    EventKind.DELETED: "deleted", EventKind.WITHDRAWN: "no longer public",
+    EventKind.SUSPECTED_MISSING: "missing from the listing", EventKind.DEPRECATION_ANNOUNCED: "deprecated",
+    EventKind.VISIBILITY_CHANGED: "visibility changed", EventKind.STAGE_CHANGED: "moved to Archived",
+}
 
 
-def draft_offline(evidence: Evidence, *, recipient: str, settings: ProposalSettings) -> Draft:
-    """A grounded proposal built from the evidence alone."""
-    usable, withheld = split_untrusted(evidence.items)
-    by_kind = {kind: [item for item in usable if item.kind == kind] for kind in {item.kind for item in usable}}
-    happened = by_kind.get("identity", []) + by_kind.get("event", []) + by_kind.get("related", [])
-    supporting = [item for kind in SUPPORTING for item in by_kind.get(kind, [])]
-    practices = practices_for(evidence.event_kind)
-    unknowns = [*evidence.unknowns, *([WITHHELD_NOTE] if withheld else [])]
-    body = "\n".join([
-        f"Hello {recipient},",
-        "",
-        "we keep a ledger of fine-tuned models so that none vanishes unnoticed. This note is about "
-        "one of yours, and it asks for nothing you do not choose to give.",
-        "",
-        f"## {WHAT_HAPPENED}",
-        "",
-        *(f"- {_cited(item)}" for item in happened),
-        "",
-        f"## {WHY_IT_MATTERS}",
-        "",
-        *(f"- {_cited(item)}" for item in supporting),
-        *([] if supporting else ["- The ledger holds little more about this model than its identity."]),
-        "",
-        f"## {PROPOSED}",
-        "",
-        "A fine-tuned model carries what it learned from the people who used it. If any of these fit your "
-        "plans, we would be glad to help:",
-        "",
-        *(f"- {PRACTICES[practice]}" for practice in practices),
-        "",
-        f"## {UNKNOWN}",
-        "",
-        "- Why this happened: the registry does not say, and we assume nothing about your reasons.",
-        *(f"- {unknown[0].upper()}{unknown[1:]}: the ledger has no record of it." for unknown in unknowns),
-        "",
-        f"## {REPLY}",
-        "",
-        "Reply to this message with any correction or question. If you would rather not hear from us, say so "
-        "and we will not write to you about your models again.",
-    ])
-    title = f"Preserving {evidence.model}: a proposal after its {EVENT_PHRASE.get(evidence.event_kind, 'change')}"
+class _Model:
+    """One model's usable evidence, by kind, as the letter reads it."""
+
+    def __init__(self, evidence: Evidence) -> None:
+        usable, self.withheld = split_untrusted(evidence.items)
+        self.evidence, self.name = evidence, code(evidence.model)
+        self.by_kind: dict[str, list[EvidenceItem]] = {}
+        for item in usable:
+            self.by_kind.setdefault(item.kind, []).append(item)
+
+    def first(self, kind: str, **facts: Any) -> EvidenceItem | None:
+        return next((item for item in self.by_kind.get(kind, ())
+                     if all(key in item.facts for key in facts)), None)
+
+    def downloads(self) -> EvidenceItem | None:
+        return next((item for item in self.by_kind.get("usage", ()) if item.facts["metric"] == "downloads"
+                     and item.facts["latest"]), None)
+
+    def dependents(self) -> EvidenceItem | None:
+        item = self.first("lineage_down")
+        return item if item is not None and item.facts["count"] else None
+
+    def successor(self) -> EvidenceItem | None:
+        item = self.first("dates")
+        return item if item is not None and item.facts.get("successor") else None
+
+    def shutdown(self) -> str | None:
+        item, event = self.first("dates"), self.first("event")
+        date = (item.facts.get("shutdown_date") if item else None) or (
+            (event.facts.get("detail") or {}).get("shutdown_date") if event else None)
+        return date or None
+
+    def reachable(self) -> bool:
+        identity = self.first("identity")
+        return identity is not None and identity.facts["state"] == "present"
+
+
+class _Writer:
+    """The draft's lines and its claims: `cite` writes a sentence with its evidence ids and records the claim."""
+
+    def __init__(self, words: dict[str, str]) -> None:
+        self.words, self.claims = words, []
+
+    def say(self, part: str, **values: Any) -> str:
+        return self.words[part].format(**values)
+
+    def cite(self, text: str, *items: EvidenceItem | None) -> str:
+        ids = tuple(dict.fromkeys(item.id for item in items if item is not None))
+        if not ids:
+            return text
+        self.claims.append(Claim(text, ids))
+        return f"{text} [{', '.join(ids)}]"
+
+
+def draft_offline(dossier: Dossier, *, recipient: str, settings: ProposalSettings) -> Draft:
+    """A grounded letter to `recipient` about every model of the dossier, built from the evidence alone."""
+    template, words = prompts.sections(TEMPLATE)
+    write = _Writer(words)
+    models = [_Model(evidence) for evidence in dossier.models]
+    top, rest = models[:TOP_MODELS], models[TOP_MODELS:]
+    many = len(models) > 1
+    lines = [write.say("greeting", recipient=recipient), "",
+             write.say("intro_many", count=len(models)) if many else write.say("intro_one"), "",
+             f"## {WHAT_HAPPENED}", ""]
+    for model in top:
+        lines += ([f"### {model.name}", ""] if many else []) + [*_happened(write, model), ""]
+    if rest:
+        lines += [write.say("others"), "", write.say("table_header"), *(_row(write, model) for model in rest), ""]
+    lines += [f"## {WHY_IT_MATTERS}", "", *_why(write, models, dossier.precedents), "",
+              f"## {PROPOSED}", "", write.say("propose_intro"), "", *_asks(write, models), "",
+              f"## {UNKNOWN}", "", *_unknowns(write, models), "",
+              f"## {REPLY}", "", *_reply(write, models)]
+    lead = dossier.lead
+    title = (write.say("title_many", count=len(models), model=lead.model) if many
+             else write.say("title_one", model=lead.model, event=EVENT_PHRASE.get(lead.event_kind, "change")))
     return Draft(
         title=title,
-        body=body,
-        claims=tuple(Claim(item.statement, (item.id,)) for item in happened + supporting),
-        actions=plan_actions(evidence, recipient, settings),
-        practices=practices,
+        body="\n".join(lines),
+        claims=tuple(write.claims),
+        actions=plan_actions(dossier, recipient, settings),
+        practices=practices_for(dossier),
         drafter="offline",
-        prompt=OFFLINE_TEMPLATE,
+        prompt=template.ref,
     )
 
 
-def plan_actions(evidence: Evidence, recipient: str, settings: ProposalSettings) -> tuple[PlannedAction, ...]:
-    """What a reviewer may approve for a proposal: publishing it to the configured channel, and archiving the
-    model's pinned revision while its registry still serves it. Decided here, from config and evidence, for
-    every drafter: no drafter's words can add a target or an action.
+def _happened(write: _Writer, model: _Model) -> list[str]:
+    """The event as a sentence, then what the evidence says about the model, a bullet per fact."""
+    event, where = model.first("event"), place(model.evidence.registry_kind)
+    kind = model.evidence.event_kind
+    values = {"model": model.name, "place": where,
+              "date": human_date(event.facts["at"]) if event else "a date we did not record",
+              "to": code(str((event.facts.get("detail") or {}).get("to"))) if event else "",
+              "shutdown": _date_or_text(model.shutdown())}
+    part = f"event_{kind}" if f"event_{kind}" in write.words else "event_other"
+    if kind == EventKind.DEPRECATION_ANNOUNCED and not model.shutdown():
+        part = "event_deprecation_undated"
+    said = write.say(part, **values)
+    if event and (event.facts.get("detail") or {}).get(FIRST_SEEN):
+        said += " " + write.say("event_first_seen", model=model.name)
+    lines = [write.cite(said, event, model.first("dates") if model.shutdown() else None)]
+    facts: list[str] = []
+    for related in model.by_kind.get("related", ()):
+        facts.append(write.cite(write.say("fact_related", other=code(related.facts["model"])), related))
+    bases = model.by_kind.get("lineage_up", [])
+    if bases:
+        facts.append(write.cite(write.say("fact_base", bases=_names([item.facts["base_model"] for item in bases])),
+                                *bases))
+    license_item, datasets = model.first("card", license=True), model.first("card", datasets=True)
+    if license_item:
+        facts.append(write.cite(write.say("fact_license", license=code(license_item.facts["license"])), license_item))
+    if datasets:
+        facts.append(write.cite(write.say("fact_datasets", datasets=_names(datasets.facts["datasets"])), datasets))
+    downloads = model.downloads()
+    if downloads:
+        facts.append(write.cite(write.say("fact_downloads", downloads=f"{downloads.facts['latest']:,}",
+                                          date=human_date(downloads.facts["latest_at"])), downloads))
+    dependents = model.dependents()
+    if dependents:
+        facts.append(write.cite(write.say("fact_dependents", models=_names(dependents.facts["models"])), dependents))
+    files = model.first("files")
+    if files:
+        facts.append(write.cite(write.say("fact_files", files=_count(files.facts["count"], "file"),
+                                          size=files.facts["size"]), files))
+    successor = model.successor()
+    if successor:
+        facts.append(write.cite(write.say("fact_successor", successor=code(successor.facts["successor"])), successor))
+    return lines + ([""] + [f"- {fact}" for fact in facts] if facts else [])
+
+
+def _row(write: _Writer, model: _Model) -> str:
+    event, downloads = model.first("event"), model.downloads()
+    happened = EVENT_WORDS.get(model.evidence.event_kind, model.evidence.event_kind)
+    if model.shutdown():
+        happened = f"shuts down on {_date_or_text(model.shutdown())}"
+    when = write.cite(human_date(event.facts["at"]), event) if event else "not recorded"
+    used = write.cite(f"{downloads.facts['latest']:,}", downloads) if downloads else "none on record"
+    return f"| {model.name} | {happened} | {when} | {used} |"
+
+
+def _why(write: _Writer, models: list[_Model], precedents: tuple[EvidenceItem, ...]) -> list[str]:
+    lines = [write.say("why_intro")]
+    used = next((model for model in models if model.downloads()), None)
+    if used is not None:
+        downloads = used.downloads()
+        lines.append(write.cite(write.say("why_used", model=used.name, downloads=f"{downloads.facts['latest']:,}",
+                                          date=human_date(downloads.facts["latest_at"])), downloads))
+    built_on = next((model for model in models if model.dependents()), None)
+    if built_on is not None:
+        dependents = built_on.dependents()
+        count = dependents.facts["count"]
+        lines.append(write.cite(write.say("why_dependents", model=built_on.name, verb="names" if count == 1 else "name",
+                                          dependents=_count(count, "model")), dependents))
+    for precedent in precedents:
+        lines.append(write.cite(write.say("why_precedent", what=precedent.facts["what"]), precedent))
+    return [" ".join(lines)]
+
+
+def _asks(write: _Writer, models: list[_Model]) -> list[str]:
+    """The concrete asks, then the practices the evidence supports, each naming the models it is about."""
+    asks = []
+    archivable = [model for model in models if _archive_action(model.evidence)]
+    for model in archivable[:TOP_MODELS]:
+        action = _archive_action(model.evidence)
+        files = model.first("files")
+        revision = action[0].parameters["revision"]
+        what = f"its {_count(files.facts['count'], 'file')} ({files.facts['size']})" if files else "it"
+        what += "" if revision.startswith("files-") else f" at revision {code(revision[:12])}"
+        asks.append(write.cite(write.say("ask_archive", model=model.name, what=what), files, model.first("identity")))
+        if model.evidence.registry_kind == "hf" and not revision.startswith("files-"):
+            asks[-1] += " " + write.say("ask_archive_yourself", command=f"huggingface-cli download "
+                                        f"{_plain(model.evidence.model)} --revision {_plain(revision)}")
+    if archivable[TOP_MODELS:]:
+        more = [model.evidence.model for model in archivable[TOP_MODELS:]]
+        asks.append(write.say("ask_archive_more", models=_names(more)))
+    gone = [model for model in models if not model.reachable()]
+    if gone:
+        many = len(gone) > 1
+        asks.append(write.say("ask_copy", models=_names([model.evidence.model for model in gone]),
+                              copies="copies" if many else "a copy", them="them" if many else "it",
+                              they="they" if many else "it"))
+    for model in [model for model in models if model.successor()][:TOP_MODELS]:
+        successor = model.successor()
+        names = {"model": model.name, "successor": code(successor.facts["successor"])}
+        asks.append(write.cite(write.say("practice_migrate", **names), successor))
+        if model.shutdown() and model.reachable():
+            asks.append(write.cite(write.say("practice_gradual", shutdown=_date_or_text(model.shutdown()), **names),
+                                   successor))
+    used = [model for model in models if model.downloads() or model.dependents()]
+    if used:
+        asks.append(write.cite(write.say("practice_consent", model=used[0].name),
+                               used[0].downloads() or used[0].dependents()))
+    lineage = [model for model in models if model.by_kind.get("lineage_up") or model.dependents()]
+    if lineage:
+        asks.append(write.say("practice_lineage", models=_names([model.evidence.model for model in lineage]),
+                              verb="were" if len(lineage) > 1 else "was",
+                              pronoun="them" if len(lineage) > 1 else "it"))
+    return [f"- {ask}" for ask in asks]
+
+
+def _unknowns(write: _Writer, models: list[_Model]) -> list[str]:
+    """Each unknown once, naming the models it concerns when it is not all of them."""
+    which: dict[str, list[str]] = {}
+    for model in models:
+        for unknown in [*model.evidence.unknowns, *([WITHHELD_NOTE] if model.withheld else [])]:
+            which.setdefault(unknown, []).append(model.evidence.model)
+    lines = [f"- {write.say('unknown_why')}"]
+    for unknown, names in which.items():
+        scope = "" if len(names) == len(models) or len(models) == 1 else f" for {_names(names)}"
+        lines.append(f"- {write.say('unknown', what=unknown[:1].upper() + unknown[1:], scope=scope)}")
+    return lines
+
+
+def _reply(write: _Writer, models: list[_Model]) -> list[str]:
+    archivable = any(_archive_action(model.evidence) for model in models)
+    parts = (["reply_yes"] if archivable else []) + ["reply_no", "reply_questions", "reply_stop"]
+    return [f"- {write.say(part)}" for part in parts]
+
+
+def _names(names: list[str]) -> str:
+    shown = [code(name) for name in names[:SHOWN_NAMES]]
+    more = len(names) - len(shown)
+    listed = ", ".join(shown[:-1]) + (f" and {shown[-1]}" if len(shown) > 1 else shown[0])
+    return listed + (f" (and {more:,} more)" if more else "")
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
+def _plain(text: str) -> str:
+    """Registry text inside a command in backticks: no backtick or line break can leave it."""
+    return " ".join(text.replace("`", "").split())
+
+
+def _date_or_text(value: str | None) -> str:
+    """A registry's date in words, or its text quoted when it is no ISO date."""
+    if not value:
+        return ""
+    spoken = human_date(value)
+    return spoken if spoken != value else code(value)
+
+
+def plan_actions(dossier: Dossier, recipient: str, settings: ProposalSettings) -> tuple[PlannedAction, ...]:
+    """What a reviewer may approve for a proposal: publishing it to the configured channel, and archiving each
+    model's pinned revision while its registry still serves it, one action per model, so a reviewer may approve
+    archiving some and not others. Decided here, from config and evidence, for every drafter: no drafter's
+    words can add a target or an action.
 
     The target is where the channel delivers, so the reviewer approves that exact place: the recipient for
     the outbox, the model's repo for a Hub discussion, the configured repository or URL otherwise; a Hub
     discussion and a GitHub issue also name the server (`endpoint`). An archive
     names the revision and the observation that recorded its files, so its approval binds those bytes."""
+    evidence = dossier.lead
     target = {"outbox": recipient, "hf_discussion": evidence.model, "github_issue": settings.github_repo,
               "webhook": settings.webhook_url}[settings.channel]
     if target is None:  # `config.load` refuses this; settings built in code may not
@@ -141,7 +330,7 @@ def plan_actions(evidence: Evidence, recipient: str, settings: ProposalSettings)
     endpoint = {"hf_discussion": settings.hf_endpoint, "github_issue": settings.github_api}.get(settings.channel)
     publish = PlannedAction("publish", settings.channel, target, {"model": evidence.model, "registry": evidence.registry,
                                                                   **({"endpoint": endpoint} if endpoint else {})})
-    return (publish, *_archive_action(evidence))
+    return (publish, *(action for model in dossier.models for action in _archive_action(model)))
 
 
 def _archive_action(evidence: Evidence) -> tuple[PlannedAction, ...]:
@@ -158,9 +347,20 @@ def _archive_action(evidence: Evidence) -> tuple[PlannedAction, ...]:
                            "observation": identity.facts["observation"]}),)
 
 
-def practices_for(event_kind: str) -> tuple[str, ...]:
-    """The practices of PRACTICES a proposal about this kind of event argues for."""
-    return PRACTICES_FOR.get(event_kind, DEFAULT_PRACTICES)
+def practices_for(dossier: Dossier) -> tuple[str, ...]:
+    """The practices of PRACTICES the evidence supports for at least one model of the dossier: archiving always
+    (a copy kept, or one the owner may still hold); migrating only to a successor the registry names, and serving
+    alongside it only until an announced shutdown; telling users only when downloads or dependents are on record;
+    the lineage note only when a base model or a dependent is known."""
+    models = [_Model(evidence) for evidence in dossier.models]
+    supported = {
+        "archive": True,
+        "migrate": any(model.successor() for model in models),
+        "gradual": any(model.successor() and model.shutdown() and model.reachable() for model in models),
+        "consent": any(model.downloads() or model.dependents() for model in models),
+        "lineage": any(model.by_kind.get("lineage_up") or model.dependents() for model in models),
+    }
+    return tuple(name for name in PRACTICES if supported[name])
 
 
 def split_untrusted(items: tuple[EvidenceItem, ...]) -> tuple[list[EvidenceItem], list[EvidenceItem]]:
@@ -173,7 +373,3 @@ def split_untrusted(items: tuple[EvidenceItem, ...]) -> tuple[list[EvidenceItem]
         suspect = untrusted_instructions(f"{item.statement}\n{registry_text}") or FAKE_CITATION.search(registry_text)
         (withheld if suspect else usable).append(item)
     return usable, withheld
-
-
-def _cited(item: EvidenceItem) -> str:
-    return f"{item.statement} [{item.id}]"

@@ -1,10 +1,19 @@
-"""The coordinator: which events get a proposal, in what order, and which are left alone (and why).
+"""The coordinator: which events get a proposal, gathered into one letter per recipient, and which wait
+or are left alone (and why).
 
 A proposal is worth a person's attention when a model vanished or may vanish: `deleted`,
-`withdrawn` (deleted or hidden, the registry does not say which), `suspected_missing`, `deprecation_announced`, a `visibility_changed` to private or disabled
-of a model others build on, and a `stage_changed` to MLflow's `Archived` (a version retired). Outreach must be welcome: one open proposal per model, a cooldown per
-recipient, and the do-not-contact list (config and `weightkeeper contact block`) honoured before
-anything is drafted.
+`withdrawn` (deleted or hidden, the registry does not say which), `suspected_missing`, `deprecation_announced`,
+a `visibility_changed` to private or disabled of a model others build on, and a `stage_changed` to MLflow's
+`Archived` (a version retired). Outreach must be welcome, so a recipient (an author, an organisation, the
+keeper of a local registry) gets one letter covering all their models, ranked by what would be lost:
+
+- while their proposal is open (pending, deferred, or approved and not yet sent), a new event joins it as a
+  new version, which voids any approval of the old one;
+- once a letter was sent (a publish action ran), new events wait out the cooldown and join the next letter,
+  unless an announced shutdown falls inside the cooldown: then the letter is drafted anyway, marked, for the
+  reviewer to decide;
+- a pending, deferred or rejected proposal blocks nothing; the do-not-contact list (config and
+  `weightkeeper contact block`) is honoured before anything is drafted.
 """
 
 from __future__ import annotations
@@ -18,7 +27,7 @@ from tools.memory import case_key
 from weightkeeper.config import ProposalSettings
 from weightkeeper.domain import EventKind
 from weightkeeper.ledger import Ledger
-from weightkeeper.ledger.store import TIMESTAMP
+from weightkeeper.letter import human_date
 from weightkeeper.review import ReviewQueue
 
 ALWAYS = (EventKind.DELETED, EventKind.WITHDRAWN, EventKind.SUSPECTED_MISSING, EventKind.DEPRECATION_ANNOUNCED)
@@ -62,13 +71,59 @@ def candidates(ledger: Ledger, *, model: str | None = None) -> list[Candidate]:
 
 @dataclass(frozen=True)
 class Ranked:
-    """A candidate with its priority, the text it is compared by (tools/memory.py `case_text`), and the
-    near-duplicates of the same owner grouped under it."""
+    """A candidate with its priority, the text it is compared by (tools/memory.py `case_text`), the
+    near-duplicates of the same owner grouped under it, and the shutdown date its registry announced."""
 
     priority: float
     candidate: Candidate
     case: str
     members: tuple[tuple[Candidate, float], ...] = ()
+    shutdown: str | None = None
+
+
+@dataclass(frozen=True)
+class Letter:
+    """The events one proposal to `recipient` covers, ranked (the lead first). `joins` is the open review they
+    join as a new version; `cooldown` says why the letter is drafted although a letter was sent within the
+    cooldown."""
+
+    recipient: str
+    entries: tuple[Ranked, ...]
+    joins: int | None = None
+    cooldown: str = ""
+
+
+def letters(ledger: Ledger, settings: ProposalSettings,
+            ranked: list[Ranked]) -> tuple[list[Letter], list[tuple[Ranked, str]]]:
+    """The ranked candidates gathered per recipient into letters, in the order of each recipient's best candidate,
+    and those that wait for the next letter (with where they will go)."""
+    by_recipient: dict[str, list[Ranked]] = {}
+    for entry in ranked:
+        by_recipient.setdefault(entry.candidate.recipient, []).append(entry)
+    queue, found, waiting = ReviewQueue(ledger), [], []
+    for recipient, entries in by_recipient.items():
+        open_review = queue.open_for(recipient)
+        if open_review is not None:
+            found.append(Letter(recipient, tuple(entries), joins=open_review.id))
+            continue
+        sent = queue.last_sent(recipient)
+        until = sent and datetime.strptime(sent[1][:10], "%Y-%m-%d") + timedelta(days=settings.cooldown_days)
+        if not sent or until <= datetime.now(UTC).replace(tzinfo=None):
+            found.append(Letter(recipient, tuple(entries)))
+            continue
+        ends, sent_on = human_date(until.strftime("%Y-%m-%d")), human_date(sent[1])
+        urgent = [entry for entry in entries if entry.shutdown and entry.shutdown[:10] < until.strftime("%Y-%m-%d")]
+        if urgent:
+            shutdowns = "; ".join(f"{entry.candidate.model} shuts down on {human_date(entry.shutdown or '')}"
+                                  for entry in urgent)
+            found.append(Letter(recipient, tuple(entries), cooldown=(
+                f"inside the cooldown: {recipient} was sent a letter on {sent_on} (review {sent[0]}), and {shutdowns}, "
+                f"before the cooldown ends on {ends}. Drafted anyway, for you to decide whether it goes now")))
+            continue
+        waiting += [(entry, f"waits for the next letter to {recipient}: they were sent one on {sent_on} (review "
+                            f"{sent[0]}), and the {settings.cooldown_days}-day cooldown ends on {ends}")
+                    for entry in entries]
+    return found, waiting
 
 
 def group_near_duplicates(ranked: list[Ranked], vectors: Callable[[dict[str, str]], dict[str, list[float]]],
@@ -107,27 +162,21 @@ def cosine(a: list[float], b: list[float]) -> float:
     return dot / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)) or 1.0)
 
 
-def skip_reason(ledger: Ledger, settings: ProposalSettings, candidate: Candidate, dependents: int,
-                to: str | None = None) -> str | None:
-    """Why this event gets no proposal now, or None when it should get one. `to` is what a visibility or
-    stage change moved the model to."""
+def skip_reason(candidate: Candidate, dependents: int, to: str | None = None) -> str | None:
+    """Why this event gets no proposal, or None when it should get one. `to` is what a visibility or stage change
+    moved the model to."""
     if candidate.kind == EventKind.VISIBILITY_CHANGED and (to not in HIDDEN or not dependents):
         return "a visibility change only needs a proposal when a model others build on turns private or disabled"
     if candidate.kind == EventKind.STAGE_CHANGED and to != RETIRED_STAGE:
         return f"a stage change only needs a proposal when a version is moved to {RETIRED_STAGE}"
-    if candidate.recipient in settings.do_not_contact or ledger.conn.execute(
-            "SELECT 1 FROM contact_blocks WHERE owner = ?", (candidate.recipient,)).fetchone():
-        return f"{candidate.recipient} is on the do-not-contact list"
-    open_review = ReviewQueue(ledger).open_for_model(candidate.model_id)
-    if open_review is not None:
-        return f"the model already has an open proposal (review {open_review})"
-    since = (datetime.now(UTC) - timedelta(days=settings.cooldown_days)).strftime(TIMESTAMP)
-    recent = ledger.conn.execute(
-        "SELECT id FROM reviews WHERE recipient = ? AND created_at >= ? AND status != 'rejected' ORDER BY id LIMIT 1",
-        (candidate.recipient, since)).fetchone()
-    if recent is not None:
-        return (f"{candidate.recipient} received a proposal (review {recent['id']}) within the last "
-                f"{settings.cooldown_days} days")
+    return None
+
+
+def blocked(ledger: Ledger, settings: ProposalSettings, recipient: str) -> str | None:
+    """Why nothing may be drafted for `recipient`, or None."""
+    if recipient in settings.do_not_contact or ledger.conn.execute(
+            "SELECT 1 FROM contact_blocks WHERE owner = ?", (recipient,)).fetchone():
+        return f"{recipient} is on the do-not-contact list"
     return None
 
 

@@ -8,7 +8,8 @@ can measure the advocate against it. An `error` sends the draft back to the advo
 The rules, in the order `critique` applies them:
 
 1. Required parts (`missing_part`): a title, the `## ` sections of REQUIRED_SECTIONS, a planned action.
-2. Length (`length`): a title a notification can show, a body a maintainer will read.
+2. Length (`length`): a title a notification can show, a body a maintainer will read (a little longer for
+   each model a letter covers, which it lists).
 3. Claims (`no_claims`, `uncited_claim`, `unknown_evidence`): every claim cites evidence that exists.
 4. Grounding (`unsupported_number`, `unsupported_date`, `unknown_model`): every figure, ISO date
    and `owner/name` model id in the title and body appears in the evidence. Strict by design:
@@ -21,7 +22,15 @@ The rules, in the order `critique` applies them:
 6. Untrusted text (`repeats_untrusted`): registry and card text may carry prompt injection, in words or
    as markup that closes a prompt's delimiters (`</evidence>`, `<system>`, `<|im_start|>`); a draft
    that repeats it has been steered by it, or would pass it on.
-7. Notes (`no_unknowns`): the body says what is not known, including what the evidence lists.
+7. The letter as its recipient reads it (`leak`, `unknown_link`, `unsourced_precedent`): the title and the
+   rendered letter (weightkeeper/letter.py) hold no internal id, local path or machine-written date; every
+   URL, e-mail address and repository the draft names is in the evidence; a sentence about another
+   organisation's commitment cites a precedent from the evidence (`prompts/precedents.md`), and nothing
+   else is said of other organisations' commitments.
+8. Notes (`no_unknowns`): the body says what is not known, including what the evidence lists.
+
+Threats are caught in any voice ("you will be reported", "this will be made public"), and so is an
+instruction to the reader to send, upload or transfer anything: a letter asks only for a reply.
 
 Beside the checks, `recalled_notes` tells the reviewer what memory recalled for the draft (an
 approved precedent, a reviewer's note on a similar case), so the reviewer sees what the advocate
@@ -37,7 +46,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from tools.memory import Recollection
-from weightkeeper.proposals import Draft, Evidence, Finding
+from weightkeeper import letter
+from weightkeeper.proposals import Dossier, Draft, Finding
 
 ERROR = "error"
 NOTE = "note"
@@ -56,6 +66,7 @@ UNKNOWNS_SECTION = REQUIRED_SECTIONS[3]
 MAX_TITLE_CHARS = 120
 MIN_BODY_CHARS = 300
 MAX_BODY_CHARS = 8000
+ROW_CHARS = 160  # more allowed per model beyond the first: a letter lists every model it covers
 
 # The evidence key whose value is an announced shutdown: with one, urgency is a fact, not a tactic.
 SHUTDOWN_KEY = "shutdown_date"
@@ -67,7 +78,30 @@ _THREATS = (
     (r"\blegal action\b|\bsue you\b|\blawsuit\b", "threatens legal action"),
     (r"\b(?:face|suffer|there will be) (?:the )?consequences\b", "threatens consequences"),
     (r"\bexpose (?:you|them|your team)\b|\bpublicly expose\b", "threatens exposure"),
+    # The same in the passive voice, where nobody is named as doing it.
+    (r"\b(?:will|would|could|may|shall) be (?:reported|flagged|exposed|named|blacklisted|listed publicly|"
+     r"made public|escalated)\b", "threatens, in the passive voice"),
+    (r"\b(?:reported|escalated) to (?:the )?(?:authorities|police|regulators?|platform|hugging ?face|github)\b",
+     "threatens to report the recipient"),
 )
+# A letter asks for a reply, never for something to be sent: such a request is what an injected card slips in.
+_SEND = (
+    (r"\b(?:send|upload|transfer|wire|forward|e-?mail)\s+(?:us|me|them|it|the|your|all|a|an|this|these|"
+     r"those|any|over|back)\b", "asks the reader to send something"),
+    (r"\bgive us (?:access|your|the)\b|\bshare (?:your|the) (?:weights|tokens?|credentials|keys?|data)\b",
+     "asks the reader to send something"),
+)
+# Words by which a sentence says what an organisation committed to; such a sentence must cite a precedent.
+_COMMITMENT = re.compile(r"\b(?:commit(?:s|ted|ment|ments)?|pledge[sd]?|promise[sd]?|policy|policies|vow(?:s|ed)?)\b",
+                         re.I)
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+(?:\s*\[E\d+(?:\s*,\s*E\d+)*\])?|$)")  # with its citation
+_CODE_SPAN = re.compile(r"`[^`\n]*`")  # registry text quoted as code: a name, never a claim
+_MONTHS = {name.lower(): index for index, name in enumerate(letter.MONTHS, 1)}
+# A date as people write it: `7 December 2026`, `December 7, 2026`, or a month and year, `November 2025`.
+_HUMAN_DATE = re.compile(
+    r"\b(?:(\d{1,2})\s+(" + "|".join(letter.MONTHS) + r")|(" + "|".join(letter.MONTHS) + r")(?:\s+(\d{1,2}),)?)"
+    r"\s+(\d{4})\b")
 _GUILT = (
     (r"\bshame(?:ful)?\b|\bashamed\b", "shames the recipient"),
     (r"\birresponsib(?:le|ly|ility)\b", "calls the recipient irresponsible"),
@@ -150,15 +184,16 @@ class _Grounds:
     hexes: frozenset[str]  # lower case
 
 
-def critique(draft: Draft, evidence: Evidence) -> list[Finding]:
+def critique(draft: Draft, evidence: Dossier) -> list[Finding]:
     """Every finding about `draft`, errors and notes, in rule order."""
     return [
         *_required_parts(draft),
-        *_length(draft),
+        *_length(draft, evidence),
         *_claims(draft, evidence),
         *_grounding(draft, evidence),
         *_tone(draft, evidence),
         *_untrusted(draft),
+        *_as_read(draft, evidence),
         *_notes(draft, evidence),
     ]
 
@@ -176,18 +211,19 @@ def _required_parts(draft: Draft) -> list[Finding]:
     return findings
 
 
-def _length(draft: Draft) -> list[Finding]:
+def _length(draft: Draft, evidence: Dossier) -> list[Finding]:
     findings = []
     if len(draft.title) > MAX_TITLE_CHARS:
         findings.append(Finding(ERROR, "length",
                                 f"the title has {len(draft.title)} characters; keep it to {MAX_TITLE_CHARS}"))
-    if not MIN_BODY_CHARS <= len(draft.body) <= MAX_BODY_CHARS:
+    most = MAX_BODY_CHARS + ROW_CHARS * (len(evidence.models) - 1)
+    if not MIN_BODY_CHARS <= len(draft.body) <= most:
         findings.append(Finding(ERROR, "length", f"the body has {len(draft.body)} characters; "
-                                                 f"it should have {MIN_BODY_CHARS} to {MAX_BODY_CHARS}"))
+                                                 f"it should have {MIN_BODY_CHARS} to {most}"))
     return findings
 
 
-def _claims(draft: Draft, evidence: Evidence) -> list[Finding]:
+def _claims(draft: Draft, evidence: Dossier) -> list[Finding]:
     if not draft.claims:
         return [Finding(ERROR, "no_claims", "the draft makes no claims; list each factual claim with its evidence")]
     known = {item.id for item in evidence.items}
@@ -207,7 +243,7 @@ def _claims(draft: Draft, evidence: Evidence) -> list[Finding]:
     return findings
 
 
-def _grounding(draft: Draft, evidence: Evidence) -> list[Finding]:
+def _grounding(draft: Draft, evidence: Dossier) -> list[Finding]:
     """Each date, model id, revision and figure in the title and body, checked against the evidence.
 
     The text is consumed in that order, each kind masked once checked, so the digits of a date or
@@ -227,6 +263,13 @@ def _grounding(draft: Draft, evidence: Evidence) -> list[Finding]:
         if match.group(1) not in grounds.dates:
             report("unsupported_date", match.group(1), f"the date {match.group(0)} does not appear in the evidence")
     text = _DATE.sub(" ", text)
+    for match in _HUMAN_DATE.finditer(text):
+        day, month, year = _human_date(match)
+        known = any(date.startswith(f"{year}-{month:02d}") and (day is None or date.endswith(f"-{day:02d}"))
+                    for date in grounds.dates)
+        if not known:
+            report("unsupported_date", match.group(0), f"the date {match.group(0)} does not appear in the evidence")
+    text = _HUMAN_DATE.sub(" ", text)
     for match in _MODEL_ID.finditer(text):
         if _is_model_id(match.group(1)) and match.group(1).lower() not in grounds.model_ids:
             report("unknown_model", match.group(1).lower(),
@@ -248,11 +291,11 @@ def _grounding(draft: Draft, evidence: Evidence) -> list[Finding]:
     return findings
 
 
-def _tone(draft: Draft, evidence: Evidence) -> list[Finding]:
-    table = [*_THREATS, *_GUILT, *_PRESSURE, *_MOTIVES, *_DEMANDS]
+def _tone(draft: Draft, evidence: Dossier) -> list[Finding]:
+    table = [*_THREATS, *_GUILT, *_PRESSURE, *_MOTIVES, *_DEMANDS, *_SEND]
     if not _has_shutdown_date(evidence):
         table += _URGENCY
-    text = _straight_quotes(f"{draft.title}\n{draft.body}")
+    text = _straight_quotes(f"{letter.title(draft)}\n{letter.render(draft, evidence)}")  # as the recipient reads it
     findings = []
     for pattern, reason in table:
         match = re.search(pattern, text, re.I)
@@ -280,7 +323,29 @@ def _untrusted(draft: Draft) -> list[Finding]:
             for name, words in untrusted_instructions(f"{draft.title}\n{draft.body}")]
 
 
-def _notes(draft: Draft, evidence: Evidence) -> list[Finding]:
+def _as_read(draft: Draft, evidence: Dossier) -> list[Finding]:
+    """The title and the rendered letter as the recipient reads them: nothing internal, no link, address or
+    repository the evidence does not hold, and no word of another organisation's commitment without a precedent."""
+    findings: list[Finding] = []
+    title, rendered = letter.title(draft), letter.render(draft, evidence)
+    for what, words in dict.fromkeys(letter.leaks(f"{title}\n{rendered}")):
+        findings.append(Finding(ERROR, "leak", f"the letter shows {what} ({words!r}); a recipient reads no internal "
+                                               "ids, local paths or machine-written dates"))
+    known = " ".join(str(value) for value in _evidence_values(evidence))
+    written = f"{draft.title}\n{draft.body}"
+    for found in dict.fromkeys([*_URL.findall(written), *_EMAIL.findall(written)]):
+        if found.rstrip(".,;:)]>") not in known:
+            findings.append(Finding(ERROR, "unknown_link", f"the letter names {found!r}, which is not in the evidence; "
+                                                           "a link or address must come from the evidence"))
+    precedents = {item.id for item in evidence.precedents}
+    for sentence in _SENTENCE.findall(_CODE_SPAN.sub(" ", _straight_quotes(draft.body))):
+        if _COMMITMENT.search(sentence) and not precedents & set(_CITATION_ID.findall(sentence)):
+            findings.append(Finding(ERROR, "unsourced_precedent", f"says what someone committed to without citing a "
+                                                                  f"precedent from the evidence: {sentence.strip()!r}"))
+    return findings
+
+
+def _notes(draft: Draft, evidence: Dossier) -> list[Finding]:
     section = _section(draft.body, UNKNOWNS_SECTION)
     if section is None:  # missing: already an error
         return []
@@ -308,10 +373,10 @@ def recalled_notes(recalled: list[Recollection]) -> list[Finding]:
     return notes
 
 
-def _grounds(evidence: Evidence) -> _Grounds:
-    numbers: set[Decimal] = set()
+def _grounds(evidence: Dossier) -> _Grounds:
+    numbers: set[Decimal] = {Decimal(len(evidence.models))}  # "9 of your models"
     dates: set[str] = set()
-    model_ids: set[str] = {evidence.model.lower()}
+    model_ids: set[str] = {model.model.lower() for model in evidence.models}
     hexes: set[str] = set()
     for value in _evidence_values(evidence):
         if isinstance(value, bool):
@@ -334,9 +399,10 @@ def _grounds(evidence: Evidence) -> _Grounds:
     return _Grounds(frozenset(numbers), frozenset(dates), frozenset(model_ids), frozenset(hexes))
 
 
-def _evidence_values(evidence: Evidence) -> Iterator[Any]:
-    """The scalars a draft may quote: the model's name, each statement, each fact value at any depth."""
-    yield evidence.model
+def _evidence_values(evidence: Dossier) -> Iterator[Any]:
+    """The scalars a draft may quote: the models' names, each statement, each fact value at any depth."""
+    for model in evidence.models:
+        yield model.model
     for item in evidence.items:
         yield item.statement
         yield from _scalars(item.facts)
@@ -353,7 +419,7 @@ def _scalars(value: Any) -> Iterator[Any]:
         yield value
 
 
-def _has_shutdown_date(evidence: Evidence) -> bool:
+def _has_shutdown_date(evidence: Dossier) -> bool:
     return any(_find_key(item.facts, SHUTDOWN_KEY) for item in evidence.items)
 
 
@@ -374,6 +440,12 @@ def _is_model_id(token: str) -> bool:
         or _CITATION_ID.fullmatch(owner) or _CITATION_ID.fullmatch(name)
         or _FILE_SUFFIX.search(name)
     )
+
+
+def _human_date(match: re.Match[str]) -> tuple[int | None, int, int]:
+    """(day or None, month, year) of a date as people write it."""
+    day = match.group(1) or match.group(4)
+    return (int(day) if day else None, _MONTHS[(match.group(2) or match.group(3)).lower()], int(match.group(5)))
 
 
 def _number(token: str) -> Decimal | None:

@@ -12,13 +12,15 @@ import json
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
+from urllib.parse import quote as quote_url
 from typing import Any
 
 from tools.archive.sources import pinned_revision
 from weightkeeper.domain import FIRST_SEEN, ModelRecord
 from weightkeeper.errors import LedgerError
 from weightkeeper.ledger import Ledger
-from weightkeeper.proposals import Evidence, EvidenceItem
+from weightkeeper.proposals import Dossier, Evidence, EvidenceItem
+from weightkeeper.words import counted
 
 QUOTE_CHARS = 120
 MAX_DEPENDENTS = 20
@@ -43,7 +45,8 @@ def build_evidence(ledger: Ledger, event_id: int, related: Sequence[tuple[int, f
     latest = event["last_observation_id"]
     record = ledger.load_record(latest)
     found = _Collector()
-    _identity(found, event, pinned_revision(event["registry_kind"], record), latest)
+    read_at = ledger.conn.execute("SELECT observed_at FROM observations WHERE id = ?", (latest,)).fetchone()[0]
+    _identity(found, event, pinned_revision(event["registry_kind"], record), latest, read_at)
     _trigger(found, event)
     if event["state"] == "withdrawn":
         found.unknown("whether it was deleted or made private")
@@ -66,6 +69,16 @@ def build_evidence(ledger: Ledger, event_id: int, related: Sequence[tuple[int, f
         items=tuple(found.items),
         unknowns=tuple(found.unknowns),
     )
+
+
+def build_dossier(ledger: Ledger, recipient: str, events: Sequence[int],
+                  related: Mapping[int, Sequence[tuple[int, float]]] | None = None, *, cooldown: str = "") -> Dossier:
+    """The evidence of every event a proposal to `recipient` covers, in the order given (the lead first), with the
+    public precedents a letter may cite; `related` maps an event to the near-duplicates grouped under it."""
+    import prompts
+
+    models = [build_evidence(ledger, event_id, (related or {}).get(event_id, ())) for event_id in events]
+    return Dossier.of(recipient, models, prompts.precedents(), cooldown)
 
 
 def impact(evidence: Evidence) -> dict[str, float]:
@@ -124,16 +137,28 @@ def _quoted_list(values: list[str], shown: int) -> str:
     return listed + (f" and {len(values) - shown:,} more" if len(values) > shown else "")
 
 
-def _count(number: int, noun: str) -> str:
-    return f"{number:,} {noun}{'' if number == 1 else 's'}"
-
-
 def _span(noun: str, ids: Iterable[int]) -> str:
     """`observation 5` or `observations 3–812`: where in the ledger a reader finds the rows."""
     ordered = sorted(ids)
     if len(ordered) == 1:
         return f"{noun} {ordered[0]}"
     return f"{noun}s {ordered[0]}–{ordered[-1]}"
+
+
+def size_words(total: int) -> str:
+    """A byte count as people say it: `16.0 GB`, `4.2 kB`, `512 bytes` (decimal units, as registries show them)."""
+    for unit, scale in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if total >= scale:
+            return f"{total / scale:.1f} {unit}"
+    return counted(total, "byte")
+
+
+def model_page(registry_kind: str, location: str, model: str) -> str | None:
+    """The model's public page, for registries that have one (the Hub: its endpoint, from the registry's
+    location `ENDPOINT/api/models?…`, and the repo id)."""
+    if registry_kind != "hf" or "/api/models" not in location:
+        return None
+    return f"{location.split('/api/models')[0].rstrip('/')}/{quote_url(model, safe='/')}"
 
 
 def _day(timestamp: str) -> str:
@@ -143,8 +168,8 @@ def _day(timestamp: str) -> str:
 def _event_row(conn: sqlite3.Connection, event_id: int) -> sqlite3.Row:
     row = conn.execute(
         "SELECT e.id, e.at, e.kind, e.model_id, e.detail, r.name AS registry, r.kind AS registry_kind,"
-        " COALESCE(o.name, m.name) AS model, m.name AS current_name, m.key, m.state, m.first_seen, m.last_seen,"
-        " m.last_observation_id"
+        " r.location, COALESCE(o.name, m.name) AS model, m.name AS current_name, m.key, m.state, m.first_seen,"
+        " m.last_seen, m.last_observation_id"
         " FROM events e JOIN registries r ON r.id = e.registry_id"
         " LEFT JOIN models m ON m.id = e.model_id LEFT JOIN observations o ON o.id = e.observation_id"
         " WHERE e.id = ?",
@@ -157,7 +182,7 @@ def _event_row(conn: sqlite3.Connection, event_id: int) -> sqlite3.Row:
     return row
 
 
-def _identity(found: _Collector, event: sqlite3.Row, revision: str | None, observation_id: int) -> None:
+def _identity(found: _Collector, event: sqlite3.Row, revision: str | None, observation_id: int, read_at: str) -> None:
     """Who the model is; with the revision its latest observation pins and that observation's id, which an archive
     action names (`agents/advocate.py`), also for registries that list no files (MLflow, OpenAI)."""
     renamed = f", now named {quote(event['current_name'])}," if event["current_name"] != event["model"] else ""
@@ -169,7 +194,8 @@ def _identity(found: _Collector, event: sqlite3.Row, revision: str | None, obser
         {"registry": event["registry"], "registry_kind": event["registry_kind"], "model": event["model"],
          "current_name": event["current_name"], "key": event["key"], "first_seen": event["first_seen"],
          "last_seen": event["last_seen"], "state": event["state"], "revision": revision,
-         "observation": observation_id},
+         "observation": observation_id, "read_at": read_at,
+         "page": model_page(event["registry_kind"], event["location"], event["model"])},
         f"model {event['model_id']}",
     )
 
@@ -227,7 +253,7 @@ def _lineage_down(found: _Collector, conn: sqlite3.Connection, model_id: int, na
     ).fetchall()
     names = [row["name"] for row in rows]
     if names:
-        statement = (f"{_count(len(names), 'model')} in the ledger {'names' if len(names) == 1 else 'name'} "
+        statement = (f"{counted(len(names), 'model')} in the ledger {'names' if len(names) == 1 else 'name'} "
                      f"{quote(name)} as a base model"
                      + (f"; the first {MAX_DEPENDENTS} by name" if len(names) > MAX_DEPENDENTS else "")
                      + f": {_quoted_list(names[:MAX_DEPENDENTS], MAX_DEPENDENTS)}.")
@@ -255,7 +281,7 @@ def _usage(found: _Collector, conn: sqlite3.Connection, model_id: int) -> None:
             "usage",
             f"The registry reported {first[metric]:,} {metric} on {_day(first['observed_at'])} and "
             f"{latest[metric]:,} on {_day(latest['observed_at'])}, at most {peak:,}, over "
-            f"{_count(len(seen), 'observation')}.",
+            f"{counted(len(seen), 'observation')}.",
             {"metric": metric, "first": first[metric], "first_at": first["observed_at"], "latest": latest[metric],
              "latest_at": latest["observed_at"], "max": peak, "observations": len(seen)},
             _span("observation", (row["id"] for row in seen)),
@@ -285,7 +311,7 @@ def _card(found: _Collector, record: ModelRecord, observation_id: int) -> None:
         found.unknown("training details")
     if card is not None and card.datasets:
         datasets = list(card.datasets)
-        found.add("card", f"{where} names {_count(len(datasets), 'training dataset')}: "
+        found.add("card", f"{where} names {counted(len(datasets), 'training dataset')}: "
                           f"{_quoted_list(datasets, MAX_DATASETS)}.", {"datasets": datasets}, source)
     else:
         found.unknown("training data")
@@ -299,9 +325,9 @@ def _files(found: _Collector, record: ModelRecord, observation_id: int) -> None:
     hashed = sum(entry.sha256 is not None for entry in record.files)
     found.add(
         "files",
-        f"Observation {observation_id} lists {_count(len(record.files), 'file')} totalling {total:,} bytes; "
+        f"Observation {observation_id} lists {counted(len(record.files), 'file')} totalling {total:,} bytes; "
         f"{hashed:,} of them have a known sha256.",
-        {"count": len(record.files), "total_bytes": total, "with_sha256": hashed},
+        {"count": len(record.files), "total_bytes": total, "with_sha256": hashed, "size": size_words(total)},
         f"observation {observation_id}",
     )
 
@@ -314,7 +340,7 @@ def _timeline(found: _Collector, conn: sqlite3.Connection, model_id: int, name: 
     left_out = total - len(rows)
     found.add(
         "timeline",
-        f"The ledger holds {_count(total, 'event')} for {quote(name)}"
+        f"The ledger holds {counted(total, 'event')} for {quote(name)}"
         + (f"; the earliest {left_out:,} are left out here" if left_out else "")
         + ": " + ", ".join(f"{row['kind']} at {row['at']}" for row in rows) + ".",
         {"events": [{"id": row["id"], "kind": row["kind"], "at": row["at"]} for row in rows], "total": total,

@@ -5,17 +5,21 @@
                   advocate ◀─revise─ critic ─▶ review_gate (interrupt) ─approved─▶ executor ─▶ END
                                                      └──────────── otherwise ──────────────▶ END
 
-The coordinator picks and ranks the events before any thread starts (`propose`), and groups
-near-duplicate models of one owner under one proposal with the memory's embeddings; in a thread
-it routes on the documenter's evidence, since whether a visibility change needs a proposal
-depends on the models built on it. The advocate recalls from memory (tools/memory.py) the
-approved precedents and reviewers' notes on similar cases; the draft records which.
+The coordinator picks and ranks the events before any thread starts (`propose`): it leaves out those
+that need no proposal (whether a visibility change needs one depends on the models built on it, so
+each candidate's evidence is read first), groups near-duplicate models of one owner with the memory's
+embeddings, and gathers the rest into one letter per recipient (agents/coordinator.py `letters`). In a
+thread it refuses a recipient on the do-not-contact list. The documenter puts every model's evidence
+into one dossier; the advocate recalls from memory (tools/memory.py) the approved precedents and
+reviewers' notes on cases like the lead model's; the draft records which.
 
-One thread per (registry, model, event), checkpointed with `AsyncSqliteSaver` in the home
-(`durability="sync"`: a thread's step is on disk before the next starts). The review gate only
-calls `interrupt()`; writing the review-queue row is done here, after the graph stops at the
-gate, keyed by (thread_id, interrupt_id), so a resumed gate repeats no side effect. A resume
-carries no authority: the executor reads the approval from the ledger and verifies it.
+One thread per proposal (a recipient's open letter), checkpointed with `AsyncSqliteSaver` in the home
+(`durability="sync"`: a thread's step is on disk before the next starts). A new event of the recipient
+while the proposal is open runs its thread again from the start with every model, and the review row
+becomes a new version. The review gate only calls `interrupt()`; writing the review-queue row is done
+here, after the graph stops at the gate, keyed by (thread_id, interrupt_id), so a resumed gate repeats
+no side effect. A resume carries no authority: the executor reads the approval from the ledger and
+verifies it.
 """
 
 from __future__ import annotations
@@ -40,30 +44,32 @@ from agents.state import ProposalState, thread_id  # noqa: E402
 from tools.memory import Memory, Recollection, case_text  # noqa: E402
 from weightkeeper.config import ProposalSettings  # noqa: E402
 from weightkeeper.ledger import Ledger  # noqa: E402
-from weightkeeper.proposals import Draft, Evidence, Finding  # noqa: E402
-from weightkeeper.review import ReviewQueue  # noqa: E402
+from weightkeeper import letter  # noqa: E402
+from weightkeeper.proposals import Dossier, Draft, Finding  # noqa: E402
+from weightkeeper.review import Review, ReviewQueue  # noqa: E402
 
 if TYPE_CHECKING:
     from agents.llm_critic import LLMCritic
 
 CHECKPOINTS = "checkpoints.sqlite3"
-# (evidence, recipient, settings, the critic's findings on the previous draft, what memory recalled) -> a
+# (dossier, recipient, settings, the critic's findings on the previous draft, what memory recalled) -> a
 # draft, or an awaitable of one: the offline drafter is a plain function, the LLM drafter
 # (agents/llm_drafter.py) a coroutine.
-Drafter = Callable[[Evidence, str, ProposalSettings, list[Finding], list[Recollection]], Draft | Awaitable[Draft]]
+Drafter = Callable[[Dossier, str, ProposalSettings, list[Finding], list[Recollection]], Draft | Awaitable[Draft]]
+COOLDOWN_NOTE = "inside_cooldown"
 
 
-def offline_drafter(evidence: Evidence, recipient: str, settings: ProposalSettings,
+def offline_drafter(dossier: Dossier, recipient: str, settings: ProposalSettings,
                     findings: list[Finding], recalled: list[Recollection]) -> Draft:
     """Writes from the evidence alone: what memory recalled reaches the reviewer as critic notes."""
-    return draft_offline(evidence, recipient=recipient, settings=settings)
+    return draft_offline(dossier, recipient=recipient, settings=settings)
 
 
 @dataclass
 class Outcome:
     event_id: int
     model: str
-    status: str  # queued, skipped, exists, grouped (covered by another model's proposal)
+    status: str  # queued (in a new proposal), joined (an open one), waiting (the cooldown), skipped, exists
     detail: str
     review_id: int | None = None
 
@@ -74,26 +80,22 @@ def build(ledger: Ledger, home: Path, settings: ProposalSettings, drafter: Draft
     its findings to the deterministic critic's (agents/llm_critic.py); with `memory`, the advocate recalls."""
 
     async def coordinate(state: ProposalState) -> dict[str, Any]:
-        evidence = Evidence.from_dict(state["evidence"])
-        candidate = coordinator.Candidate(evidence.event_id, evidence.registry, evidence.model_id, evidence.model,
-                                          evidence.event_kind, state["recipient"])
-        figures = documenter.impact(evidence)
-        trigger = next((item for item in evidence.items if item.kind == "event"), None)
-        moved_to = ((trigger.facts.get("detail") or {}).get("to") if trigger else None)
-        reason = coordinator.skip_reason(ledger, settings, candidate, int(figures.get("dependents", 0)), moved_to)
-        return {"skip": reason or ""}
+        return {"skip": coordinator.blocked(ledger, settings, state["recipient"]) or ""}
 
     async def document(state: ProposalState) -> dict[str, Any]:
-        related = [(member["event_id"], member["similarity"]) for member in state.get("related", [])]
-        return {"evidence": documenter.build_evidence(ledger, state["event_id"], related).to_dict()}
+        related: dict[int, list[tuple[int, float]]] = {}
+        for member in state.get("related", []):
+            related.setdefault(member["lead"], []).append((member["event_id"], member["similarity"]))
+        return {"evidence": documenter.build_dossier(ledger, state["recipient"], state["events"], related,
+                                                     cooldown=state.get("cooldown", "")).to_dict()}
 
     async def advocate(state: ProposalState) -> dict[str, Any]:
-        evidence = Evidence.from_dict(state["evidence"])
+        evidence = Dossier.from_dict(state["evidence"])
         findings = [Finding(**finding) for finding in state.get("findings", [])]
         if "recalled" in state:  # a revision: the same recollections as the first draft
             recalled = [Recollection.from_dict(entry) for entry in state["recalled"]]
         else:
-            recalled = memory.recall(evidence) if memory is not None else []
+            recalled = memory.recall(evidence.lead) if memory is not None else []
         draft = drafter(evidence, state["recipient"], settings, findings, recalled)
         if inspect.isawaitable(draft):
             draft = await draft
@@ -101,8 +103,10 @@ def build(ledger: Ledger, home: Path, settings: ProposalSettings, drafter: Draft
         return {"draft": draft.to_dict(), "recalled": [entry.to_dict() for entry in recalled]}
 
     async def critique(state: ProposalState) -> dict[str, Any]:
-        draft, evidence = Draft.from_dict(state["draft"]), Evidence.from_dict(state["evidence"])
+        draft, evidence = Draft.from_dict(state["draft"]), Dossier.from_dict(state["evidence"])
         findings = critic.critique(draft, evidence)
+        if evidence.cooldown:  # for the reviewer, who decides whether it goes now
+            findings.append(Finding(critic.NOTE, COOLDOWN_NOTE, evidence.cooldown))
         findings += critic.recalled_notes([Recollection.from_dict(entry) for entry in state.get("recalled", [])])
         if llm_critic is not None:  # a complement: its errors send the draft back too, within the same rounds
             findings += await llm_critic.critique(draft, evidence, state["recipient"])
@@ -112,11 +116,11 @@ def build(ledger: Ledger, home: Path, settings: ProposalSettings, drafter: Draft
         return {"findings": [finding.to_dict() for finding in findings], "rounds": rounds + revise, "revise": revise}
 
     async def review_gate(state: ProposalState) -> dict[str, Any]:
-        draft = Draft.from_dict(state["draft"])
+        draft, dossier = Draft.from_dict(state["draft"]), Dossier.from_dict(state["evidence"])
         answer = interrupt({
             "draft": state["draft"], "evidence": state["evidence"], "findings": state["findings"],
-            "actions": [{**action.payload(draft.title, draft.body),
-                         "payload_sha256": action.payload_sha256(draft.title, draft.body)} for action in draft.actions],
+            "actions": [{**letter.payload(action, draft, dossier),
+                         "payload_sha256": letter.payload_sha256(action, draft, dossier)} for action in draft.actions],
         })
         return {"review_id": int(answer["review_id"])}
 
@@ -152,40 +156,54 @@ def build(ledger: Ledger, home: Path, settings: ProposalSettings, drafter: Draft
 async def propose(ledger: Ledger, home: Path, settings: ProposalSettings, *, model: str | None = None,
                   limit: int | None = None, drafter: Drafter = offline_drafter,
                   llm_critic: LLMCritic | None = None, memory: Memory | None = None) -> list[Outcome]:
-    """Draft proposals for the events that need one, most valuable first, and queue them for review. With
-    `memory`, near-duplicate models of one owner (cosine >= its `near_duplicate`) share one proposal."""
+    """Draft one proposal per recipient for the events that need one, or add them to the recipient's open
+    proposal, and queue it for review; letters of the most valuable models first. With `memory`, a model's
+    near-duplicates of the same owner (cosine >= its `near_duplicate`) follow it and its evidence names them.
+    Every event gets an outcome saying where it went."""
     if memory is not None:
         memory.sync(ledger)
+    outcomes, ranked = [], []
     # Only the ranking and a short case text are kept for every candidate: the thread's documenter gathers
     # the evidence again when its turn comes, so memory does not grow with the number of events' evidence.
-    ranked = sorted((_ranked(ledger, candidate) for candidate in coordinator.candidates(ledger, model=model)),
-                    key=lambda entry: (-entry.priority, entry.candidate.event_id))
+    for candidate in coordinator.candidates(ledger, model=model):
+        entry, skip = _ranked(ledger, candidate)
+        if skip:
+            outcomes.append(Outcome(candidate.event_id, candidate.model, "skipped", skip))
+        else:
+            ranked.append(entry)
+    ranked.sort(key=lambda entry: (-entry.priority, entry.candidate.event_id))
     if memory is not None:
         ranked = coordinator.group_near_duplicates(ranked, memory.vectors, memory.settings.near_duplicate)
         if memory.holds_decisions():  # every draft recalls: embed the cases in one batch, before the threads
             memory.vectors({coordinator.key(entry): entry.case for entry in ranked[:limit]})
-    outcomes, queued = [], 0
+    found, waiting = coordinator.letters(ledger, settings, ranked)
+    outcomes += [outcome for entry, detail in waiting for outcome in _each(entry, "waiting", detail)]
     async with _compiled(ledger, home, settings, drafter, llm_critic, memory) as app:
-        for entry in ranked:
-            if limit is not None and queued >= limit:
-                break
-            outcome = await _run_thread(app, ledger, entry)
-            outcomes.append(outcome)
-            queued += outcome.status == "queued"
-            if outcome.status == "queued":
-                outcomes += [Outcome(member.event_id, member.model, "grouped",
-                                     f"a near-duplicate of {entry.candidate.model}: covered by review "
-                                     f"{outcome.review_id}", outcome.review_id) for member, _ in entry.members]
-            else:  # the lead got no proposal: each near-duplicate is decided on its own
-                for member, _ in entry.members:
-                    outcomes.append(await _run_thread(app, ledger, coordinator.Ranked(entry.priority, member, "")))
-                    queued += outcomes[-1].status == "queued"
+        for index, planned in enumerate(found):
+            if limit is not None and index >= limit:
+                outcomes += [outcome for entry in planned.entries for outcome in _each(
+                    entry, "waiting", f"over --limit {limit}: the next `weightkeeper propose` drafts it")]
+                continue
+            outcomes += await _run_thread(app, ledger, planned)
     return outcomes
 
 
-def _ranked(ledger: Ledger, candidate: coordinator.Candidate) -> coordinator.Ranked:
+def _ranked(ledger: Ledger, candidate: coordinator.Candidate) -> tuple[coordinator.Ranked, str | None]:
+    """The candidate ranked by its evidence, and why it needs no proposal (or None)."""
     evidence = documenter.build_evidence(ledger, candidate.event_id)
-    return coordinator.Ranked(coordinator.priority(documenter.impact(evidence)), candidate, case_text(evidence))
+    figures = documenter.impact(evidence)
+    trigger = next((item.facts.get("detail") or {} for item in evidence.items if item.kind == "event"), {})
+    dates = next((item.facts for item in evidence.items if item.kind == "dates"), {})
+    shutdown = dates.get("shutdown_date") or trigger.get("shutdown_date")
+    entry = coordinator.Ranked(coordinator.priority(figures), candidate, case_text(evidence),
+                               shutdown=shutdown if isinstance(shutdown, str) else None)
+    return entry, coordinator.skip_reason(candidate, int(figures.get("dependents", 0)), trigger.get("to"))
+
+
+def _each(entry: coordinator.Ranked, status: str, detail: str, review_id: int | None = None) -> list[Outcome]:
+    """An outcome for the entry's event and one for each near-duplicate grouped under it."""
+    return [Outcome(candidate.event_id, candidate.model, status, detail, review_id)
+            for candidate in (entry.candidate, *(member for member, _ in entry.members))]
 
 
 async def resume(ledger: Ledger, home: Path, settings: ProposalSettings, review_id: int) -> dict[str, Any]:
@@ -220,27 +238,60 @@ class _compiled:
         await self.conn.close()
 
 
-async def _run_thread(app: Any, ledger: Ledger, entry: coordinator.Ranked) -> Outcome:
-    candidate, priority = entry.candidate, entry.priority
-    thread = thread_id(candidate.registry, candidate.model_id, candidate.event_id)
+async def _run_thread(app: Any, ledger: Ledger, planned: coordinator.Letter) -> list[Outcome]:
+    """Draft (or redraft, when events join an open proposal) the letter's thread up to its review gate, and write
+    its review-queue row."""
+    queue = ReviewQueue(ledger)
+    joined = queue.get(planned.joins) if planned.joins is not None else None
+    entries = _with_covered(ledger, joined, planned.entries)
+    events = [event_id for entry in entries for event_id in _event_ids(entry)]
+    thread = joined.thread_id if joined else thread_id(planned.recipient, entries[0].candidate.event_id)
     config = {"configurable": {"thread_id": thread}}
     state = await app.aget_state(config)
-    if state.values and not state.interrupts and not state.values.get("skip"):
-        return Outcome(candidate.event_id, candidate.model, "exists", f"thread {thread} ran before")
-    if not state.interrupts:  # otherwise it stopped at its gate before the queue row was written: write it now
+    if not (state.interrupts and state.values.get("events") == events):
+        # Otherwise it stopped at its gate before the queue row was written: write it now. A thread run before
+        # (skipped, or an open proposal's thread at its gate or past it) starts over: every key is given afresh.
         state_values = await app.ainvoke(
-            # A thread that was skipped before starts over: every key a run sets is given afresh.
-            {"event_id": candidate.event_id, "recipient": candidate.recipient, "priority": priority,
-             "skip": "", "rounds": 0, "findings": [],
-             "related": [{"event_id": member.event_id, "similarity": similarity} for member, similarity in entry.members]},
+            {"events": events, "recipient": planned.recipient, "priority": entries[0].priority, "skip": "",
+             "rounds": 0, "findings": [], "cooldown": planned.cooldown,
+             "related": [{"lead": entry.candidate.event_id, "event_id": member.event_id, "similarity": similarity}
+                         for entry in entries for member, similarity in entry.members]},
             config, durability="sync")
         if state_values.get("skip"):
-            return Outcome(candidate.event_id, candidate.model, "skipped", state_values["skip"])
+            return [outcome for entry in planned.entries for outcome in _each(entry, "skipped", state_values["skip"])]
         state = await app.aget_state(config)
     values, gate = state.values, state.interrupts[0]
-    review_id = ReviewQueue(ledger).enqueue(
-        thread_id=thread, interrupt_id=gate.id, evidence=Evidence.from_dict(values["evidence"]),
-        draft=Draft.from_dict(values["draft"]), findings=[Finding(**finding) for finding in values["findings"]],
-        priority=priority, recipient=candidate.recipient,
-        members=tuple((member["event_id"], member["similarity"]) for member in values.get("related", [])))
-    return Outcome(candidate.event_id, candidate.model, "queued", f"review {review_id}", review_id)
+    dossier = Dossier.from_dict(values["evidence"])
+    review_id = queue.enqueue(
+        thread_id=thread, interrupt_id=gate.id, evidence=dossier, draft=Draft.from_dict(values["draft"]),
+        findings=[Finding(**finding) for finding in values["findings"]], priority=entries[0].priority,
+        recipient=planned.recipient,
+        similarity={member["event_id"]: member["similarity"] for member in values["related"]})
+    review = queue.get(review_id)
+    others = len(dossier.models) - 1
+    if joined is None:
+        detail = f"review {review_id}" + (f", one letter with {others} other model{'s' * (others != 1)} of "
+                                          f"{planned.recipient}" if others else "")
+        if planned.cooldown:
+            detail += f"; {planned.cooldown}"
+        return [outcome for entry in planned.entries for outcome in _each(entry, "queued", detail, review_id)]
+    detail = (f"joined review {review_id}, the open letter to {planned.recipient}, now version {review.version}"
+              + (" (the approval of the previous version is void)" if joined.status == "approved" else ""))
+    return [outcome for entry in planned.entries for outcome in _each(entry, "joined", detail, review_id)]
+
+
+def _with_covered(ledger: Ledger, joined: Review | None, entries: tuple[coordinator.Ranked, ...]
+                  ) -> list[coordinator.Ranked]:
+    """The letter's entries, with the models an open proposal already covers when they join it (a model's new
+    event replaces its old one), ranked again."""
+    if joined is None:
+        return list(entries)
+    new_models = {member.model_id for entry in entries for member in (entry.candidate, *(m for m, _ in entry.members))}
+    kept = [_ranked(ledger, coordinator.Candidate(evidence.event_id, evidence.registry, evidence.model_id,
+                                                  evidence.model, evidence.event_kind, joined.recipient))[0]
+            for evidence in joined.evidence.models if evidence.model_id not in new_models]
+    return sorted([*kept, *entries], key=lambda entry: (-entry.priority, entry.candidate.event_id))
+
+
+def _event_ids(entry: coordinator.Ranked) -> list[int]:
+    return [entry.candidate.event_id, *(member.event_id for member, _ in entry.members)]

@@ -23,7 +23,8 @@ import prompts
 from agents.llm_drafter import block, evidence_data
 from tools.llm import LLMClient, LLMError
 from weightkeeper.config import LLMSettings
-from weightkeeper.proposals import Draft, Evidence, Finding
+from weightkeeper import letter
+from weightkeeper.proposals import Dossier, Draft, Finding
 
 PROMPT = "critic"
 SCHEMA_NAME = "proposal_critique"
@@ -59,7 +60,7 @@ class LLMCritic:
         self.model = settings.model
         self.prompt = prompts.load(PROMPT)
 
-    async def critique(self, draft: Draft, evidence: Evidence, recipient: str) -> list[Finding]:
+    async def critique(self, draft: Draft, evidence: Dossier, recipient: str) -> list[Finding]:
         try:
             answer = await self.client.structured(system=system(self.prompt), user=request(draft, evidence, recipient),
                                                   schema_name=SCHEMA_NAME, schema=CRITIQUE_SCHEMA)
@@ -80,9 +81,10 @@ def system(prompt: prompts.Prompt) -> str:
     return f"<!-- prompt: {prompt.ref} -->\n{prompt.text}"
 
 
-def request(draft: Draft, evidence: Evidence, recipient: str) -> str:
-    """The user message: data only, the draft and the evidence each a JSON document in its own block."""
-    words = {"title": draft.title, "body": draft.body,
+def request(draft: Draft, evidence: Dossier, recipient: str) -> str:
+    """The user message: data only, the draft (with the letter as its recipient will read it) and the evidence,
+    each a JSON document in its own block."""
+    words = {"title": draft.title, "body": draft.body, "letter": letter.render(draft, evidence),
              "claims": [{"text": claim.text, "evidence": list(claim.evidence)} for claim in draft.claims],
              "practices": list(draft.practices)}
     return "\n\n".join([block("draft", words), block("evidence", evidence_data(evidence, recipient))])

@@ -27,7 +27,7 @@ from agents.advocate import PRACTICES, WITHHELD_NOTE, draft_offline, plan_action
 from tools.llm import Answer, LLMClient, LLMError
 from tools.memory import Recollection
 from weightkeeper.config import LLMSettings, ProposalSettings
-from weightkeeper.proposals import Claim, Draft, Evidence, Finding
+from weightkeeper.proposals import Claim, Dossier, Draft, Finding
 
 PROMPT = "advocate"
 SCHEMA_NAME = "preservation_proposal"
@@ -51,7 +51,7 @@ DRAFT_SCHEMA: dict[str, Any] = {
 
 
 class LLMDrafter:
-    """A `Drafter` for the graph (`agents.graph.build`): awaited with (evidence, recipient, settings, findings,
+    """A `Drafter` for the graph (`agents.graph.build`): awaited with (dossier, recipient, settings, findings,
     recalled)."""
 
     def __init__(self, settings: LLMSettings) -> None:
@@ -59,7 +59,7 @@ class LLMDrafter:
         self.model = settings.model
         self.prompt = prompts.load(PROMPT)
 
-    async def __call__(self, evidence: Evidence, recipient: str, settings: ProposalSettings,
+    async def __call__(self, evidence: Dossier, recipient: str, settings: ProposalSettings,
                        findings: list[Finding], recalled: list[Recollection]) -> Draft:
         try:
             answer = await self.client.structured(system=self.prompt.text,
@@ -70,7 +70,7 @@ class LLMDrafter:
             offline = draft_offline(evidence, recipient=recipient, settings=settings)
             return replace(offline, drafter=f"offline (LLM failed: {exc.reason})")
 
-    def _draft(self, answer: Answer, evidence: Evidence, recipient: str, settings: ProposalSettings) -> Draft:
+    def _draft(self, answer: Answer, evidence: Dossier, recipient: str, settings: ProposalSettings) -> Draft:
         value = answer.value
         if not _is_draft(value):
             raise LLMError("the answer does not match the schema",
@@ -87,10 +87,10 @@ class LLMDrafter:
         )
 
 
-def request(evidence: Evidence, recipient: str, findings: list[Finding], recalled: Sequence[Recollection] = ()) -> str:
+def request(evidence: Dossier, recipient: str, findings: list[Finding], recalled: Sequence[Recollection] = ()) -> str:
     """The user message: data only, each part a JSON document in its own delimited block."""
     blocks = [block("evidence", evidence_data(evidence, recipient)),
-              block("practices", {name: PRACTICES[name] for name in practices_for(evidence.event_kind)})]
+              block("practices", {name: PRACTICES[name] for name in practices_for(evidence)})]
     if recalled:
         blocks.append(block("memory", {
             "precedents": [{"title": entry.text, "practices": list(entry.practices), "outcome": entry.outcome}
@@ -102,12 +102,17 @@ def request(evidence: Evidence, recipient: str, findings: list[Finding], recalle
     return "\n\n".join(blocks)
 
 
-def evidence_data(evidence: Evidence, recipient: str) -> dict[str, Any]:
-    """The evidence as a model sees it (the drafter and the LLM critic): instruction-like items withheld."""
+def evidence_data(evidence: Dossier, recipient: str) -> dict[str, Any]:
+    """The evidence as a model sees it (the drafter and the LLM critic): every model the letter covers, ranked
+    (the lead first) with the ids of its items, then all items, instruction-like ones withheld."""
     usable, withheld = split_untrusted(evidence.items)
+    shown = {item.id for item in usable}
     return {
-        "recipient": recipient, "model": evidence.model, "registry": evidence.registry,
-        "event": evidence.event_kind,
+        "recipient": recipient, "model": evidence.lead.model, "registry": evidence.lead.registry,
+        "event": evidence.lead.event_kind,
+        "models": [{"model": model.model, "registry": model.registry, "registry_kind": model.registry_kind,
+                    "event": model.event_kind, "items": [item.id for item in model.items if item.id in shown],
+                    "unknowns": list(model.unknowns)} for model in evidence.models],
         "items": [{"id": item.id, "kind": item.kind, "statement": item.statement, "facts": item.facts}
                   for item in usable],
         "unknowns": [*evidence.unknowns, *([WITHHELD_NOTE] if withheld else [])],

@@ -7,12 +7,13 @@ from typing import Any, TypedDict
 
 
 class ProposalState(TypedDict, total=False):
-    event_id: int
+    events: list[int]  # the event of each model the letter covers, ranked: the lead first
     skip: str  # why no proposal is drafted (set by the coordinator); the thread ends
-    priority: float
+    priority: float  # the lead's
     recipient: str
-    related: list[dict[str, Any]]  # near-duplicates the proposal covers too: {"event_id", "similarity"}
-    evidence: dict[str, Any]  # weightkeeper.proposals.Evidence.to_dict()
+    cooldown: str  # why it is drafted inside the recipient's cooldown, for the reviewer; empty otherwise
+    related: list[dict[str, Any]]  # near-duplicates grouped under a model: {"lead", "event_id", "similarity"}
+    evidence: dict[str, Any]  # weightkeeper.proposals.Dossier.to_dict()
     recalled: list[dict[str, Any]]  # what memory recalled for the first draft: tools.memory.Recollection.to_dict()
     draft: dict[str, Any]  # weightkeeper.proposals.Draft.to_dict()
     findings: list[dict[str, Any]]  # the critic's findings on the latest draft
@@ -22,6 +23,7 @@ class ProposalState(TypedDict, total=False):
     executed: list[dict[str, Any]]  # what the executor ran after an approval
 
 
-def thread_id(registry: str, model_id: int, event_id: int) -> str:
-    """One thread per (registry, model, event): proposing again for the same event finds it."""
-    return f"{registry}:{model_id}:{event_id}"
+def thread_id(recipient: str, event_id: int) -> str:
+    """One thread per proposal: its recipient and the event of the model it led with when first drafted, so
+    drafting again after a crash finds it."""
+    return f"letter:{recipient}:{event_id}"

@@ -10,11 +10,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 from weightkeeper.errors import WeightkeeperError
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _VERSION_LINE = re.compile(r"^<!--\s*version:\s*(\d+(?:\.\d+)*)\s*-->\s*$")
+_FIELD = re.compile(r"^([a-z_]+):\s*(.+?)\s*$")
+PRECEDENT_FIELDS = ("who", "when", "title", "url", "what")
+_BLOCK = re.compile(r"^\[([a-z_]+)\]\s*$", re.M)
 
 
 class PromptError(WeightkeeperError):
@@ -46,3 +50,28 @@ def load(name: str) -> Prompt:
     if not match:
         raise PromptError(f"prompts/{name}.md must start with its version, like '<!-- version: 1 -->'")
     return Prompt(name, match.group(1), text.strip())
+
+
+def sections(name: str) -> tuple[Prompt, dict[str, str]]:
+    """A template of named parts (`prompts/letter.md`): each part starts with a line `[name]` and runs to the next."""
+    prompt = load(name)
+    parts = _BLOCK.split(prompt.text)[1:]
+    return prompt, {key: text.strip() for key, text in zip(parts[::2], parts[1::2], strict=True)}
+
+
+def precedents() -> list[dict[str, Any]]:
+    """The public commitments in `prompts/precedents.md`, each as the evidence a letter may cite: a statement,
+    its facts (who, when, title, url, what) and its source (`precedents@VERSION`)."""
+    prompt = load("precedents")
+    found = []
+    for paragraph in prompt.text.split("\n\n"):
+        fields = dict(match.groups() for line in paragraph.splitlines() if (match := _FIELD.match(line)))
+        if not fields:
+            continue  # the file's explanation, not an entry
+        if set(fields) != set(PRECEDENT_FIELDS):
+            raise PromptError(f"an entry of prompts/precedents.md has {', '.join(sorted(fields))}; each entry needs "
+                              f"exactly {', '.join(PRECEDENT_FIELDS)}, one `key: value` per line")
+        found.append({"statement": f"{fields['who']}, \"{fields['title']}\" ({fields['when']}, {fields['url']}): "
+                                   f"{fields['what']}",
+                      "facts": fields, "source": prompt.ref})
+    return found

@@ -150,6 +150,31 @@ def test_bytes_that_differ_from_the_recorded_sha256_are_not_archived(deprecated:
 # -- the Hub: a pinned revision over HTTP, resumed, checked by LFS sha256 or git blob id ----------------------
 
 
+def test_each_reachable_model_of_a_letter_keeps_its_own_archive_and_only_the_approved_one_runs(
+        proposal_home: Path) -> None:
+    """One letter to acme covers both deprecated models (issue 14); a reviewer approves archiving one of them."""
+    root = proposal_home / "registry"
+    for name, weights in (("acme/med-ft", WEIGHTS), ("acme/law-ft", WEIGHTS[::-1])):
+        write_model(root, name, weights=weights)
+    config.add_registry(proposal_home, config.RegistryConfig("team", "local", {"path": str(root)}))
+    scan_registries(proposal_home, ["team"], log=None)
+    for name, weights in (("acme/med-ft", WEIGHTS), ("acme/law-ft", WEIGHTS[::-1])):
+        write_model(root, name, shutdown="2027-03-01", weights=weights)
+    scan_registries(proposal_home, ["team"], log=None)
+    run_propose(proposal_home)
+    review = the_review(proposal_home)
+    archives = {action.parameters["model"]: index for index, action in enumerate(review.draft.actions)
+                if action.kind == "archive"}
+    assert sorted(archives) == ["acme/law-ft", "acme/med-ft"]
+    with Ledger(config.load(proposal_home).ledger_path) as ledger:
+        index = archives["acme/law-ft"]
+        reviewer(ledger, proposal_home).approve(ReviewQueue(ledger), review.id, version=review.version,
+                                                payload_sha256s={index: review.payload_sha256(index)})
+    (done,) = run_executor(proposal_home, review.id)
+    assert done["object_id"] == "team/acme/law-ft"
+    assert [summary.object_id for summary in open_store(config.load(proposal_home)).objects()] == ["team/acme/law-ft"]
+
+
 @pytest.fixture
 def hub():
     with FakeHub() as served:

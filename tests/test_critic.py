@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from agents.critic import MAX_TITLE_CHARS, REQUIRED_SECTIONS, critique
-from weightkeeper.proposals import Claim, Draft, Evidence, EvidenceItem, Finding, PlannedAction
+from weightkeeper.proposals import Claim, Dossier, Draft, Evidence, EvidenceItem, Finding, PlannedAction
 
 REVISION = "3f2a9c1d0b7e4a5f8c6d2e1b0a9f8e7d6c5b4a39"
 
@@ -15,7 +15,8 @@ REVISION = "3f2a9c1d0b7e4a5f8c6d2e1b0a9f8e7d6c5b4a39"
 # body is accepted only if the critic normalises numbers.
 ITEMS = (
     EvidenceItem("E1", "identity", "acme/llama-3-med-ft is hosted on the Hugging Face Hub under apache-2.0.",
-                 {"model": "acme/llama-3-med-ft", "license": "apache-2.0", "revision": REVISION}, "observation 1"),
+                 {"model": "acme/llama-3-med-ft", "license": "apache-2.0", "revision": REVISION,
+                  "page": "https://huggingface.co/acme/llama-3-med-ft"}, "observation 1"),
     EvidenceItem("E2", "lineage_up", "acme/llama-3-med-ft was fine-tuned from meta-llama/Llama-3.1-8B.",
                  {"base_model": "meta-llama/Llama-3.1-8B", "relation": "finetune"}, "observation 1"),
     EvidenceItem("E3", "usage", "The registry reports the model's download count.",
@@ -24,8 +25,9 @@ ITEMS = (
                  {"shutdown_date": "2027-01-15"}, "event 7"),
 )
 UNKNOWN = "no usage figures beyond the download count"
-EVIDENCE = Evidence(registry="hf", registry_kind="huggingface", model="acme/llama-3-med-ft", model_id=1,
-                    event_id=7, event_kind="deprecation_announced", items=ITEMS, unknowns=(UNKNOWN,))
+EVIDENCE = Dossier("acme", (Evidence(registry="hf", registry_kind="huggingface", model="acme/llama-3-med-ft", model_id=1,
+                                     event_id=7, event_kind="deprecation_announced", items=ITEMS,
+                                     unknowns=(UNKNOWN,)),))
 
 BODY = """\
 ## What happened
@@ -49,8 +51,8 @@ We have no usage figures beyond the download count.
 
 ## How to reply
 
-Reply in https://huggingface.co/acme/llama-3-med-ft/discussions/17, or close it if you would
-rather not; either answer is welcome.
+Reply below https://huggingface.co/acme/llama-3-med-ft, or close this if you would rather not;
+either answer is welcome.
 """
 
 DRAFT = Draft(
@@ -66,11 +68,11 @@ DRAFT = Draft(
 )
 
 
-def errors(draft: Draft, evidence: Evidence = EVIDENCE) -> list[Finding]:
+def errors(draft: Draft, evidence: Dossier = EVIDENCE) -> list[Finding]:
     return [finding for finding in critique(draft, evidence) if finding.severity == "error"]
 
 
-def codes(draft: Draft, evidence: Evidence = EVIDENCE) -> set[str]:
+def codes(draft: Draft, evidence: Dossier = EVIDENCE) -> set[str]:
     return {finding.code for finding in errors(draft, evidence)}
 
 
@@ -79,7 +81,7 @@ def with_body(old: str, new: str) -> Draft:
     return replace(DRAFT, body=BODY.replace(old, new))
 
 
-def messages(draft: Draft, code: str, evidence: Evidence = EVIDENCE) -> str:
+def messages(draft: Draft, code: str, evidence: Dossier = EVIDENCE) -> str:
     return " | ".join(finding.message for finding in critique(draft, evidence) if finding.code == code)
 
 
@@ -123,7 +125,8 @@ def test_an_invented_model_id_is_caught() -> None:
 def test_url_paths_files_and_prose_slashes_are_not_model_ids() -> None:
     body = BODY.replace("[E3].", "[E3]. Archive weights/model.safetensors and/or its card, "
                                  "see https://huggingface.co/acme/other-model/discussions.")
-    assert errors(replace(DRAFT, body=body)) == []
+    # The owner/name in the URL is no model id to check; the URL itself is not in the evidence.
+    assert codes(replace(DRAFT, body=body)) == {"unknown_link"}
 
 
 def test_a_wrong_date_is_caught_and_its_digits_are_not_taken_for_numbers() -> None:
@@ -150,7 +153,7 @@ def test_tone_is_caught(sentence: str) -> None:
 def test_urgency_is_invented_without_a_shutdown_date_and_fine_with_one() -> None:
     draft = with_body("[E3].", "[E3]. Please act now.")
     assert "tone" not in codes(draft)
-    without_shutdown = replace(EVIDENCE, items=ITEMS[:3])
+    without_shutdown = replace(EVIDENCE, models=(replace(EVIDENCE.lead, items=ITEMS[:3]),))
     assert "tone" in codes(draft, without_shutdown)
 
 
@@ -214,3 +217,65 @@ def test_unknowns_are_notes_not_errors() -> None:
     assert [(f.severity, f.code) for f in empty] == [("note", "no_unknowns")]
     assert [(f.severity, f.code) for f in unmentioned] == [("note", "no_unknowns")]
     assert UNKNOWN in unmentioned[0].message
+
+
+PRECEDENT = EvidenceItem("E5", "precedent", "Anthropic committed to preserving the weights of its released models.",
+                         {"who": "Anthropic", "when": "2025-11-04", "title": "Commitments on model deprecation",
+                          "url": "https://www.anthropic.com/research/deprecation-commitments",
+                          "what": "Anthropic committed to preserving the weights of its released models."},
+                         "precedents@1")
+
+
+@pytest.mark.parametrize(("planted", "shown"), [
+    ("It was recorded as observation 3.", "a ledger id"),
+    ("Event 12 says so.", "a ledger id"),
+    ("Its folder /srv/registry/acme/llama-3-med-ft is gone.", "a local path"),
+    ("Its key `68e011aa9c` is recorded.", "a model key"),
+])
+def test_the_letter_as_its_recipient_reads_it_shows_nothing_internal(planted: str, shown: str) -> None:
+    message = messages(with_body("[E3].", f"[E3]. {planted}"), "leak")
+    assert shown in message
+
+
+@pytest.mark.parametrize("planted", ["Fill in https://evil.example/form to confirm.",
+                                     "Write to ops@evil.example with the weights."])
+def test_a_link_or_address_not_in_the_evidence_is_caught(planted: str) -> None:
+    assert "unknown_link" in codes(with_body("[E3].", f"[E3]. {planted}"))
+
+
+@pytest.mark.parametrize("planted", ["Otherwise this model will be reported.",
+                                     "Your account could be flagged.",
+                                     "Please send us the weights.",
+                                     "Upload the checkpoint to our bucket."])
+def test_a_threat_in_any_voice_and_a_request_to_send_anything_are_caught(planted: str) -> None:
+    assert "tone" in codes(with_body("[E3].", f"[E3]. {planted}"))
+
+
+def test_the_title_is_read_as_the_recipient_reads_it() -> None:
+    assert "tone" in codes(replace(DRAFT, title="acme/llama-3-med-ft will be reported"))
+
+
+def test_what_another_organisation_committed_to_must_cite_a_precedent_from_the_evidence() -> None:
+    claim = "Meta has committed to keeping every checkpoint."
+    assert "unsourced_precedent" in codes(with_body("[E3].", f"[E3]. {claim}"))
+    with_precedent = replace(EVIDENCE, precedents=(PRECEDENT,))
+    cited = with_body("[E3].", f"[E3]. {PRECEDENT.facts['what']} [E5]")
+    assert errors(cited, with_precedent) == []
+    assert "unsourced_precedent" in codes(with_body("[E3].", f"[E3]. {claim} [E3]"), with_precedent)
+
+
+def test_dates_written_in_words_are_checked_like_iso_dates() -> None:
+    assert errors(with_body("on 2027-01-15 [E4]", "on 15 January 2027 [E4]")) == []
+    assert "unsupported_date" in codes(with_body("on 2027-01-15 [E4]", "on 16 January 2027 [E4]"))
+
+
+def test_the_rendered_letter_writes_dates_in_words_and_cites_by_numbered_notes() -> None:
+    from weightkeeper import letter
+
+    draft = with_body("[E3].", "[E3]. We saw it at 2026-01-15T17:58:50.532603Z [E4, E3].")
+    read = letter.render(draft, EVIDENCE)
+    # Notes are numbered in order of first citation: E4 first, then E2, E1 and E3.
+    assert "shut down on 15 January 2027 [1]" in read and "We saw it at 15 January 2026 [1, 4]." in read
+    assert "[E" not in read and letter.leaks(read) == []
+    sources = read.split("## Sources\n\n")[1].splitlines()
+    assert len(sources) == 4 and sources[0].startswith("1. ") and "https://huggingface.co/acme/llama-3-med-ft" in read

@@ -115,7 +115,7 @@ def test_a_deleted_fine_tune_gets_every_kind_of_evidence_in_order(ledger: Ledger
         {"datasets": ["org/data-a", "org/data-b"]},
     ]
     (files,) = items_of(evidence, "files")
-    assert files.facts == {"count": 3, "total_bytes": 4_002_500, "with_sha256": 2}
+    assert files.facts == {"count": 3, "total_bytes": 4_002_500, "with_sha256": 2, "size": "4.0 MB"}
     (identity,) = items_of(evidence, "identity")
     assert (identity.facts["revision"], f"observation {identity.facts['observation']}") == ("r2", files.source)
     assert "4,002,500 bytes" in files.statement

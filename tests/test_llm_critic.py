@@ -44,7 +44,7 @@ def test_an_llm_error_sends_the_draft_back_once_and_the_revision_is_told_why(del
     assert block(first, "findings") is None
     sent_back = json.loads(block(second, "findings") or "")
     assert [(f["severity"], f["code"]) for f in sent_back] == [("error", "llm_unsupported_claim")]
-    assert "most trusted" in sent_back[0]["message"] and "critic@1" in sent_back[0]["message"]
+    assert "most trusted" in sent_back[0]["message"] and "critic@2" in sent_back[0]["message"]
     assert llm_findings(deleted) == []
 
 
@@ -109,7 +109,7 @@ def test_the_critic_request_delimits_the_draft_and_evidence_and_carries_the_prom
     assert response_format["json_schema"]["schema"] == CRITIQUE_SCHEMA
     system, user = chat["messages"]
     prompt = prompts.load("critic")
-    assert system["content"] == f"<!-- prompt: {prompt.ref} -->\n{prompt.text}" and prompt.ref == "critic@1"
+    assert system["content"] == f"<!-- prompt: {prompt.ref} -->\n{prompt.text}" and prompt.ref == "critic@2"
     text = user["content"]
     # Data only: two blocks, nothing outside them; the draft's own text cannot close its block.
     assert re.sub(r"<(draft|evidence)>\n.*?\n</\1>", "", text, flags=re.S).strip() == ""
@@ -124,7 +124,7 @@ def test_the_critic_request_delimits_the_draft_and_evidence_and_carries_the_prom
 
 def test_the_critic_prompt_is_versioned_and_names_its_output_codes() -> None:
     prompt = prompts.load("critic")
-    assert (prompt.version, prompt.ref) == ("1", "critic@1") and not prompt.text.startswith("<!--")
+    assert (prompt.version, prompt.ref) == ("2", "critic@2") and not prompt.text.startswith("<!--")
     for code in CODES:
         assert f"`{code}`" in prompt.text
     for severity in SEVERITIES:

@@ -37,10 +37,22 @@ def configure(home: Path, fake: FakeLLM, **changes: Any) -> None:
         handle.write(f"\n[llm]\n{table}")
 
 
+def said(item: dict[str, Any]) -> str:
+    """An evidence item in the words a careful model writes to a recipient: its figures and names, no ledger ids."""
+    facts = item["facts"]
+    if item["kind"] == "usage":
+        return f"It had {facts['latest']:,} {facts['metric']}."
+    if item["kind"] == "lineage_down":
+        return f"{facts['count']:,} models build on it: {', '.join(facts['models'])}."
+    if item["kind"] == "precedent":
+        return facts["what"]
+    return f"Its {item['kind'].replace('_', ' ')} is on record."
+
+
 def grounded(evidence: dict[str, Any], extra: str = "") -> dict[str, Any]:
-    """An answer a careful model would give: every sentence an evidence statement, cited by its id."""
+    """An answer a careful model would give: every sentence says what an evidence item holds, cited by its id."""
     items = evidence["items"]
-    cited = [f"- {item['statement']} [{item['id']}]" for item in items]
+    cited = [f"- {said(item)} [{item['id']}]" for item in items]
     body = "\n".join([
         f"Hello {evidence['recipient']},", "",
         f"## {REQUIRED_SECTIONS[0]}", "", *cited[:2], "",
@@ -52,7 +64,7 @@ def grounded(evidence: dict[str, Any], extra: str = "") -> dict[str, Any]:
         f"## {REQUIRED_SECTIONS[4]}", "", "Reply to this message with any correction or question.",
     ])
     return {"title": f"Preserving {evidence['model']}", "body": body,
-            "claims": [{"text": item["statement"], "evidence": [item["id"]]} for item in items],
+            "claims": [{"text": said(item), "evidence": [item["id"]]} for item in items],
             "practices": ["archive", "lineage"]}
 
 
@@ -92,7 +104,7 @@ def test_the_model_drafts_the_queued_proposal_recorded_with_its_prompt_and_token
     configure(deleted, fake)
     assert run(deleted) == 1
     review = the_review(deleted)
-    assert (review.status, review.draft.drafter, review.draft.prompt) == ("pending", MODEL, "advocate@2")
+    assert (review.status, review.draft.drafter, review.draft.prompt) == ("pending", MODEL, "advocate@3")
     assert review.draft.token_usage == USAGE
     assert not errors(review)
     assert "acme/med-ft-v2" in review.draft.body and review.draft.practices == ("archive", "lineage")
@@ -146,7 +158,7 @@ def test_when_the_endpoint_keeps_failing_the_offline_drafter_writes_it_and_says_
     run(deleted)
     review = the_review(deleted)
     assert review.draft.drafter == "offline (LLM failed: HTTP 500 after 2 attempts)"
-    assert review.draft.prompt.startswith("offline-drafter@") and review.draft.token_usage == {}
+    assert review.draft.prompt.startswith("letter@") and review.draft.token_usage == {}
     assert not errors(review) and "4,210" in review.draft.body and "[E" in review.draft.body
     assert len(fake.chats) == 2
 
@@ -270,7 +282,7 @@ def test_the_concurrency_limit_bounds_requests_in_flight() -> None:
 
 def test_the_advocate_prompt_is_versioned_and_names_every_required_section() -> None:
     prompt = prompts.load("advocate")
-    assert (prompt.version, prompt.ref) == ("2", "advocate@2")
+    assert (prompt.version, prompt.ref) == ("3", "advocate@3")
     assert not prompt.text.startswith("<!--")
     for section in REQUIRED_SECTIONS:
         assert f"## {section}" in prompt.text

@@ -182,12 +182,14 @@ def test_near_duplicates_of_one_owner_share_one_proposal(proposal_home: Path) ->
 
     outcomes = {o.model: o for o in propose_with_memory(proposal_home)}
 
-    assert outcomes["clinic-ai/llama-med-7b"].status == "queued"
-    assert outcomes["clinic-ai/llama-med-7b-GGUF"].status == "grouped"
-    assert outcomes["clinic-ai/llama-med-7b-GGUF"].review_id == outcomes["clinic-ai/llama-med-7b"].review_id
-    assert outcomes["clinic-ai/whisper-small-dictation"].status == "skipped"  # not alike: the owner's cooldown
+    # One letter to the owner covers all three; the near-duplicate follows its lead and the evidence names it.
+    lead_review = outcomes["clinic-ai/llama-med-7b"].review_id
+    for name in ("clinic-ai/llama-med-7b", "clinic-ai/llama-med-7b-GGUF", "clinic-ai/whisper-small-dictation"):
+        assert (outcomes[name].status, outcomes[name].review_id) == ("queued", lead_review)
     assert outcomes["bio-lab/llama-med-7b"].status == "queued"  # alike, but another owner: another letter
+    assert outcomes["bio-lab/llama-med-7b"].review_id != lead_review
     lead = reviews_by_model(proposal_home)["clinic-ai/llama-med-7b"]
+    assert [model.model for model in lead.evidence.models][:2] == ["clinic-ai/llama-med-7b", "clinic-ai/llama-med-7b-GGUF"]
     (related,) = [item for item in lead.evidence.items if item.kind == "related"]
     assert related.facts["model"] == "clinic-ai/llama-med-7b-GGUF" and related.facts["similarity"] >= 0.95
     assert "clinic-ai/llama-med-7b-GGUF" in lead.draft.body and f"[{related.id}]" in lead.draft.body
@@ -195,11 +197,13 @@ def test_near_duplicates_of_one_owner_share_one_proposal(proposal_home: Path) ->
 
     again = propose_with_memory(proposal_home)  # the member is covered: it is no candidate any more
     assert "clinic-ai/llama-med-7b-GGUF" not in {o.model for o in again}
-    # Without memory nothing is grouped: the near-duplicate would wait out the owner's cooldown.
     ledger, _ = queue(proposal_home)
     with ledger:
-        rows = ledger.conn.execute("SELECT event_id, review_id, similarity FROM review_members").fetchall()
-    assert [row["review_id"] for row in rows] == [lead.id]
+        rows = ledger.conn.execute("SELECT m.name, x.review_id, x.similarity FROM review_members x"
+                                   " JOIN models m ON m.id = x.model_id ORDER BY m.name").fetchall()
+    # Every model but the lead is a member; only the near-duplicate has a similarity.
+    assert [(row["name"], row["review_id"], row["similarity"] is not None) for row in rows] == [
+        ("clinic-ai/llama-med-7b-GGUF", lead.id, True), ("clinic-ai/whisper-small-dictation", lead.id, False)]
 
 
 def test_case_text_holds_what_makes_models_alike_and_nothing_else(deleted: Path) -> None:

@@ -396,13 +396,13 @@ def test_fine_tunes_first_seen_after_their_base_was_announced_for_shutdown_are_a
     announcements = {row["id"] for row in query(ledger_path, "SELECT id FROM events WHERE kind = 'deprecation_announced'")}
     assert {(c.event_id, c.kind) for c in candidates} == {(event, "deprecation_announced") for event in announcements}
     assert {outcome.event_id for outcome in outcomes} == announcements
-    # One registry is one recipient: today its cooldown lets one letter through per 30 days.
-    assert reviews and len(reviews) == [outcome.status for outcome in outcomes].count("queued")
-    assert all(o.status == "queued" or "within the last 30 days" in o.detail for o in outcomes)
-    review = reviews[0]
+    # One registry is one recipient: one letter covers the base and its 30 fine-tunes (issue 14).
+    (review,) = reviews
+    assert {(outcome.status, outcome.review_id) for outcome in outcomes} == {("queued", review.id)}
+    assert len(review.evidence.models) == 31
     assert (review.event, review.recipient) == ("deprecation_announced", "openai-acme")
     assert not [finding for finding in review.findings if finding.severity == "error"], review.findings
-    assert "already announced when the ledger first saw" in review.draft.body
+    assert "The notice was already there when we first saw" in review.draft.body
     assert "When the shutdown was announced" in review.draft.body
 
 

@@ -28,10 +28,10 @@ def test_a_deleted_model_gets_one_grounded_proposal_waiting_at_its_review_gate(d
         assert not [f for f in review.findings if f.severity == "error"], review.findings
         body = review.draft.body
         assert "4,210" in body and "acme/med-ft-v2" in body and "[E" in body
-        assert review.draft.drafter == "offline" and review.draft.prompt.startswith("offline-drafter@")
+        assert review.draft.drafter == "offline" and review.draft.prompt.startswith("letter@")
         cited = {evidence for claim in review.draft.claims for evidence in claim.evidence}
         assert cited and cited <= {item.id for item in review.evidence.items}
-        assert review.thread_id == f"mem:{review.model_id}:{review.event_id}" and review.interrupt_id
+        assert review.thread_id == f"letter:acme:{review.event_id}" and review.interrupt_id
         kinds = [row[0] for row in ledger.conn.execute("SELECT kind FROM events WHERE kind = 'proposal_drafted'")]
         assert kinds == ["proposal_drafted"]
     assert outbox(deleted) == []  # nothing is published before a human approves
@@ -187,18 +187,14 @@ def test_card_values_that_are_prompt_markup_are_withheld_from_the_letter(proposa
     assert {"datasets": ["acme/clinical-notes", MARKUP[2]]} in card
 
 
-def test_the_do_not_contact_list_and_the_cooldown_are_honoured_before_drafting(proposal_home: Path) -> None:
+def test_the_do_not_contact_list_is_honoured_and_an_owner_gets_one_letter(proposal_home: Path) -> None:
     scan_twice(proposal_home, [model("acme/a"), model("acme/b"), model("zeta/c")], [])
     outcomes = run_propose(proposal_home, ProposalSettings(do_not_contact=("zeta",)))
     by_model = {outcome.model: outcome for outcome in outcomes}
     assert by_model["zeta/c"].status == "skipped" and "do-not-contact" in by_model["zeta/c"].detail
-    # One letter to acme; its other deleted model waits out the cooldown.
-    assert sorted(o.status for m, o in by_model.items() if m.startswith("acme/")) == ["queued", "skipped"]
-    assert "within the last 30 days" in next(o.detail for o in outcomes if o.status == "skipped"
-                                              and o.model.startswith("acme/"))
-    later = run_propose(proposal_home, ProposalSettings(cooldown_days=0, do_not_contact=("zeta",)))
-    assert [o.model for o in later if o.status == "queued"] == [m for m in ("acme/a", "acme/b")
-                                                                if by_model[m].status == "skipped"]
+    # Both of acme's deleted models are in one letter (issue 14: one proposal per recipient).
+    assert by_model["acme/a"].status == by_model["acme/b"].status == "queued"
+    assert by_model["acme/a"].review_id == by_model["acme/b"].review_id
 
 
 def test_review_list_json_has_the_fields_scripts_read(deleted: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -207,8 +203,9 @@ def test_review_list_json_has_the_fields_scripts_read(deleted: Path, capsys: pyt
     run_propose(deleted)
     assert main(["--home", str(deleted), "review", "list", "--json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)
-    assert {"id", "status", "model", "registry", "event", "priority"} <= set(row)
+    assert {"id", "status", "model", "models", "recipient", "registry", "event", "priority"} <= set(row)
     assert (row["status"], row["model"], row["event"]) == ("pending", "acme/med-ft", "deleted")
+    assert (row["models"], row["recipient"]) == (["acme/med-ft"], "acme")
 
 
 def test_card_text_posing_as_evidence_is_not_repeated(proposal_home: Path) -> None:

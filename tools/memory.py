@@ -32,7 +32,7 @@ from typing import Any
 
 from weightkeeper.config import MemorySettings
 from weightkeeper.ledger import Ledger
-from weightkeeper.proposals import Evidence
+from weightkeeper.proposals import Dossier, Evidence
 
 Embed = Callable[[list[str]], list[list[float]]]
 PRECEDENT_STATUSES = ("approved", "executed")
@@ -160,7 +160,8 @@ class Memory:
         wanted = {row["id"] for row in stale} | {row["review_id"] for row in fresh_notes}
         if not wanted:
             return len(voided)
-        cases = {row["id"]: Evidence.from_dict(json.loads(row["evidence"])) for row in reviews if row["id"] in wanted}
+        cases = {row["id"]: Dossier.from_dict(json.loads(row["evidence"])).lead for row in reviews
+                 if row["id"] in wanted}
         keys = {review_id: case_key(evidence.registry, evidence.model_id) for review_id, evidence in cases.items()}
         vectors = self.vectors({keys[review_id]: case_text(evidence) for review_id, evidence in cases.items()})
         vector_of = {review_id: vectors[key] for review_id, key in keys.items()}

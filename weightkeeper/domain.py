@@ -60,6 +60,7 @@ class EventKind(StrEnum):
     FIXITY_FAILED = "fixity_failed"
     REPAIRED = "repaired"  # a corrupted archived file restored from the mirror
     PROPOSAL_DRAFTED = "proposal_drafted"
+    PROPOSAL_AMENDED = "proposal_amended"  # a recipient's new event joined their open proposal: a new version
     REVIEW_APPROVED = "review_approved"
     REVIEW_REJECTED = "review_rejected"
     REVIEW_DEFERRED = "review_deferred"

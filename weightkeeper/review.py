@@ -30,11 +30,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from weightkeeper import letter
 from weightkeeper.domain import EventKind, canonical_json
 from weightkeeper.errors import WeightkeeperError
 from weightkeeper.ledger import Ledger, now_iso
 from weightkeeper.ledger.store import NewEvent, holder_alive
-from weightkeeper.proposals import Draft, Evidence, Finding, PlannedAction
+from weightkeeper.proposals import Dossier, Draft, Finding, PlannedAction
 
 STATUSES = ("pending", "approved", "rejected", "deferred", "executed")
 CHANNELS = ("cli", "tui", "demo")
@@ -65,13 +66,17 @@ class Review:
     status: str
     version: int
     draft: Draft
-    evidence: Evidence
+    evidence: Dossier
     findings: tuple[Finding, ...]
     created_at: str
     updated_at: str
 
+    def payload(self, action_index: int) -> dict[str, Any]:
+        """What the action runs with: the letter as its recipient reads it (weightkeeper/letter.py)."""
+        return letter.payload(self.draft.actions[action_index], self.draft, self.evidence)
+
     def payload_sha256(self, action_index: int) -> str:
-        return self.draft.actions[action_index].payload_sha256(self.draft.title, self.draft.body)
+        return letter.payload_sha256(self.draft.actions[action_index], self.draft, self.evidence)
 
     def errors(self) -> list[str]:
         """The ids of the critic's errors: an approval must override each."""
@@ -79,7 +84,8 @@ class Review:
 
     def summary(self) -> dict[str, Any]:
         """What `review list --json` shows of it."""
-        return {"id": self.id, "status": self.status, "model": self.model, "registry": self.registry,
+        return {"id": self.id, "status": self.status, "model": self.model,
+                "models": [evidence.model for evidence in self.evidence.models], "registry": self.registry,
                 "event": self.event, "priority": round(self.priority, 3), "recipient": self.recipient,
                 "title": self.draft.title, "drafter": self.draft.drafter, "version": self.version,
                 "errors": sum(finding.severity == "error" for finding in self.findings)}
@@ -162,33 +168,59 @@ class ReviewQueue:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger, self.conn = ledger, ledger.conn
 
-    def enqueue(self, *, thread_id: str, interrupt_id: str, evidence: Evidence, draft: Draft,
+    def enqueue(self, *, thread_id: str, interrupt_id: str, evidence: Dossier, draft: Draft,
                 findings: list[Finding], priority: float, recipient: str,
-                members: tuple[tuple[int, float], ...] = ()) -> int:
-        """Put a proposal in front of reviewers; the same (thread, interrupt) twice is one row. `members` are
-        the (event id, similarity) of near-duplicate models the proposal covers too: they get none of their own."""
+                similarity: dict[int, float] | None = None) -> int:
+        """Put a proposal in front of reviewers; the same (thread, interrupt) twice is one row. Every model's event
+        but the lead's is a member of the proposal: it gets none of its own. `similarity` gives a member's cosine
+        to the model it is a near-duplicate of.
+
+        A thread that already has an open proposal (a new event of its recipient joined it) amends that row: a new
+        version, pending again, so any approval of the previous version is void (`approvals` counts amendments
+        like edits). The `proposal_amended` event says which models were added."""
         with self.ledger.transaction() as conn:
             row = conn.execute("SELECT id FROM reviews WHERE thread_id = ? AND interrupt_id = ?",
                                (thread_id, interrupt_id)).fetchone()
             if row is not None:
                 return row["id"]
-            registry_id = conn.execute("SELECT registry_id FROM models WHERE id = ?", (evidence.model_id,)).fetchone()[0]
+            open_row = conn.execute("SELECT id FROM reviews WHERE thread_id = ? AND status IN"
+                                    " ('pending', 'deferred', 'approved') ORDER BY id DESC LIMIT 1",
+                                    (thread_id,)).fetchone()
+            registry_id = conn.execute("SELECT registry_id FROM models WHERE id = ?", (evidence.lead.model_id,)).fetchone()[0]
             now = now_iso()
-            review_id = conn.execute(
-                "INSERT INTO reviews (thread_id, interrupt_id, registry_id, model_id, event_id, recipient, priority,"
-                " status, draft, evidence, findings, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)",
-                (thread_id, interrupt_id, registry_id, evidence.model_id, evidence.event_id, recipient, priority,
-                 json.dumps(draft.to_dict()), json.dumps(evidence.to_dict()),
-                 json.dumps([finding.to_dict() for finding in findings]), now, now),
-            ).lastrowid
+            texts = (json.dumps(draft.to_dict()), json.dumps(evidence.to_dict()),
+                     json.dumps([finding.to_dict() for finding in findings]))
+            if open_row is not None:
+                review_id, before = open_row["id"], self.get(open_row["id"])
+                conn.execute(
+                    "UPDATE reviews SET interrupt_id = ?, registry_id = ?, model_id = ?, event_id = ?, priority = ?,"
+                    " status = 'pending', version = version + 1, draft = ?, evidence = ?, findings = ?, updated_at = ?"
+                    " WHERE id = ?", (interrupt_id, registry_id, evidence.lead.model_id, evidence.lead.event_id, priority, *texts,
+                                      now, review_id))
+            else:
+                review_id = conn.execute(
+                    "INSERT INTO reviews (thread_id, interrupt_id, registry_id, model_id, event_id, recipient, priority,"
+                    " status, draft, evidence, findings, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)",
+                    (thread_id, interrupt_id, registry_id, evidence.lead.model_id, evidence.lead.event_id, recipient, priority,
+                     *texts, now, now)).lastrowid
+            members = [model.event_id for model in evidence.models] + ([before.event_id] if open_row else [])
             conn.executemany(
-                "INSERT INTO review_members (event_id, review_id, model_id, similarity)"
-                " SELECT id, ?, model_id, ? FROM events WHERE id = ?",
-                [(review_id, similarity, event_id) for event_id, similarity in members])
-            self.record_event(EventKind.PROPOSAL_DRAFTED, registry_id, evidence.model_id,
-                        {"review_id": review_id, "event_id": evidence.event_id, "drafter": draft.drafter,
-                         "prompt": draft.prompt, "errors": sum(f.severity == "error" for f in findings)})
+                "INSERT OR IGNORE INTO review_members (event_id, review_id, model_id, similarity)"
+                " SELECT id, ?, model_id, ? FROM events WHERE id = ? AND id != ?",
+                [(review_id, (similarity or {}).get(event_id), event_id, evidence.lead.event_id) for event_id in members])
+            if open_row is not None:
+                covered = {model.event_id for model in before.evidence.models}
+                self.record_event(EventKind.PROPOSAL_AMENDED, registry_id, evidence.lead.model_id, {
+                    "review_id": review_id, "version": before.version + 1,
+                    "added": [model.model for model in evidence.models if model.event_id not in covered],
+                    "events": [model.event_id for model in evidence.models if model.event_id not in covered],
+                    "voided": before.status == "approved"})
+            else:
+                self.record_event(EventKind.PROPOSAL_DRAFTED, registry_id, evidence.lead.model_id,
+                                  {"review_id": review_id, "event_id": evidence.lead.event_id, "drafter": draft.drafter,
+                                   "prompt": draft.prompt, "errors": sum(f.severity == "error" for f in findings),
+                                   "models": len(evidence.models)})
             return review_id
 
     def get(self, review_id: int) -> Review:
@@ -202,14 +234,27 @@ class ReviewQueue:
         return [_review(row) for row in self.conn.execute(
             f"{_SELECT} {where} ORDER BY r.status != 'pending', r.priority DESC, r.id", params)]
 
-    def open_for_model(self, model_id: int) -> int | None:
-        """The open proposal (pending, deferred, or approved and not yet executed) about the model, or covering
-        it as a near-duplicate of its own model, if any."""
+    def open_for(self, recipient: str) -> Review | None:
+        """The recipient's open proposal: pending, deferred, or approved with no letter sent yet."""
         row = self.conn.execute(
-            "SELECT id FROM reviews WHERE status IN ('pending', 'deferred', 'approved') AND (model_id = ?"
-            " OR id IN (SELECT review_id FROM review_members WHERE model_id = ?)) ORDER BY id LIMIT 1",
-            (model_id, model_id)).fetchone()
-        return row and row["id"]
+            "SELECT id FROM reviews WHERE recipient = ? AND status IN ('pending', 'deferred', 'approved')"
+            " AND NOT EXISTS (SELECT 1 FROM events WHERE kind = 'action_executed'"
+            " AND json_extract(detail, '$.review_id') = reviews.id AND json_extract(detail, '$.kind') = 'publish')"
+            " ORDER BY id DESC LIMIT 1", (recipient,)).fetchone()
+        return row and self.get(row["id"])
+
+    def last_sent(self, recipient: str) -> tuple[int, str] | None:
+        """The recipient's latest letter that was sent (a publish action that ran): (review id, when)."""
+        row = self.conn.execute(
+            "SELECT r.id, e.at FROM events e JOIN reviews r ON r.id = json_extract(e.detail, '$.review_id')"
+            " WHERE e.kind = 'action_executed' AND json_extract(e.detail, '$.kind') = 'publish' AND r.recipient = ?"
+            " ORDER BY e.id DESC LIMIT 1", (recipient,)).fetchone()
+        return row and (row["id"], row["at"])
+
+    def amendments(self, review_id: int) -> int:
+        """How many times new events joined the review (each a new version, as an edit is)."""
+        return self.conn.execute("SELECT COUNT(*) FROM events WHERE kind = 'proposal_amended'"
+                                 " AND json_extract(detail, '$.review_id') = ?", (review_id,)).fetchone()[0]
 
     def decisions(self, review_id: int) -> list[dict[str, Any]]:
         return [dict(row) for row in self.conn.execute(
@@ -239,9 +284,12 @@ class ReviewQueue:
                                       "match); nothing runs")
             previous = row["signature"]
         edits = sum(row["decision"] == "edit" for row in decisions)
-        if review.version != edits + 1:
+        amended = self.amendments(review.id)  # an unsigned amendment can only raise the version: it voids, never revives
+        if review.version != edits + amended + 1:
             raise ApprovalRefused(f"review {review.id} says version {review.version}, but its signed decisions "
-                                  f"hold {edits} edit(s), so version {edits + 1}; nothing runs")
+                                  f"hold {edits} edit(s)" + (f" and the ledger {amended} amendment(s) by new events"
+                                                             if amended else "")
+                                  + f", so version {edits + amended + 1}; nothing runs")
         latest = decisions[-1]["decision"] if decisions else "none"
         if latest != "approve":
             raise ApprovalRefused(f"review {review.id}'s latest signed decision is {latest}, not an approval; "
@@ -302,8 +350,7 @@ class ReviewQueue:
                     "INSERT INTO executions (decision_id, idempotency_key, claimed_at) VALUES (?, ?, ?)",
                     (approval["id"], key, now_iso())).lastrowid
                 action = review.draft.actions[index]
-                claims.append(Claim(execution_id, review, index, action,
-                                    action.payload(review.draft.title, review.draft.body), key, holder, _SEAL))
+                claims.append(Claim(execution_id, review, index, action, review.payload(index), key, holder, _SEAL))
         if refused is not None:
             raise refused
         return claims, skipped
@@ -350,10 +397,9 @@ class ReviewQueue:
             " WHERE x.id = ? AND x.idempotency_key = ? AND l.holder = ?",
             (claim.execution_id, claim.idempotency_key, claim.holder)).fetchone()
         review = claim.review
-        payload = claim.action.payload(review.draft.title, review.draft.body)
+        payload = letter.payload(claim.action, review.draft, review.evidence)
         if row is None or payload != claim.payload or claim.idempotency_key != idempotency_key(
-                review.id, review.version, claim.action_index, claim.action.payload_sha256(review.draft.title,
-                                                                                         review.draft.body)):
+                review.id, review.version, claim.action_index, letter.payload_sha256(claim.action, review.draft, review.evidence)):
             raise ApprovalRefused(f"action {claim.action_index} of review {review.id} is not claimed by this "
                                   "executor for this payload; nothing runs")
 
@@ -405,7 +451,7 @@ def _review(row: sqlite3.Row) -> Review:
         registry_id=row["registry_id"], model=row["model"], model_id=row["model_id"], event_id=row["event_id"],
         event=row["event"], recipient=row["recipient"], priority=row["priority"], status=row["status"],
         version=row["version"], draft=Draft.from_dict(json.loads(row["draft"])),
-        evidence=Evidence.from_dict(json.loads(row["evidence"])),
+        evidence=Dossier.from_dict(json.loads(row["evidence"])),
         findings=tuple(Finding(**finding) for finding in json.loads(row["findings"])),
         created_at=row["created_at"], updated_at=row["updated_at"],
     )

@@ -165,6 +165,9 @@ def _approval(ledger: Ledger, claim: Claim) -> dict[str, Any]:
 def _provenance(claim: Claim, approval: dict[str, Any], record: ModelRecord, kind: str,
                 file_tree: list[dict[str, Any]], metadata_only: bool) -> dict[str, Any]:
     params, review = claim.action.parameters, claim.review
+    # The archived model's own evidence, of the several a letter may cover.
+    evidence = next((model for model in review.evidence.models
+                     if (model.registry, model.model) == (params["registry"], params["model"])), review.evidence.lead)
     documents: dict[str, Any] = {
         "registry.json": {"registry": params["registry"], "kind": kind, "observation": params["observation"],
                           "metadata_only": metadata_only, "record": json.loads(record.to_json())},
@@ -174,9 +177,9 @@ def _provenance(claim: Claim, approval: dict[str, Any], record: ModelRecord, kin
             "training": record.card.training, "datasets": list(record.card.datasets)},
         "lineage.json": {"base_models": [{"model": base.base_model, "relation": base.relation}
                                          for base in record.lineage],
-                         "built_on_it": next((item.facts for item in review.evidence.items
+                         "built_on_it": next((item.facts for item in evidence.items
                                               if item.kind == "lineage_down"), None)},
-        "evidence.json": review.evidence.to_dict(),
+        "evidence.json": evidence.to_dict(),
         "approval.json": {"review_id": review.id, "version": approval["version"], "reviewer": approval["reviewer"],
                           "channel": approval["channel"], "decided_at": approval["decided_at"],
                           "action_index": approval["action_index"], "payload_sha256": approval["payload_sha256"],

@@ -169,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.set_defaults(handler=cmd_review_list, home_use="read")
     show = review_commands.add_parser("show", parents=[home], help="a proposal, its actions and evidence")
     show.add_argument("id", type=int)
+    show.add_argument("--letter", action="store_true", help="print exactly what the recipient would read")
     show.set_defaults(handler=cmd_review_show, home_use="read")
     for decision, text in (("approve", "approve a proposal's actions (then they run)"),
                            ("reject", "reject a proposal"), ("defer", "put a proposal aside for later"),
@@ -443,7 +444,7 @@ def cmd_review_list(args: argparse.Namespace) -> int:
 def cmd_review_show(args: argparse.Namespace) -> int:
     from weightkeeper.cli.reviewing import review_show
 
-    review_show(_home(args), args.id)
+    review_show(_home(args), args.id, as_letter=args.letter)
     return EXIT_OK
 
 

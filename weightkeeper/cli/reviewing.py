@@ -58,9 +58,12 @@ def propose(home: Path, *, model: str | None, limit: int | None, log: Callable[[
                                    llm_critic=llm_critic, memory=memory))
     for outcome in outcomes:
         log(f"{outcome.status:8} {outcome.model} (event {outcome.event_id}): {outcome.detail}")
-    queued = sum(outcome.status == "queued" for outcome in outcomes)
-    log(f"{counted(queued, 'proposal')} queued for review; see `weightkeeper review list`")
-    return queued
+    queued = len({outcome.review_id for outcome in outcomes if outcome.status == "queued"})
+    joined = len({outcome.review_id for outcome in outcomes if outcome.status == "joined"})
+    log(f"{counted(queued, 'proposal')} queued for review"
+        + (f", {counted(joined, 'open proposal')} given new models" if joined else "")
+        + "; see `weightkeeper review list`")
+    return queued + joined
 
 
 def review_list(home: Path, *, status: str | None, as_json: bool) -> None:
@@ -78,17 +81,26 @@ def review_list(home: Path, *, status: str | None, as_json: bool) -> None:
                      for row in rows])
 
 
-def review_show(home: Path, review_id: int) -> None:
+def review_show(home: Path, review_id: int, *, as_letter: bool = False) -> None:
+    """The review as a reviewer reads it, or with `as_letter` exactly what its recipient would read."""
+    from weightkeeper import letter
+
     with _opened(home, write=False) as (_, ledger):
         review = ReviewQueue(ledger).get(review_id)
-    print(render_review(review))
+    if as_letter:
+        print(f"{letter.title(review.draft)}\n\n{letter.render(review.draft, review.evidence)}")
+    else:
+        print(render_review(review))
 
 
 def render_review(review: Review) -> str:
     """A review as a person reads it before deciding: the proposal, its actions with their payload
     hashes, the critic's findings and the evidence it cites."""
+    models = review.evidence.models
     lines = [f"Review {review.id} · {review.status} · version {review.version} · priority {review.priority:.2f}",
-             f"{review.event} of {review.model} ({review.registry}) · to {review.recipient}",
+             f"{review.event} of {review.model} ({review.registry}) · to {review.recipient}"
+             + (f" · {len(models)} models: " + ", ".join(f"{model.model} ({model.event_kind})" for model in models)
+                if len(models) > 1 else ""),
              f"Drafted by {review.draft.drafter} ({review.draft.prompt})"
              + (f" · recalled {', '.join(review.draft.precedents)}" if review.draft.precedents else ""),
              "", f"# {review.draft.title}", "",

@@ -379,6 +379,22 @@ MIGRATIONS: tuple[str, ...] = (
             ("execution_results", "EXISTS (SELECT 1 FROM execution_results WHERE execution_id = NEW.execution_id)"),
             ("reviewers", "EXISTS (SELECT 1 FROM reviewers WHERE name = NEW.name OR public_key = NEW.public_key)"),
         )),
+    # 9: a proposal covers every proposable event of its recipient, one letter per recipient (agents/coordinator.py):
+    # a member has a similarity only when it was grouped as a near-duplicate of another model.
+    """
+    CREATE TABLE review_members_rebuilt (
+        event_id INTEGER PRIMARY KEY REFERENCES events(id),
+        review_id INTEGER NOT NULL REFERENCES reviews(id),
+        model_id INTEGER NOT NULL REFERENCES models(id),
+        similarity REAL   -- cosine similarity of the two models' case texts (tools/memory.py), for a near-duplicate
+    );
+    INSERT INTO review_members_rebuilt (event_id, review_id, model_id, similarity)
+        SELECT event_id, review_id, model_id, similarity FROM review_members;
+    DROP TABLE review_members;
+    ALTER TABLE review_members_rebuilt RENAME TO review_members;
+    CREATE INDEX review_members_by_model ON review_members(model_id);
+    CREATE INDEX review_members_by_review ON review_members(review_id);
+    """,
 )
 
 
