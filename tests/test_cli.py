@@ -512,10 +512,12 @@ def test_home_before_or_after_the_command_and_from_the_environment(tmp_path: Pat
 # -- the demo -----------------------------------------------------------------------------------
 
 
-def test_demo_documents_every_scripted_change(tmp_path: Path) -> None:
+def test_demo_documents_every_scripted_change(tmp_path: Path, reviewer_keys_dir: Path) -> None:
     home = tmp_path / "demo-home"
     process = ok(wk("demo", "--home", home))
     assert "changes were documented" in process.stdout
+    # The demo's reviewer signs and verifies with a keys folder and witness of its own: the user's stay as they were.
+    assert list(reviewer_keys_dir.iterdir()) == [] and "pinned" not in process.stderr
 
     reference = tmp_path / "reference"
     write_demo_registry(reference)

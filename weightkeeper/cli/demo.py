@@ -89,11 +89,11 @@ def _archive_one(home: Path) -> str | None:
         action = review.draft.actions[index]
         _heading(f"Day 3: the demo approves archiving {action.target} ON YOUR BEHALF (a scripted reviewer, only in "
                  "this demo's own home; anywhere else an approval is typed by a person on a terminal)")
-        # The demo's own reviewer, its key in a folder of its own beside (never inside) the home.
+        # The demo's own reviewer, its key and witness in a folder of its own beside (never inside) the home.
         keys = Path(tempfile.mkdtemp(prefix="weightkeeper-demo-keys-"))
         reviewer = HumanReviewer(enroll(ledger, home, DEMO_REVIEWER, directory=keys), "demo")
         reviewer.approve(queue, review.id, version=review.version, payload_sha256s={index: review.payload_sha256(index)})
-        for done in execute(ledger, home, review.id, settings=settings.proposals):
+        for done in execute(ledger, home, review.id, settings=settings.proposals, witness=reviewer.signer.witness):
             print(f"  {done.get('channel')} {done.get('target')}: " + (
                 f"version {done['version']} of {done['object_id']}, {done['files']} files, {done['bytes']:,} bytes"
                 if "object_id" in done else f"FAILED: {done.get('error')}"))
