@@ -601,8 +601,13 @@ def test_the_witness_is_owner_only_and_never_inside_the_home(deleted: Path, revi
     witness.chmod(0o644)
     monkeypatch.setenv("WEIGHTKEEPER_KEYS_DIR", str(reviewer_keys_dir))
     with Ledger(config.load(deleted).ledger_path) as ledger:
+        reviews = ReviewQueue(ledger)
         with pytest.raises(WeightkeeperError, match="can be read or written by others"):
-            ReviewQueue(ledger).chain(ReviewQueue(ledger).get(outcome.review_id))
+            reviews.chain(reviews.get(outcome.review_id))
+        witness.chmod(0o600)
+        witness.write_text('{"ledgers": {"/x": {"reviews": {"1": {"length": 1}}}}}')
+        with pytest.raises(WeightkeeperError, match="cannot be read .* remove it to start anew"):
+            reviews.chain(reviews.get(outcome.review_id))
 
 
 def test_a_decision_made_with_another_reviewers_keys_is_anchored_here_once_verified(

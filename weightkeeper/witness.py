@@ -96,15 +96,15 @@ class Witness:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             ledgers = self._read()
-            entry = Seen.from_json(ledgers.get(key, {}))
+            entry = ledgers.setdefault(key, Seen())
             before = entry.to_json()
             yield entry
             if entry.to_json() != before:
-                self._write({**ledgers, key: entry.to_json()})
+                self._write(ledgers)
         finally:
             os.close(fd)
 
-    def _read(self) -> dict[str, Any]:
+    def _read(self) -> dict[str, Seen]:
         try:
             mode = self.path.stat().st_mode
         except FileNotFoundError:
@@ -113,16 +113,18 @@ class Witness:
             raise WitnessError(f"the witness {self.path} can be read or written by others (mode "
                                f"{stat.S_IMODE(mode):o}); run `chmod 600 {self.path}`")
         try:
-            return json.loads(self.path.read_text(encoding="utf-8"))["ledgers"]
-        except (ValueError, KeyError, TypeError) as exc:
+            ledgers = json.loads(self.path.read_text(encoding="utf-8"))["ledgers"]
+            return {key: Seen.from_json(entry) for key, entry in ledgers.items()}
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise WitnessError(f"the witness {self.path} cannot be read ({exc}); restore it from a backup, or "
                                "remove it to start anew (every ledger is then first seen again)") from exc
 
-    def _write(self, ledgers: dict[str, Any]) -> None:
+    def _write(self, ledgers: dict[str, Seen]) -> None:
         fd, scratch = tempfile.mkstemp(dir=self.path.parent, prefix=f".{WITNESS_NAME}-")  # mode 0600
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump({"ledgers": ledgers}, handle, indent=1, sort_keys=True)
+                json.dump({"ledgers": {key: entry.to_json() for key, entry in ledgers.items()}}, handle, indent=1,
+                          sort_keys=True)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(scratch, self.path)

@@ -101,7 +101,7 @@ def render_review(review: Review) -> str:
 
 def decide(home: Path, args: argparse.Namespace, *, ask: Callable[[str], str] = input) -> int:
     """approve | reject | defer | edit, through the terminal. Returns the exit code."""
-    _on_terminal(f"review {args.decision}")
+    _on_terminal(f"review {args.decision}", "Run it in an interactive shell, or use `weightkeeper review` in the TUI")
     name = args.reviewer or os.environ.get(REVIEWER_ENV)
     if not name:
         raise WeightkeeperError(f"say who decides: --reviewer NAME, or set {REVIEWER_ENV}")
@@ -149,10 +149,9 @@ def decide(home: Path, args: argparse.Namespace, *, ask: Callable[[str], str] = 
     return 0
 
 
-def _on_terminal(command: str) -> None:
+def _on_terminal(command: str, how: str = "Run it in an interactive shell") -> None:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        raise WeightkeeperError(f"`{command}` needs a terminal: decisions are typed by a person, never "
-                                "scripted. Run it in an interactive shell, or use `weightkeeper review` in the TUI")
+        raise WeightkeeperError(f"`{command}` needs a terminal: decisions are typed by a person, never scripted. {how}")
 
 
 def act(home: Path) -> list[dict[str, Any]]:
@@ -204,8 +203,10 @@ def reviewer_trust(home: Path, *, reset: bool, ask: Callable[[str], str] = input
         print(f"ledger {ledger.path}\n  root reviewer pinned in {witness.path}: {described(pinned)}, with {anchored} "
               f"review chain(s) anchored\n  root reviewer the ledger holds: {described(root)}")
         if not reset:
-            print("  they match" if pinned == root else "  they differ: its approvals are refused until the ledger is "
-                  "restored, or re-pinned with `weightkeeper reviewer trust --reset`")
+            print("  " + ("they match" if pinned == root else
+                          "nothing pinned yet: the first verification here pins the ledger's" if pinned is None else
+                          "they differ: its approvals are refused until the ledger is restored, or re-pinned with "
+                          "`weightkeeper reviewer trust --reset`"))
             return 0
         _on_terminal("reviewer trust --reset")
         if root is None:
