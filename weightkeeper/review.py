@@ -273,10 +273,9 @@ class ReviewQueue:
         if seen.root != root:
             raise ApprovalRefused(
                 f"the root reviewer of the ledger {self.ledger.path} is {described(root)}, but this user pinned "
-                f"{described(seen.root)} "
-                f"({witness.path}): someone who can write the ledger replaced its reviewers; nothing runs. Restore the "
-                "ledger from a backup, or, if its reviewers were replaced on purpose, re-pin with `weightkeeper "
-                "reviewer trust --reset` on a terminal")
+                f"{described(seen.root)} ({witness.path}): someone who can write the ledger replaced its reviewers; "
+                "nothing runs. Restore the ledger from a backup, or, if its reviewers were replaced on purpose, re-pin "
+                "with `weightkeeper reviewer trust --reset` on a terminal")
         return None
 
     def approvals(self, review: Review) -> list[sqlite3.Row]:
