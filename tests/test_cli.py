@@ -108,6 +108,10 @@ def test_init_writes_a_commented_config_and_refuses_to_overwrite(tmp_path: Path)
     with closing(sqlite3.connect(home / "ledger.sqlite3")) as conn:
         assert [row[0] for row in conn.execute("SELECT name FROM reviewers")] == [getpass.getuser()]
     assert list(Path(os.environ[KEYS_ENV]).glob("*.ed25519")) and not list(home.rglob("*.ed25519"))
+    # ...and pinned as the ledger's root in this user's witness, beside the keys.
+    witness = Path(os.environ[KEYS_ENV]) / "witness.json"
+    assert "pinned as its root reviewer" in process.stdout and str(witness) in process.stdout
+    assert str((home / "ledger.sqlite3").resolve()) in witness.read_text() and not list(home.rglob("witness*"))
 
     root = tmp_path / "registry"
     make_model(root, "acme/alpha")
