@@ -19,6 +19,7 @@ from weightkeeper.ledger import Ledger
 from weightkeeper.ledger.store import lease_holder
 from weightkeeper.review import Claim, ReviewQueue
 from weightkeeper.secrets import scrub
+from weightkeeper.witness import Witness
 
 
 class Publisher(Protocol):
@@ -48,11 +49,12 @@ def publishers(home: Path, settings: ProposalSettings) -> dict[str, Publisher]:
 
 
 def execute(ledger: Ledger, home: Path, review_id: int, *, settings: ProposalSettings | None = None,
-            channels: dict[str, Publisher] | None = None) -> list[dict[str, Any]]:
+            channels: dict[str, Publisher] | None = None, witness: Witness | None = None) -> list[dict[str, Any]]:
     """Run the review's approved actions that have not run; return what each did. The channels are built
-    from `settings`, by default the home's [proposals]. A failure's message may quote a server that echoed
-    a token: it is scrubbed before it is recorded or returned (to be printed, or checkpointed by the graph)."""
-    queue = ReviewQueue(ledger)
+    from `settings`, by default the home's [proposals]; the decision log is verified against `witness`, by
+    default this user's. A failure's message may quote a server that echoed a token: it is scrubbed before it
+    is recorded or returned (to be printed, or checkpointed by the graph)."""
+    queue = ReviewQueue(ledger, witness)
     if channels is None:
         channels = publishers(home, config.load(home).proposals if settings is None else settings)
     from tools.archive.archiving import Resumable

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -20,7 +21,7 @@ import pytest
 from fake_github import FakeGitHub
 from fake_webhook import FakeWebhook
 from http_fakes import Reply, Request
-from proposal_world import approve, outbox, queue, reviewer, run_propose
+from proposal_world import approve, outbox, queue, replace_reviewers, reviewer, run_propose, unguarded
 
 from agents import executor
 from tools.archive.archiving import archive
@@ -31,7 +32,8 @@ from weightkeeper import config
 from weightkeeper.cli.reviewing import act, reviewer_add
 from weightkeeper.ledger import Ledger
 from weightkeeper.proposals import Finding
-from weightkeeper.review import ApprovalRefused, Claim, ReviewError, decision_fields, reviewer_keys
+from weightkeeper.errors import WeightkeeperError
+from weightkeeper.review import ApprovalRefused, Claim, ReviewError, ReviewQueue, decision_fields, reviewer_keys
 from weightkeeper.signing import SigningKeyError, add_reviewer, signer
 
 GITHUB_TOKEN = "ghp_wkTestToken0123456789abcdefABCDEF"
@@ -469,3 +471,165 @@ def test_an_endorser_without_a_key_here_creates_no_key_for_the_new_reviewer(
     with pytest.raises(SigningKeyError, match="there is no signing key for reviewer 'nobody'"):
         reviewer_add(proposal_home, "eve", by="nobody", public_key=None)
     assert list(reviewer_keys_dir.iterdir()) == []
+
+
+# -- the witness: a cut end of a chain, and a replaced root reviewer ----------------------------------------
+
+def withdraw(ledger: Ledger, home: Path, review_id: int, decision: str) -> str:
+    """ada's signed reject, defer or edit of version 1 of the review; returns its draft as it was before."""
+    reviews, ada = ReviewQueue(ledger), reviewer(ledger, home)
+    draft = ledger.conn.execute("SELECT draft FROM reviews WHERE id = ?", (review_id,)).fetchone()[0]
+    if decision == "edit":
+        ada.edit(reviews, review_id, version=1, title="Another title", body=reviews.get(review_id).draft.body)
+    else:
+        getattr(ada, decision)(reviews, review_id, version=1, reason="ask the owner first")
+    return draft
+
+
+def cut(ledger: Ledger, review_id: int, decision: str, draft: str, status: str = "approved") -> None:
+    """Delete the review's newest decisions from the first `decision` on, and put the review back as it was."""
+    unguarded(ledger, "decisions")
+    ledger.conn.execute("DELETE FROM decisions WHERE review_id = ? AND id >= (SELECT MIN(id) FROM decisions"
+                        " WHERE review_id = ? AND decision = ?)", (review_id, review_id, decision))
+    ledger.conn.execute("UPDATE reviews SET draft = ?, version = 1, status = ? WHERE id = ?", (draft, status, review_id))
+
+
+GONE = "decision(s) of review {} seen on this machine are gone from the ledger"
+
+
+@pytest.mark.parametrize("withdrawal", ["reject", "edit"])
+def test_a_withdrawal_cut_from_the_end_of_the_chain_does_not_revive_the_approval(deleted: Path,
+                                                                                 withdrawal: str) -> None:
+    (outcome,) = run_propose(deleted)
+    approve(deleted, outcome.review_id)
+    with Ledger(config.load(deleted).ledger_path) as ledger:
+        cut(ledger, outcome.review_id, withdrawal, withdraw(ledger, deleted, outcome.review_id, withdrawal))
+    (done,) = act(deleted)
+    assert GONE.format(outcome.review_id) in done["refused"] and "reviewer trust --reset" in done["refused"]
+    with Ledger(config.load(deleted).ledger_path) as ledger:
+        assert executions(ledger) == 0 and GONE.format(outcome.review_id) in refusals(ledger)[0]
+    assert outbox(deleted) == []
+
+
+def test_a_reviewer_cannot_decide_on_top_of_a_cut_chain(deleted: Path) -> None:
+    (outcome,) = run_propose(deleted)
+    ledger, reviews = queue(deleted)
+    with ledger:
+        cut(ledger, outcome.review_id, "defer", withdraw(ledger, deleted, outcome.review_id, "defer"), "pending")
+        review = reviews.get(outcome.review_id)
+        with pytest.raises(ApprovalRefused, match=re.escape(GONE.format(review.id))):
+            reviewer(ledger, deleted).approve(reviews, review.id, version=1,
+                                              payload_sha256s={0: review.payload_sha256(0)})
+        assert reviews.decisions(review.id) == [] and GONE.format(review.id) in refusals(ledger)[0]
+    (done,) = act(deleted)  # `act` verifies the logs of reviews it has nothing to run for, too
+    assert GONE.format(review.id) in done["refused"] and outbox(deleted) == []
+
+
+def test_a_decision_rolled_back_is_never_anchored(deleted: Path) -> None:
+    """Two actions approved in one transaction that then fails: the witness must not hold the first, which
+    the ledger never kept (it would refuse every later decision of the review as cut)."""
+    (outcome,) = run_propose(deleted)
+    ledger, reviews = queue(deleted)
+    with ledger:
+        draft = json.loads(ledger.conn.execute("SELECT draft FROM reviews WHERE id = ?", (outcome.review_id,))
+                           .fetchone()[0])
+        ledger.conn.execute("UPDATE reviews SET draft = ? WHERE id = ?",
+                            (json.dumps({**draft, "actions": draft["actions"] * 2}), outcome.review_id))
+        review, ada = reviews.get(outcome.review_id), reviewer(ledger, deleted)
+        shown = review.payload_sha256(0)
+        with pytest.raises(IndexError):  # actions 0 and 1 are signed, then there is no action 2
+            ada.approve(reviews, review.id, version=1, payload_sha256s={0: shown, 1: shown, 2: shown})
+        assert reviews.decisions(review.id) == []
+        ada.approve(reviews, review.id, version=1, payload_sha256s={0: shown, 1: shown})
+        assert [row["action_index"] for row in reviews.decisions(review.id)] == [0, 1]
+
+
+def test_a_replaced_reviewers_table_cannot_approve_once_the_ledger_was_seen(
+        deleted: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    (outcome,) = run_propose(deleted)
+    with Ledger(config.load(deleted).ledger_path) as ledger:
+        ada = reviewer(ledger, deleted)  # as `weightkeeper init` does: ada is the root, pinned in her witness
+        replace_reviewers(ledger, deleted, tmp_path_factory.mktemp("mallory-keys"), outcome.review_id)
+    (done,) = act(deleted)
+    from weightkeeper.witness import fingerprint
+
+    assert "root reviewer" in done["refused"] and fingerprint(ada.signer.public_key) in done["refused"]
+    assert "reviewer trust --reset" in done["refused"]
+    with Ledger(config.load(deleted).ledger_path) as ledger:
+        assert executions(ledger) == 0 and "root reviewer" in refusals(ledger)[0]
+    assert outbox(deleted) == []
+
+
+def test_a_ledger_first_verified_here_pins_its_root_and_says_so_once(
+        deleted: Path, tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]) -> None:
+    from weightkeeper.deciding import HumanReviewer
+    from weightkeeper.signing import enroll
+    from weightkeeper.witness import fingerprint
+
+    (first,) = run_propose(deleted)
+    ledger, reviews = queue(deleted)
+    with ledger:  # ada decides on another machine (her keys elsewhere); this user has not seen the ledger
+        ada = HumanReviewer(enroll(ledger, deleted, "ada", directory=tmp_path_factory.mktemp("ada-keys")), "cli")
+        ada.approve(reviews, first.review_id, version=1,
+                    payload_sha256s={0: reviews.get(first.review_id).payload_sha256(0)})
+    capsys.readouterr()
+    act(deleted)
+    said = capsys.readouterr().err
+    assert "pinned" in said and fingerprint(ada.signer.public_key) in said and len(outbox(deleted)) == 1
+    act(deleted)
+    assert "pinned" not in capsys.readouterr().err
+    with Ledger(config.load(deleted).ledger_path) as ledger:
+        replace_reviewers(ledger, deleted, tmp_path_factory.mktemp("mallory-keys"), first.review_id)
+        ledger.conn.execute("UPDATE reviews SET status = 'approved' WHERE id = ?", (first.review_id,))
+    (done,) = act(deleted)
+    assert "root reviewer" in done["refused"] and len(outbox(deleted)) == 1
+
+
+def test_the_witness_is_owner_only_and_never_inside_the_home(deleted: Path, reviewer_keys_dir: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    (outcome,) = run_propose(deleted)
+    approve(deleted, outcome.review_id)
+    act(deleted)
+    witness = reviewer_keys_dir / "witness.json"
+    assert witness.stat().st_mode & 0o777 == 0o600 and reviewer_keys_dir.stat().st_mode & 0o077 == 0
+    assert str(config.load(deleted).ledger_path.resolve()) in witness.read_text()
+    monkeypatch.setenv("WEIGHTKEEPER_KEYS_DIR", str(deleted / "keys"))
+    with Ledger(config.load(deleted).ledger_path) as ledger:
+        with pytest.raises(WeightkeeperError, match="is inside the folder of the ledger"):
+            ReviewQueue(ledger).approvals(ReviewQueue(ledger).get(outcome.review_id))
+    assert not (deleted / "keys").exists()
+    witness.chmod(0o644)
+    monkeypatch.setenv("WEIGHTKEEPER_KEYS_DIR", str(reviewer_keys_dir))
+    with Ledger(config.load(deleted).ledger_path) as ledger:
+        reviews = ReviewQueue(ledger)
+        with pytest.raises(WeightkeeperError, match="can be read or written by others"):
+            reviews.chain(reviews.get(outcome.review_id))
+        witness.chmod(0o600)
+        witness.write_text('{"ledgers": {"/x": {"reviews": {"1": {"length": 1}}}}}')
+        with pytest.raises(WeightkeeperError, match="cannot be read .* remove it to start anew"):
+            reviews.chain(reviews.get(outcome.review_id))
+
+
+def test_a_decision_made_with_another_reviewers_keys_is_anchored_here_once_verified(
+        deleted: Path, reviewer_keys_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A shared ledger: bob decides from his own keys folder (his own witness); ada's sees it when she acts."""
+    from weightkeeper.deciding import HumanReviewer
+
+    (outcome,) = run_propose(deleted)
+    approve(deleted, outcome.review_id)  # ada, her keys (and witness) in this user's folder
+    bobs = tmp_path_factory.mktemp("bob-keys")
+    bob = signer("bob", deleted, create=True, directory=bobs)
+    reviewer_add(deleted, "bob", by="ada", public_key=bob.public_key)
+    ledger, reviews = queue(deleted)
+    with ledger:
+        draft = ledger.conn.execute("SELECT draft FROM reviews WHERE id = ?", (outcome.review_id,)).fetchone()[0]
+        HumanReviewer(bob, "cli").reject(reviews, outcome.review_id, version=1, reason="not yet")
+        (reject,) = [row for row in reviews.decisions(outcome.review_id) if row["decision"] == "reject"]
+    assert reject["signature"] in (bobs / "witness.json").read_text()
+    assert reject["signature"] not in (reviewer_keys_dir / "witness.json").read_text()
+    assert act(deleted) == []  # nothing to run, but the chain is verified here: bob's reject is anchored
+    assert reject["signature"] in (reviewer_keys_dir / "witness.json").read_text()
+    with Ledger(config.load(deleted).ledger_path) as ledger:
+        cut(ledger, outcome.review_id, "reject", draft)
+    (done,) = act(deleted)
+    assert GONE.format(outcome.review_id) in done["refused"] and outbox(deleted) == []

@@ -109,6 +109,10 @@ def test_init_writes_a_commented_config_and_refuses_to_overwrite(tmp_path: Path)
     with closing(sqlite3.connect(home / "ledger.sqlite3")) as conn:
         assert [row[0] for row in conn.execute("SELECT name FROM reviewers")] == [getpass.getuser()]
     assert list(Path(os.environ[KEYS_ENV]).glob("*.ed25519")) and not list(home.rglob("*.ed25519"))
+    # ...and pinned as the ledger's root in this user's witness, beside the keys.
+    witness = Path(os.environ[KEYS_ENV]) / "witness.json"
+    assert "pinned as its root reviewer" in process.stdout and str(witness) in process.stdout
+    assert str((home / "ledger.sqlite3").resolve()) in witness.read_text() and not list(home.rglob("witness*"))
 
     root = tmp_path / "registry"
     make_model(root, "acme/alpha")
@@ -525,10 +529,12 @@ def test_home_before_or_after_the_command_and_from_the_environment(tmp_path: Pat
 # -- the demo -----------------------------------------------------------------------------------
 
 
-def test_demo_documents_every_scripted_change(tmp_path: Path) -> None:
+def test_demo_documents_every_scripted_change(tmp_path: Path, reviewer_keys_dir: Path) -> None:
     home = tmp_path / "demo-home"
     process = ok(wk("demo", "--home", home))
     assert "changes were documented" in process.stdout
+    # The demo's reviewer signs and verifies with a keys folder and witness of its own: the user's stay as they were.
+    assert list(reviewer_keys_dir.iterdir()) == [] and "pinned" not in process.stderr
 
     reference = tmp_path / "reference"
     write_demo_registry(reference)

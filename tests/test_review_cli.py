@@ -12,11 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
-from proposal_world import outbox, reviewer, run_propose
+from proposal_world import outbox, replace_reviewers, reviewer, run_propose
 
 from weightkeeper import config
+from weightkeeper.cli.reviewing import act
 from weightkeeper.ledger import Ledger
-from weightkeeper.review import ReviewQueue
+from weightkeeper.review import ReviewQueue, reviewer_keys
+from weightkeeper.witness import fingerprint
 
 
 @pytest.fixture(autouse=True)
@@ -111,3 +113,26 @@ def test_an_edit_on_a_terminal_keeps_the_reviewers_note_and_the_changed_lines(de
     with Ledger(config.load(deleted).ledger_path) as ledger:
         (decision,) = ReviewQueue(ledger).decisions(outcome.review_id)
     assert decision["reason"] == "greet the team\n\n-Hello acme,\n+Dear acme team,"
+
+
+def test_reviewer_trust_reset_re_pins_the_root_only_after_a_typed_confirmation(
+        deleted: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The ledger's reviewers replaced (rebuilt on purpose, say): refused until this user re-pins its root."""
+    (outcome,) = run_propose(deleted)
+    with Ledger(config.load(deleted).ledger_path) as ledger:
+        replace_reviewers(ledger, deleted, tmp_path_factory.mktemp("rebuilt-keys"), outcome.review_id)
+        mallory = fingerprint(reviewer_keys(ledger.conn)["mallory"])
+    shown = subprocess.run(cli(deleted, "reviewer", "trust"), capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0 and mallory in shown.stdout and "they differ" in shown.stdout, shown.stderr
+    scripted = subprocess.run(cli(deleted, "reviewer", "trust", "--reset"), capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, timeout=120)
+    assert scripted.returncode == 2 and "needs a terminal" in scripted.stderr
+    code, output = on_terminal(cli(deleted, "reviewer", "trust", "--reset"), lambda phrase: "trust")
+    assert code == 1 and "nothing was changed" in output
+    (refused,) = act(deleted)
+    assert "root reviewer" in refused["refused"] and outbox(deleted) == []
+    code, output = on_terminal(cli(deleted, "reviewer", "trust", "--reset"), lambda phrase: phrase)
+    assert code == 0 and f"pinned 'mallory' (ed25519 {mallory})" in output, output
+    (done,) = act(deleted)
+    assert done["already_published"] is False and len(outbox(deleted)) == 1
+

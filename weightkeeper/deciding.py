@@ -2,13 +2,16 @@
 
 A `HumanReviewer` is created by a face once a person has decided: the CLI after checking for a terminal and
 reading a typed confirmation, the TUI from its review screen, the demo's scripted reviewer in its own home
-(recorded as channel `demo`). Each decision is signed and chained to the review's previous one
-(weightkeeper/review.py says what the executor checks).
+(recorded as channel `demo`). Each decision is signed and chained to the review's previous one, once that
+chain verifies against the reviewer's witness (weightkeeper/review.py says what is checked); once recorded,
+the witness anchors it.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from weightkeeper.domain import EventKind
@@ -39,7 +42,7 @@ class HumanReviewer:
                 overrides: tuple[str, ...] = ()) -> None:
         """Approve the actions whose payload hashes the reviewer was shown, of the version they saw. Each of
         the critic's errors must be in `overrides` (by id): the override is signed with the approval."""
-        with queue.ledger.transaction():
+        with self._deciding(queue, review_id):
             review = self._current(queue, review_id, version, allowed=("pending", "deferred"))
             errors = review.errors()
             missing, unknown = sorted(set(errors) - set(overrides)), sorted(set(overrides) - set(errors))
@@ -69,7 +72,7 @@ class HumanReviewer:
              note: str | None = None) -> int:
         """Replace the proposal's text; it goes back to pending as a new version (any approval is void). The
         decision keeps the reviewer's note and the lines changed: the guidance the advocate learns from."""
-        with queue.ledger.transaction():
+        with self._deciding(queue, review_id):
             review = self._current(queue, review_id, version, allowed=("pending", "deferred", "approved"))
             draft = Draft.from_dict({**review.draft.to_dict(), "title": title, "body": body})
             changes = edit_summary(review.draft, draft)
@@ -82,7 +85,7 @@ class HumanReviewer:
 
     def _close(self, queue: ReviewQueue, review_id: int, version: int, decision: str, status: str,
                reason: str | None) -> None:
-        with queue.ledger.transaction():
+        with self._deciding(queue, review_id):
             review = self._current(queue, review_id, version, allowed=("pending", "deferred", "approved"))
             self._decide(queue, review, decision, None, None, reason)
             queue.conn.execute("UPDATE reviews SET status = ?, updated_at = ? WHERE id = ?",
@@ -90,6 +93,14 @@ class HumanReviewer:
             kind = EventKind.REVIEW_REJECTED if decision == "reject" else EventKind.REVIEW_DEFERRED
             queue.record_event(kind, review.registry_id, review.model_id,
                          {"review_id": review_id, "version": version, "reviewer": self.name, "reason": reason})
+
+    @contextmanager
+    def _deciding(self, queue: ReviewQueue, review_id: int) -> Iterator[None]:
+        """Decide in one transaction. A decision log this reviewer's witness refuses is recorded as
+        `approval_refused`; a decision recorded is then anchored in the witness."""
+        with queue.refusals(review_id), queue.ledger.transaction():
+            yield
+        queue.chain(queue.get(review_id), self.signer.witness)
 
     def _current(self, queue: ReviewQueue, review_id: int, version: int, *, allowed: tuple[str, ...]) -> Review:
         review = queue.get(review_id)
@@ -106,12 +117,12 @@ class HumanReviewer:
         if reviewer_keys(queue.conn).get(self.name) != self.signer.public_key:
             raise ReviewError(f"{self.name!r} is not a reviewer of this ledger with this key; a reviewer adds "
                               f"them with `weightkeeper reviewer add {self.name}`")
-        previous = queue.conn.execute("SELECT signature FROM decisions WHERE review_id = ? AND scheme = 'ed25519'"
-                                      " ORDER BY id DESC LIMIT 1", (review.id,)).fetchone()
+        # Verified before it is signed on; anchored once the transaction is committed (in `_deciding`).
+        previous = queue.chain(review, self.signer.witness, anchor=False)[-1:]
         row = {"review_id": review.id, "version": review.version, "decision": decision,
                "action_index": action_index, "payload_sha256": payload_sha256, "reviewer": self.name,
                "channel": self.channel, "reason": reason, "overrides": json.dumps(overrides or []),
-               "decided_at": now_iso(), "previous": previous["signature"] if previous else ""}
+               "decided_at": now_iso(), "previous": previous[0]["signature"] if previous else ""}
         queue.conn.execute(
             "INSERT INTO decisions (review_id, version, decision, action_index, payload_sha256, reviewer, channel,"
             " reason, overrides, previous, decided_at, signature) VALUES (:review_id, :version, :decision,"

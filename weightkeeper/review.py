@@ -11,6 +11,9 @@ weightkeeper/deciding.py, which no agent imports):
   decision breaks the chain), the version must be the number of signed edits plus one, and the latest
   decisions must be approvals of that version, each bound to the sha256 of its action's exact payload and
   overriding every critic error by id.
+- A chain cannot show its own cut end, nor a ledger vouch for its first reviewer: each user's witness
+  (weightkeeper/witness.py, outside the ledger) pins the ledger's root reviewer and anchors every chain this
+  user signed or verified; a ledger whose root differs, or whose chain lost a witnessed decision, is refused.
 - The idempotency key derives from (review, version, action, payload sha256): an approval runs once however
   often it is claimed, and at most one approval per (review, version, action) exists. An executor runs a
   claim under a lease; a second executor skips it, and a crashed one's lease is taken over, same key.
@@ -24,6 +27,7 @@ import difflib
 import hashlib
 import json
 import sqlite3
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,6 +40,7 @@ from weightkeeper.errors import WeightkeeperError
 from weightkeeper.ledger import Ledger, now_iso
 from weightkeeper.ledger.store import NewEvent, holder_alive
 from weightkeeper.proposals import Dossier, Draft, Finding, PlannedAction
+from weightkeeper.witness import Seen, Witness, described, keys_dir
 
 STATUSES = ("pending", "approved", "rejected", "deferred", "executed")
 CHANNELS = ("cli", "tui", "demo")
@@ -165,8 +170,10 @@ def reviewer_keys(conn: sqlite3.Connection) -> dict[str, str]:
 class ReviewQueue:
     """The queue of proposals waiting for a human, in the ledger."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, witness: Witness | None = None) -> None:
+        """`witness`: what verifies against, by default this user's (in their keys folder)."""
         self.ledger, self.conn = ledger, ledger.conn
+        self.witness = witness or Witness(keys_dir())
 
     def enqueue(self, *, thread_id: str, interrupt_id: str, evidence: Dossier, draft: Draft,
                 findings: list[Finding], priority: float, recipient: str,
@@ -262,27 +269,67 @@ class ReviewQueue:
 
     # -- the executor's side ----------------------------------------------------------------
 
-    def approvals(self, review: Review) -> list[sqlite3.Row]:
-        """The signed approvals in force for the review's current version, from the decision log alone.
-
-        Refuses (ApprovalRefused) when the log is broken (a decision unsigned, signed by no endorsed reviewer,
-        or out of its chain), when its version is not the number of signed edits plus one, when the latest
-        signed decision is not an approval of this version, or when an approval is for another payload or
-        leaves a critic error without an override."""
+    def chain(self, review: Review, witness: Witness | None = None, *, anchor: bool = True) -> list[sqlite3.Row]:
+        """The review's signed decisions, verified against `witness` (by default this user's), which then
+        anchors them unless `anchor` is false (for decisions not committed yet): each signed by an endorsed
+        reviewer under the root reviewer the witness pinned (pinned now if this user never saw the ledger),
+        each following the one before, and the head the witness holds still at its place. Refuses
+        (ApprovalRefused) otherwise."""
         keys = reviewer_keys(self.conn)
         decisions = self.conn.execute("SELECT * FROM decisions WHERE review_id = ? AND scheme = 'ed25519'"
                                       " ORDER BY id", (review.id,)).fetchall()
-        previous = ""
-        for row in decisions:
-            where = f"decision {row['id']} of review {review.id}"
-            if row["previous"] != previous:
-                raise ApprovalRefused(f"{where} does not follow the review's previous decision: the decision log "
-                                      "was rewritten, reordered or had a decision removed; nothing runs")
-            key = keys.get(row["reviewer"])
-            if key is None or not verified(key, decision_fields(row), row["signature"]):
-                raise ApprovalRefused(f"{where} was not signed by an endorsed reviewer (its signature does not "
-                                      "match); nothing runs")
-            previous = row["signature"]
+        witness = witness or self.witness
+        root = next(iter(keys.items()), None)
+        with witness.seen(self.ledger.path) as seen:
+            pinned = self._rooted(seen, root, witness)
+            previous = ""
+            for row in decisions:
+                where = f"decision {row['id']} of review {review.id}"
+                if row["previous"] != previous:
+                    raise ApprovalRefused(f"{where} does not follow the review's previous decision: the decision log "
+                                          "was rewritten, reordered or had a decision removed; nothing runs")
+                key = keys.get(row["reviewer"])
+                if key is None or not verified(key, decision_fields(row), row["signature"]):
+                    raise ApprovalRefused(f"{where} was not signed by an endorsed reviewer (its signature does not "
+                                          "match); nothing runs")
+                previous = row["signature"]
+            length, head = seen.heads.get(review.id, (0, ""))
+            if length and (len(decisions) < length or decisions[length - 1]["signature"] != head):
+                now = f"it holds {len(decisions)}" if len(decisions) < length else f"its decision {length} is another"
+                raise ApprovalRefused(
+                    f"decision(s) of review {review.id} seen on this machine are gone from the ledger "
+                    f"{self.ledger.path}: this user signed or verified {length} ({witness.path}), {now}. Someone who "
+                    "can write the ledger cut or rewrote its decision log; nothing runs. Restore the ledger from a "
+                    "backup that holds those decisions, or, to accept it as it is now, run `weightkeeper reviewer "
+                    "trust --reset` on a terminal")
+            if decisions and anchor:
+                seen.heads[review.id] = (len(decisions), decisions[-1]["signature"])
+        if pinned is not None:
+            print(f"weightkeeper: first verification of the ledger {self.ledger.path} by this user: its root reviewer "
+                  f"{described(pinned)} is now pinned in {witness.path}; a ledger whose root reviewer differs will "
+                  "be refused", file=sys.stderr)
+        return decisions
+
+    def _rooted(self, seen: Seen, root: tuple[str, str] | None, witness: Witness) -> tuple[str, str] | None:
+        """Pin the ledger's root reviewer the first time this user sees it (and return it); refuse another root."""
+        if seen.root is None:
+            seen.root = root
+            return root
+        if seen.root != root:
+            raise ApprovalRefused(
+                f"the root reviewer of the ledger {self.ledger.path} is {described(root)}, but this user pinned "
+                f"{described(seen.root)} ({witness.path}): someone who can write the ledger replaced its reviewers; "
+                "nothing runs. Restore the ledger from a backup, or, if its reviewers were replaced on purpose, re-pin "
+                "with `weightkeeper reviewer trust --reset` on a terminal")
+        return None
+
+    def approvals(self, review: Review) -> list[sqlite3.Row]:
+        """The signed approvals in force for the review's current version, from the decision log alone.
+
+        Refuses (ApprovalRefused) when the log is broken (see `chain`), when its version is not the number of
+        signed edits plus one, when the latest signed decision is not an approval of this version, or when an
+        approval is for another payload or leaves a critic error without an override."""
+        decisions = self.chain(review)
         edits = sum(row["decision"] == "edit" for row in decisions)
         amended = self.amendments(review.id)  # an unsigned amendment can only raise the version: it voids, never revives
         if review.version != edits + amended + 1:
@@ -325,16 +372,10 @@ class ReviewQueue:
 
         Refuses (ApprovalRefused, also recorded as an `approval_refused` event) whatever the signed
         decision log does not approve."""
-        claims, skipped, refused = [], [], None
-        with self.ledger.transaction() as conn:
+        claims, skipped = [], []
+        with self.refusals(review_id), self.ledger.transaction() as conn:
             review = self.get(review_id)
-            try:
-                approvals = self.approvals(review)
-            except ApprovalRefused as exc:  # recorded and committed, then raised
-                self.record_event(EventKind.APPROVAL_REFUSED, review.registry_id, review.model_id,
-                                  {"review_id": review.id, "version": review.version, "reason": str(exc)})
-                approvals, refused = [], exc
-            for approval in approvals:
+            for approval in self.approvals(review):
                 index = approval["action_index"]
                 key = idempotency_key(review.id, review.version, index, approval["payload_sha256"])
                 execution = conn.execute("SELECT x.id, res.execution_id AS finished FROM executions x LEFT JOIN"
@@ -351,9 +392,26 @@ class ReviewQueue:
                     (approval["id"], key, now_iso())).lastrowid
                 action = review.draft.actions[index]
                 claims.append(Claim(execution_id, review, index, action, review.payload(index), key, holder, _SEAL))
-        if refused is not None:
-            raise refused
         return claims, skipped
+
+    def verify(self, review_id: int) -> None:
+        """Verify the review's decision log against this user's witness, which then anchors it (decisions
+        other reviewers made in a shared ledger included). Refuses (ApprovalRefused, recorded) as `chain` does."""
+        with self.refusals(review_id):
+            self.chain(self.get(review_id))
+
+    @contextmanager
+    def refusals(self, review_id: int) -> Iterator[None]:
+        """Around what verifies the review's decision log: a refusal is recorded as an `approval_refused`
+        event (in a transaction of its own, after the block's rolled back), then raised."""
+        try:
+            yield
+        except ApprovalRefused as exc:
+            with self.ledger.transaction():
+                review = self.get(review_id)
+                self.record_event(EventKind.APPROVAL_REFUSED, review.registry_id, review.model_id,
+                                  {"review_id": review.id, "version": review.version, "reason": str(exc)})
+            raise
 
     def _lease(self, conn: sqlite3.Connection, key: str, holder: str, ttl: float) -> tuple[str, float] | None:
         """Take the execution lease of `key` for `holder`; if another live holder has it, (holder, seconds left)."""
@@ -396,10 +454,9 @@ class ReviewQueue:
             "SELECT x.id FROM executions x JOIN execution_leases l ON l.idempotency_key = x.idempotency_key"
             " WHERE x.id = ? AND x.idempotency_key = ? AND l.holder = ?",
             (claim.execution_id, claim.idempotency_key, claim.holder)).fetchone()
-        review = claim.review
-        payload = letter.payload(claim.action, review.draft, review.evidence)
-        if row is None or payload != claim.payload or claim.idempotency_key != idempotency_key(
-                review.id, review.version, claim.action_index, letter.payload_sha256(claim.action, review.draft, review.evidence)):
+        review, index = claim.review, claim.action_index
+        if row is None or review.payload(index) != claim.payload or claim.idempotency_key != idempotency_key(
+                review.id, review.version, index, review.payload_sha256(index)):
             raise ApprovalRefused(f"action {claim.action_index} of review {review.id} is not claimed by this "
                                   "executor for this payload; nothing runs")
 

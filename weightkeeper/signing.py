@@ -4,7 +4,8 @@ A reviewer signs decisions with an Ed25519 key of their own, kept in their user 
 (`platformdirs.user_config_dir("weightkeeper")/keys`, or $WEIGHTKEEPER_KEYS_DIR) with owner-only
 permissions, never inside a weightkeeper home: whoever can read the home or write the ledger does not
 hold it. The ledger's `reviewers` table holds each reviewer's public key, endorsed (signed) by a
-reviewer already there; the first reviewer, recorded at `weightkeeper init`, endorses itself.
+reviewer already there; the first reviewer, recorded at `weightkeeper init`, endorses itself, and is pinned as
+the ledger's root in this user's witness (weightkeeper/witness.py), beside the keys.
 """
 
 from __future__ import annotations
@@ -19,32 +20,30 @@ from urllib.parse import quote
 from weightkeeper.errors import WeightkeeperError
 from weightkeeper.ledger import Ledger, now_iso
 from weightkeeper.review import ReviewError, reviewer_fields, reviewer_keys
+from weightkeeper.witness import KEYS_ENV, Witness, keys_dir
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-KEYS_ENV = "WEIGHTKEEPER_KEYS_DIR"
+__all__ = ["KEYS_ENV", "SigningKeyError", "Signer", "add_reviewer", "enroll", "keys_dir", "signer"]
 
 
 class SigningKeyError(WeightkeeperError):
     """A reviewer's key cannot be created or read safely; the message says how to fix it."""
 
 
-def keys_dir() -> Path:
-    """Where this user's reviewer keys live: $WEIGHTKEEPER_KEYS_DIR, else the user configuration folder."""
-    if os.environ.get(KEYS_ENV):
-        return Path(os.environ[KEYS_ENV])
-    from platformdirs import user_config_dir
-
-    return Path(user_config_dir("weightkeeper")) / "keys"
-
-
 @dataclass(frozen=True)
 class Signer:
-    """A reviewer's name and private key, for one session of deciding."""
+    """A reviewer's name and private key, for one session of deciding, and the keys folder it came from (whose
+    witness anchors what they sign)."""
 
     name: str
     key: Ed25519PrivateKey
+    folder: Path
+
+    @property
+    def witness(self) -> Witness:
+        return Witness(self.folder)
 
     @property
     def public_key(self) -> str:
@@ -78,7 +77,7 @@ def signer(name: str, home: Path, *, create: bool = False, directory: Path | Non
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise SigningKeyError(f"the signing key {path} can be read by others (mode {stat.S_IMODE(mode):o}); "
                         f"run `chmod 600 {path}`")
-    return Signer(name, Ed25519PrivateKey.from_private_bytes(bytes.fromhex(path.read_text().strip())))
+    return Signer(name, Ed25519PrivateKey.from_private_bytes(bytes.fromhex(path.read_text().strip())), folder)
 
 
 def add_reviewer(ledger: Ledger, name: str, public_key: str, *, endorser: Signer | None) -> None:
@@ -102,11 +101,15 @@ def add_reviewer(ledger: Ledger, name: str, public_key: str, *, endorser: Signer
 
 
 def enroll(ledger: Ledger, home: Path, name: str, *, directory: Path | None = None) -> Signer:
-    """The signer of `name`, its key created if new; recorded as the ledger's first reviewer when it has none."""
+    """The signer of `name`, its key created if new; recorded as the ledger's first reviewer when it has none,
+    and then pinned as its root in the signer's witness (what the witness held of a ledger at that path before
+    is forgotten: a ledger with no reviewer is a new one)."""
     own = signer(name, home, create=True, directory=directory)
     trusted = reviewer_keys(ledger.conn)
     if not trusted:
         add_reviewer(ledger, name, own.public_key, endorser=own)
+        with own.witness.seen(ledger.path) as seen:
+            seen.root, seen.heads = (name, own.public_key), {}
     elif trusted.get(name) != own.public_key:
         raise ReviewError(f"{name!r} is not a reviewer of this ledger with this key; a reviewer adds them with "
                           f"`weightkeeper reviewer add {name}`")

@@ -91,9 +91,10 @@ def _archive_one(home: Path, keys: Path) -> str | None:
         action = review.draft.actions[index]
         _heading(f"Day 3: the demo approves archiving {action.target} ON YOUR BEHALF (a scripted reviewer, only in "
                  "this demo's own home; anywhere else an approval is typed by a person on a terminal)")
+        # The demo's own reviewer: its key and witness in a folder of its own beside (never inside) the home.
         reviewer = HumanReviewer(enroll(ledger, home, DEMO_REVIEWER, directory=keys), "demo")
         reviewer.approve(queue, review.id, version=review.version, payload_sha256s={index: review.payload_sha256(index)})
-        for done in execute(ledger, home, review.id, settings=settings.proposals):
+        for done in execute(ledger, home, review.id, settings=settings.proposals, witness=reviewer.signer.witness):
             print(f"  {action_line(done)}")
     reports = verify_archive(settings, None, sample=None)
     for report in reports:

@@ -91,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                                   "key elsewhere; otherwise it is created in your "
                                                                   "keys folder")
     reviewer_add.set_defaults(handler=cmd_reviewer_add)
+    trust = reviewer_commands.add_parser("trust", parents=[home], help="show the ledger's root reviewer beside the "
+                                                                       "one your witness pinned")
+    trust.add_argument("--reset", action="store_true", help="pin the ledger's root reviewer anew and forget the "
+                                                            "decision chains witnessed (on a terminal, confirmed)")
+    trust.set_defaults(handler=cmd_reviewer_trust)
 
     registry = commands.add_parser("registry", parents=[home], help="declare and list registries")
     registry_commands = registry.add_subparsers(title="registry commands", metavar="ACTION", required=True)
@@ -259,6 +264,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     from weightkeeper.ledger import Ledger
     from weightkeeper.review import reviewer_keys
     from weightkeeper.signing import enroll, keys_dir
+    from weightkeeper.witness import described
 
     home = _home(args)
     path = config.write_default(home, force=args.force)
@@ -268,8 +274,9 @@ def cmd_init(args: argparse.Namespace) -> int:
             import getpass
 
             name = args.reviewer or os.environ.get(REVIEWER_ENV) or getpass.getuser()
-            enroll(ledger, home, name)
-            print(f"reviewer {name}: the ledger's first; their signing key is in {keys_dir()}")
+            own = enroll(ledger, home, name)
+            print(f"reviewer {name}: the ledger's first; their signing key is in {keys_dir()}, and they are pinned as "
+                  f"its root reviewer {described((name, own.public_key))} in {own.witness.path}")
     return EXIT_OK
 
 
@@ -279,6 +286,12 @@ def cmd_reviewer_add(args: argparse.Namespace) -> int:
     key = reviewer_add(_home(args), args.name, by=args.by, public_key=args.public_key)
     print(f"reviewer {args.name} recorded with public key {key}")
     return EXIT_OK
+
+
+def cmd_reviewer_trust(args: argparse.Namespace) -> int:
+    from weightkeeper.cli.reviewing import reviewer_trust
+
+    return reviewer_trust(_home(args), reset=args.reset)
 
 
 def cmd_registry_add(args: argparse.Namespace) -> int:

@@ -117,9 +117,7 @@ def render_review(review: Review) -> str:
 
 def decide(home: Path, args: argparse.Namespace, *, ask: Callable[[str], str] = input) -> int:
     """approve | reject | defer | edit, through the terminal. Returns the exit code."""
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        raise WeightkeeperError(f"`review {args.decision}` needs a terminal: decisions are typed by a person, never "
-                                "scripted. Run it in an interactive shell, or use `weightkeeper review` in the TUI")
+    _on_terminal(f"review {args.decision}", "Run it in an interactive shell, or use `weightkeeper review` in the TUI")
     name = args.reviewer or os.environ.get(REVIEWER_ENV)
     if not name:
         raise WeightkeeperError(f"say who decides: --reviewer NAME, or set {REVIEWER_ENV}")
@@ -169,16 +167,26 @@ def decide(home: Path, args: argparse.Namespace, *, ask: Callable[[str], str] = 
     return 0
 
 
+def _on_terminal(command: str, how: str = "Run it in an interactive shell") -> None:
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise WeightkeeperError(f"`{command}` needs a terminal: decisions are typed by a person, never scripted. {how}")
+
+
 def act(home: Path) -> list[dict[str, Any]]:
     """Run every approved action that has not run (after a crash, say). The executor refuses anything the
-    signed decision log does not approve: that refusal is recorded, and the other reviews still run."""
+    signed decision log does not approve: that refusal is recorded, and the other reviews still run. The
+    decision logs of the other reviews not yet executed are verified too, so this user's witness anchors
+    what other reviewers decided in a shared ledger, and a tampered log is reported now."""
     from agents.executor import execute
 
     with _opened(home) as (settings, ledger):
-        done = []
-        for review in ReviewQueue(ledger).list("approved"):
+        queue, done = ReviewQueue(ledger), []
+        for review in queue.list():
             try:
-                done += execute(ledger, home, review.id, settings=settings.proposals)
+                if review.status == "approved":
+                    done += execute(ledger, home, review.id, settings=settings.proposals)
+                elif review.status != "executed":
+                    queue.verify(review.id)
             except ApprovalRefused as exc:
                 done.append({"review_id": review.id, "refused": str(exc)})
     return done
@@ -196,6 +204,40 @@ def reviewer_add(home: Path, name: str, *, by: str | None, public_key: str | Non
         key = public_key if own is None else own.public_key
         add_reviewer(ledger, name, key, endorser=other or own)
     return key
+
+
+def reviewer_trust(home: Path, *, reset: bool, ask: Callable[[str], str] = input) -> int:
+    """Show the root reviewer this user's witness pinned for the home's ledger beside the one the ledger holds.
+    With `reset`, on a terminal and after a typed confirmation, pin the ledger's root anew and forget the
+    decision chains witnessed there (each is anchored again as it is now). Returns the exit code."""
+    from weightkeeper.review import reviewer_keys
+    from weightkeeper.witness import Witness, described, fingerprint, keys_dir
+
+    witness = Witness(keys_dir())
+    with _opened(home) as (_, ledger):
+        root = next(iter(reviewer_keys(ledger.conn).items()), None)
+        with witness.seen(ledger.path) as seen:
+            pinned, anchored = seen.root, len(seen.heads)
+        print(f"ledger {ledger.path}\n  root reviewer pinned in {witness.path}: {described(pinned)}, with {anchored} "
+              f"review chain(s) anchored\n  root reviewer the ledger holds: {described(root)}")
+        if not reset:
+            print("  " + ("they match" if pinned == root else
+                          "nothing pinned yet: the first verification here pins the ledger's" if pinned is None else
+                          "they differ: its approvals are refused until the ledger is restored, or re-pinned with "
+                          "`weightkeeper reviewer trust --reset`"))
+            return 0
+        _on_terminal("reviewer trust --reset")
+        if root is None:
+            raise WeightkeeperError("the ledger holds no reviewer to pin; `weightkeeper init` records the first")
+        phrase = f"trust {fingerprint(root[1])[7:15]}"
+        if ask(f"Type `{phrase}` to pin {described(root)} as the root reviewer of this ledger and forget the chains "
+               "anchored: ").strip() != phrase:
+            print("not confirmed; nothing was changed")
+            return 1
+        with witness.seen(ledger.path) as seen:
+            seen.root, seen.heads = root, {}
+    print(f"pinned {described(root)}; each review's decision chain is anchored again as the ledger now holds it")
+    return 0
 
 
 def block(ledger: Ledger, owner: str, *, reason: str | None, by: str | None = None) -> None:
