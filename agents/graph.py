@@ -34,7 +34,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver  # noqa: E402
 from langgraph.graph import END, START, StateGraph  # noqa: E402
 from langgraph.types import Command, interrupt  # noqa: E402
 
-from agents import coordinator, critic, documenter, executor  # noqa: E402
+from agents import coordinator, critic, documenter, executor, triage  # noqa: E402
 from agents.advocate import draft_offline  # noqa: E402
 from agents.state import ProposalState, thread_id  # noqa: E402
 from tools.memory import Memory, Recollection, case_text  # noqa: E402
@@ -74,13 +74,7 @@ def build(ledger: Ledger, home: Path, settings: ProposalSettings, drafter: Draft
     its findings to the deterministic critic's (agents/llm_critic.py); with `memory`, the advocate recalls."""
 
     async def coordinate(state: ProposalState) -> dict[str, Any]:
-        evidence = Evidence.from_dict(state["evidence"])
-        candidate = coordinator.Candidate(evidence.event_id, evidence.registry, evidence.model_id, evidence.model,
-                                          evidence.event_kind, state["recipient"])
-        figures = documenter.impact(evidence)
-        trigger = next((item for item in evidence.items if item.kind == "event"), None)
-        moved_to = ((trigger.facts.get("detail") or {}).get("to") if trigger else None)
-        reason = coordinator.skip_reason(ledger, settings, candidate, int(figures.get("dependents", 0)), moved_to)
+        reason = triage.reason(ledger, settings, Evidence.from_dict(state["evidence"]), state["recipient"])
         return {"skip": reason or ""}
 
     async def document(state: ProposalState) -> dict[str, Any]:
