@@ -40,3 +40,14 @@ def demo_home(home: Path, *, reviewer: str = "ada", keys: Path | None = None) ->
 
 def desk(home: Path, reviewer: str = "ada") -> Desk:
     return Desk(home, reviewer, now=lambda: SEEN)
+
+
+def crowd(home: Path, count: int) -> None:
+    """`count` more pending proposals, copies of review 1 at varied priorities: an inbox of that size."""
+    with Ledger(config.load(home).ledger_path) as ledger, ledger.transaction() as conn:
+        conn.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)"
+            " INSERT INTO reviews (thread_id, interrupt_id, registry_id, model_id, event_id, recipient, priority,"
+            " status, draft, evidence, findings, created_at, updated_at)"
+            " SELECT 'crowd:' || i, 'crowd', registry_id, model_id, event_id, recipient, (i * 7919 % 1000) / 100.0,"
+            " 'pending', draft, evidence, findings, created_at, updated_at FROM reviews, n WHERE id = 1", (count,))

@@ -278,3 +278,21 @@ async def test_a_reviewer_without_a_key_is_told_why_and_nothing_is_recorded(cons
         await until(pilot, lambda: any("no signing key for reviewer 'mallory'" in str(note.message)
                                        for note in app._notifications))
     assert decisions(console_home, 1) == [] and outbox(console_home) == []
+
+
+@driven
+async def test_ten_thousand_pending_proposals_open_and_scroll_to_the_end(console_home: Path) -> None:
+    from console_world import crowd
+
+    crowd(console_home, 10_000)
+    app = console(console_home)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(rows(app)) == 10_003)
+        table = app.screen.query_one(RowList)
+        await pilot.press("G")
+        await until(pilot, lambda: table.scroll_offset.y == 10_003 + 1 - table.size.height)
+        last = table.rows[-1]
+        assert table.current == last.key
+        assert table.render_line(table.size.height - 1).text.split()[:2] == [last.cells[0], last.cells[1]]
+        await pilot.press("g")
+        await until(pilot, lambda: table.scroll_offset.y == 0 and table.current == rows(app)[0])

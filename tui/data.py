@@ -159,6 +159,14 @@ def _results(ledger: Ledger, review: Review) -> dict[int, dict[str, Any]]:
     return {row["action_index"]: {"outcome": row["outcome"], **json.loads(row["detail"])} for row in rows}
 
 
+SHOWN = {  # what the evidence pane shows of a ledger row it names
+    "model": ("name", "state", "visibility", "first_seen", "last_seen"),
+    "observation": ("scan_id", "observed_at", "found", "name", "revision", "visibility", "downloads", "likes",
+                    "license", "shutdown_date"),
+    "event": ("at", "kind", "scan_id", "detail"),
+}
+
+
 def _ledger_rows(ledger: Ledger, source: str) -> list[dict[str, Any]]:
     """The ledger rows an evidence item names as its source: `observation 812`, `event 40`, `model 14`, or the
     two ends of `observations 3–812` (agents/documenter.py)."""
@@ -167,7 +175,7 @@ def _ledger_rows(ledger: Ledger, source: str) -> list[dict[str, Any]]:
     rows = []
     for noun, first, last in re.findall(r"\b(observation|event|model)s? (\d+)(?:–(\d+))?", source):
         for row_id in dict.fromkeys(int(found) for found in (first, last) if found):
-            row = ledger.conn.execute(f"SELECT * FROM {noun}s WHERE id = ?", (row_id,)).fetchone()
+            row = ledger.conn.execute(f"SELECT {', '.join(SHOWN[noun])} FROM {noun}s WHERE id = ?", (row_id,)).fetchone()
             if row is not None:
                 rows.append({"row": f"{noun} {row_id}", **{key: row[key] for key in row.keys()}})
     return rows

@@ -84,8 +84,7 @@ class ProposalScreen(Screen[None]):
         item = self.dossier.review.evidence.items[index]
         lines = [f"[b]{item.id}[/b] {escape(item.statement)}", f"[dim]source: {escape(item.source)}[/dim]"]
         for row in self.dossier.ledger_rows.get(item.id, []):
-            fields = ", ".join(f"{key}={value}" for key, value in row.items()
-                               if key not in ("row", "detail", "raw", "card") and value is not None)
+            fields = ", ".join(f"{key}={value}" for key, value in row.items() if key != "row" and value is not None)
             lines.append(f"[b]{row['row']}[/b] {escape(fields)}")
         self.query_one("#evidence-detail", Static).update("\n".join(lines))
 
