@@ -48,9 +48,15 @@ def built_console_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def console_home(built_console_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A copy of the demo's proposals with ada, the ledger's reviewer, her key in this test's keys folder."""
+    """A copy of the demo's proposals and registry with ada, the ledger's reviewer, her key in this test's keys
+    folder."""
     import shutil
+
+    from weightkeeper import config
 
     shutil.copytree(built_console_home / "keys", tmp_path / "keys")
     monkeypatch.setenv("WEIGHTKEEPER_KEYS_DIR", str(tmp_path / "keys"))
-    return Path(shutil.copytree(built_console_home / "home", tmp_path / "home"))
+    home = Path(shutil.copytree(built_console_home / "home", tmp_path / "home"))
+    settings = config.config_path(home)  # its registry is the copy's own
+    settings.write_text(settings.read_text().replace(str(built_console_home / "home"), str(home)))
+    return home

@@ -37,11 +37,29 @@ def proposal_ready(screen: object) -> bool:
     return isinstance(screen, ProposalScreen) and screen.dossier is not None
 
 
+def rows_shown(count: int) -> Callable[[object], bool]:
+    def shown(screen: object) -> bool:
+        rows = screen.query(RowList)
+        return bool(rows) and len(rows.first().rows) == count
+    return shown
+
+
+def plotted(screen: object) -> bool:
+    return getattr(screen, "figures", None) is not None
+
+
 SCREENS: dict[str, Callable[[object], Callable[..., Awaitable[None]]]] = {
     "inbox": inbox_ready,
+    "triaged": lambda app: after(inbox_ready(app), "h", ready=rows_shown(3)),
     "proposal": lambda app: after(inbox_ready(app), "enter", ready=proposal_ready),
     "approve_dialog": lambda app: after(after(inbox_ready(app), "enter", ready=proposal_ready), "a",
                                         ready=lambda screen: isinstance(screen, ApproveDialog)),
+    "keys": lambda app: after(inbox_ready(app), "question_mark", ready=lambda screen: bool(screen.query("HelpPanel"))),
+    "ledger": lambda app: after(inbox_ready(app), "2", ready=rows_shown(30)),
+    "stats": lambda app: after(inbox_ready(app), "3", ready=plotted),
+    "registries": lambda app: after(inbox_ready(app), "4", ready=rows_shown(1)),
+    "archive": lambda app: after(inbox_ready(app), "5", ready=lambda screen: screen.id == "archive"
+                                 and "archived objects" in str(screen.query_one("#status").render())),
 }
 
 

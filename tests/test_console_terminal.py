@@ -15,9 +15,14 @@ from pathlib import Path
 from test_console import outbox, reviews
 
 
+def tmux(session: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """tmux on a server of the test's own (its socket named after the session), never the user's."""
+    return subprocess.run(["tmux", "-L", session, "-f", "/dev/null", *args], capture_output=True, text=True,
+                          check=check)
+
+
 def screen(session: str) -> str:
-    return subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True,
-                          check=True).stdout
+    return tmux(session, "capture-pane", "-p", "-t", session).stdout
 
 
 def wait_for(session: str, condition: Callable[[str], bool], what: str, timeout: float = 60) -> str:
@@ -33,30 +38,35 @@ def wait_for(session: str, condition: Callable[[str], bool], what: str, timeout:
 def test_enter_a_y_in_a_real_terminal_approves_the_first_proposal(console_home: Path) -> None:
     session = f"wk-{uuid.uuid4().hex[:8]}"
     command = " ".join(shlex.quote(part) for part in (
-        "env", f"WEIGHTKEEPER_KEYS_DIR={os.environ['WEIGHTKEEPER_KEYS_DIR']}", "WEIGHTKEEPER_REVIEWER=ada",
+        "env", "-u", "COLUMNS", "-u", "LINES", f"WEIGHTKEEPER_KEYS_DIR={os.environ['WEIGHTKEEPER_KEYS_DIR']}", "WEIGHTKEEPER_REVIEWER=ada",
         "TERM=xterm-256color", sys.executable, "-m", "weightkeeper.cli.main", "--home", str(console_home), "review"))
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "30", command], check=True)
+    # The window has its size before the console starts in it: a command started with the session may see the
+    # default 80x24 first.
+    tmux(session, "new-session", "-d", "-s", session, "-x", "100", "-y", "30", "cat")
+    assert tmux(session, "display", "-p", "-t", session, "#{window_width}x#{window_height}").stdout.strip() == "100x30"
+    tmux(session, "respawn-pane", "-k", "-t", session, command)
     try:
         first = reviews(console_home)[1]
-        shown = wait_for(session, lambda text: "support-llama-8b-lora" in text and "quillfeather" in text, "the inbox")
-        assert "reviewer ada" in shown and "3 pending" in shown
-        subprocess.run(["tmux", "send-keys", "-t", session, "Enter"], check=True)
+        wait_for(session, lambda text: all(part in text for part in (
+            "reviewer ada", "support-llama-8b-lora", "mistral-7b-legal-clauses", "gemma-2-9b-poetry", "3 pending")),
+            "the inbox with the demo's three proposals")
+        tmux(session, "send-keys", "-t", session, "Enter")
         wait_for(session, lambda text: "Review 1 · pending" in text, "the proposal")
-        subprocess.run(["tmux", "send-keys", "-t", session, "a"], check=True)
+        tmux(session, "send-keys", "-t", session, "a")
         shown = wait_for(session, lambda text: "payload sha256" in text, "the approval dialog")
         assert first.payload_sha256(0) in shown.replace("\n", "")
-        subprocess.run(["tmux", "send-keys", "-t", session, "y"], check=True)
+        tmux(session, "send-keys", "-t", session, "y")
         wait_for(session, lambda text: "Review 1 · executed" in text, "the executed proposal")
-        subprocess.run(["tmux", "send-keys", "-t", session, "Escape"], check=True)
+        tmux(session, "send-keys", "-t", session, "Escape")
         shown = wait_for(session, lambda text: "2 pending" in text, "the inbox without it")
         assert "support-llama-8b-lora" not in shown
         (letter,) = outbox(console_home)
         assert first.draft.title in letter
         assert reviews(console_home)[1].status == "executed"
-        subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
+        tmux(session, "send-keys", "-t", session, "q")
         deadline = time.monotonic() + 20
-        while subprocess.run(["tmux", "has-session", "-t", session], capture_output=True).returncode == 0:
+        while tmux(session, "has-session", "-t", session, check=False).returncode == 0:
             assert time.monotonic() < deadline, "q did not leave the console"
             time.sleep(0.2)
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        tmux(session, "kill-server", check=False)

@@ -19,7 +19,11 @@ from textual.message import Message
 from textual.screen import Screen
 
 from tui.data import Desk
+from tui.screens.archive import ArchiveScreen
 from tui.screens.inbox import InboxScreen
+from tui.screens.ledger import LedgerScreen
+from tui.screens.registries import RegistriesScreen
+from tui.screens.stats import StatsScreen
 from weightkeeper.errors import WeightkeeperError
 
 T = TypeVar("T")
@@ -33,7 +37,8 @@ class LedgerChanged(Message):
 class ReviewConsole(App[None]):
     CSS_PATH = "console.tcss"
     TITLE = "weightkeeper"
-    MODES = {"inbox": InboxScreen}
+    MODES = {"inbox": InboxScreen, "ledger": LedgerScreen, "stats": StatsScreen, "registries": RegistriesScreen,
+             "archive": ArchiveScreen}
     BINDINGS = [
         Binding("1", "screen('inbox')", "Inbox", show=False, id="app.inbox"),
         Binding("2", "screen('ledger')", "Ledger", show=False, id="app.ledger"),

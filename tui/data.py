@@ -7,6 +7,7 @@ review approve|reject|defer|edit` (weightkeeper/cli/reviewing.py), recorded on t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -71,6 +72,36 @@ class Dossier:
     ledger_rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # evidence id -> its ledger rows
 
 
+@dataclass(frozen=True)
+class Figures:
+    """The ledger's statistics (`weightkeeper stats`), in all and per registry."""
+
+    overall: dict[str, Any]
+    per_registry: dict[str, dict[str, int]]
+
+
+@dataclass(frozen=True)
+class RegistryState:
+    name: str
+    kind: str
+    location: str
+    schedule: str
+    last_scan: dict[str, Any] | None
+    problems: list[str]
+    next_run: str
+
+
+@dataclass(frozen=True)
+class Archived:
+    object_id: str
+    versions: int
+    head: str
+    files: int
+    bytes: int
+    fixity: str | None  # fixity_ok or fixity_failed, from the latest check
+    checked_at: str | None
+
+
 def now_utc() -> datetime:
     return datetime.now(UTC)
 
@@ -112,6 +143,72 @@ class Desk:
             return Dossier(review, queue.members(review_id), queue.decisions(review_id), _results(ledger, review),
                            {item.id: _ledger_rows(ledger, item.source) for item in review.evidence.items})
 
+    def events(self) -> list[dict[str, Any]]:
+        """Every ledger event, newest first, as `weightkeeper ledger` reads them."""
+        from weightkeeper.ledger.queries import events
+
+        with self.opened() as (_, ledger):
+            return events(ledger)[::-1]
+
+    def observations(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+        """The observations an event was recorded from (the one before it and the one it saw)."""
+        with self.opened() as (_, ledger):
+            return [row for key in ("prior_observation", "observation") if event.get(key)
+                    for row in _ledger_rows(ledger, f"observation {event[key]}")]
+
+    def figures(self) -> Figures:
+        from weightkeeper.ledger.queries import stats
+
+        with self.opened() as (settings, ledger):
+            names = [row["name"] for row in ledger.conn.execute("SELECT name FROM registries ORDER BY name")]
+            return Figures(stats(ledger), {name: stats(ledger, registry=name)["models"] for name in names})
+
+    def registries(self) -> list[RegistryState]:
+        from weightkeeper.cli.watch import next_run
+
+        with self.opened() as (settings, ledger):
+            states = []
+            for registry in settings.registries.values():
+                scan = ledger.conn.execute(
+                    "SELECT s.* FROM scans s JOIN registries r ON r.id = s.registry_id WHERE r.name = ?"
+                    " ORDER BY s.id DESC LIMIT 1", (registry.name,)).fetchone()
+                problems = [row["message"] for row in ledger.conn.execute(
+                    "SELECT message FROM problems WHERE scan_id = ? ORDER BY id", (scan["id"],))] if scan else []
+                states.append(RegistryState(registry.name, registry.kind, self.shown_path(registry.location),
+                                            registry.schedule,
+                                            dict(scan) if scan else None, problems,
+                                            next_run(registry.schedule, self.now()).strftime("%Y-%m-%d %H:%M")))
+            return states
+
+    def shown_path(self, location: str) -> str:
+        """A location inside the weightkeeper home as `HOME/…`, the way the config may write it."""
+        path = Path(location)
+        return f"HOME/{path.relative_to(self.home)}" if path.is_absolute() and path.is_relative_to(self.home) else location
+
+    def scan(self, name: str, display: Any) -> str:
+        """Scan one registry now, as `weightkeeper scan NAME` does (a scan acts on nobody's model and needs no
+        approval); `display` hears its progress. Returns the CLI's summary of it."""
+        from weightkeeper.cli.scanning import describe, scan_registries
+
+        (result,) = scan_registries(self.home, [name], log=None, display=display)
+        return describe(result)
+
+    def archive(self) -> list[Archived]:
+        from tools.archive.archiving import open_store
+
+        with self.opened() as (settings, ledger):
+            checks = {json.loads(row["detail"])["object_id"]: (row["kind"], row["at"]) for row in ledger.conn.execute(
+                "SELECT kind, at, detail FROM events WHERE kind IN ('fixity_ok', 'fixity_failed') ORDER BY id")}
+            return [Archived(item.object_id, item.versions, item.head, item.files, item.bytes,
+                             *checks.get(item.object_id, (None, None))) for item in open_store(settings).objects()]
+
+    def verify(self, object_id: str) -> Any:
+        """Check every byte of one archived object, recorded as `archive verify ID` records it."""
+        from weightkeeper.cli.archiving import verify_archive
+
+        (report,) = verify_archive(config.load(self.home), object_id, sample=None)
+        return report
+
     # -- deciding: the same functions as the CLI, on the channel `tui` --------------------------
 
     def _decider(self) -> Any:
@@ -150,8 +247,6 @@ class Desk:
 
 def _results(ledger: Ledger, review: Review) -> dict[int, dict[str, Any]]:
     """The latest outcome of each action of the review's current version that an executor ran."""
-    import json
-
     rows = ledger.conn.execute(
         "SELECT d.action_index, res.outcome, res.detail FROM decisions d JOIN executions x ON x.decision_id = d.id"
         " JOIN execution_results res ON res.execution_id = x.id WHERE d.review_id = ? AND d.version = ?"

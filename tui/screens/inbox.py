@@ -3,17 +3,16 @@ executed ones, and for the events the coordinator left alone (with its reason)."
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
-from textual.screen import Screen
-from textual.widgets import Footer, Input, Static, Tab, Tabs
+from textual.widgets import Input, Tab, Tabs
 
-from tui.data import TABS, Triaged, age, critic_status, lead
+from tui.data import Triaged, age, critic_status, lead
 from tui.screens.dialogs import DeferDialog, ReasonDialog
+from tui.screens.panel import Panel
 from tui.widgets.rowlist import Column, Row, RowList
 from weightkeeper.review import Headline
 
@@ -27,69 +26,47 @@ EMPTY = {"pending": "no proposal waits for a decision; `weightkeeper propose` dr
          "triaged": "every event that may need a proposal has one"}
 
 
-class InboxScreen(Screen[None]):
+class InboxScreen(Panel):
     BINDINGS = [
-        Binding("slash", "filter", "Filter", id="inbox.filter"),
         Binding("space", "mark", "Mark", id="inbox.mark"),
         Binding("r", "reject", "Reject", id="inbox.reject"),
         Binding("d", "defer", "Defer", id="inbox.defer"),
         Binding("l,right,tab", "tab(1)", "Next tab", show=False, id="inbox.next_tab"),
         Binding("h,left,shift+tab", "tab(-1)", "Previous tab", show=False, id="inbox.previous_tab"),
-        Binding("escape", "clear", "Clear marks", show=False, id="inbox.clear"),
-        Binding("q", "app.quit", "Quit", id="inbox.quit"),
     ]
+    heading = "Inbox"
+    columns = REVIEW_COLUMNS
+    markable = True
+    hint = "filter: model, recipient, registry or event kind; or field:value, e.g. event:deleted"
 
     def __init__(self) -> None:
-        super().__init__(id="inbox")
+        super().__init__()
         self.tab = "pending"
-        self.items: dict[int, Headline | Triaged] = {}
-        self.query_text = ""
 
-    def compose(self) -> ComposeResult:
-        yield Static(id="title", classes="title")
+    def above(self) -> ComposeResult:
         yield Tabs(*(Tab(title, id=name) for name, title in TAB_TITLES.items()), id="tabs")
-        with Vertical(id="body"):
-            yield Input(placeholder="filter: model, recipient, registry or event kind", id="filter")
-            yield RowList(REVIEW_COLUMNS, markable=True, id="rows")
-            yield Static(id="status", classes="status")
-        yield Footer()
 
-    def on_mount(self) -> None:
-        self.query_one("#title", Static).update(self.app.title_line("Inbox"))
-        self.query_one(RowList).focus()
-        self.load()
-
-    # -- loading ------------------------------------------------------------------------------
-
-    def load(self) -> None:
-        """Read the tab's rows in a worker; the screen keeps answering while the ledger is read."""
+    def read(self) -> Callable[[], list[Any]]:
         tab, desk = self.tab, self.app.desk
         read = desk.triaged if tab == "triaged" else (lambda: desk.headlines(tab))
-        self.app.in_background(read, lambda items: self.loaded(tab, items), group="inbox")
+        return lambda: (tab, read())
 
-    def loaded(self, tab: str, items: list[Any]) -> None:
-        if tab != self.tab:
-            return
-        self.items = {self.key(item): item for item in items}
-        self.show()
+    def loaded(self, answer: tuple[str, list[Any]]) -> None:
+        tab, items = answer
+        if tab == self.tab:  # not a tab left meanwhile
+            super().loaded(items)
 
-    @staticmethod
-    def key(item: Headline | Triaged) -> int:
+    def key(self, item: Headline | Triaged) -> int:
         return item.event_id if isinstance(item, Triaged) else item.id
 
-    def show(self) -> None:
-        words = self.query_text.lower().split()
-        rows = [self.row(item) for item in self.items.values()
-                if all(word in self.haystack(item) for word in words)]
+    def shown_columns(self) -> tuple[Sequence[Column], str]:
         columns = TRIAGED_COLUMNS if self.tab == "triaged" else REVIEW_COLUMNS + (
             (Column("Critic", 7),) if self.tab == "pending" else (Column("Decision", 16),))
-        rowlist = self.query_one(RowList)
-        rowlist.show(rows, columns, empty=EMPTY.get(self.tab, f"no {self.tab} proposal"))
-        self.update_status()
+        return columns, EMPTY.get(self.tab, f"no {self.tab} proposal")
 
     def haystack(self, item: Headline | Triaged) -> str:
-        recipient = "" if isinstance(item, Triaged) else item.recipient
-        return f"{item.model} {recipient} {item.registry} {item.event}".lower()
+        recipient = "" if isinstance(item, Triaged) else f" recipient:{item.recipient}"
+        return f"model:{item.model}{recipient} registry:{item.registry} event:{item.event}".lower()
 
     def row(self, item: Headline | Triaged) -> Row:
         if isinstance(item, Triaged):
@@ -99,21 +76,17 @@ class InboxScreen(Screen[None]):
                              age(item.created_at, self.app.desk.now()), item.drafter, last),
                    alert=self.tab == "pending" and item.errors > 0)
 
-    def update_status(self) -> None:
-        rowlist = self.query_one(RowList)
-        parts = [f"{len(rowlist.rows)} {self.tab}" + (f" of {len(self.items)}" if self.query_text else "")]
-        if rowlist.marked:
-            parts.append(f"{len(rowlist.marked)} marked: r rejects them, d defers them")
-        if self.query_text:
-            parts.append(f"filter: {self.query_text}")
-        self.query_one("#status", Static).update(" · ".join(parts))
+    def noun(self) -> str:
+        return self.tab
 
-    def on_ledger_changed(self) -> None:
-        """A proposal arrived or was decided elsewhere: read the tab again, cursor and marks kept."""
-        self.load()
+    def describe(self, item: Headline | Triaged) -> str | None:
+        """A triaged event's whole reason (its column is cut short); a proposal opens with enter instead."""
+        return f"{item.event} of {item.model} (event {item.event_id}): {item.reason}" if isinstance(item, Triaged) \
+            else None
 
-    def on_screen_resume(self) -> None:
-        self.load()
+    def status(self) -> list[str]:
+        marked = self.query_one(RowList).marked
+        return [f"{len(marked)} marked: r rejects them, d defers them"] if marked else []
 
     # -- keys ---------------------------------------------------------------------------------
 
@@ -133,28 +106,13 @@ class InboxScreen(Screen[None]):
         self.load()
         rowlist.focus()
 
-    def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
-        box.display = True
-        box.focus()
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        self.query_text = event.value.strip()
-        self.show()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.query_one(RowList).focus()
-
     def action_clear(self) -> None:
-        box = self.query_one("#filter", Input)
-        if box.has_focus or self.query_text:
-            box.value, box.display = "", False
-            self.query_text = ""
-            self.show()
-            self.query_one(RowList).focus()
+        rowlist = self.query_one(RowList)
+        if self.query_one("#filter", Input).has_focus or self.query_text or not rowlist.marked:
+            super().action_clear()
         else:
-            self.query_one(RowList).marked.clear()
-            self.query_one(RowList).refresh()
+            rowlist.marked.clear()
+            rowlist.refresh()
             self.update_status()
 
     def action_mark(self) -> None:
@@ -196,9 +154,7 @@ class InboxScreen(Screen[None]):
 
     def on_row_list_opened(self, event: RowList.Opened) -> None:
         if self.tab == "triaged":
-            item = self.items[event.key]
-            self.app.notify(item.reason, title=f"{item.event} of {item.model}")
-            return
+            return  # its reason is in the pane below
         from tui.screens.proposal import ProposalScreen
 
         self.app.push_screen(ProposalScreen(event.key))
