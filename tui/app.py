@@ -22,6 +22,7 @@ from tui.data import Desk
 from tui.screens.archive import ArchiveScreen
 from tui.screens.inbox import InboxScreen
 from tui.screens.ledger import LedgerScreen
+from tui.screens.proposal import ProposalScreen
 from tui.screens.registries import RegistriesScreen
 from tui.screens.stats import StatsScreen
 from weightkeeper.errors import WeightkeeperError
@@ -35,7 +36,7 @@ class LedgerChanged(Message):
 
 
 class ReviewConsole(App[None]):
-    CSS_PATH = "console.tcss"
+    CSS_PATH = Path(__file__).with_name("console.tcss")  # absolute: a subclass elsewhere finds it too
     TITLE = "weightkeeper"
     MODES = {"inbox": InboxScreen, "ledger": LedgerScreen, "stats": StatsScreen, "registries": RegistriesScreen,
              "archive": ArchiveScreen}
@@ -59,6 +60,12 @@ class ReviewConsole(App[None]):
         self.theme = "textual-dark"
         self.switch_mode("inbox")
         self.set_interval(self.poll_seconds, self.poll)
+
+    def proposal(self, review_id: int) -> ProposalScreen:
+        """The proposal screen, showing `review_id`: one instance, installed once, so opening one restyles nothing."""
+        if not self.is_screen_installed("proposal"):
+            self.install_screen(ProposalScreen(), "proposal")
+        return self.get_screen("proposal").open(review_id)
 
     def title_line(self, where: str) -> str:
         return f"[b]weightkeeper[/b] · {where} · reviewer {self.desk.reviewer}"

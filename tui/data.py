@@ -18,7 +18,6 @@ from typing import Any
 from weightkeeper import config
 from weightkeeper.cli import reviewing
 from weightkeeper.ledger import Ledger
-from weightkeeper.ledger.store import TIMESTAMP
 from weightkeeper.review import Headline, Review, ReviewQueue
 
 TABS: dict[str, tuple[str, ...]] = {  # inbox tab -> the review statuses it lists
@@ -43,7 +42,7 @@ def critic_status(headline: Headline) -> str:
 
 def age(timestamp: str, now: datetime) -> str:
     """How long ago a ledger time was, in the largest whole unit: 45s, 12m, 5h, 3d."""
-    seconds = max(0, int((now - datetime.strptime(timestamp, TIMESTAMP).replace(tzinfo=UTC)).total_seconds()))
+    seconds = max(0, int((now - datetime.fromisoformat(timestamp)).total_seconds()))
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             return f"{seconds // size}{unit}"
@@ -120,9 +119,9 @@ class Desk:
 
     # -- reading ------------------------------------------------------------------------------
 
-    def headlines(self, tab: str) -> list[Headline]:
+    def headlines(self, tab: str, limit: int | None = None) -> list[Headline]:
         with self.opened() as (_, ledger):
-            return ReviewQueue(ledger).headlines(TABS[tab])
+            return ReviewQueue(ledger).headlines(TABS[tab], limit)
 
     def fingerprint(self) -> tuple[Any, ...]:
         """Changes whenever a review arrives or is decided: what the console polls for."""

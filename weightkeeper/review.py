@@ -232,9 +232,9 @@ class ReviewQueue:
             (model_id, model_id)).fetchone()
         return row and row["id"]
 
-    def headlines(self, statuses: tuple[str, ...]) -> list[Headline]:
-        """The reviews in these statuses as one line each, highest priority first: what an inbox lists, read
-        without decoding any draft or evidence, so ten thousand come back at once."""
+    def headlines(self, statuses: tuple[str, ...], limit: int | None = None) -> list[Headline]:
+        """The reviews in these statuses as one line each, highest priority first (the first `limit`): what an
+        inbox lists, read without decoding any draft or evidence."""
         marks = ", ".join("?" * len(statuses))
         return [Headline(**row) for row in self.conn.execute(
             "SELECT r.id, r.status, r.priority, r.recipient, r.version, r.created_at, g.name AS registry,"
@@ -245,8 +245,8 @@ class ReviewQueue:
             " (SELECT COUNT(*) FROM review_members x WHERE x.review_id = r.id) AS members,"
             " (SELECT reason FROM decisions d WHERE d.review_id = r.id ORDER BY d.id DESC LIMIT 1) AS reason"
             " FROM reviews r JOIN registries g ON g.id = r.registry_id JOIN models m ON m.id = r.model_id"
-            f" JOIN events e ON e.id = r.event_id WHERE r.status IN ({marks}) ORDER BY r.priority DESC, r.id",
-            statuses)]
+            f" JOIN events e ON e.id = r.event_id WHERE r.status IN ({marks}) ORDER BY r.priority DESC, r.id"
+            " LIMIT ?", (*statuses, -1 if limit is None else limit))]
 
     def members(self, review_id: int) -> list[str]:
         """The names of the near-duplicate models a review covers beside its own, most similar first."""

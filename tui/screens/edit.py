@@ -6,8 +6,9 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static, TextArea
+from textual.widgets import Input, Static, TextArea
 
+from tui.widgets.keyline import KeyLine
 from weightkeeper.review import Review
 
 
@@ -29,7 +30,7 @@ class EditScreen(Screen[int | None]):
         yield Input(review.draft.title, placeholder="title", id="edit-title")
         yield TextArea(review.draft.body, soft_wrap=True, id="edit-body")
         yield Input(placeholder="note for the record and the drafters (optional)", id="edit-note")
-        yield Footer()
+        yield KeyLine()
 
     def on_mount(self) -> None:
         self.query_one(TextArea).focus()

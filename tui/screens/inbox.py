@@ -22,6 +22,7 @@ REVIEW_COLUMNS = (Column("Prio", 5, right=True), Column("Recipient", 11), Column
                   Column("Event", 11), Column("Age", 4, right=True), Column("Drafter", 7))
 TRIAGED_COLUMNS = (Column("Event", 6, right=True), Column("Model", 24), Column("Registry", 8), Column("Kind", 12),
                    Column("Why no proposal", 0))
+FIRST = 200  # proposals read before the first paint; the rest follow
 EMPTY = {"pending": "no proposal waits for a decision; `weightkeeper propose` drafts them for recorded events",
          "triaged": "every event that may need a proposal has one"}
 
@@ -41,7 +42,7 @@ class InboxScreen(Panel):
 
     def __init__(self) -> None:
         super().__init__()
-        self.tab = "pending"
+        self.tab, self.whole = "pending", False
 
     def above(self) -> ComposeResult:
         yield Tabs(*(Tab(title, id=name) for name, title in TAB_TITLES.items()), id="tabs")
@@ -49,11 +50,19 @@ class InboxScreen(Panel):
     def read(self) -> Callable[[], list[Any]]:
         tab, desk = self.tab, self.app.desk
         read = desk.triaged if tab == "triaged" else (lambda: desk.headlines(tab))
-        return lambda: (tab, read())
+        return lambda: (tab, True, read())
 
-    def loaded(self, answer: tuple[str, list[Any]]) -> None:
-        tab, items = answer
-        if tab == self.tab:  # not a tab left meanwhile
+    def load(self) -> None:
+        """The first screenful first, then all: ten thousand proposals take a while to read."""
+        if not self.items and self.tab != "triaged":
+            tab, desk = self.tab, self.app.desk
+            self.app.in_background(lambda: (tab, False, desk.headlines(tab, FIRST)), self.loaded, group="inbox")
+        super().load()
+
+    def loaded(self, answer: tuple[str, bool, list[Any]]) -> None:
+        tab, whole, items = answer
+        if tab == self.tab and (whole or not self.whole):  # not a tab left meanwhile, nor a part after the whole
+            self.whole = whole
             super().loaded(items)
 
     def key(self, item: Headline | Triaged) -> int:
@@ -97,7 +106,7 @@ class InboxScreen(Panel):
     def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
         if event.tab is None or event.tab.id == self.tab:
             return
-        self.tab = event.tab.id or "pending"
+        self.tab, self.whole = event.tab.id or "pending", False
         rowlist = self.query_one(RowList)
         rowlist.marked.clear()
         rowlist.cursor = 0
@@ -155,6 +164,4 @@ class InboxScreen(Panel):
     def on_row_list_opened(self, event: RowList.Opened) -> None:
         if self.tab == "triaged":
             return  # its reason is in the pane below
-        from tui.screens.proposal import ProposalScreen
-
-        self.app.push_screen(ProposalScreen(event.key))
+        self.app.push_screen(self.app.proposal(event.key))

@@ -10,8 +10,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
+from tui.widgets.keyline import KeyLine
 from tui.widgets.rowlist import Column, Row, RowList
 
 
@@ -29,7 +30,7 @@ class Panel(Screen[None]):
     def __init__(self) -> None:
         super().__init__(id=self.heading.lower())
         self.items: dict[int, Any] = {}
-        self.query_text = ""
+        self.query_text, self.ready = "", False
 
     def compose(self) -> ComposeResult:
         yield Static(id="title", classes="title")
@@ -39,7 +40,7 @@ class Panel(Screen[None]):
             yield RowList(self.columns, markable=self.markable, id="rows")
             yield Static(id="detail", classes="detail")
             yield Static(id="status", classes="status")
-        yield Footer()
+        yield KeyLine()
 
     def above(self) -> ComposeResult:
         yield from ()
@@ -48,7 +49,6 @@ class Panel(Screen[None]):
         self.query_one("#title", Static).update(self.app.title_line(self.heading))
         self.query_one("#detail", Static).display = False
         self.query_one(RowList).focus()
-        self.load()
 
     # -- what a screen says ---------------------------------------------------------------------
 
@@ -86,7 +86,7 @@ class Panel(Screen[None]):
         self.app.in_background(self.read(), self.loaded, group=self.heading)
 
     def loaded(self, items: list[Any]) -> None:
-        self.items = {self.key(item): item for item in items}
+        self.items, self.ready = {self.key(item): item for item in items}, True
         self.show()
 
     def show(self) -> None:
@@ -109,7 +109,8 @@ class Panel(Screen[None]):
         current = self.query_one(RowList).current
         text = self.describe(self.items[current]) if current in self.items else None
         detail = self.query_one("#detail", Static)
-        detail.display = text is not None
+        if detail.display != (text is not None):  # set only when it changes: each change lays the screen out again
+            detail.display = text is not None
         if text is not None:
             detail.update(text)
 
@@ -120,7 +121,11 @@ class Panel(Screen[None]):
         self.load()
 
     def on_screen_resume(self) -> None:
-        self.load()
+        """Shown: read the rows the first time; again, only if the ledger changed meanwhile (the poll tells)."""
+        if self.ready:
+            self.app.poll()
+        else:
+            self.load()
 
     # -- the filter -----------------------------------------------------------------------------
 

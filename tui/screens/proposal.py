@@ -7,15 +7,17 @@ from __future__ import annotations
 from typing import Any
 
 from rich.markup import escape
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Markdown, Static, TabbedContent, TabPane
+from textual.widgets import Static, TabbedContent, TabPane
 
 from tui.data import Dossier
-from tui.letter import letter
+from tui.letter import laid_out, letter
 from tui.screens.dialogs import ApproveDialog, DeferDialog, ReasonDialog
+from tui.widgets.keyline import KeyLine
 from tui.widgets.rowlist import Column, Row, RowList
 from weightkeeper.domain import canonical_json
 
@@ -32,16 +34,29 @@ class ProposalScreen(Screen[None]):
         Binding("q,escape", "back", "Back", id="proposal.back"),
     ]
 
-    def __init__(self, review_id: int) -> None:
+    def __init__(self) -> None:
         super().__init__(id="proposal")
-        self.review_id = review_id
+        self.review_id: int | None = None
         self.dossier: Dossier | None = None
+        self.laid_out_at = 0  # the width the letter was laid out for
+
+    def open(self, review_id: int) -> ProposalScreen:
+        """Show another proposal: the console keeps one proposal screen, styled once, for every proposal."""
+        self.review_id, self.dossier = review_id, None
+        if self.is_mounted:  # nothing of the proposal shown before stays on screen
+            with self.app.batch_update():
+                self.query_one("#title", Static).update(self.app.title_line(f"Review {review_id} · reading…"))
+                for pane in ("#letter", "#evidence-detail", "#critic", "#actions", "#history"):
+                    self.query_one(pane, Static).update("")
+                self.query_one("#evidence", RowList).show([])
+            self.load()
+        return self
 
     def compose(self) -> ComposeResult:
         yield Static(id="title", classes="title")
         with Horizontal(id="split"):
             with VerticalScroll(id="letter-pane"):
-                yield Markdown(id="letter")
+                yield Static(id="letter")
             with TabbedContent(id="side"):
                 with TabPane("Evidence", id="evidence-tab"):
                     yield RowList(EVIDENCE_COLUMNS, empty="no evidence", id="evidence")
@@ -52,29 +67,48 @@ class ProposalScreen(Screen[None]):
                     yield VerticalScroll(Static(id="actions"))
                 with TabPane("History", id="history-tab"):
                     yield VerticalScroll(Static(id="history"))
-        yield Footer()
+        yield KeyLine()
 
     def on_mount(self) -> None:
         self.load()
 
     def load(self) -> None:
-        self.app.in_background(lambda: self.app.desk.dossier(self.review_id), self.loaded, group="proposal")
+        review_id, desk, width = self.review_id, self.app.desk, self.letter_width()
+        if review_id is not None:
+            self.app.in_background(lambda: self.read(desk, review_id, width), self.loaded, group="proposal")
 
-    def loaded(self, dossier: Dossier) -> None:
+    @staticmethod
+    def read(desk: Any, review_id: int, width: int) -> tuple[Dossier, Text, int]:
+        dossier = desk.dossier(review_id)
+        return dossier, laid_out(letter(dossier.review), width), width
+
+    def letter_width(self) -> int:
+        pane = self.query_one("#letter-pane") if self.is_mounted else None
+        return max((pane.scrollable_content_region.width if pane else 0) or self.app.size.width * 3 // 5 - 3, 20)
+
+    def on_resize(self) -> None:
+        if self.dossier is not None and self.letter_width() != self.laid_out_at:
+            self.load()
+
+    def loaded(self, answer: tuple[Dossier, Text, int]) -> None:
+        dossier, text, self.laid_out_at = answer
+        if dossier.review.id != self.review_id:  # another proposal was opened meanwhile
+            return
         self.dossier = dossier
         review = dossier.review
         covers = f" (+ {', '.join(dossier.members)})" if dossier.members else ""
-        self.query_one("#title", Static).update(self.app.title_line(
-            f"Review {review.id} · {review.status} · v{review.version} · {review.event} of {review.model}{covers}"
-            f" → {review.recipient} · {review.draft.drafter}"))
-        self.query_one("#letter", Markdown).update(letter(review))
-        evidence = self.query_one("#evidence", RowList)
-        evidence.show([Row(index, (item.id, item.kind, item.statement))
-                       for index, item in enumerate(review.evidence.items)])
-        self.show_item(evidence.current)
-        self.query_one("#critic", Static).update(self.critic_text(dossier))
-        self.query_one("#actions", Static).update(self.actions_text(dossier))
-        self.query_one("#history", Static).update(self.history_text(dossier))
+        with self.app.batch_update():  # one frame for all the panes
+            self.query_one("#title", Static).update(self.app.title_line(
+                f"Review {review.id} · {review.status} · v{review.version} · {review.event} of {review.model}{covers}"
+                f" → {review.recipient} · {review.draft.drafter}"))
+            self.query_one("#letter", Static).update(text)
+            evidence = self.query_one("#evidence", RowList)
+            evidence.show([Row(index, (item.id, item.kind, item.statement))
+                           for index, item in enumerate(review.evidence.items)])
+            self.show_item(evidence.current)
+            self.query_one("#critic", Static).update(self.critic_text(dossier))
+            self.query_one("#actions", Static).update(self.actions_text(dossier))
+            self.query_one("#history", Static).update(self.history_text(dossier))
 
     # -- the panes ----------------------------------------------------------------------------
 

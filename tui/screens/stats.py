@@ -10,9 +10,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from tui.data import Figures
+from tui.widgets.keyline import KeyLine
 from tui.widgets.plot import Plot
 
 GONE = ("deleted", "withdrawn")
@@ -33,7 +34,7 @@ class StatsScreen(Screen[None]):
                 yield Plot(self.per_registry, id="per-registry")
                 yield Plot(self.per_lineage, id="per-lineage")
             yield Static(id="numbers", classes="numbers")
-        yield Footer()
+        yield KeyLine()
 
     def on_mount(self) -> None:
         self.query_one("#title", Static).update(self.app.title_line("Stats"))

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
+from textual.cache import LRUCache
 from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
@@ -44,7 +46,8 @@ class RowList(ScrollView, can_focus=True):
     ]
     COMPONENT_CLASSES = {"rowlist--header", "rowlist--cursor", "rowlist--marked", "rowlist--alert"}
 
-    cursor: reactive[int] = reactive(0, always_update=True, init=False)
+    # No repaint on a move: the two lines it changes are refreshed, never the whole list.
+    cursor: reactive[int] = reactive(0, always_update=True, init=False, repaint=False)
 
     class Opened(Message):
         """enter on a row."""
@@ -66,6 +69,7 @@ class RowList(ScrollView, can_focus=True):
         self.columns, self.markable, self.empty = tuple(columns), markable, empty
         self.rows: list[Row] = []
         self.marked: set[int] = set()
+        self.drawn: LRUCache[tuple[Any, ...], Strip] = LRUCache(1024)  # lines as last drawn
 
     # -- what it shows ------------------------------------------------------------------------
 
@@ -77,6 +81,7 @@ class RowList(ScrollView, can_focus=True):
         if empty is not None:
             self.empty = empty
         self.rows = rows
+        self.drawn.clear()
         self.marked &= {row.key for row in rows}
         self.virtual_size = Size(self.size.width, len(rows) + 1)
         index = next((i for i, row in enumerate(rows) if current is not None and row.key == current), None)
@@ -124,6 +129,10 @@ class RowList(ScrollView, can_focus=True):
     def on_resize(self) -> None:
         self.virtual_size = Size(self.size.width, len(self.rows) + 1)
 
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self.drawn.clear()  # another theme
+
     # -- drawing ------------------------------------------------------------------------------
 
     def widths(self, total: int) -> list[int]:
@@ -139,18 +148,25 @@ class RowList(ScrollView, can_focus=True):
         return text
 
     def render_line(self, y: int) -> Strip:
+        index = self.scroll_offset.y + y - 1
+        row = self.rows[index] if 0 <= index < len(self.rows) and y else None
+        look = (y == 0, index, self.size.width, row, row is not None and row.key in self.marked, index == self.cursor)
+        line = self.drawn.get(look)
+        if line is None:
+            line = self.drawn[look] = self.draw(y, index, row)
+        return line
+
+    def draw(self, y: int, index: int, row: Row | None) -> Strip:
         width = self.size.width
         widths = self.widths(width)
         base = self.rich_style
         if y == 0:
             text = self.line([column.title for column in self.columns], widths, "")
             return self.strip(text, width, base + self.get_component_rich_style("rowlist--header"))
-        index = self.scroll_offset.y + y - 1
-        if index >= len(self.rows):
+        if row is None:
             if index == 0 and not self.rows:
                 return self.strip(Text("  " + self.empty), width, base)
             return Strip.blank(width, base)
-        row = self.rows[index]
         style = base
         if row.alert:
             style += self.get_component_rich_style("rowlist--alert")
