@@ -4,6 +4,7 @@ signed decision log on the channel `tui`, and exactly the approved payloads run 
 from __future__ import annotations
 
 import asyncio
+import re
 import functools
 import json
 import shutil
@@ -11,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import pytest
 from console_world import desk
 
 from tui.app import ReviewConsole
@@ -296,3 +298,38 @@ async def test_ten_thousand_pending_proposals_open_and_scroll_to_the_end(console
         assert table.render_line(table.size.height - 1).text.split()[:2] == [last.cells[0], last.cells[1]]
         await pilot.press("g")
         await until(pilot, lambda: table.scroll_offset.y == 0 and table.current == rows(app)[0])
+
+
+def test_console_keys_are_remapped_from_the_config(console_home: Path) -> None:
+    from tui.app import keymap
+
+    settings = config.config_path(console_home)
+    settings.write_text(settings.read_text() + '\n[console.keys]\n"inbox.reject" = "x"\n"panel.filter" = "f,slash"\n')
+    assert keymap(console_home) == {"inbox.reject": "x", "panel.filter": "f,slash"}
+
+    @driven
+    async def rejecting_with_x(home: Path) -> None:
+        app = console(home, keymap=keymap(home))
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: rows(app) == [1, 2, 3])
+            await pilot.press("r")  # remapped away: nothing opens
+            await pilot.pause(0.2)
+            assert app.screen.id == "inbox"
+            await refused(pilot, app, "x", "enter", says="needs a reason")
+
+    rejecting_with_x(console_home)
+
+
+@pytest.mark.parametrize("table, says", [
+    ('[console.keys]\n"inbox.nothing" = "x"\n', "no key binding has the id inbox.nothing"),
+    ('[console.keys]\n"inbox.reject" = 3\n', "must be a string"),
+    ('[console]\ncolours = "red"\n', "[console] takes only `keys`"),
+])
+def test_a_wrong_keymap_is_refused_saying_what_to_write(console_home: Path, table: str, says: str) -> None:
+    from tui.app import keymap
+    from weightkeeper.errors import WeightkeeperError
+
+    settings = config.config_path(console_home)
+    settings.write_text(settings.read_text() + "\n" + table)
+    with pytest.raises(WeightkeeperError, match=re.escape(says)):
+        keymap(console_home)

@@ -133,9 +133,33 @@ class ReviewConsole(App[None]):
         yield from super().get_system_commands(screen)
 
 
-def run_console(home: Path, *, reviewer: str | None = None) -> None:
+def binding_ids() -> set[str]:
+    """The ids of every binding of the console, its screens, dialogs and widgets: what [console.keys] remaps."""
+    from tui.screens.dialogs import ApproveDialog, DeferDialog, ReasonDialog
+    from tui.screens.edit import EditScreen
+    from tui.widgets.rowlist import RowList
+
+    owners = (ReviewConsole, InboxScreen, LedgerScreen, StatsScreen, RegistriesScreen, ArchiveScreen, ProposalScreen,
+              EditScreen, ApproveDialog, ReasonDialog, DeferDialog, RowList)
+    return {binding.id for owner in owners for kind in owner.__mro__ for binding in vars(kind).get("BINDINGS", ())
+            if isinstance(binding, Binding) and binding.id}
+
+
+def keymap(home: Path) -> dict[str, str]:
+    """[console.keys] of the home's config, each id checked against the console's bindings."""
     from weightkeeper import config
+
+    keys = config.load(home).console.keys
+    known = binding_ids()
+    unknown = sorted(set(keys) - known)
+    if unknown:
+        raise WeightkeeperError(f"[console.keys] in {config.config_path(home)}: no key binding has the id "
+                                f"{', '.join(unknown)}; the ids are {', '.join(sorted(known))}")
+    return keys
+
+
+def run_console(home: Path, *, reviewer: str | None = None) -> None:
     from weightkeeper.cli.reviewing import reviewer_name
 
-    config.load(home)  # a home without a config is refused here, with what to do
-    ReviewConsole(Desk(home, reviewer_name(reviewer))).run()
+    keys = keymap(home)  # a home without a config is refused here too, with what to do
+    ReviewConsole(Desk(home, reviewer_name(reviewer)), keymap=keys).run()
