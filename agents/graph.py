@@ -188,8 +188,9 @@ async def resume(ledger: Ledger, home: Path, settings: ProposalSettings, review_
     async with _compiled(ledger, home, settings, offline_drafter) as app:
         config = {"configurable": {"thread_id": review.thread_id}}
         state = await app.aget_state(config)
-        if not state.interrupts:
-            return dict(state.values)  # resumed before: its thread is past the gate
+        if not state.interrupts:  # past its gate since an earlier version's approval: what is left runs here
+            ran = executor.execute(ledger, home, review_id, settings=settings)
+            return {**state.values, **({"executed": ran} if ran else {})}
         return await app.ainvoke(Command(resume={"review_id": review_id}), config, durability="sync")
 
 

@@ -333,3 +333,58 @@ def test_a_wrong_keymap_is_refused_saying_what_to_write(console_home: Path, tabl
     settings.write_text(settings.read_text() + "\n" + table)
     with pytest.raises(WeightkeeperError, match=re.escape(says)):
         keymap(console_home)
+
+
+@driven
+async def test_a_critic_error_must_be_overridden_by_id_in_the_dialog(console_home: Path) -> None:
+    from textual.widgets import TextArea
+
+    from tui.screens.edit import EditScreen
+
+    app = console(console_home)
+    async with app.run_test(size=SIZE) as pilot:
+        await opened(pilot, app, 3)
+        await pilot.press("e")
+        await until(pilot, lambda: isinstance(app.screen, EditScreen))
+        body = app.screen.query_one(TextArea)
+        body.text += "\nIt was downloaded 987,654 times before it vanished.\n"  # a figure no evidence holds
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: isinstance(app.screen, ProposalScreen) and app.screen.dossier is not None
+                    and app.screen.dossier.review.version == 2)
+        (error,) = reviews(console_home)[3].errors()  # the critic read the edited letter
+        await refused(pilot, app, "a", "y", says=f"the critic's error {error} is not overridden")
+        await pilot.press("down", "space", "y")  # the override selected, once read
+        await until(pilot, lambda: reviews(console_home)[3].status == "executed")
+    approval = decisions(console_home, 3)[-1]
+    assert (approval["decision"], json.loads(approval["overrides"])) == ("approve", [error])
+    (letter,) = outbox(console_home)
+    assert "987,654" in letter
+
+
+@driven
+async def test_a_failed_action_is_shown_in_place_and_a_new_version_runs_again(console_home: Path) -> None:
+    from textual.widgets import TextArea
+
+    from tui.screens.edit import EditScreen
+
+    (console_home / "outbox").write_text("a file where the outbox folder goes")  # the outbox cannot be written
+    app = console(console_home)
+    async with app.run_test(size=SIZE) as pilot:
+        await approving(pilot, app, 2)
+        await pilot.press("y")
+        await until(pilot, lambda: "failed" in str(app.screen.query_one("#actions").render()))
+        assert "an edit makes a new version" in str(app.screen.query_one("#actions").render())
+        assert reviews(console_home)[2].status == "approved" and ledger_kinds(console_home, "action_failed")
+        (console_home / "outbox").unlink()
+        await pilot.press("e")
+        await until(pilot, lambda: isinstance(app.screen, EditScreen))
+        app.screen.query_one(TextArea).text += "\n"
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: isinstance(app.screen, ProposalScreen) and app.screen.dossier is not None
+                    and app.screen.dossier.review.version == 2)
+        await approving(pilot, app)
+        await pilot.press("y")
+        await until(pilot, lambda: reviews(console_home)[2].status == "executed")
+        await until(pilot, lambda: "done" in str(app.screen.query_one("#actions").render()))
+    (letter,) = outbox(console_home)
+    assert letter_of(letter, reviews(console_home)[2])

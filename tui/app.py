@@ -95,10 +95,20 @@ class ReviewConsole(App[None]):
         self.in_background(self.desk.fingerprint, self.compare, group="poll")
 
     def compare(self, fingerprint: tuple[Any, ...]) -> None:
+        """Tell every open screen, of every top screen's stack, that the ledger changed."""
         if self.seen is not None and fingerprint != self.seen:
-            for screen in self.screen_stack:
+            for screen in self.open_screens():
                 screen.post_message(LedgerChanged())
         self.seen = fingerprint
+
+    def open_screens(self) -> list[Screen[Any]]:
+        screens = []
+        for mode in self.MODES:
+            try:
+                screens += self.get_screen_stack(mode)
+            except KeyError:  # a top screen not opened yet
+                continue
+        return screens
 
     def show_results(self, results: list[dict[str, Any]]) -> None:
         for result in results:

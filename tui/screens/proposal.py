@@ -86,6 +86,10 @@ class ProposalScreen(Screen[None]):
         pane = self.query_one("#letter-pane") if self.is_mounted else None
         return max((pane.scrollable_content_region.width if pane else 0) or self.app.size.width * 3 // 5 - 3, 20)
 
+    def on_ledger_changed(self) -> None:
+        """Decided or edited elsewhere meanwhile: show it as it is now."""
+        self.load()
+
     def on_resize(self) -> None:
         if self.dossier is not None and self.letter_width() != self.laid_out_at:
             self.load()
