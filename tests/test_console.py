@@ -89,6 +89,25 @@ async def approving(pilot, app: ReviewConsole, review_id: int | None = None) -> 
     await until(pilot, lambda: isinstance(app.screen, ApproveDialog))
 
 
+async def edited(pilot, app: ReviewConsole, change: Callable[[str], str], note: str = "") -> None:
+    """`e` on the open proposal, its body changed by `change` (and a note typed), saved: the new version shown."""
+    from textual.widgets import TextArea
+
+    from tui.screens.edit import EditScreen
+
+    version = app.screen.dossier.review.version
+    await pilot.press("e")
+    await until(pilot, lambda: isinstance(app.screen, EditScreen))
+    body = app.screen.query_one(TextArea)
+    body.text = change(body.text)
+    if note:
+        await pilot.click("#edit-note")
+        await pilot.press(*note)
+    await pilot.press("ctrl+s")
+    await until(pilot, lambda: isinstance(app.screen, ProposalScreen) and app.screen.dossier is not None
+                and app.screen.dossier.review.version == version + 1)
+
+
 async def refused(pilot, app: ReviewConsole, key: str, *answer: str, says: str) -> None:
     """`key` opens a dialog, `answer` is typed into it, and the dialog refuses it, saying `says`."""
     from textual.screen import ModalScreen
@@ -150,31 +169,20 @@ async def test_cancelling_the_dialog_or_selecting_nothing_records_nothing(consol
 
 @driven
 async def test_edit_then_approve_sends_the_edited_letter_of_the_new_version(console_home: Path) -> None:
-    from textual.widgets import TextArea
-
-    from tui.screens.edit import EditScreen
-
     app = console(console_home)
-    original = reviews(console_home)[2]
     async with app.run_test(size=SIZE) as pilot:
         await opened(pilot, app, 2)
-        await pilot.press("e")
-        await until(pilot, lambda: isinstance(app.screen, EditScreen))
-        body = app.screen.query_one(TextArea)
-        body.text = original.draft.body.replace("Hello larchmont-nlp,", "Dear larchmont-nlp team,")
-        await pilot.click("#edit-note")
-        await pilot.press(*"greet the team", "ctrl+s")
-        await until(pilot, lambda: reviews(console_home)[2].version == 2)
-        await until(pilot, lambda: isinstance(app.screen, ProposalScreen) and app.screen.dossier.review.version == 2)
+        await edited(pilot, app, lambda body: body.replace("Hello larchmont-nlp,", "Dear larchmont-nlp team,"),
+                     note="greet the team")
         await approving(pilot, app)
         await pilot.press("y")
         await until(pilot, lambda: reviews(console_home)[2].status == "executed")
-    edited = reviews(console_home)[2]
+    new = reviews(console_home)[2]
     (edit, approval) = decisions(console_home, 2)
     assert (edit["decision"], edit["channel"], edit["reason"]) == (
         "edit", "tui", "greet the team\n\n-Hello larchmont-nlp,\n+Dear larchmont-nlp team,")
     assert (approval["decision"], approval["version"], approval["payload_sha256"]) == (
-        "approve", 2, edited.payload_sha256(0))
+        "approve", 2, new.payload_sha256(0))
     (letter,) = outbox(console_home)
     assert "Dear larchmont-nlp team," in letter and "Hello larchmont-nlp," not in letter
 
@@ -337,20 +345,10 @@ def test_a_wrong_keymap_is_refused_saying_what_to_write(console_home: Path, tabl
 
 @driven
 async def test_a_critic_error_must_be_overridden_by_id_in_the_dialog(console_home: Path) -> None:
-    from textual.widgets import TextArea
-
-    from tui.screens.edit import EditScreen
-
     app = console(console_home)
     async with app.run_test(size=SIZE) as pilot:
-        await opened(pilot, app, 3)
-        await pilot.press("e")
-        await until(pilot, lambda: isinstance(app.screen, EditScreen))
-        body = app.screen.query_one(TextArea)
-        body.text += "\nIt was downloaded 987,654 times before it vanished.\n"  # a figure no evidence holds
-        await pilot.press("ctrl+s")
-        await until(pilot, lambda: isinstance(app.screen, ProposalScreen) and app.screen.dossier is not None
-                    and app.screen.dossier.review.version == 2)
+        await opened(pilot, app, 3)  # a figure no evidence holds:
+        await edited(pilot, app, lambda body: body + "\nIt was downloaded 987,654 times before it vanished.\n")
         (error,) = reviews(console_home)[3].errors()  # the critic read the edited letter
         await refused(pilot, app, "a", "y", says=f"the critic's error {error} is not overridden")
         await pilot.press("down", "space", "y")  # the override selected, once read
@@ -363,10 +361,6 @@ async def test_a_critic_error_must_be_overridden_by_id_in_the_dialog(console_hom
 
 @driven
 async def test_a_failed_action_is_shown_in_place_and_a_new_version_runs_again(console_home: Path) -> None:
-    from textual.widgets import TextArea
-
-    from tui.screens.edit import EditScreen
-
     (console_home / "outbox").write_text("a file where the outbox folder goes")  # the outbox cannot be written
     app = console(console_home)
     async with app.run_test(size=SIZE) as pilot:
@@ -376,12 +370,7 @@ async def test_a_failed_action_is_shown_in_place_and_a_new_version_runs_again(co
         assert "an edit makes a new version" in str(app.screen.query_one("#actions").render())
         assert reviews(console_home)[2].status == "approved" and ledger_kinds(console_home, "action_failed")
         (console_home / "outbox").unlink()
-        await pilot.press("e")
-        await until(pilot, lambda: isinstance(app.screen, EditScreen))
-        app.screen.query_one(TextArea).text += "\n"
-        await pilot.press("ctrl+s")
-        await until(pilot, lambda: isinstance(app.screen, ProposalScreen) and app.screen.dossier is not None
-                    and app.screen.dossier.review.version == 2)
+        await edited(pilot, app, lambda body: body + "\n")
         await approving(pilot, app)
         await pilot.press("y")
         await until(pilot, lambda: reviews(console_home)[2].status == "executed")
