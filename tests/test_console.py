@@ -16,7 +16,7 @@ import pytest
 from console_world import desk
 
 from tui.app import ReviewConsole
-from tui.screens.dialogs import ApproveDialog
+from tui.screens.dialogs import ApproveDialog, ReasonDialog
 from tui.screens.proposal import ProposalScreen
 from tui.widgets.rowlist import RowList
 from weightkeeper import config
@@ -377,3 +377,18 @@ async def test_a_failed_action_is_shown_in_place_and_a_new_version_runs_again(co
         await until(pilot, lambda: "done" in str(app.screen.query_one("#actions").render()))
     (letter,) = outbox(console_home)
     assert letter_of(letter, reviews(console_home)[2])
+
+
+@driven
+async def test_the_palette_offers_this_screens_commands(console_home: Path) -> None:
+    app = console(console_home)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: rows(app) == [1, 2, 3])
+        inbox = {command.title for command in app.get_system_commands(app.screen)}
+        assert {"Reject", "Defer", "Mark", "Filter", "Keys", "Theme"} <= inbox and "Approve…" not in inbox
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, ProposalScreen))
+        proposal = {command.title: command for command in app.get_system_commands(app.screen)}
+        assert {"Approve…", "Edit", "Reject", "Defer", "Back"} <= set(proposal) and "Mark" not in proposal
+        proposal["Reject"].callback()  # chosen in the palette: the same as the key
+        await until(pilot, lambda: isinstance(app.screen, ReasonDialog))
