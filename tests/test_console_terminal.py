@@ -71,3 +71,17 @@ def test_enter_a_y_in_a_real_terminal_approves_the_first_proposal(console_home: 
             time.sleep(0.2)
     finally:
         tmux(session, "kill-server", check=False)
+
+
+def test_without_a_terminal_the_console_says_so_and_starts_nothing(console_home: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "weightkeeper.cli.main", "--home", str(console_home), "review"],
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert done.returncode == 2 and "the review console needs a terminal" in done.stderr
+    assert "weightkeeper review list" in done.stderr
+
+
+def test_a_new_home_gets_its_ledger_before_the_console_reads_it(tmp_path: Path) -> None:
+    from tui.app import prepared
+
+    prepared(tmp_path / "new")  # what `weightkeeper review` does first: its workers then open a ready ledger
+    assert (tmp_path / "new" / "ledger.sqlite3").exists()

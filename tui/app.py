@@ -168,8 +168,23 @@ def keymap(home: Path) -> dict[str, str]:
     return keys
 
 
+def prepared(home: Path) -> dict[str, str]:
+    """Open the home's ledger once (created and migrated if new) before the console's workers open it at once,
+    and read its keymap. Returns the keymap."""
+    from weightkeeper import config
+    from weightkeeper.ledger import Ledger
+
+    keys = keymap(home)
+    with Ledger(config.load(home).ledger_path):
+        return keys
+
+
 def run_console(home: Path, *, reviewer: str | None = None) -> None:
+    import sys
+
     from weightkeeper.cli.reviewing import reviewer_name
 
-    keys = keymap(home)  # a home without a config is refused here too, with what to do
-    ReviewConsole(Desk(home, reviewer_name(reviewer)), keymap=keys).run()
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise WeightkeeperError("the review console needs a terminal; without one, `weightkeeper review list` "
+                                "prints the queue and `weightkeeper review show ID` a proposal")
+    ReviewConsole(Desk(home, reviewer_name(reviewer)), keymap=prepared(home)).run()
