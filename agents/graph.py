@@ -38,10 +38,10 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver  # noqa: E402
 from langgraph.graph import END, START, StateGraph  # noqa: E402
 from langgraph.types import Command, interrupt  # noqa: E402
 
-from agents import coordinator, critic, documenter, executor  # noqa: E402
+from agents import coordinator, critic, documenter, executor, triage  # noqa: E402
 from agents.advocate import draft_offline  # noqa: E402
 from agents.state import ProposalState, thread_id  # noqa: E402
-from tools.memory import Memory, Recollection, case_text  # noqa: E402
+from tools.memory import Memory, Recollection  # noqa: E402
 from weightkeeper.config import ProposalSettings  # noqa: E402
 from weightkeeper.ledger import Ledger  # noqa: E402
 from weightkeeper import letter  # noqa: E402
@@ -166,7 +166,7 @@ async def propose(ledger: Ledger, home: Path, settings: ProposalSettings, *, mod
     # Only the ranking and a short case text are kept for every candidate: the thread's documenter gathers
     # the evidence again when its turn comes, so memory does not grow with the number of events' evidence.
     for candidate in coordinator.candidates(ledger, model=model):
-        entry, skip = _ranked(ledger, candidate)
+        entry, skip = triage.ranked(ledger, candidate)
         if skip:
             outcomes.append(Outcome(candidate.event_id, candidate.model, "skipped", skip))
         else:
@@ -188,18 +188,6 @@ async def propose(ledger: Ledger, home: Path, settings: ProposalSettings, *, mod
     return outcomes
 
 
-def _ranked(ledger: Ledger, candidate: coordinator.Candidate) -> tuple[coordinator.Ranked, str | None]:
-    """The candidate ranked by its evidence, and why it needs no proposal (or None)."""
-    evidence = documenter.build_evidence(ledger, candidate.event_id)
-    figures = documenter.impact(evidence)
-    trigger = next((item.facts.get("detail") or {} for item in evidence.items if item.kind == "event"), {})
-    dates = next((item.facts for item in evidence.items if item.kind == "dates"), {})
-    shutdown = dates.get("shutdown_date") or trigger.get("shutdown_date")
-    entry = coordinator.Ranked(coordinator.priority(figures), candidate, case_text(evidence),
-                               shutdown=shutdown if isinstance(shutdown, str) else None)
-    return entry, coordinator.skip_reason(candidate, int(figures.get("dependents", 0)), trigger.get("to"))
-
-
 def _each(entry: coordinator.Ranked, status: str, detail: str, review_id: int | None = None) -> list[Outcome]:
     """An outcome for the entry's event and one for each near-duplicate grouped under it."""
     return [Outcome(candidate.event_id, candidate.model, status, detail, review_id)
@@ -212,8 +200,9 @@ async def resume(ledger: Ledger, home: Path, settings: ProposalSettings, review_
     async with _compiled(ledger, home, settings, offline_drafter) as app:
         config = {"configurable": {"thread_id": review.thread_id}}
         state = await app.aget_state(config)
-        if not state.interrupts:
-            return dict(state.values)  # resumed before: its thread is past the gate
+        if not state.interrupts:  # past its gate since an earlier version's approval: what is left runs here
+            ran = executor.execute(ledger, home, review_id, settings=settings)
+            return {**state.values, **({"executed": ran} if ran else {})}
         return await app.ainvoke(Command(resume={"review_id": review_id}), config, durability="sync")
 
 
@@ -287,8 +276,8 @@ def _with_covered(ledger: Ledger, joined: Review | None, entries: tuple[coordina
     if joined is None:
         return list(entries)
     new_models = {member.model_id for entry in entries for member in (entry.candidate, *(m for m, _ in entry.members))}
-    kept = [_ranked(ledger, coordinator.Candidate(evidence.event_id, evidence.registry, evidence.model_id,
-                                                  evidence.model, evidence.event_kind, joined.recipient))[0]
+    kept = [triage.ranked(ledger, coordinator.Candidate(evidence.event_id, evidence.registry, evidence.model_id,
+                                                        evidence.model, evidence.event_kind, joined.recipient))[0]
             for evidence in joined.evidence.models if evidence.model_id not in new_models]
     return sorted([*kept, *entries], key=lambda entry: (-entry.priority, entry.candidate.event_id))
 

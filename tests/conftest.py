@@ -34,3 +34,29 @@ def deleted(proposal_home: Path) -> Path:
     dependent = model("acme/med-ft-v2", lineage=(Lineage("acme/med-ft", "finetune"),))
     scan_twice(proposal_home, [model("acme/med-ft"), dependent], [dependent])
     return proposal_home
+
+
+@pytest.fixture(scope="session")
+def built_console_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo's proposals, built once (tests/console_world.py); `console_home` gives each test its own copy."""
+    from console_world import demo_home
+
+    base = tmp_path_factory.mktemp("console")
+    demo_home(base / "home", keys=base / "keys")
+    return base
+
+
+@pytest.fixture
+def console_home(built_console_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the demo's proposals and registry with ada, the ledger's reviewer, her key in this test's keys
+    folder."""
+    import shutil
+
+    from weightkeeper import config
+
+    shutil.copytree(built_console_home / "keys", tmp_path / "keys")
+    monkeypatch.setenv("WEIGHTKEEPER_KEYS_DIR", str(tmp_path / "keys"))
+    home = Path(shutil.copytree(built_console_home / "home", tmp_path / "home"))
+    settings = config.config_path(home)  # its registry is the copy's own
+    settings.write_text(settings.read_text().replace(str(built_console_home / "home"), str(home)))
+    return home

@@ -112,6 +112,9 @@ fixity = ["sha1"]         # digests kept beside sha256 in each object's fixity b
 verify_schedule = "30 3 * * 0"   # cron: `weightkeeper watch` re-verifies every object (Sundays 03:30)
 # verify_sample = 100     # files per object a scheduled verification checks (all when left out)
 
+# [console.keys]          # the review console's keys (`weightkeeper review`; `?` there shows them), by binding id
+# "inbox.reject" = "x"     # e.g. reject with x instead of r
+
 # One table per registry: [registries.NAME]
 #   kind      = "local"            # local | hf | openai | mlflow | ollama
 #   path      = "/srv/models"      # local: the folder of model folders (ORG/NAME/ with config.json, weights, README.md)
@@ -233,6 +236,14 @@ class ArchiveSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ConsoleSettings:
+    """The review console (`weightkeeper review`): `keys` remaps its bindings, binding id -> keys ("x" or
+    "x,ctrl+x"); `?` in the console shows the keys that work there."""
+
+    keys: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path
     ledger_path: Path
@@ -242,6 +253,7 @@ class Config:
     llm: LLMSettings | None = None  # None: the offline drafter writes proposals
     memory: MemorySettings = MemorySettings()
     archive: ArchiveSettings = ArchiveSettings()
+    console: ConsoleSettings = ConsoleSettings()
 
     def memory_path(self) -> Path:
         return self.memory.path or self.path.parent / MEMORY_NAME
@@ -309,11 +321,11 @@ def _validate(path: Path, text: str, raw: dict[str, Any]) -> Config:
     def fail(message: str, table: str | None, key: str | None) -> ConfigError:
         return ConfigError(path, message, line=_key_line(text, table, key), key=key)
 
-    unknown = set(raw) - {"ledger", "scan", "proposals", "llm", "memory", "archive", "registries"}
+    unknown = set(raw) - {"ledger", "scan", "proposals", "llm", "memory", "archive", "console", "registries"}
     if unknown:
         key = sorted(unknown)[0]
-        raise fail("unknown top-level key; expected [ledger], [scan], [proposals], [llm], [memory], [archive] or "
-                   "[registries.NAME]", None, key)
+        raise fail("unknown top-level key; expected [ledger], [scan], [proposals], [llm], [memory], [archive], "
+                   "[console] or [registries.NAME]", None, key)
     ledger = raw.get("ledger", {})
     if not isinstance(ledger, dict) or set(ledger) - {"path"}:
         raise fail("[ledger] takes only `path`", "ledger", next(iter(set(ledger) - {"path"}), None))
@@ -326,6 +338,7 @@ def _validate(path: Path, text: str, raw: dict[str, Any]) -> Config:
     llm = _llm_settings(raw["llm"], fail) if "llm" in raw else None
     memory = _memory_settings(raw.get("memory", {}), path.parent, fail)
     archive = _archive_settings(raw.get("archive", {}), path.parent, fail)
+    console = _console_settings(raw.get("console", {}), fail)
     registries: dict[str, RegistryConfig] = {}
     for name, table in raw.get("registries", {}).items():
         where = f"registries.{name}"
@@ -363,7 +376,20 @@ def _validate(path: Path, text: str, raw: dict[str, Any]) -> Config:
             token_env = "OPENAI_API_KEY"
         registries[name] = RegistryConfig(name, kind, settings, schedule, token_env)
     return Config(path=path, ledger_path=ledger_path, registries=registries, scan=scan, proposals=proposals,
-                  llm=llm, memory=memory, archive=archive)
+                  llm=llm, memory=memory, archive=archive, console=console)
+
+
+def _console_settings(table: Any, fail: Callable[[str, str | None, str | None], ConfigError]) -> ConsoleSettings:
+    if not isinstance(table, dict) or set(table) - {"keys"}:
+        raise fail("[console] takes only `keys`, a table of binding id = keys", "console",
+                   next(iter(set(table) - {"keys"}), None) if isinstance(table, dict) else None)
+    keys = table.get("keys", {})
+    if not isinstance(keys, dict):
+        raise fail("must be a table: [console.keys] with lines such as \"inbox.reject\" = \"x\"", "console", "keys")
+    for binding, value in keys.items():
+        if not isinstance(value, str) or not value.strip():
+            raise fail("must be a string of keys, such as \"x\" or \"x,ctrl+x\"", "console.keys", binding)
+    return ConsoleSettings(dict(keys))
 
 
 def _scan_settings(table: Any, fail: Callable[[str, str | None, str | None], ConfigError]) -> ScanSettings:

@@ -96,6 +96,27 @@ class Review:
                 "errors": sum(finding.severity == "error" for finding in self.findings)}
 
 
+@dataclass(frozen=True)
+class Headline:
+    """One line of a review, as an inbox lists it (`ReviewQueue.headlines`)."""
+
+    id: int
+    status: str
+    priority: float
+    recipient: str
+    version: int
+    created_at: str
+    registry: str
+    model: str
+    event: str
+    drafter: str
+    title: str
+    errors: int  # the critic's errors, each to be overridden by an approval
+    findings: int
+    members: int  # near-duplicate models it covers beside its own
+    reason: str | None  # the latest decision's reason: why it was rejected or deferred
+
+
 _SEAL = object()  # only the queue builds a Claim
 
 
@@ -262,6 +283,35 @@ class ReviewQueue:
         """How many times new events joined the review (each a new version, as an edit is)."""
         return self.conn.execute("SELECT COUNT(*) FROM events WHERE kind = 'proposal_amended'"
                                  " AND json_extract(detail, '$.review_id') = ?", (review_id,)).fetchone()[0]
+
+    def headlines(self, statuses: tuple[str, ...], limit: int | None = None) -> list[Headline]:
+        """The reviews in these statuses as one line each, highest priority first (the first `limit`): what an
+        inbox lists, read without decoding any draft or evidence."""
+        marks = ", ".join("?" * len(statuses))
+        return [Headline(**row) for row in self.conn.execute(
+            "SELECT r.id, r.status, r.priority, r.recipient, r.version, r.created_at, g.name AS registry,"
+            " m.name AS model, e.kind AS event, json_extract(r.draft, '$.drafter') AS drafter,"
+            " json_extract(r.draft, '$.title') AS title,"
+            " (SELECT COUNT(*) FROM json_each(r.findings) f WHERE json_extract(f.value, '$.severity') = 'error')"
+            " AS errors, json_array_length(r.findings) AS findings,"
+            " (SELECT COUNT(*) FROM review_members x WHERE x.review_id = r.id) AS members,"
+            " (SELECT reason FROM decisions d WHERE d.review_id = r.id ORDER BY d.id DESC LIMIT 1) AS reason"
+            " FROM reviews r JOIN registries g ON g.id = r.registry_id JOIN models m ON m.id = r.model_id"
+            f" JOIN events e ON e.id = r.event_id WHERE r.status IN ({marks}) ORDER BY r.priority DESC, r.id"
+            " LIMIT ?", (*statuses, -1 if limit is None else limit))]
+
+    def members(self, review_id: int) -> list[str]:
+        """The names of the near-duplicate models a review covers beside its own, most similar first."""
+        return [row["name"] for row in self.conn.execute(
+            "SELECT m.name FROM review_members x JOIN models m ON m.id = x.model_id WHERE x.review_id = ?"
+            " ORDER BY x.similarity DESC, m.name", (review_id,))]
+
+    def recheck(self, review_id: int, version: int, findings: list[Finding]) -> None:
+        """Replace the critic's findings on the review's current version (after an edit, the critic read the new
+        text): an approval overrides the errors found in the text it approves."""
+        with self.ledger.transaction() as conn:
+            conn.execute("UPDATE reviews SET findings = ? WHERE id = ? AND version = ?",
+                         (json.dumps([finding.to_dict() for finding in findings]), review_id, version))
 
     def decisions(self, review_id: int) -> list[dict[str, Any]]:
         return [dict(row) for row in self.conn.execute(

@@ -165,9 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
     propose.add_argument("--limit", type=int, metavar="N", help="queue at most N proposals, most valuable first")
     propose.set_defaults(handler=cmd_propose)
 
-    review = commands.add_parser("review", parents=[home], help="list, show and decide proposals (a person, "
-                                                                "on a terminal)")
-    review_commands = review.add_subparsers(title="review commands", metavar="ACTION", required=True)
+    review = commands.add_parser("review", parents=[home], help="the review console; or list, show and decide "
+                                                                "proposals (a person, on a terminal)",
+                                 description="With no ACTION, opens the review console (a terminal UI).")
+    review.add_argument("--reviewer", metavar="NAME", help="who decides in the console (default "
+                                                           "$WEIGHTKEEPER_REVIEWER, else your user name)")
+    review.set_defaults(handler=cmd_review_console)
+    review_commands = review.add_subparsers(title="review commands", metavar="ACTION")
     listing = review_commands.add_parser("list", parents=[home], help="the review queue, pending first")
     listing.add_argument("--status", choices=("pending", "approved", "rejected", "deferred", "executed"))
     listing.add_argument("--json", action="store_true", help="a JSON list of objects")
@@ -260,7 +264,7 @@ def _add_exit_codes(parser: argparse.ArgumentParser, name: str = "") -> None:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from weightkeeper.cli.reviewing import REVIEWER_ENV
+    from weightkeeper.cli.reviewing import reviewer_name
     from weightkeeper.ledger import Ledger
     from weightkeeper.review import reviewer_keys
     from weightkeeper.signing import enroll, keys_dir
@@ -271,9 +275,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     with Ledger(config.load(home).ledger_path) as ledger:
         print(f"wrote {path}\nledger {ledger.path}")
         if not reviewer_keys(ledger.conn):
-            import getpass
-
-            name = args.reviewer or os.environ.get(REVIEWER_ENV) or getpass.getuser()
+            name = reviewer_name(args.reviewer)
             own = enroll(ledger, home, name)
             print(f"reviewer {name}: the ledger's first; their signing key is in {keys_dir()}, and they are pinned as "
                   f"its root reviewer {described((name, own.public_key))} in {own.witness.path}")
@@ -444,6 +446,13 @@ def cmd_propose(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise WeightkeeperError("--limit must be 1 or more")
     propose(_home(args), model=args.model, limit=args.limit)
+    return EXIT_OK
+
+
+def cmd_review_console(args: argparse.Namespace) -> int:
+    from tui.app import run_console
+
+    run_console(_home(args), reviewer=args.reviewer)
     return EXIT_OK
 
 

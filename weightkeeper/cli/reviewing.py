@@ -17,14 +17,18 @@ import os
 import sys
 from collections.abc import Callable
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from weightkeeper import config
 from weightkeeper.errors import WeightkeeperError
 from weightkeeper.ledger import Ledger, now_iso
 from weightkeeper.review import ApprovalRefused, Review, ReviewQueue
 from weightkeeper.words import counted
+
+if TYPE_CHECKING:
+    from weightkeeper.deciding import HumanReviewer
 
 REVIEWER_ENV = "WEIGHTKEEPER_REVIEWER"
 
@@ -141,28 +145,21 @@ def decide(home: Path, args: argparse.Namespace, *, ask: Callable[[str], str] = 
 
         reviewer = HumanReviewer(signer(name, home), "cli")
         if args.decision == "approve":
-            reviewer.approve(queue, review.id, version=review.version, payload_sha256s=hashes,
-                             overrides=tuple(args.override))
+            executed = approve_and_run(ledger, home, settings, reviewer, review, hashes, tuple(args.override))
         elif args.decision == "reject":
-            reviewer.reject(queue, review.id, version=review.version, reason=args.reason)
-            if args.recipient_refused:
-                block(ledger, review.recipient, reason=f"refused review {review.id}: {args.reason}", by=name)
+            reject(ledger, reviewer, review, args.reason, recipient_refused=args.recipient_refused)
         elif args.decision == "defer":
-            reviewer.defer(queue, review.id, version=review.version, reason=args.reason)
+            defer(ledger, reviewer, review, reason=args.reason)
         else:
-            body = Path(args.body).read_text(encoding="utf-8")
-            version = reviewer.edit(queue, review.id, version=review.version, title=args.title or review.draft.title,
-                                    body=body, note=args.reason)
+            version = edit(ledger, reviewer, review, title=args.title or review.draft.title,
+                           body=Path(args.body).read_text(encoding="utf-8"), note=args.reason)
             print(f"review {review.id} is now version {version}, pending: it needs a new approval")
             return 0
         print(f"recorded: {args.decision} of review {review.id} by {name}")
         if args.decision == "approve":
-            from agents.graph import resume
-
-            state = asyncio.run(resume(ledger, home, settings.proposals, review.id))
             from weightkeeper.cli.render import action_line
 
-            for done in state.get("executed", []):
+            for done in executed:
                 print(action_line(done))
     return 0
 
@@ -172,23 +169,85 @@ def _on_terminal(command: str, how: str = "Run it in an interactive shell") -> N
         raise WeightkeeperError(f"`{command}` needs a terminal: decisions are typed by a person, never scripted. {how}")
 
 
+# -- one decision, as every human channel records it (the CLI above, the console in tui/) -----------------
+
+
+def reviewer_name(given: str | None = None) -> str:
+    """Who decides: the name given, else $WEIGHTKEEPER_REVIEWER, else the OS user."""
+    return given or os.environ.get(REVIEWER_ENV) or getpass.getuser()
+
+
+def approve_and_run(ledger: Ledger, home: Path, settings: config.Config, reviewer: HumanReviewer, review: Review,
+                    shown: dict[int, str], overrides: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Record the approval of the actions whose payload hashes the reviewer was shown (`shown`: action index to
+    sha256), then continue the proposal's thread past its gate, where the executor runs them. Returns what
+    each action did."""
+    from agents.graph import resume
+
+    reviewer.approve(ReviewQueue(ledger), review.id, version=review.version, payload_sha256s=shown,
+                     overrides=overrides)
+    state = asyncio.run(resume(ledger, home, settings.proposals, review.id))
+    return state.get("executed", [])
+
+
+def reject(ledger: Ledger, reviewer: HumanReviewer, review: Review, reason: str, *,
+           recipient_refused: bool = False) -> None:
+    """Reject with the reviewer's reason (kept, and recalled by the drafters as guidance); a recipient who
+    refused is put on the do-not-contact list."""
+    if not reason.strip():
+        raise WeightkeeperError(f"say why review {review.id} is rejected: the reason is kept, and the drafters "
+                                "learn from it")
+    reviewer.reject(ReviewQueue(ledger), review.id, version=review.version, reason=reason)
+    if recipient_refused:
+        block(ledger, review.recipient, reason=f"refused review {review.id}: {reason}", by=reviewer.name)
+
+
+def defer(ledger: Ledger, reviewer: HumanReviewer, review: Review, *, until: date | None = None,
+          reason: str | None = None) -> None:
+    """Put the review aside, until a date when one is given (kept with the reason)."""
+    text = "; ".join(filter(None, [until and f"until {until.isoformat()}", reason and reason.strip()])) or None
+    reviewer.defer(ReviewQueue(ledger), review.id, version=review.version, reason=text)
+
+
+def edit(ledger: Ledger, reviewer: HumanReviewer, review: Review, *, title: str, body: str,
+         note: str | None = None) -> int:
+    """A new version of the proposal's text, which the critic reads again; an approval of an earlier version
+    is void. Returns the new version."""
+    from agents.critic import critique
+
+    queue = ReviewQueue(ledger)
+    version = reviewer.edit(queue, review.id, version=review.version, title=title, body=body, note=note)
+    edited = queue.get(review.id)
+    queue.recheck(review.id, version, critique(edited.draft, edited.evidence))
+    return version
+
+
+def run_approved(ledger: Ledger, home: Path, settings: config.Config, review_id: int) -> list[dict[str, Any]]:
+    """Run the review's approved actions that have not run, as `weightkeeper act` does; a review the signed
+    decision log does not approve is refused (and the refusal recorded), never run."""
+    from agents.executor import execute
+
+    try:
+        return execute(ledger, home, review_id, settings=settings.proposals)
+    except ApprovalRefused as exc:
+        return [{"review_id": review_id, "refused": str(exc)}]
+
+
 def act(home: Path) -> list[dict[str, Any]]:
     """Run every approved action that has not run (after a crash, say). The executor refuses anything the
     signed decision log does not approve: that refusal is recorded, and the other reviews still run. The
     decision logs of the other reviews not yet executed are verified too, so this user's witness anchors
     what other reviewers decided in a shared ledger, and a tampered log is reported now."""
-    from agents.executor import execute
-
     with _opened(home) as (settings, ledger):
         queue, done = ReviewQueue(ledger), []
         for review in queue.list():
-            try:
-                if review.status == "approved":
-                    done += execute(ledger, home, review.id, settings=settings.proposals)
-                elif review.status != "executed":
+            if review.status == "approved":
+                done += run_approved(ledger, home, settings, review.id)
+            elif review.status != "executed":
+                try:
                     queue.verify(review.id)
-            except ApprovalRefused as exc:
-                done.append({"review_id": review.id, "refused": str(exc)})
+                except ApprovalRefused as exc:
+                    done.append({"review_id": review.id, "refused": str(exc)})
     return done
 
 
