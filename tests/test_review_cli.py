@@ -3,6 +3,7 @@ Without a terminal, or with a wrong confirmation, nothing is recorded."""
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import re
@@ -136,3 +137,24 @@ def test_reviewer_trust_reset_re_pins_the_root_only_after_a_typed_confirmation(
     (done,) = act(deleted)
     assert done["already_published"] is False and len(outbox(deleted)) == 1
 
+
+
+@pytest.mark.parametrize("case", ["rejected", "critic error"])
+def test_a_review_that_cannot_be_approved_is_refused_before_it_is_shown_or_confirmed(deleted: Path,
+                                                                                     case: str) -> None:
+    (outcome,) = run_propose(deleted)
+    if case == "rejected":
+        with Ledger(config.load(deleted).ledger_path) as ledger:
+            queue = ReviewQueue(ledger)
+            reviewer(ledger, deleted).reject(queue, outcome.review_id, version=1, reason="not now")
+        why = "is rejected: only a pending or deferred proposal can be approved"
+    else:
+        with Ledger(config.load(deleted).ledger_path) as ledger:
+            ledger.conn.execute("UPDATE reviews SET findings = ? WHERE id = ?", (json.dumps(
+                [{"severity": "error", "code": "tone", "message": "a threat"}]), outcome.review_id))
+        why = "has critic errors not overridden"
+    code, output = on_terminal(cli(deleted, "review", "approve", str(outcome.review_id), "--reviewer", "ada"),
+                               lambda phrase: phrase)
+    assert code == 2 and why in output, output
+    assert "Type `" not in output and "Evidence:" not in output, output
+    assert outbox(deleted) == []

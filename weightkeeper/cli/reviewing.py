@@ -121,13 +121,22 @@ def render_review(review: Review) -> str:
 
 def decide(home: Path, args: argparse.Namespace, *, ask: Callable[[str], str] = input) -> int:
     """approve | reject | defer | edit, through the terminal. Returns the exit code."""
-    _on_terminal(f"review {args.decision}", "Run it in an interactive shell, or use `weightkeeper review` in the TUI")
+    from weightkeeper.deciding import HumanReviewer, why_not
+    from weightkeeper.signing import signer
+
+    _on_terminal(f"review {args.decision}", "Run it in an interactive shell, or open the console: `weightkeeper "
+                                            "review`")
     name = args.reviewer or os.environ.get(REVIEWER_ENV)
     if not name:
         raise WeightkeeperError(f"say who decides: --reviewer NAME, or set {REVIEWER_ENV}")
     with _opened(home) as (settings, ledger):
         queue = ReviewQueue(ledger)
         review = queue.get(args.id)
+        # Checked before the proposal is shown and a confirmation asked for: a refusal after typing it wastes a read.
+        refusal = why_not(review, args.decision, tuple(getattr(args, "override", ())))
+        if refusal is not None:
+            raise WeightkeeperError(refusal)
+        reviewer = HumanReviewer(signer(name, home), "cli")
         print(render_review(review))
         print()
         hashes = {index: review.payload_sha256(index) for index in range(len(review.draft.actions))}
@@ -140,10 +149,6 @@ def decide(home: Path, args: argparse.Namespace, *, ask: Callable[[str], str] = 
         if ask(f"Type `{phrase}` to {what}: ").strip() != phrase:
             print("not confirmed; nothing was recorded")
             return 1
-        from weightkeeper.deciding import HumanReviewer
-        from weightkeeper.signing import signer
-
-        reviewer = HumanReviewer(signer(name, home), "cli")
         if args.decision == "approve":
             executed = approve_and_run(ledger, home, settings, reviewer, review, hashes, tuple(args.override))
         elif args.decision == "reject":
