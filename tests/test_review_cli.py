@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 from proposal_world import outbox, replace_reviewers, reviewer, run_propose
+from test_archive_actions import approve_archive, deprecated, the_review  # noqa: F401 (deprecated: a fixture)
 
 from weightkeeper import config
+from weightkeeper.cli.main import main
 from weightkeeper.cli.reviewing import act
 from weightkeeper.ledger import Ledger
 from weightkeeper.review import ReviewQueue, reviewer_keys
@@ -158,3 +160,18 @@ def test_a_review_that_cannot_be_approved_is_refused_before_it_is_shown_or_confi
     assert code == 2 and why in output, output
     assert "Type `" not in output and "Evidence:" not in output, output
     assert outbox(deleted) == []
+
+
+def test_a_review_with_one_of_two_actions_run_says_so_and_each_action_its_state(deprecated: Path) -> None:
+    """The demo's shape: a deprecation letter whose archive action alone is approved and run."""
+    review = the_review(deprecated)
+    approve_archive(deprecated, review)
+    assert main(["act", "--home", str(deprecated)]) == 0
+    listed = subprocess.run(cli(deprecated, "review", "list", "--json"), capture_output=True, text=True)
+    (row,) = json.loads(listed.stdout)
+    assert row["status"] == "partly executed"
+    assert [(action["kind"], action["state"]) for action in row["actions"]] == [("publish", "not approved"),
+                                                                                ("archive", "executed")]
+    shown = subprocess.run(cli(deprecated, "review", "show", str(row["id"])), capture_output=True, text=True)
+    assert f"Review {row['id']} · partly executed" in shown.stdout
+    assert "publish via outbox to " in shown.stdout and ": not approved  payload sha256" in shown.stdout
