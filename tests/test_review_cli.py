@@ -3,6 +3,7 @@ Without a terminal, or with a wrong confirmation, nothing is recorded."""
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import re
@@ -13,8 +14,10 @@ from pathlib import Path
 
 import pytest
 from proposal_world import outbox, replace_reviewers, reviewer, run_propose
+from test_archive_actions import approve_archive, deprecated, the_review  # noqa: F401 (deprecated: a fixture)
 
 from weightkeeper import config
+from weightkeeper.cli.main import main
 from weightkeeper.cli.reviewing import act
 from weightkeeper.ledger import Ledger
 from weightkeeper.review import ReviewQueue, reviewer_keys
@@ -136,3 +139,39 @@ def test_reviewer_trust_reset_re_pins_the_root_only_after_a_typed_confirmation(
     (done,) = act(deleted)
     assert done["already_published"] is False and len(outbox(deleted)) == 1
 
+
+
+@pytest.mark.parametrize("case", ["rejected", "critic error"])
+def test_a_review_that_cannot_be_approved_is_refused_before_it_is_shown_or_confirmed(deleted: Path,
+                                                                                     case: str) -> None:
+    (outcome,) = run_propose(deleted)
+    if case == "rejected":
+        with Ledger(config.load(deleted).ledger_path) as ledger:
+            queue = ReviewQueue(ledger)
+            reviewer(ledger, deleted).reject(queue, outcome.review_id, version=1, reason="not now")
+        why = "is rejected: only a pending or deferred proposal can be approved"
+    else:
+        with Ledger(config.load(deleted).ledger_path) as ledger:
+            ledger.conn.execute("UPDATE reviews SET findings = ? WHERE id = ?", (json.dumps(
+                [{"severity": "error", "code": "tone", "message": "a threat"}]), outcome.review_id))
+        why = "has critic errors not overridden"
+    code, output = on_terminal(cli(deleted, "review", "approve", str(outcome.review_id), "--reviewer", "ada"),
+                               lambda phrase: phrase)
+    assert code == 2 and why in output, output
+    assert "Type `" not in output and "Evidence:" not in output, output
+    assert outbox(deleted) == []
+
+
+def test_a_review_with_one_of_two_actions_run_says_so_and_each_action_its_state(deprecated: Path) -> None:
+    """The demo's shape: a deprecation letter whose archive action alone is approved and run."""
+    review = the_review(deprecated)
+    approve_archive(deprecated, review)
+    assert main(["act", "--home", str(deprecated)]) == 0
+    listed = subprocess.run(cli(deprecated, "review", "list", "--json"), capture_output=True, text=True)
+    (row,) = json.loads(listed.stdout)
+    assert row["status"] == "partly executed"
+    assert [(action["kind"], action["state"]) for action in row["actions"]] == [("publish", "not approved"),
+                                                                                ("archive", "executed")]
+    shown = subprocess.run(cli(deprecated, "review", "show", str(row["id"])), capture_output=True, text=True)
+    assert f"Review {row['id']} · partly executed" in shown.stdout
+    assert "publish via outbox to " in shown.stdout and ": not approved  payload sha256" in shown.stdout

@@ -21,6 +21,28 @@ from weightkeeper.review import (CHANNELS, Review, ReviewError, ReviewQueue, dec
                                  reviewer_keys)
 from weightkeeper.signing import Signer
 
+# The statuses each decision may be taken from, and how the refusal names the decision.
+DECIDABLE = {"approve": ("pending", "deferred"), "reject": ("pending", "deferred", "approved"),
+             "defer": ("pending", "deferred", "approved"), "edit": ("pending", "deferred", "approved")}
+DONE = {"approve": "approved", "reject": "rejected", "defer": "deferred", "edit": "edited"}
+
+
+def why_not(review: Review, decision: str, overrides: tuple[str, ...] = ()) -> str | None:
+    """Why `decision` cannot be taken on the review as it stands, or None: what a face checks before it asks a
+    person to confirm, and what every decision checks again when it is recorded."""
+    if review.status not in DECIDABLE[decision]:
+        return (f"review {review.id} is {review.status}: only a {' or '.join(DECIDABLE[decision])} proposal can be "
+                f"{DONE[decision]}")
+    if decision == "approve":
+        errors = review.errors()
+        missing, unknown = sorted(set(errors) - set(overrides)), sorted(set(overrides) - set(errors))
+        if missing:
+            return (f"review {review.id} has critic errors not overridden: {', '.join(missing)}; edit the draft, or "
+                    "override each by id (--override ID) after reading it")
+        if unknown:
+            return f"review {review.id} has no critic error {', '.join(unknown)} to override"
+    return None
+
 
 @dataclass(frozen=True)
 class HumanReviewer:
@@ -43,14 +65,7 @@ class HumanReviewer:
         """Approve the actions whose payload hashes the reviewer was shown, of the version they saw. Each of
         the critic's errors must be in `overrides` (by id): the override is signed with the approval."""
         with self._deciding(queue, review_id):
-            review = self._current(queue, review_id, version, allowed=("pending", "deferred"))
-            errors = review.errors()
-            missing, unknown = sorted(set(errors) - set(overrides)), sorted(set(overrides) - set(errors))
-            if missing or unknown:
-                raise ReviewError(f"review {review_id} " + (
-                    f"has critic errors not overridden: {', '.join(missing)}; edit the draft, or override each "
-                    "by id (--override ID) after reading it" if missing else
-                    f"has no critic error {', '.join(unknown)} to override"))
+            review = self._current(queue, review_id, version, "approve", overrides)
             for index, shown in payload_sha256s.items():
                 if shown != review.payload_sha256(index):
                     raise ReviewError(f"action {index} of review {review_id} changed after it was shown; "
@@ -73,7 +88,7 @@ class HumanReviewer:
         """Replace the proposal's text; it goes back to pending as a new version (any approval is void). The
         decision keeps the reviewer's note and the lines changed: the guidance the advocate learns from."""
         with self._deciding(queue, review_id):
-            review = self._current(queue, review_id, version, allowed=("pending", "deferred", "approved"))
+            review = self._current(queue, review_id, version, "edit")
             draft = Draft.from_dict({**review.draft.to_dict(), "title": title, "body": body})
             changes = edit_summary(review.draft, draft)
             self._decide(queue, review, "edit", None, None, "\n\n".join(filter(None, [note, changes])) or None)
@@ -86,7 +101,7 @@ class HumanReviewer:
     def _close(self, queue: ReviewQueue, review_id: int, version: int, decision: str, status: str,
                reason: str | None) -> None:
         with self._deciding(queue, review_id):
-            review = self._current(queue, review_id, version, allowed=("pending", "deferred", "approved"))
+            review = self._current(queue, review_id, version, decision)
             self._decide(queue, review, decision, None, None, reason)
             queue.conn.execute("UPDATE reviews SET status = ?, updated_at = ? WHERE id = ?",
                                (status, now_iso(), review_id))
@@ -102,13 +117,15 @@ class HumanReviewer:
             yield
         queue.chain(queue.get(review_id), self.signer.witness)
 
-    def _current(self, queue: ReviewQueue, review_id: int, version: int, *, allowed: tuple[str, ...]) -> Review:
+    def _current(self, queue: ReviewQueue, review_id: int, version: int, decision: str,
+                 overrides: tuple[str, ...] = ()) -> Review:
         review = queue.get(review_id)
         if review.version != version:
             raise ReviewError(f"review {review_id} is at version {review.version}, not the {version} you saw; "
                               "show it again")
-        if review.status not in allowed:
-            raise ReviewError(f"review {review_id} is {review.status}; it can no longer be decided that way")
+        refusal = why_not(review, decision, overrides)
+        if refusal is not None:
+            raise ReviewError(refusal)
         return review
 
     def _decide(self, queue: ReviewQueue, review: Review, decision: str, action_index: int | None,

@@ -87,13 +87,15 @@ class Review:
         """The ids of the critic's errors: an approval must override each."""
         return [finding.id for finding in self.findings if finding.severity == "error"]
 
-    def summary(self) -> dict[str, Any]:
-        """What `review list --json` shows of it."""
-        return {"id": self.id, "status": self.status, "model": self.model,
+    def summary(self, states: list[str]) -> dict[str, Any]:
+        """What `review list --json` shows of it, with its actions' states (`ReviewQueue.action_states`)."""
+        return {"id": self.id, "status": shown_status(self, states), "model": self.model,
                 "models": [evidence.model for evidence in self.evidence.models], "registry": self.registry,
                 "event": self.event, "priority": round(self.priority, 3), "recipient": self.recipient,
                 "title": self.draft.title, "drafter": self.draft.drafter, "version": self.version,
-                "errors": sum(finding.severity == "error" for finding in self.findings)}
+                "errors": sum(finding.severity == "error" for finding in self.findings),
+                "actions": [{"kind": action.kind, "channel": action.channel, "target": action.target, "state": state}
+                            for action, state in zip(self.draft.actions, states, strict=True)]}
 
 
 @dataclass(frozen=True)
@@ -532,9 +534,31 @@ class ReviewQueue:
                 conn.execute("UPDATE reviews SET status = 'executed', updated_at = ? WHERE id = ?",
                              (now_iso(), review.id))
 
+    def action_states(self, review: Review) -> list[str]:
+        """Each planned action's own state, for people to read: `executed`, `failed`, `approved` (not run yet) or
+        `not approved`, from the decisions and executions of the review's current version. What may run is
+        decided by `claim` from the verified log, never by this."""
+        rows = self.conn.execute(
+            "SELECT d.action_index, res.outcome FROM decisions d LEFT JOIN executions x ON x.decision_id = d.id"
+            " LEFT JOIN execution_results res ON res.execution_id = x.id"
+            " WHERE d.review_id = ? AND d.version = ? AND d.decision = 'approve'", (review.id, review.version))
+        outcomes = {row[0]: row[1] for row in rows}
+        in_force = review.status in ("approved", "executed")  # a later reject, defer or edit withdrew the approvals
+        return [{"done": "executed", "failed": "failed"}.get(outcomes[index], "approved" if in_force else
+                                                             "not approved")
+                if index in outcomes else "not approved" for index in range(len(review.draft.actions))]
+
     def record_event(self, kind: EventKind, registry_id: int, model_id: int, detail: dict[str, Any]) -> None:
         """A ledger event of the review's life (no scan, no observation: a decision or an execution)."""
         self.ledger.add_events([NewEvent(kind, registry_id, model_id, None, None, None, detail)])
+
+
+def shown_status(review: Review, states: list[str]) -> str:
+    """The review's status as people should read it: an executed review some of whose actions did not run (one
+    was not approved, or failed) is `partly executed`."""
+    if review.status == "executed" and any(state != "executed" for state in states):
+        return "partly executed"
+    return review.status
 
 
 def edit_summary(before: Draft, after: Draft, limit: int = 2000) -> str:

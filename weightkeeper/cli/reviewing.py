@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 from weightkeeper import config
 from weightkeeper.errors import WeightkeeperError
 from weightkeeper.ledger import Ledger, now_iso
-from weightkeeper.review import ApprovalRefused, Review, ReviewQueue
+from weightkeeper.review import ApprovalRefused, Review, ReviewQueue, shown_status
 from weightkeeper.words import counted
 
 if TYPE_CHECKING:
@@ -72,8 +72,8 @@ def propose(home: Path, *, model: str | None, limit: int | None, log: Callable[[
 
 def review_list(home: Path, *, status: str | None, as_json: bool) -> None:
     with _opened(home, write=False) as (_, ledger):
-        reviews = ReviewQueue(ledger).list(status)
-    rows = [review.summary() for review in reviews]
+        queue = ReviewQueue(ledger)
+        rows = [review.summary(queue.action_states(review)) for review in queue.list(status)]
     if as_json:
         print(json.dumps(rows, indent=2))
     elif not rows:
@@ -81,7 +81,8 @@ def review_list(home: Path, *, status: str | None, as_json: bool) -> None:
     else:
         from weightkeeper.cli.render import print_table
 
-        print_table([{key: row[key] for key in ("id", "status", "priority", "event", "model", "recipient", "drafter")}
+        print_table([{**{key: row[key] for key in ("id", "status", "priority", "event", "model", "recipient")},
+                      "actions": ", ".join(f"{action['kind']} {action['state']}" for action in row["actions"])}
                      for row in rows])
 
 
@@ -90,18 +91,20 @@ def review_show(home: Path, review_id: int, *, as_letter: bool = False) -> None:
     from weightkeeper import letter
 
     with _opened(home, write=False) as (_, ledger):
-        review = ReviewQueue(ledger).get(review_id)
+        queue = ReviewQueue(ledger)
+        review = queue.get(review_id)
+        states = queue.action_states(review)
     if as_letter:
         print(f"{letter.title(review.draft)}\n\n{letter.render(review.draft, review.evidence)}")
     else:
-        print(render_review(review))
+        print(render_review(review, states))
 
 
-def render_review(review: Review) -> str:
+def render_review(review: Review, states: list[str]) -> str:
     """A review as a person reads it before deciding: the proposal, its actions with their payload
-    hashes, the critic's findings and the evidence it cites."""
+    hashes and states, the critic's findings and the evidence it cites."""
     models = review.evidence.models
-    lines = [f"Review {review.id} · {review.status} · version {review.version} · priority {review.priority:.2f}",
+    lines = [f"Review {review.id} · {shown_status(review, states)} · version {review.version} · priority {review.priority:.2f}",
              f"{review.event} of {review.model} ({review.registry}) · to {review.recipient}"
              + (f" · {len(models)} models: " + ", ".join(f"{model.model} ({model.event_kind})" for model in models)
                 if len(models) > 1 else ""),
@@ -109,8 +112,8 @@ def render_review(review: Review) -> str:
              + (f" · recalled {', '.join(review.draft.precedents)}" if review.draft.precedents else ""),
              "", f"# {review.draft.title}", "",
              review.draft.body, "", "Planned actions (an approval binds to these exact payloads):"]
-    for index, action in enumerate(review.draft.actions):
-        lines.append(f"  [{index}] {action.kind} via {action.channel} to {action.target}  "
+    for index, (action, state) in enumerate(zip(review.draft.actions, states, strict=True)):
+        lines.append(f"  [{index}] {action.kind} via {action.channel} to {action.target}: {state}  "
                      f"payload sha256 {review.payload_sha256(index)}")
     lines += ["", "Critic findings (an approval overrides each error by its id: --override ID):"] + (
         [f"  {f.severity} {f.id}: {f.message}" for f in review.findings] or ["  none"])
@@ -121,14 +124,23 @@ def render_review(review: Review) -> str:
 
 def decide(home: Path, args: argparse.Namespace, *, ask: Callable[[str], str] = input) -> int:
     """approve | reject | defer | edit, through the terminal. Returns the exit code."""
-    _on_terminal(f"review {args.decision}", "Run it in an interactive shell, or use `weightkeeper review` in the TUI")
+    from weightkeeper.deciding import HumanReviewer, why_not
+    from weightkeeper.signing import signer
+
+    _on_terminal(f"review {args.decision}", "Run it in an interactive shell, or open the console: `weightkeeper "
+                                            "review`")
     name = args.reviewer or os.environ.get(REVIEWER_ENV)
     if not name:
         raise WeightkeeperError(f"say who decides: --reviewer NAME, or set {REVIEWER_ENV}")
     with _opened(home) as (settings, ledger):
         queue = ReviewQueue(ledger)
         review = queue.get(args.id)
-        print(render_review(review))
+        # Checked before the proposal is shown and a confirmation asked for: a refusal after typing it wastes a read.
+        refusal = why_not(review, args.decision, tuple(getattr(args, "override", ())))
+        if refusal is not None:
+            raise WeightkeeperError(refusal)
+        reviewer = HumanReviewer(signer(name, home), "cli")
+        print(render_review(review, queue.action_states(review)))
         print()
         hashes = {index: review.payload_sha256(index) for index in range(len(review.draft.actions))}
         code = hashlib.sha256("".join(hashes.values()).encode()).hexdigest()[:8]
@@ -140,10 +152,6 @@ def decide(home: Path, args: argparse.Namespace, *, ask: Callable[[str], str] = 
         if ask(f"Type `{phrase}` to {what}: ").strip() != phrase:
             print("not confirmed; nothing was recorded")
             return 1
-        from weightkeeper.deciding import HumanReviewer
-        from weightkeeper.signing import signer
-
-        reviewer = HumanReviewer(signer(name, home), "cli")
         if args.decision == "approve":
             executed = approve_and_run(ledger, home, settings, reviewer, review, hashes, tuple(args.override))
         elif args.decision == "reject":
