@@ -7,6 +7,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import pytest  # noqa: E402
 
+from weightkeeper.cli.main import set_library_environment  # noqa: E402
+
+set_library_environment()  # the tests' process starts here, as the command's does in main()
+
+
 
 @pytest.fixture(autouse=True)
 def reviewer_keys_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
