@@ -25,28 +25,24 @@ verifies it.
 from __future__ import annotations
 
 import inspect
-import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-os.environ.setdefault("LANGGRAPH_STRICT_MSGPACK", "true")  # read when langgraph's serde is imported
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command, interrupt
 
-from collections.abc import Awaitable, Callable  # noqa: E402
-from dataclasses import dataclass, replace  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import TYPE_CHECKING, Any  # noqa: E402
-
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver  # noqa: E402
-from langgraph.graph import END, START, StateGraph  # noqa: E402
-from langgraph.types import Command, interrupt  # noqa: E402
-
-from agents import coordinator, critic, documenter, executor, triage  # noqa: E402
-from agents.advocate import draft_offline  # noqa: E402
-from agents.state import ProposalState, thread_id  # noqa: E402
-from tools.memory import Memory, Recollection  # noqa: E402
-from weightkeeper.config import ProposalSettings  # noqa: E402
-from weightkeeper.ledger import Ledger  # noqa: E402
-from weightkeeper import letter  # noqa: E402
-from weightkeeper.proposals import Dossier, Draft, Finding  # noqa: E402
-from weightkeeper.review import Review, ReviewQueue  # noqa: E402
+from agents import coordinator, critic, documenter, executor, triage
+from agents.advocate import draft_offline
+from agents.state import ProposalState, thread_id
+from tools.memory import Memory, Recollection
+from weightkeeper import letter
+from weightkeeper.config import ProposalSettings
+from weightkeeper.ledger import Ledger
+from weightkeeper.proposals import Dossier, Draft, Finding
+from weightkeeper.review import Review, ReviewQueue
 
 if TYPE_CHECKING:
     from agents.llm_critic import LLMCritic

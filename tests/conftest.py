@@ -5,7 +5,22 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 
+import os  # noqa: E402
+
 import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+from weightkeeper.cli.main import set_library_environment  # noqa: E402
+
+set_library_environment()  # the tests' process starts here, as the command's does in main()
+
+# Every run: reproducible (derandomized, no example database) and bounded, so each property test takes
+# seconds. `HYPOTHESIS_PROFILE=thorough`: new random histories each run, many more and longer.
+HYPOTHESIS_DEFAULTS = settings.get_profile("default")  # Hypothesis's own, not its "ci" profile under CI=true
+settings.register_profile("default", HYPOTHESIS_DEFAULTS, max_examples=10, stateful_step_count=30,
+                          derandomize=True, database=None)
+settings.register_profile("thorough", HYPOTHESIS_DEFAULTS, max_examples=200, stateful_step_count=50)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture(autouse=True)

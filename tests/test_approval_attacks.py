@@ -353,6 +353,7 @@ def _act_at(home: str, start: multiprocessing.synchronize.Barrier) -> None:
 ROUNDS = 50
 
 
+@pytest.mark.slow
 def test_two_act_processes_started_together_publish_each_approval_once(
         tmp_path_factory: pytest.TempPathFactory, deleted: Path) -> None:
     with FakeWebhook() as webhook:

@@ -306,6 +306,7 @@ def scanned_mlflow(home: Path, tracking: MLflowServer) -> None:
     scan_registries(home, ["tracking"], log=None)
 
 
+@pytest.mark.slow
 def test_an_mlflow_version_is_archived_byte_for_byte_with_where_it_came_from(
         tracking: MLflowServer, proposal_home: Path, tmp_path: Path) -> None:
     files = mlflow_model(tmp_path / "model")

@@ -373,6 +373,7 @@ def assert_settled(store: ArchiveStore, states: dict[str, dict[str, bytes]]) -> 
     assert not any((store.root / ".work").iterdir())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("existing", [False, True], ids=["new-object", "new-version"])
 def test_sigkill_at_every_step_of_an_ingest_leaves_no_half_object(tmp_path: Path, existing: bool) -> None:
     first, second = revision_files(blob("weights-1", 1 << 16)), revision_files(blob("weights-2", 1 << 16))

@@ -529,6 +529,7 @@ def test_home_before_or_after_the_command_and_from_the_environment(tmp_path: Pat
 # -- the demo -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_demo_documents_every_scripted_change(tmp_path: Path, reviewer_keys_dir: Path) -> None:
     home = tmp_path / "demo-home"
     process = ok(wk("demo", "--home", home))

@@ -86,9 +86,10 @@ FAULTS: dict[str, Callable[[str], Fault]] = {
 # Faults after which the adapter waits and retries: the kill rule counts on one wait per fault.
 RETRIED = ("503", "reset")
 
-# Reproducible and unshrunk like the scan engine's machines (each step is real HTTP), with fewer, shorter runs.
-SETTINGS = settings(SCAN_SETTINGS, max_examples=50, stateful_step_count=18)
-HUB_SETTINGS = settings(SETTINGS, max_examples=25)  # three callers: as many histories in all as Ollama's, and more
+# Unshrunk like the scan engine's machines (each step is real HTTP), with shorter runs; the profile sets how many.
+SETTINGS = settings(SCAN_SETTINGS, stateful_step_count=18)
+# Three callers: half the histories each, as many in all as Ollama's and more.
+HUB_SETTINGS = settings(SETTINGS, max_examples=max(1, SETTINGS.max_examples // 2))
 
 
 class FakeRegistry(Protocol):
@@ -505,12 +506,14 @@ class FaultMachine(RuleBasedStateMachine):
                     f"{name} is gone from the caller's view but {row['state']} in the ledger")
 
 
+@pytest.mark.slow
 def test_faults_never_delete_what_exists_and_every_deletion_is_found_once_they_stop(tmp_path: Path) -> None:
     with OllamaFake() as registry:
         FaultMachine.registry, FaultMachine.base_dir = registry, tmp_path
         run_state_machine_as_test(FaultMachine, settings=SETTINGS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("caller", ["anonymous", "outsider", "member"])
 def test_no_caller_of_the_hub_records_a_deletion_of_a_model_that_exists(tmp_path: Path, caller: str) -> None:
     with HubFake(caller) as registry:

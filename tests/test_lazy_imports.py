@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 HEAVY = ("langchain_core", "langgraph", "chromadb", "textual", "torch", "openai", "huggingface_hub", "httpx",
          "rich", "yaml", "platformdirs", "sqlite3")
+# A fresh interpreter runs `weightkeeper --help`; a probe's own lines follow.
+RUN_HELP = (
+    "import contextlib, io, json, sys\n"
+    "from weightkeeper.cli.main import main\n"
+    "with contextlib.redirect_stdout(io.StringIO()):\n"
+    "    try:\n"
+    "        main(['--help'])\n"
+    "    except SystemExit:\n"
+    "        pass\n"
+)
 
 
 def test_help_imports_no_heavy_library() -> None:
-    probe = (
-        "import contextlib, io, json, sys\n"
-        "from weightkeeper.cli.main import main\n"
-        "with contextlib.redirect_stdout(io.StringIO()):\n"
-        "    try:\n"
-        "        main(['--help'])\n"
-        "    except SystemExit:\n"
-        "        pass\n"
-        f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))\n"
-    )
+    probe = RUN_HELP + f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))\n"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []
 
@@ -42,3 +44,16 @@ def test_archive_list_imports_what_reading_an_archive_needs_and_no_more(tmp_path
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == ["ocfl"]
+
+
+def test_the_command_sets_the_libraries_environment_before_they_are_imported() -> None:
+    """huggingface_hub and langgraph read their variables once, when first imported: a module that sets them
+    when it is imported is too late if the library came first. The command sets them as it starts."""
+    probe = RUN_HELP + (
+        "import huggingface_hub.constants, langgraph.checkpoint.serde._msgpack as serde\n"
+        "print(json.dumps([huggingface_hub.constants.HF_HUB_DISABLE_TELEMETRY, serde.STRICT_MSGPACK_ENABLED]))\n"
+    )
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("HF_HUB_DISABLE_TELEMETRY", "LANGGRAPH_STRICT_MSGPACK")}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env)
+    assert json.loads(out.stdout) == [True, True]

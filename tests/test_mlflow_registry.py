@@ -29,8 +29,9 @@ from weightkeeper.ledger.store import LedgerAdapterCache, LedgerDigestCache
 from weightkeeper.scan import Scanner, ScanResult
 
 # `mlflow server` comes with the dev extra; its check is by spec, since importing mlflow takes seconds.
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("mlflow") is None,
-                                reason="mlflow is not installed: pip install -e '.[dev]'")
+pytestmark = [pytest.mark.skipif(importlib.util.find_spec("mlflow") is None,
+                                 reason="mlflow is not installed: pip install -e '.[dev]'"),
+              pytest.mark.slow]  # the server takes 10-30 s to start
 REGISTRY = "lab"
 FAST = RetryPolicy(attempts=2, first_backoff=0.05)
 EACH_PAGE = ScanSettings(commit_records=1)

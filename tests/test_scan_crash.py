@@ -181,6 +181,7 @@ def events_by_model(conn: sqlite3.Connection, after: int) -> dict[str, list[str]
 # -- the tests ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2])
 def test_killed_scans_record_every_model_and_change_exactly_once(tmp_path: Path, seed: int) -> None:
     rng = random.Random(seed)

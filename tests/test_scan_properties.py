@@ -54,14 +54,11 @@ GONE = ("suspected_missing", "withdrawn", "deleted")  # the states a `restored` 
 # KeyboardInterrupt (what SIGTERM and Ctrl-C raise in `weightkeeper scan`).
 FAULTS = (RegistryUnavailable, ConnectionError, KeyboardInterrupt)
 
-# Reproducible (derandomized, no example database) and bounded: no shrinking, which on a failure can take
-# minutes of SQLite scans; a failure prints the unshrunk steps (re-enable Phase.shrink locally to minimise).
+# How many histories, how long, and whether reproducible: the profile (tests/conftest.py). No shrinking, which
+# on a failure can take minutes of SQLite scans; a failure prints the unshrunk steps (re-enable Phase.shrink
+# locally to minimise).
 SETTINGS = settings(
-    max_examples=80,
-    stateful_step_count=30,
     deadline=None,
-    derandomize=True,
-    database=None,
     phases=(Phase.explicit, Phase.reuse, Phase.generate),
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
@@ -483,14 +480,16 @@ class FaultyScanMachine(ScanMachine):
             super().teardown()
 
 
+@pytest.mark.slow
 def test_replayed_events_reconstruct_the_registry(tmp_path: Path) -> None:
     ScanMachine.base_dir = tmp_path
     run_state_machine_as_test(ScanMachine, settings=SETTINGS)
 
 
+@pytest.mark.slow
 def test_registry_faults_conclude_nothing_and_clean_scan_recovers(tmp_path: Path) -> None:
     FaultyScanMachine.base_dir = tmp_path
-    run_state_machine_as_test(FaultyScanMachine, settings=settings(SETTINGS, max_examples=150))
+    run_state_machine_as_test(FaultyScanMachine, settings=SETTINGS)
 
 
 # -- counterexamples the machines found, pinned in minimal form ------------------------------------

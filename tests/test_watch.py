@@ -61,6 +61,7 @@ def stop(process: subprocess.Popen) -> tuple[str, str]:
     return out, err
 
 
+@pytest.mark.slow
 def test_watch_scans_on_schedule_stops_after_the_current_page_on_sigterm_and_resumes(tmp_path: Path) -> None:
     home, ledger = make_home(tmp_path)
     first = start_watch(home)
@@ -131,6 +132,7 @@ def test_a_manual_scan_while_another_process_holds_the_lease_is_skipped_not_run(
         assert ledger.conn.execute("SELECT COUNT(*) FROM scans").fetchone()[0] == 0
 
 
+@pytest.mark.slow
 def test_watch_verifies_the_archive_on_its_schedule(tmp_path: Path) -> None:
     home = tmp_path / "demo"
     subprocess.run([sys.executable, "-m", "weightkeeper.cli.main", "--home", str(home), "demo"], cwd=REPO,

@@ -33,9 +33,26 @@ FAILED_MEANS = {
     "demo": "a change made to the demo registry was not documented",
 }
 LEDGER_FORMATS = ("table", "jsonl", "csv", "markdown")
+# Libraries read these once, when first imported: set as the process starts, before any command imports them.
+# The user's own value wins.
+LIBRARY_ENVIRONMENT = {
+    # weightkeeper talks only to the registries and channels it is configured with. huggingface_hub's telemetry
+    # would name the installed torch and any AI agent detected in the environment in every request's user
+    # agent, and detecting one asks huggingface.co for its list of agents at each start, whatever endpoint is
+    # configured.
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    # A checkpoint deserialises only the types the proposal graph's state declares (agents/state.py).
+    "LANGGRAPH_STRICT_MSGPACK": "true",
+}
+
+
+def set_library_environment() -> None:
+    for key, value in LIBRARY_ENVIRONMENT.items():
+        os.environ.setdefault(key, value)
 
 
 def main(argv: list[str] | None = None) -> int:
+    set_library_environment()
     # Whatever a command prints (a scan's error, `registry check`, watch's log) may quote a server that
     # echoed a token: every configured secret is scrubbed from it on the way out.
     with scrubbed_output():
