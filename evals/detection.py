@@ -75,6 +75,11 @@ def _check_step(path: Path, number: int, step: Any) -> None:
         if not isinstance(operation, dict) or operation.get("op") not in OPERATIONS or "name" not in operation:
             raise ScenarioError(f"{where}: an operation needs `op` (one of {', '.join(sorted(OPERATIONS))}) "
                                 f"and `name`, not {operation!r}")
+    for fault in step.get("faults", []):
+        if not isinstance(fault, dict) or "fault" not in fault:
+            raise ScenarioError(f"{where}: a fault is a mapping with `fault` (its kind), not {fault!r}")
+    if not isinstance(step.get("stop_after_pages", 1), int):
+        raise ScenarioError(f"{where}: `stop_after_pages` is a number of pages")
     for item in step.get("truth", []):
         if not isinstance(item, dict) or len(item) != 1:
             raise ScenarioError(f"{where}: a true event is written `- KIND: MODEL`, not {item!r}")
@@ -98,9 +103,13 @@ def run_scenario(scenario: Scenario, scratch: Path) -> CaseResult:
         with Ledger(scratch / "ledger.sqlite3") as ledger:
             registry_id = ledger.registry_id(config.name, config.kind, config.location)
             for number, step in enumerate(scenario.steps):
-                for operation in step.get("do", []):
-                    world.apply(operation)
-                world.arm(step.get("faults", []))
+                try:
+                    for operation in step.get("do", []):
+                        world.apply(operation)
+                    world.arm(step.get("faults", []))
+                except (KeyError, OSError, ScenarioError) as exc:
+                    raise ScenarioError(f"{scenario.path}, step {number + 1}: {exc}; the step asks for "
+                                        "something its registry does not hold") from exc
                 adapter = world.adapter(LedgerAdapterCache(ledger, registry_id), LedgerDigestCache(ledger, registry_id))
                 pages = [0]
                 limit = step.get("stop_after_pages")

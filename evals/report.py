@@ -51,8 +51,11 @@ def regressions(results: dict[str, Any], baseline: dict[str, Any]) -> list[str]:
         now, then = current["metrics"], baseline_suite["metrics"]
         found += [f"{suite}: {name} is {now[name]}; it must be 0" for name in MUST_BE_ZERO if now.get(name, 0) > 0]
         for kind, rates in then.get("per_kind", {}).items():
+            if kind not in now["per_kind"]:
+                found.append(f"{suite}: {kind} is no longer measured: no scenario holds a {kind} event")
+                continue
             for rate in ("precision", "recall"):
-                value = now["per_kind"].get(kind, {}).get(rate, 0.0)
+                value = now["per_kind"][kind][rate]
                 if value < rates[rate] - RATE_TOLERANCE:
                     found.append(f"{suite}: {rate} of {kind} fell from {rates[rate]} to {value} "
                                  f"(tolerance {RATE_TOLERANCE})")

@@ -73,11 +73,18 @@ def test_a_fault_no_scan_meets_is_counted_so_a_scenario_cannot_test_less_than_it
     ("registry: local\nsteps:\n  - truth: [{deleted: acme/a, renamed: acme/b}]\n", "written `- KIND: MODEL`"),
     ("registry: local\nsteps: []\n", "a non-empty list of `steps`"),
     ("registry: local\nsteps: [\n", "is not valid YAML"),
+    ("registry: local\nsteps:\n  - faults: [unmounted]\n", "a fault is a mapping with `fault`"),
 ])
 def test_a_mistake_in_a_scenario_names_the_file_and_what_to_fix(tmp_path: Path, text: str, expected: str) -> None:
     with pytest.raises(ScenarioError, match="planted.yaml") as raised:
         load_scenarios(scenario(tmp_path, text))
     assert expected in str(raised.value)
+
+
+def test_a_step_that_changes_a_model_its_registry_does_not_hold_says_which_step(tmp_path: Path) -> None:
+    folder = scenario(tmp_path, "registry: local\nsteps:" + THREE + "  - do: [{op: delete, name: acme/nobody}]\n")
+    with pytest.raises(ScenarioError, match=r"planted.yaml, step 2: .*acme/nobody.*does not hold"):
+        run_scenario(load_scenarios(folder)[0], tmp_path / "run")
 
 
 def test_the_shipped_suite_has_at_least_30_scenarios_on_four_registries_and_all_three_hub_callers() -> None:
@@ -99,6 +106,9 @@ def test_regressions_name_each_metric_beyond_its_tolerance() -> None:
                      f"detection: recall of deleted fell from {baseline['suites']['detection']['metrics']['per_kind']['deleted']['recall']}"
                      " to 0.9 (tolerance 0.02)"]
     assert regressions(baseline, baseline) == []
+    del worse["suites"]["detection"]["metrics"]["per_kind"]["restored"]
+    assert "detection: restored is no longer measured: no scenario holds a restored event" in regressions(
+        worse, baseline)
 
 
 def test_eval_runs_under_the_home_writes_its_reports_and_exits_1_on_a_regression(

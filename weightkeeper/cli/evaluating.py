@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,8 +31,9 @@ def run_eval(home: Path, suite: str, out: Path | None, baseline: Path | None, *,
 
     earlier = _read_baseline(baseline) if baseline else None
     started = datetime.now(UTC).replace(microsecond=0)
-    run_id = started.strftime("%Y%m%dT%H%M%SZ")
-    scratch = home / "evals" / run_id  # the suites' own registries and ledgers, never the user's
+    (home / "evals").mkdir(exist_ok=True)
+    # The suites' own registries and ledgers, never the user's; two runs in one second get two folders.
+    scratch = Path(tempfile.mkdtemp(prefix=started.strftime("%Y%m%dT%H%M%SZ-"), dir=home / "evals"))
     out = out or scratch / "report"
     clock = time.perf_counter()
     cases = run_suite(scratch / "detection", progress=_progress)
