@@ -47,6 +47,10 @@ class CaseResult:
     unmet_faults: int  # faults a scenario armed that no scan met: the scenario tests less than it says
     seconds: float
 
+    @property
+    def passed(self) -> bool:
+        return self.score.passed and not self.unmet_faults
+
 
 def load_scenarios(folder: Path = SCENARIOS) -> list[Scenario]:
     """Every scenario file of the folder, checked: a mistake names the file and says what to fix."""

@@ -82,7 +82,6 @@ def metrics(scores: list[CaseScore]) -> dict[str, Any]:
     delays = [recorded.scan - true.scan + 1 for score in scores for true, recorded in score.matched]
     return {
         "scenarios": len(scores),
-        "passed": sum(score.passed for score in scores),
         "per_kind": per_kind,
         "false_deletions": sum(len(score.false_deletions) for score in scores),
         "duplicates": sum(len(score.duplicates) for score in scores),

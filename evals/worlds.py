@@ -2,7 +2,7 @@
 
 A world applies a step's operations (add, delete, rename, update, commit) to its registry, arms the step's
 faults, and builds the adapter a scan reads it with. Operations are plain dicts from the scenario files;
-`evals.scenarios` has checked their shape.
+`evals.detection` has checked their shape.
 """
 
 from __future__ import annotations

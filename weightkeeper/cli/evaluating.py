@@ -53,7 +53,7 @@ def run_eval(home: Path, suite: str, out: Path | None, baseline: Path | None, *,
 
 
 def _progress(done: int, total: int, result: CaseResult) -> None:
-    verdict = "ok" if result.score.passed else "FAILED"
+    verdict = "ok" if result.passed else "FAILED"
     print(f"[{done}/{total}] {result.scenario.name}: {verdict} ({result.seconds} s)", file=sys.stderr, flush=True)
 
 
