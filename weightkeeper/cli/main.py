@@ -30,8 +30,10 @@ FAILED_MEANS = {
     "review reject": "the decision was not confirmed: nothing was recorded",
     "review defer": "the decision was not confirmed: nothing was recorded",
     "review edit": "the decision was not confirmed: nothing was recorded",
+    "eval": "a metric regressed against the baseline (each regression is said on stderr)",
     "demo": "a change made to the demo registry was not documented",
 }
+SUITES = ("detection", "letters", "safety", "all")
 LEDGER_FORMATS = ("table", "jsonl", "csv", "markdown")
 # Libraries read these once, when first imported: set as the process starts, before any command imports them.
 # The user's own value wins.
@@ -256,6 +258,19 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("dest", metavar="DEST", help="an empty or new folder")
     restore.add_argument("--version", metavar="N", help="the version (default the latest)")
     restore.set_defaults(handler=cmd_archive_restore)
+
+    evaluate = commands.add_parser("eval", parents=[home], help="measure the agents on fixed scenarios; write "
+                                                                "results.json and report.md",
+                                   description="Runs an evaluation suite in a scratch folder under the home "
+                                               "(HOME/evals/RUN-ID), never on the user's own registries or ledger.")
+    evaluate.add_argument("suite", nargs="?", default="detection", choices=SUITES,
+                          help="the suite (default detection; letters, safety and all are not built yet)")
+    evaluate.add_argument("--out", metavar="DIR", help="where results.json and report.md go "
+                                                       "(default HOME/evals/RUN-ID/report)")
+    evaluate.add_argument("--baseline", metavar="FILE", help="an earlier results.json: exit 1 on a regression")
+    evaluate.add_argument("--model", metavar="SPEC", help="the drafting model (recorded; detection calls none)")
+    evaluate.add_argument("--judge", metavar="SPEC", help="the judge model (recorded; detection calls none)")
+    evaluate.set_defaults(handler=cmd_eval, home_use="create")
 
     demo = commands.add_parser("demo", parents=[home], help="run weightkeeper end to end on a built-in registry",
                                description="Creates a home (temporary unless --home is given) with a local "
@@ -563,6 +578,13 @@ def cmd_archive_restore(args: argparse.Namespace) -> int:
 
     archive_restore(_home(args), args.id, Path(args.dest).expanduser(), args.version)
     return EXIT_OK
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from weightkeeper.cli.evaluating import run_eval
+
+    return run_eval(_home(args), args.suite, args.out and Path(args.out).expanduser(),
+                    args.baseline and Path(args.baseline).expanduser(), model=args.model, judge=args.judge)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
