@@ -554,10 +554,14 @@ def test_demo_documents_every_scripted_change(tmp_path: Path, reviewer_keys_dir:
     stats = json.loads(ok(wk("stats", "--json", home=home)).stdout)["models"]
     assert stats["deleted"] == 2 and stats["suspected_missing"] == 0
     # The deletions wait in the review queue as drafted proposals; nothing was sent. The deprecated model's
-    # archive action was approved by the demo's scripted reviewer, and ran: the model is archived.
+    # archive action was approved by the demo's scripted reviewer, and ran: the model is archived, its letter not
+    # sent, so that review is partly executed.
     queued = json.loads(ok(wk("review", "list", "--json", home=home)).stdout)
     assert {(row["event"], row["status"]) for row in queued} == {("deleted", "pending"),
-                                                                 ("deprecation_announced", "executed")}
+                                                                 ("deprecation_announced", "partly executed")}
+    (partly,) = [row for row in queued if row["status"] == "partly executed"]
+    assert [(action["kind"], action["state"]) for action in partly["actions"]] == [("publish", "not approved"),
+                                                                                   ("archive", "executed")]
     archived = json.loads(ok(wk("archive", "list", "--json", home=home)).stdout)
     deprecated = next(change.model_id for change in changes if change.kind == "deprecation_announced")
     assert [row["id"] for row in archived] == [f"demo/{deprecated}"]
