@@ -180,11 +180,8 @@ def prepared(home: Path) -> dict[str, str]:
 
 
 def run_console(home: Path, *, reviewer: str | None = None) -> None:
-    import sys
+    from weightkeeper.cli.reviewing import on_terminal, reviewer_name
 
-    from weightkeeper.cli.reviewing import reviewer_name
-
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        raise WeightkeeperError("the review console needs a terminal; without one, `weightkeeper review list` "
-                                "prints the queue and `weightkeeper review show ID` a proposal")
+    on_terminal("the review console", "Without one, `weightkeeper review list` prints the queue and `weightkeeper "
+                                      "review show ID` a proposal")
     ReviewConsole(Desk(home, reviewer_name(reviewer)), keymap=prepared(home)).run()

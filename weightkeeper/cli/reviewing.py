@@ -127,8 +127,8 @@ def decide(home: Path, args: argparse.Namespace, *, ask: Callable[[str], str] = 
     from weightkeeper.deciding import HumanReviewer, why_not
     from weightkeeper.signing import signer
 
-    _on_terminal(f"review {args.decision}", "Run it in an interactive shell, or open the console: `weightkeeper "
-                                            "review`")
+    on_terminal(f"`review {args.decision}`", "Run it in an interactive shell, or open the console: "
+                                             "`weightkeeper review`")
     name = args.reviewer or os.environ.get(REVIEWER_ENV)
     if not name:
         raise WeightkeeperError(f"say who decides: --reviewer NAME, or set {REVIEWER_ENV}")
@@ -172,9 +172,10 @@ def decide(home: Path, args: argparse.Namespace, *, ask: Callable[[str], str] = 
     return 0
 
 
-def _on_terminal(command: str, how: str = "Run it in an interactive shell") -> None:
+def on_terminal(what: str, how: str = "Run it in an interactive shell") -> None:
+    """Refuse, saying `how` to go on, when `what` (a deciding command, the console) has no terminal to a person."""
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        raise WeightkeeperError(f"`{command}` needs a terminal: decisions are typed by a person, never scripted. {how}")
+        raise WeightkeeperError(f"{what} needs a terminal: decisions are typed by a person, never scripted. {how}")
 
 
 # -- one decision, as every human channel records it (the CLI above, the console in tui/) -----------------
@@ -293,7 +294,7 @@ def reviewer_trust(home: Path, *, reset: bool, ask: Callable[[str], str] = input
                           "they differ: its approvals are refused until the ledger is restored, or re-pinned with "
                           "`weightkeeper reviewer trust --reset`"))
             return 0
-        _on_terminal("reviewer trust --reset")
+        on_terminal("`reviewer trust --reset`")
         if root is None:
             raise WeightkeeperError("the ledger holds no reviewer to pin; `weightkeeper init` records the first")
         phrase = f"trust {fingerprint(root[1])[7:15]}"
