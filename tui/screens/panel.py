@@ -121,11 +121,9 @@ class Panel(Screen[None]):
         self.load()
 
     def on_screen_resume(self) -> None:
-        """Shown: read the rows the first time; again, only if the ledger changed meanwhile (the poll tells)."""
-        if self.ready:
-            self.app.poll()
-        else:
-            self.load()
+        """Shown: read the rows, in the background (shown again, the rows it had stay until the new ones are
+        read). A change the poll announced while another screen was on top is not relied on: it can be lost."""
+        self.load()
 
     # -- the filter -----------------------------------------------------------------------------
 
