@@ -1,7 +1,8 @@
 """A newcomer's first hour, run as they run it: the real CLI in a subprocess, its exit code and its words.
 
-A read-only home is a real read-only folder: as root, whom permissions do not stop, the command runs as
-`nobody` (util-linux's `setpriv`), so the kernel refuses the writes.
+A read-only home is a real read-only folder: as root, whom permissions do not stop, the command runs without
+the capabilities that override them (util-linux's `setpriv`), so the kernel refuses the writes. It stays root,
+so it still reads the project and its venv wherever the clone lies (a folder only root may enter, say).
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ import shutil
 import stat
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -58,27 +57,14 @@ def test_init_creates_the_home_it_is_given(tmp_path: Path) -> None:
     assert (tmp_path / "new" / "home" / "weightkeeper.toml").is_file()
 
 
-@pytest.fixture
-def shared_tmp() -> Iterator[Path]:
-    """A folder `nobody` can enter (pytest's own tmp folders are private to their user)."""
-    folder = Path(tempfile.mkdtemp(prefix="wk-first-hour-"))
-    folder.chmod(0o755)
-    yield folder
-    for path in (folder, *folder.rglob("*")):
-        if path.is_dir() and not path.is_symlink():
-            path.chmod(0o755)
-    shutil.rmtree(folder)
-
-
 def as_reader(*args: str | Path, home: Path) -> subprocess.CompletedProcess:
     """`weightkeeper --home HOME ARGS` by someone who may read HOME and not write it."""
     command = [sys.executable, "-m", "weightkeeper.cli.main", "--home", str(home), *map(str, args)]
     if os.geteuid() == 0:
         setpriv = shutil.which("setpriv")
-        assert setpriv, "these tests run as root: they need util-linux's setpriv to drop to `nobody`"
-        command = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *command]
-    env = clean_env(HOME=str(home.parent))  # nobody's own config folder, not root's
-    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+        assert setpriv, "these tests run as root: they need util-linux's setpriv to drop the override capabilities"
+        command = [setpriv, "--bounding-set=-dac_override,-dac_read_search", *command]
+    return subprocess.run(command, capture_output=True, text=True, env=clean_env(), cwd=REPO, timeout=120)
 
 
 def make_read_only(home: Path) -> None:
@@ -88,9 +74,9 @@ def make_read_only(home: Path) -> None:
 
 
 @pytest.fixture
-def read_only_home(shared_tmp: Path) -> Path:
+def read_only_home(tmp_path: Path) -> Path:
     """A home with one scanned model and its ledger, then made read-only for everyone."""
-    home, models = shared_tmp / "home", shared_tmp / "models"
+    home, models = tmp_path / "home", tmp_path / "models"
     make_model(models, "alice/llama-ft")
     ok(wk("init", home=home))
     ok(wk("registry", "add", "lab", "--kind", "local", "--path", models, home=home))
