@@ -25,11 +25,13 @@ import re
 from typing import Any
 
 import prompts
+import tools.registries  # noqa: F401  (registers the built-in registry kinds)
 from agents.critic import REQUIRED_SECTIONS, untrusted_instructions
 from weightkeeper.config import ProposalSettings
 from weightkeeper.domain import FIRST_SEEN, EventKind
 from weightkeeper.letter import code, human_date, place
 from weightkeeper.proposals import Claim, Dossier, Draft, Evidence, EvidenceItem, PlannedAction
+from weightkeeper.registry import registry_kind
 
 TEMPLATE = "letter"
 WHAT_HAPPENED, WHY_IT_MATTERS, PROPOSED, UNKNOWN, REPLY = REQUIRED_SECTIONS
@@ -43,11 +45,6 @@ PRACTICES: dict[str, str] = {
     "lineage": "Keep a public note of what the model was built from and what builds on it.",
     "gradual": "Serve the model alongside its named successor until its announced shutdown.",
 }
-# Registries weightkeeper can archive from (tools/archive/sources.py). Those whose observations list the files
-# to archive need that list; an MLflow version's artifacts are listed when archived, and an OpenAI fine-tune's
-# archive is its metadata.
-FILE_LISTED_KINDS = ("local", "hf")
-ARCHIVABLE_KINDS = (*FILE_LISTED_KINDS, "mlflow", "openai")
 FAKE_CITATION = re.compile(r"\[\s*E\d+\s*\]")  # an evidence id written into registry text
 # Said under "What we do not know" when registry text was left out for reading as instructions.
 WITHHELD_NOTE = ("a card field whose text reads like instructions or prompt markup, or cites evidence itself; it "
@@ -338,8 +335,9 @@ def _archive_action(evidence: Evidence) -> tuple[PlannedAction, ...]:
     registry still serves it."""
     identity = next((item for item in evidence.items if item.kind == "identity"), None)
     listed = any(item.kind == "files" for item in evidence.items)
-    if (evidence.registry_kind not in ARCHIVABLE_KINDS or identity is None or identity.facts["state"] != "present"
-            or not identity.facts.get("revision") or (evidence.registry_kind in FILE_LISTED_KINDS and not listed)):
+    kind = registry_kind(evidence.registry_kind)
+    if (kind is None or kind.archive_source is None or identity is None or identity.facts["state"] != "present"
+            or not identity.facts.get("revision") or (kind.files_listed and not listed)):
         return ()
     revision = identity.facts["revision"]
     return (PlannedAction("archive", "archive", f"{evidence.model}@{revision}",

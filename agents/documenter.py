@@ -15,7 +15,7 @@ from datetime import date
 from urllib.parse import quote as quote_url
 from typing import Any
 
-from tools.archive.sources import pinned_revision
+from tools.registries import pinned_revision
 from weightkeeper.domain import FIRST_SEEN, ModelRecord
 from weightkeeper.errors import LedgerError
 from weightkeeper.ledger import Ledger

@@ -32,6 +32,7 @@ from pathlib import Path
 from weightkeeper.config import RegistryConfig
 from weightkeeper.domain import FileEntry, Found, Gone, Lineage, LookupResult, ModelRecord, Page
 from weightkeeper.ledger import Ledger
+from weightkeeper.registry import Registry
 from weightkeeper.scan import Scanner
 
 BASES = ("meta-llama/Llama-3.1-8B-Instruct", "mistralai/Mistral-7B-v0.3", "Qwen/Qwen2.5-7B-Instruct",
@@ -39,7 +40,7 @@ BASES = ("meta-llama/Llama-3.1-8B-Instruct", "mistralai/Mistral-7B-v0.3", "Qwen/
 PAGE_SIZE = 1000
 
 
-class SyntheticRegistry:
+class SyntheticRegistry(Registry):
     """`models` models; with `churn`, a deterministic `churn` fraction is deleted, added or changed (a third each)."""
 
     kind = "synthetic"

@@ -36,13 +36,14 @@ from weightkeeper import config
 from weightkeeper.config import ProposalSettings, RegistryConfig
 from weightkeeper.domain import CARD_DIGEST_FORM, Card, FileEntry, Found, Gone, Lineage, LookupResult, ModelRecord, Page
 from weightkeeper.ledger import Ledger
+from weightkeeper.registry import Registry
 from weightkeeper.scan import Scanner
 
 BASES = ("meta-llama/Llama-3.1-8B-Instruct", "mistralai/Mistral-7B-v0.3", "Qwen/Qwen2.5-7B-Instruct")
 KEPT = 200  # models that stay listed (and build on deleted ones)
 
 
-class SyntheticRegistry:
+class SyntheticRegistry(Registry):
     """`deleted` fine-tunes of distinct owners, and KEPT models that stay, listed in pages of 500."""
 
     unlisted: frozenset = frozenset()

@@ -23,10 +23,11 @@ from typing import Any, ClassVar
 from weightkeeper.config import RegistryConfig
 from weightkeeper.domain import Found, Gone, LookupResult, ModelRecord, Page, RecordProblem, Visibility, Withdrawn
 from weightkeeper.errors import RegistryUnavailable
+from weightkeeper.registry import Registry
 
 
 @dataclass
-class MemoryRegistry:
+class MemoryRegistry(Registry):
     models: dict[str, ModelRecord] = field(default_factory=dict)
     page_size: int = 3
     # Fault injection. `fail_page` is the index (0-based, within one `pages()` call) of the page

@@ -34,6 +34,7 @@ from weightkeeper.errors import RegistryUnavailable
 from weightkeeper.ledger import Ledger
 from weightkeeper.ledger.store import LedgerAdapterCache
 from weightkeeper.read_ahead import read_ahead
+from weightkeeper.registry import Registry
 from weightkeeper.scan import Scanner, ScanResult
 
 NAMES = [f"acme/model-{index}" for index in range(6)]  # three pages of two
@@ -203,8 +204,9 @@ def test_the_child_exits_on_its_own_when_its_parent_is_killed(tmp_path: Path) ->
         import multiprocessing, time
         from weightkeeper.domain import ModelRecord, Page
         from weightkeeper.read_ahead import read_ahead
+        from weightkeeper.registry import Registry
 
-        class Endless:
+        class Endless(Registry):
             kind, unlisted = "endless", frozenset()
 
             def pages(self, cursor):
@@ -262,7 +264,7 @@ def assert_no_children() -> None:
 
 
 @dataclass
-class Listing:
+class Listing(Registry):
     """A registry listing exactly these pages, a name twice if so given."""
 
     listed: list[list[ModelRecord]]

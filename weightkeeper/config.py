@@ -9,34 +9,19 @@ holds its token (`token_env`), the LLM endpoint the one holding its key
 from __future__ import annotations
 
 import json
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from weightkeeper.errors import ConfigError
+from weightkeeper.errors import ConfigError, RegistryUnavailable
 from weightkeeper.home import ARCHIVE_NAME, CONFIG_NAME, LEDGER_NAME, MEMORY_NAME
+from weightkeeper.registry import registry_kind, registry_kinds
 from weightkeeper.secrets import name_secret_variables
 
-# Per kind: the keys it requires and the keys it may have.
-REGISTRY_KINDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
-    "local": (frozenset({"path"}), frozenset()),
-    "hf": (frozenset(), frozenset({"endpoint", "author", "search", "filter", "files"})),
-    "openai": (frozenset(), frozenset({"base_url", "deprecations"})),
-    "mlflow": (frozenset({"url"}), frozenset()),
-    "ollama": (frozenset(), frozenset({"url"})),
-}
-# What a kind uses when the file leaves a key out.
-KIND_DEFAULTS: dict[str, dict[str, str]] = {
-    "hf": {"endpoint": "https://huggingface.co"},
-    "openai": {"base_url": "https://api.openai.com/v1"},
-    "ollama": {"url": "http://127.0.0.1:11434"},
-}
-# A Hub registry watches a scope: at least one of these narrows what it lists.
-HF_SCOPE_KEYS = ("author", "search", "filter")
-URL_KEYS = frozenset({"endpoint", "base_url", "url"})
 COMMON_REGISTRY_KEYS = frozenset({"kind", "schedule", "token_env"})
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 NAME_RULE = "registry names use letters, digits, '.', '_' and '-' (at most 64)"
@@ -147,14 +132,28 @@ class RegistryConfig:
 
     def setting(self, key: str) -> str | None:
         """A setting of this registry, or its kind's default."""
-        return self.settings.get(key) or KIND_DEFAULTS.get(self.kind, {}).get(key)
+        kind = registry_kind(self.kind)
+        declared = kind.setting(key) if kind is not None else None
+        return self.settings.get(key) or (declared.default if declared is not None else None)
+
+    def token(self, environ: Mapping[str, str] = os.environ) -> str | None:
+        """The token from the environment variable `token_env` names, read now; None when it names none."""
+        if self.token_env is None:
+            return None
+        token = environ.get(self.token_env)
+        if not token:
+            raise RegistryUnavailable(
+                f"registry '{self.name}' reads its token from ${self.token_env}, which is not set; "
+                f"export {self.token_env}=... or remove token_env from its table in weightkeeper.toml"
+            )
+        return token
 
     @property
     def location(self) -> str:
-        """Where the registry is, and for the Hub which part of it is watched."""
-        if self.kind == "hf":
-            scope = "&".join(f"{key}={self.settings[key]}" for key in HF_SCOPE_KEYS if self.settings.get(key))
-            return f"{self.setting('endpoint')}/api/models?{scope}"
+        """Where the registry is (for the Hub, which part of it is watched): the ledger knows it by this."""
+        kind = registry_kind(self.kind)
+        if kind is not None and kind.location is not None:
+            return kind.location(self)
         return str(self.setting("path") or self.setting("url") or self.setting("base_url") or "")
 
 
@@ -346,21 +345,22 @@ def _validate(path: Path, text: str, raw: dict[str, Any]) -> Config:
             raise ConfigError(path, f"registries are tables [registries.NAME]; {NAME_RULE}",
                               line=_key_line(text, where, None), key=name)
         kind = table.get("kind")
-        if kind not in REGISTRY_KINDS:
-            raise fail(f"unknown registry kind {kind!r}; expected one of: {', '.join(REGISTRY_KINDS)}", where, "kind")
-        required, optional = REGISTRY_KINDS[kind]
-        for key in sorted(required - set(table)):
+        spec = registry_kind(kind) if isinstance(kind, str) else None
+        if spec is None:
+            raise fail(f"unknown registry kind {kind!r}; expected one of: {', '.join(registry_kinds())}", where, "kind")
+        for key in sorted(spec.required - set(table)):
             raise fail(f"a {kind} registry needs `{key}`", where, None)
-        for key in sorted(set(table) - required - optional - COMMON_REGISTRY_KEYS):
+        for key in sorted(set(table) - spec.required - spec.optional - COMMON_REGISTRY_KEYS):
             raise fail(f"not a setting of a {kind} registry", where, key)
         for key, value in table.items():
             if not isinstance(value, str):
                 raise fail("must be a string", where, key)
-            if key in URL_KEYS and not URL_PATTERN.match(value):
+            declared = spec.setting(key)
+            if declared is not None and declared.url and not URL_PATTERN.match(value):
                 raise fail("must be an http:// or https:// URL", where, key)
-        if kind == "hf" and not any(table.get(key) for key in HF_SCOPE_KEYS):
-            raise fail("a hf registry watches a scope: set at least one of `author`, `search`, `filter`",
-                       where, None)
+        if spec.one_of and not any(table.get(key) for key in spec.one_of):
+            raise fail(f"a {kind} registry {spec.one_of_because}: set at least one of "
+                       f"{', '.join(f'`{key}`' for key in spec.one_of)}", where, None)
         token_env = table.get("token_env")
         if token_env is not None and not ENV_NAME_PATTERN.match(token_env):
             raise fail(ENV_NAME_RULE, where, "token_env")
@@ -369,11 +369,10 @@ def _validate(path: Path, text: str, raw: dict[str, Any]) -> Config:
             raise fail("must be a cron expression such as '17 * * * *' (five fields, or six with seconds last)",
                        where, "schedule")
         settings = {k: v for k, v in table.items() if k not in COMMON_REGISTRY_KEYS}
-        for key in ("path", "deprecations"):
-            if key in settings and not re.match(r"^https?://", settings[key]):
+        for key in [setting.name for setting in spec.settings if setting.file and setting.name in settings]:
+            if not re.match(r"^https?://", settings[key]):
                 settings[key] = str((path.parent / Path(settings[key]).expanduser()).resolve())
-        if kind == "openai" and token_env is None:
-            token_env = "OPENAI_API_KEY"
+        token_env = token_env or spec.token_env
         registries[name] = RegistryConfig(name, kind, settings, schedule, token_env)
     return Config(path=path, ledger_path=ledger_path, registries=registries, scan=scan, proposals=proposals,
                   llm=llm, memory=memory, archive=archive, console=console)

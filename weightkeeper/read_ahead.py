@@ -18,9 +18,9 @@ fraction of a record's time, and the parent writes them as they come. Each is sc
 registry's kind.
 
 The child never touches the ledger: an SQLite connection must not be used across a fork. What the
-adapter holds that belongs to the parent is relayed to it: its caches (the attributes named in
-`RELAYED_CACHES`; the ledger's are backed by the parent's connection) and its `on_wait` reporter
-(the progress display). A cache read waits for the parent's answer; writes and waits do not.
+adapter holds that belongs to the parent is relayed to it, as the adapter protocol declares it
+(`weightkeeper.registry.RegistryAdapter`): its `cache` and `digests` (the ledger's are backed by the
+parent's connection) and its `on_wait` reporter (the progress display). A cache read waits for the parent's answer; writes and waits do not.
 
 The parent sees the listing as it would have read it itself: the pages in order, then either the
 end of the listing (an explicit message, never mere end of file) or the exception the child met,
@@ -49,7 +49,6 @@ from weightkeeper.registry import RegistryAdapter
 from weightkeeper.untrusted import screened
 
 AHEAD = 16  # pages the child may read before the parent takes them: about a batch and a half of the Hub's
-RELAYED_CACHES = ("cache", "digests")  # the adapter attributes holding an `AdapterCache` or a `DigestCache`
 
 
 class ReadPage(NamedTuple):
@@ -106,6 +105,7 @@ def read_ahead(adapter: RegistryAdapter, cursor: str | None, known: frozenset[in
                             name="weightkeeper-read-ahead", daemon=True)
     child.start()
     theirs.close()  # so that the child's end of the pipe closes with the child
+    caches = {"cache": adapter.cache, "digests": adapter.digests}
     try:
         while True:
             try:
@@ -119,10 +119,10 @@ def read_ahead(adapter: RegistryAdapter, cursor: str | None, known: frozenset[in
             if kind == "page":
                 yield message[1]
             elif kind == "get":
-                ours.send_bytes(pickle.dumps(getattr(adapter, message[1]).get(*message[2]), pickle.HIGHEST_PROTOCOL))
+                ours.send_bytes(pickle.dumps(caches[message[1]].get(*message[2]), pickle.HIGHEST_PROTOCOL))
             elif kind == "put":
-                getattr(adapter, message[1]).put(*message[2])
-            elif kind == "wait":
+                caches[message[1]].put(*message[2])
+            elif kind == "wait" and adapter.on_wait is not None:
                 adapter.on_wait(*message[1:])
             elif kind == "error":
                 raise message[1]
@@ -190,10 +190,13 @@ def _child(adapter: RegistryAdapter, cursor: str | None, known: frozenset[int], 
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     parent = _ToParent(connection)
     # Referenced here until the end: nothing of the parent's (a ledger connection) may be finalised in the child.
-    originals = {name: getattr(adapter, name, None) for name in (*RELAYED_CACHES, "on_wait")}
-    for name, original in originals.items():
-        if original is not None:
-            setattr(adapter, name, parent.wait if name == "on_wait" else _RelayedCache(parent, name))
+    originals = (adapter.cache, adapter.digests, adapter.on_wait)
+    if adapter.cache is not None:
+        adapter.cache = _RelayedCache(parent, "cache")
+    if adapter.digests is not None:
+        adapter.digests = _RelayedCache(parent, "digests")
+    if adapter.on_wait is not None:
+        adapter.on_wait = parent.wait
     try:
         for page in _read(adapter, cursor, known):
             parent.tell("page", page)

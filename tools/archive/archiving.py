@@ -25,7 +25,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from tools.archive.sources import Source, SourceError, SourceFile, git_blob_sha1, pinned_revision, source_for
+from tools.archive.sources import Source, SourceError, SourceFile, git_blob_sha1, source_for
+from tools.registries import pinned_revision
 from tools.archive.staging import Staging
 from tools.archive.store import ArchiveError, ArchiveStore, DigestMismatch, open_store
 from weightkeeper.config import Config

@@ -12,7 +12,8 @@
 `metadata_only` sources (OpenAI fine-tunes, whose weights cannot be downloaded) have no files; the
 archive then holds their provenance alone, labelled metadata-only.
 
-`pinned_revision` says what an archive pins, the same when it is planned and when it runs.
+Which source serves a registry is its kind's (`RegistryKind.archive_source`, in the adapter's module);
+`source_for` asks it.
 
 Registry text is untrusted: a file path from a listing is checked by the archive store before any
 byte is written, and a source never follows a path outside the model.
@@ -32,8 +33,8 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from tools.registries import registry_token
 from tools.registries.http import (
+    CLIENT_ERRORS,
     RETRY_STATUSES,
     RetryPolicy,
     Transient,
@@ -41,12 +42,14 @@ from tools.registries.http import (
     request,
     server_wait,
     tls_context,
+    transport_faults,
     with_retries,
 )
-from tools.registries.local import ModelFolderError, Vanished, open_model_file
+from tools.registries.local import Vanished, hex_digest, open_model_file
 from weightkeeper.config import RegistryConfig
 from weightkeeper.domain import ModelRecord
 from weightkeeper.errors import RegistryUnavailable, WeightkeeperError
+from weightkeeper.registry import RecordUnreadable, registry_kind
 
 if TYPE_CHECKING:  # the SDK is imported only when an OpenAI fine-tune is archived
     from tools.registries.openai_finetunes import OpenAIRegistry
@@ -57,7 +60,6 @@ MLFLOW_ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
 # What the OpenAI API answers for a file this key may not read: its training data ("Not allowed to download
 # files of purpose: fine-tune"), another project's file, a deleted one. Recorded as a refusal, not retried.
 REFUSED = frozenset({400, 403, 404})
-CLIENT_ERRORS = frozenset(range(400, 500)) - RETRY_STATUSES  # what a rerun would be answered again
 
 
 class SourceError(WeightkeeperError):
@@ -94,25 +96,10 @@ class Source(Protocol):
         return {}
 
 
-def pinned_revision(kind: str, record: ModelRecord) -> str | None:
-    """What an archive of `record` pins, the same when planned (`agents/documenter.py`) and when run: the
-    registry's revision (a Hub commit, an MLflow version number, both immutable) or a local folder's file
-    digests (`ModelRecord.pinned_revision`). An OpenAI fine-tune has no revision: it is pinned by its key, the
-    id of the fine-tuning job that produced it (`<job>:ckpt-step-N` for a checkpoint), which nothing renames
-    or reruns. None when nothing pins it: a file without a known sha256, an OpenAI base model, or a fine-tune
-    whose job this key cannot see (the job is what its archive holds)."""
-    if kind == "openai":
-        return record.key if _openai_job(record) is not None else None
-    return record.pinned_revision()
-
-
 def git_blob_sha1(path: Path) -> str:
     """The id git gives a file's bytes (`sha1("blob <size>\\0" + bytes)`): how the Hub names a non-LFS file."""
-    digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
     with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hex_digest(handle, hashlib.sha1(f"blob {path.stat().st_size}\0".encode()))
 
 
 class LocalSource(Source):
@@ -135,7 +122,7 @@ class LocalSource(Source):
         except Vanished:
             raise SourceError(f"{source} is gone from the local registry; it can no longer be archived from there"
                               ) from None
-        except ModelFolderError as exc:
+        except RecordUnreadable as exc:
             raise SourceError(f"{exc}; nothing was archived") from exc
         with open(fd, "rb") as handle, partial.open("wb") as out:
             shutil.copyfileobj(handle, out, CHUNK)
@@ -360,61 +347,30 @@ def download(client: httpx.Client, url: str, partial: Path, *, what: str, policy
 def _download_once(client: httpx.Client, url: str, partial: Path, hint: str) -> None:
     have = partial.stat().st_size if partial.exists() else 0
     headers = {"Range": f"bytes={have}-"} if have else {}
-    try:
-        with client.stream("GET", url, headers=headers) as response:
-            if response.status_code == 416 and have:  # the partial file is already complete
-                return
-            if response.status_code in RETRY_STATUSES:
-                raise Transient(f"HTTP {response.status_code}", server_wait(response))
-            if not response.is_success:
-                raise SourceError(f"{url}: HTTP {response.status_code}; the file cannot be downloaded ({hint})")
-            mode = "ab" if response.status_code == 206 else "wb"  # 200: the server ignored the range
-            with partial.open(mode) as out:
-                for chunk in response.iter_bytes():
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-    except httpx.TimeoutException as exc:
-        raise Transient(f"timed out ({type(exc).__name__})") from exc
-    except httpx.TransportError as exc:
-        raise Transient(f"connection failed ({type(exc).__name__}: {exc})") from exc
+    with transport_faults(), client.stream("GET", url, headers=headers) as response:
+        if response.status_code == 416 and have:  # the partial file is already complete
+            return
+        if response.status_code in RETRY_STATUSES:
+            raise Transient(f"HTTP {response.status_code}", server_wait(response))
+        if not response.is_success:
+            raise SourceError(f"{url}: HTTP {response.status_code}; the file cannot be downloaded ({hint})")
+        mode = "ab" if response.status_code == 206 else "wb"  # 200: the server ignored the range
+        with partial.open(mode) as out:
+            for chunk in response.iter_bytes():
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
 
 
 def source_for(registry: RegistryConfig, record: ModelRecord) -> Source:
-    """The source that can give `record`'s files, from the registry's config; the token is read from the
+    """The source that can give `record`'s files, built by the registry's kind; a token is read from the
     environment variable the registry names, now (unset: RegistryUnavailable, so `act` runs it again once it
     is set), and kept only by the client."""
-    if registry.kind == "local":
-        return LocalSource(Path(registry.settings["path"]), record.name)
-    if registry.kind == "hf":
-        if not record.revision:
-            raise SourceError(f"{record.name} was observed without a Hub revision (sha): there is nothing to pin")
-        return HubSource(registry.setting("endpoint") or "https://huggingface.co", record.name, record.revision,
-                         token=registry_token(registry))
-    if registry.kind == "mlflow":
-        model, _, version = record.name.rpartition("/")
-        if not model or version != record.revision:
-            raise SourceError(f"{record.name} is not an MLflow model version name ('<model>/<version>') of "
-                              f"version {record.revision!r}; nothing was archived")
-        return MlflowSource(registry.settings["url"], model, version, token=registry_token(registry))
-    if registry.kind == "openai":
-        job_id = _openai_job(record)
-        if job_id is None:
-            raise SourceError(f"{record.name} has no fine-tuning job visible to this key: there is nothing of it "
-                              "to archive")
-        from tools.registries.openai_finetunes import OpenAIRegistry
-
-        return OpenAISource(OpenAIRegistry(registry.setting("base_url"), api_key=registry_token(registry),
-                                           deprecations=None), job_id)
-    raise SourceError(f"archiving from a {registry.kind} registry is not supported yet; the approval stays unused")
-
-
-def _openai_job(record: ModelRecord) -> str | None:
-    """The id of the fine-tuning job behind an OpenAI record, from its training evidence
-    (`tools/registries/openai_finetunes.py` `training_evidence`); None for a base model, or a fine-tune whose
-    job this key cannot see."""
-    job = record.card.training.get("job") if record.card is not None and record.card.training else None
-    return job if isinstance(job, str) else None
+    kind = registry_kind(registry.kind)
+    if kind is None or kind.archive_source is None:
+        raise SourceError(f"archiving from a {registry.kind} registry is not supported yet; the approval stays unused")
+    source: Source = kind.archive_source(registry, record)
+    return source
 
 
 def _text(answer: Any, name: str, *, where: str) -> str:

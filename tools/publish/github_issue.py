@@ -17,8 +17,8 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from tools.publish import PublishError, bound_endpoint, channel_token, marked, marker, single_line
-from tools.publish.http import CLIENT_ERRORS, client, retried, server_says
-from tools.registries.http import RetryPolicy, Transient, attempt_request, json_of, server_wait
+from tools.publish.http import client, retried, server_says
+from tools.registries.http import CLIENT_ERRORS, RetryPolicy, Transient, attempt_request, json_of, server_wait
 from weightkeeper.config import GITHUB_REPO_PATTERN
 
 API_VERSION = "2022-11-28"

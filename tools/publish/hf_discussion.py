@@ -13,18 +13,29 @@ A deleted model has no repo to hold a discussion: the Hub answers 404 and the ac
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+import httpx2  # huggingface_hub's own HTTP client: its transport errors surface from HfApi
 from huggingface_hub import HfApi
 from huggingface_hub.community import DiscussionComment, DiscussionWithDetails
-from huggingface_hub.errors import DisabledRepoError, HFValidationError, HfHubHTTPError, RepositoryNotFoundError
+from huggingface_hub.errors import (
+    DisabledRepoError,
+    HFValidationError,
+    HfHubHTTPError,
+    OfflineModeIsEnabled,
+    RepositoryNotFoundError,
+)
 from huggingface_hub.utils import validate_repo_id
 
 from tools.publish import PublishError, bound_endpoint, channel_token, marked, marker, single_line
 from tools.publish.http import retried
-from tools.registries.http import RetryPolicy
-from tools.registries.huggingface import INVALID_TOKEN, hub_attempt
+from tools.registries.http import RETRY_STATUSES, RetryPolicy, Transient, server_wait, transport_faults
+from tools.registries.huggingface import INVALID_TOKEN
 from weightkeeper import __version__
+from weightkeeper.errors import RegistryUnavailable
+
+T = TypeVar("T")
 
 
 class HubDiscussionPublisher:
@@ -83,3 +94,21 @@ class HubDiscussionPublisher:
 
 def _detail(discussion: DiscussionWithDetails, *, already_published: bool) -> dict[str, Any]:
     return {"url": discussion.url, "number": discussion.num, "already_published": already_published}
+
+
+def hub_attempt(what: str, call: Callable[[], T]) -> T:
+    """One try of a huggingface_hub call, its transient faults (429 and 5xx with the server's own wait,
+    timeouts, resets) raised as `Transient` for `with_retries`. Other HTTP errors are raised for the caller
+    to read; an answer that cannot be read, or offline mode, makes the Hub unavailable."""
+    try:
+        with transport_faults(httpx2):
+            return call()
+    except HfHubHTTPError as exc:
+        if exc.response.status_code not in RETRY_STATUSES:
+            raise
+        raise Transient(f"HTTP {exc.response.status_code}", server_wait(exc.response)) from exc
+    except OfflineModeIsEnabled as exc:
+        raise RegistryUnavailable(f"{what}: HF_HUB_OFFLINE is set; unset it to ask the Hub") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RegistryUnavailable(f"{what}: the answer cannot be read ({type(exc).__name__}: {exc}); "
+                                  "nothing was concluded") from exc

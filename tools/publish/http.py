@@ -12,8 +12,6 @@ from tools.registries.http import RetryPolicy, tls_context, with_retries
 from weightkeeper import __version__
 from weightkeeper.errors import RegistryUnavailable
 
-# Answers a channel explains itself (bad token, no such repo); 429 is retried with the others.
-CLIENT_ERRORS = frozenset(range(400, 500)) - {429}
 USER_AGENT = f"weightkeeper/{__version__}"
 T = TypeVar("T")
 

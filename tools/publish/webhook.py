@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from tools.publish import PublishError, channel_token, single_line
-from tools.publish.http import CLIENT_ERRORS, client, retried, server_says
-from tools.registries.http import RetryPolicy, attempt_request
+from tools.publish.http import client, retried, server_says
+from tools.registries.http import CLIENT_ERRORS, RetryPolicy, attempt_request
 
 
 class WebhookPublisher:

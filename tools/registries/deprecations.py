@@ -34,8 +34,6 @@ from datetime import date
 from html.parser import HTMLParser
 from pathlib import Path
 
-import httpx
-
 from tools.registries.http import RetryPolicy, WaitReporter, request, tls_context
 from weightkeeper.errors import RegistryUnavailable
 
@@ -98,6 +96,8 @@ def read_deprecations(source: str, *, policy: RetryPolicy = RetryPolicy(), on_wa
                       sleep: Callable[[float], None] = time.sleep, timeout: float = 30.0) -> str:
     """The page's text, from a file path or an http(s) URL; RegistryUnavailable when it cannot be had."""
     if re.match(r"^https?://", source):
+        import httpx
+
         with httpx.Client(timeout=timeout, follow_redirects=True, verify=tls_context()) as client:
             return request(client, "GET", source, what=f"fetching the deprecations page {source}", policy=policy,
                            on_wait=on_wait, sleep=sleep).text

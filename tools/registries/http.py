@@ -1,4 +1,5 @@
-"""HTTP for the registry adapters that speak to a service with `httpx`: retries, rate limits, clear errors.
+"""HTTP for whatever speaks to a service with `httpx` (the registry adapters, the publishers, the archive's
+sources): retries, rate limits, clear errors.
 
 A registry that does not answer properly raises `RegistryUnavailable`, never an empty
 answer: connection errors, timeouts, resets, 5xx, truncated or malformed JSON, and 429
@@ -9,24 +10,29 @@ backoff. Each wait is reported to `on_wait` so an interactive scan can show it.
 
 from __future__ import annotations
 
-import email.utils
 import functools
 import json
 import re
-import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-import httpx
 import orjson
 
 from weightkeeper.errors import RegistryUnavailable
+from weightkeeper.registry import WaitReporter  # noqa: F401  (the adapters import it from here)
+
+if TYPE_CHECKING:  # httpx is imported when a request is sent: the registry kinds are read at every start
+    import ssl
+
+    import httpx
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-WaitReporter = Callable[[float, str], None]
+# What a server answers again to the same request: a refusal, final, never retried (429 is a wait).
+CLIENT_ERRORS = frozenset(range(400, 500)) - RETRY_STATUSES
 T = TypeVar("T")
 
 
@@ -57,6 +63,8 @@ def server_wait(response: HasHeaders) -> float | None:
         return None
     if retry_after.strip().replace(".", "", 1).isdigit():
         return float(retry_after)
+    import email.utils
+
     try:
         when = email.utils.parsedate_to_datetime(retry_after)
     except (TypeError, ValueError):
@@ -116,12 +124,8 @@ def attempt_request(client: httpx.Client, method: str, url: str, *, what: str,
                     ok_statuses: frozenset[int] = frozenset(), **kwargs: Any) -> httpx.Response:
     """One try of `request`, its transient faults raised as `Transient`. For a caller whose retry must redo
     more than the request: a publisher looks again for what an unanswered POST may have created."""
-    try:
+    with transport_faults():
         response = client.request(method, url, **kwargs)
-    except httpx.TimeoutException as exc:
-        raise Transient(f"timed out ({type(exc).__name__})") from exc
-    except httpx.TransportError as exc:
-        raise Transient(f"connection failed ({type(exc).__name__}: {exc})") from exc
     if response.is_success or response.status_code in ok_statuses:
         return response
     if response.status_code not in RETRY_STATUSES:
@@ -129,10 +133,27 @@ def attempt_request(client: httpx.Client, method: str, url: str, *, what: str,
     raise Transient(f"HTTP {response.status_code} {_reason(response)}", server_wait(response))
 
 
+@contextmanager
+def transport_faults(library: Any = None) -> Iterator[None]:
+    """A timeout, a refused or reset connection, raised inside as `Transient`: worth another attempt. `library`
+    is the HTTP library whose errors those are: httpx, or another of its API (huggingface_hub's httpx2)."""
+    if library is None:
+        import httpx as library
+
+    try:
+        yield
+    except library.TimeoutException as exc:
+        raise Transient(f"timed out ({type(exc).__name__})") from exc
+    except library.TransportError as exc:
+        raise Transient(f"connection failed ({type(exc).__name__}: {exc})") from exc
+
+
 @functools.cache
 def tls_context() -> ssl.SSLContext:
     """One TLS context per process for every adapter's client: building one loads the CA bundle (a tenth
     of a second), and httpx would build one per client, even for a plain-HTTP url."""
+    import httpx
+
     return httpx.create_ssl_context()
 
 

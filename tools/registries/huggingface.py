@@ -13,9 +13,9 @@ What it reads, and why:
 - File lists (sizes, and sha256 for LFS files: the LFS oid) come from the tree endpoint pinned to the
   listed `sha`, only for models whose name matches the `files` glob, and once per revision: the list is
   kept in the adapter cache under (name, sha).
-- `lookup` asks what `HfApi.model_info` asks, through huggingface_hub's session (which follows the Hub's
-  redirect from a renamed repo, so a renamed model is found under its new name) and error classes,
-  keeping the JSON so a lookup and a listing build the same record. Its answers are read with the Hub's
+- `lookup` asks what `HfApi.model_info` asks, through the same client as the listing (which follows the
+  Hub's redirect from a renamed repo, so a renamed model is found under its new name), and reads the Hub's
+  error headers as huggingface_hub does, keeping the JSON so a lookup and a listing build the same record. Its answers are read with the Hub's
   quirks in mind: an anonymous caller gets 401 for a private repo and for a missing one alike, and a token
   gets 404 for both unless it reads the repo's namespace. So a vanished model is `Withdrawn` (deleted or
   hidden, the Hub does not say which to this caller), and `Gone` only on a 404 to a token that reads the
@@ -28,19 +28,15 @@ No token is ever taken from the environment or a cached login: without one the a
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
 from fnmatch import fnmatchcase
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urljoin, urlsplit
 
-import httpx
-import httpx2  # huggingface_hub's own HTTP client: its transport errors surface from `model_info` and `whoami`
-from huggingface_hub.errors import DisabledRepoError, GatedRepoError, HfHubHTTPError, OfflineModeIsEnabled
-from huggingface_hub.utils import build_hf_headers, fix_hf_endpoint_in_url, get_session, hf_raise_for_status
-
 from tools.registries.http import (
+    CLIENT_ERRORS,
     RETRY_STATUSES,
     RetryPolicy,
     Transient,
@@ -50,6 +46,7 @@ from tools.registries.http import (
     request,
     server_wait,
     tls_context,
+    transport_faults,
     with_retries,
 )
 from tools.registries.model_card import RELATIONS, CardError, card_fields, kept_text, lineage
@@ -63,13 +60,16 @@ from weightkeeper.domain import (
     LookupResult,
     ModelRecord,
     Page,
-    RecordProblem,
     Visibility,
     Withdrawn,
 )
+from weightkeeper.config import RegistryConfig
 from weightkeeper.errors import RegistryUnavailable
-from weightkeeper.registry import AdapterCache
+from weightkeeper.registry import AdapterCache, Opening, RecordUnreadable, Registry, RegistryKind, Setting, register_kind
 from weightkeeper.untrusted import has_hidden
+
+if TYPE_CHECKING:  # imported when the adapter is built: the registry kinds are read at every start
+    import httpx
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 PAGE_SIZE = 1000  # the most the Hub sends per page
@@ -80,17 +80,17 @@ EXPAND = ("cardData", "createdAt", "disabled", "downloads", "gated", "lastModifi
 INVALID_TOKEN = "Invalid credentials in Authorization header"
 # What a fine-grained token must be granted on a namespace for the Hub to show it that namespace's private repos.
 READS_REPOS = "repo.content.read"
+# What the Hub says, in X-Error-Message, of a disabled repo (huggingface_hub's `DisabledRepoError`).
+DISABLED = "Access to this resource is disabled."
 REFUSALS = frozenset({401, 403, 404})
-CLIENT_ERRORS = frozenset(range(400, 500)) - {429}
-T = TypeVar("T")
+# A Hub registry watches a scope: at least one of these narrows what it lists.
+SCOPE = ("author", "search", "filter")
 
 
-class _Unreadable(Exception):
-    """One model's data cannot be read; the message says what."""
-
-
-class HubRegistry:
+class HubRegistry(Registry):
     kind = "hf"
+    # Reading one model may ask for its file tree: a tree the Hub will not give makes that model a problem.
+    unreadable = (RecordUnreadable, RegistryUnavailable)
 
     def __init__(self, endpoint: str | None, *, author: str | None, search: str | None, filter: str | None,
                  files: str | None, token: str | None, cache: AdapterCache, on_wait: WaitReporter | None = None,
@@ -99,9 +99,11 @@ class HubRegistry:
         self.author, self.search, self.filter, self.files = author, search, filter, files
         self.cache, self.on_wait, self.policy, self.timeout = cache, on_wait, policy, timeout
         self.authenticated = token is not None
-        self._token = token
         self._namespaces: frozenset[str] | None = None if self.authenticated else frozenset()
         self._user: str | None = None
+        import httpx
+        from huggingface_hub.utils import build_hf_headers
+
         # token=False: never an HF_TOKEN variable or a cached login in place of the configured token.
         self.headers = build_hf_headers(token=token or False, library_name="weightkeeper",
                                         library_version=__version__)
@@ -130,15 +132,6 @@ class HubRegistry:
             params = None  # a next link carries every parameter
             yield Page(tuple(items), cursor=url)
 
-    def records(self, page: Page) -> list[ModelRecord | RecordProblem]:
-        records: list[ModelRecord | RecordProblem] = []
-        for item in page.items:
-            try:
-                records.append(self._record(item))
-            except (_Unreadable, RegistryUnavailable) as exc:
-                records.append(RecordProblem(_item_name(item), str(exc)))
-        return records
-
     def _listing_params(self, limit: int) -> dict[str, Any]:
         """The query `HfApi.list_models(filter=, author=, search=, limit=, expand=)` sends, in its order."""
         params: dict[str, Any] = {}
@@ -163,6 +156,8 @@ class HubRegistry:
         return body, self._next_link(response, what)
 
     def _next_link(self, response: httpx.Response, what: str) -> str | None:
+        from huggingface_hub.utils import fix_hf_endpoint_in_url
+
         link = response.links.get("next", {}).get("url")
         if link is None:
             return None
@@ -173,7 +168,7 @@ class HubRegistry:
                                       f"{self.endpoint}; not followed, nothing was concluded")
         return url
 
-    def _refused(self, response: httpx.Response | httpx2.Response) -> str:
+    def _refused(self, response: httpx.Response) -> str:
         message = response.headers.get("X-Error-Message") or response.reason_phrase
         if self.authenticated:
             return (f"the Hub rejected the token (HTTP {response.status_code}: {message}); put a valid one in the "
@@ -182,11 +177,11 @@ class HubRegistry:
 
     # -- one model -------------------------------------------------------------------------------
 
-    def _record(self, item: Any) -> ModelRecord:
+    def record(self, item: Any) -> ModelRecord:
         try:
             record = _parse(item)
         except (TypeError, AttributeError, ValueError, KeyError) as exc:  # a field of an unexpected shape
-            raise _Unreadable(f"a field cannot be read ({type(exc).__name__}: {exc})") from exc
+            raise RecordUnreadable(f"a field cannot be read ({type(exc).__name__}: {exc})") from exc
         # A name that does not show as itself is refused by the scan: its files are not asked for.
         if self.files is None or not fnmatchcase(record.name, self.files) or has_hidden(record.name):
             return record
@@ -194,7 +189,7 @@ class HubRegistry:
 
     def _files(self, name: str, sha: str | None) -> tuple[FileEntry, ...]:
         if not sha:
-            raise _Unreadable("the Hub sent no `sha`, so its file list cannot be pinned to a revision")
+            raise RecordUnreadable("the Hub sent no `sha`, so its file list cannot be pinned to a revision")
         key = f"files:{name}@{sha}"
         cached = self.cache.get(key)
         if cached is not None:
@@ -216,43 +211,43 @@ class HubRegistry:
                                policy=self.policy, on_wait=self.on_wait)
             if response.status_code in REFUSALS:
                 code = response.headers.get("X-Error-Code") or response.headers.get("X-Error-Message") or ""
-                raise _Unreadable(f"{what}: HTTP {response.status_code} {code}".rstrip()
+                raise RecordUnreadable(f"{what}: HTTP {response.status_code} {code}".rstrip()
                                   + "; it may have changed since it was listed, the next scan reads it again")
             body = json_of(response, what)
             if not isinstance(body, list):
-                raise _Unreadable(f"{what}: expected a JSON array of files, got a {type(body).__name__}")
+                raise RecordUnreadable(f"{what}: expected a JSON array of files, got a {type(body).__name__}")
             try:
                 files = [RepoFile(**item) for item in body if item.get("type") == "file"]
             except (KeyError, TypeError, AttributeError) as exc:
-                raise _Unreadable(f"{what}: a file entry cannot be read ({type(exc).__name__}: {exc})") from exc
+                raise RecordUnreadable(f"{what}: a file entry cannot be read ({type(exc).__name__}: {exc})") from exc
             entries += [FileEntry(f.path, f.size, f.lfs.sha256 if f.lfs else None) for f in files]
             url, params = self._next_link(response, what), None
         return tuple(sorted(entries))
 
     def lookup(self, name: str) -> LookupResult:
+        """The model as `HfApi.model_info(name, expand=...)` asks for it (same URL and parameters), kept as the
+        Hub's JSON: a lookup's record is then built exactly as a listed one is. A refusal is read as
+        huggingface_hub reads it (`hf_raise_for_status`): gated, disabled, or not found to this caller."""
         what = f"looking up {name} at {self.endpoint}"
+        response = self._ask(f"{self.endpoint}/api/models/{name}", {"expand": list(EXPAND)}, what)
+        if not response.is_success:
+            message = response.headers.get("X-Error-Message")
+            if response.headers.get("X-Error-Code") == "GatedRepo":
+                return Hidden(Visibility.GATED, f"HTTP {response.status_code} GatedRepo: access must be requested")
+            if message == DISABLED:
+                return Hidden(Visibility.DISABLED, f"HTTP {response.status_code}: {message}")
+            return self._refusal(what, name, response)
         try:
-            item = self._hub_call(what, lambda: self._model_info(name))
-        except GatedRepoError as exc:  # a RepositoryNotFoundError too: asked first
-            return Hidden(Visibility.GATED, f"HTTP {exc.response.status_code} GatedRepo: access must be requested")
-        except DisabledRepoError as exc:
-            return Hidden(Visibility.DISABLED, f"HTTP {exc.response.status_code}: {exc.server_message or 'disabled'}")
-        except HfHubHTTPError as exc:
-            return self._refusal(what, name, exc.response)
+            item = decode_json(response.content)
+        except ValueError as exc:
+            raise RegistryUnavailable(f"{what}: the answer cannot be read ({type(exc).__name__}: {exc}); "
+                                      "nothing was concluded") from exc
         try:
-            return Found(self._record(item))
-        except _Unreadable as exc:
+            return Found(self.record(item))
+        except RecordUnreadable as exc:
             raise RegistryUnavailable(f"{what}: {exc}; nothing was concluded") from exc
 
-    def _model_info(self, name: str) -> Any:
-        """The model as `HfApi.model_info(name, expand=...)` asks for it (same URL, parameters, session and error
-        classes), kept as the Hub's JSON: a lookup's record is then built exactly as a listed one is."""
-        response = get_session().get(f"{self.endpoint}/api/models/{name}", headers=self.headers,
-                                     params={"expand": list(EXPAND)}, timeout=self.timeout)
-        hf_raise_for_status(response)
-        return decode_json(response.content)
-
-    def _refusal(self, what: str, name: str, response: httpx2.Response) -> LookupResult:
+    def _refusal(self, what: str, name: str, response: httpx.Response) -> LookupResult:
         status, code = response.status_code, response.headers.get("X-Error-Code")
         message = response.headers.get("X-Error-Message")
         if status == 401 and message == INVALID_TOKEN:
@@ -281,14 +276,14 @@ class HubRegistry:
         """The namespaces whose private repos the token reads (none anonymously): the user's and their
         organisations', or for a fine-grained token those granted `repo.content.read`. Asked once."""
         if self._namespaces is None:
-            from huggingface_hub import HfApi  # here: importing it costs a scan's start-up 0.2 s
-
-            api = HfApi(endpoint=self.endpoint, token=self._token or False, library_name="weightkeeper",
-                        library_version=__version__)
+            response = self._ask(f"{self.endpoint}/api/whoami-v2", None, what)  # as `HfApi.whoami` asks
+            if not response.is_success:
+                raise RegistryUnavailable(f"{what}: {self._refused(response)}")
             try:
-                user = self._hub_call(what, api.whoami)
-            except HfHubHTTPError as exc:
-                raise RegistryUnavailable(f"{what}: {self._refused(exc.response)}") from exc
+                user = _mapping(decode_json(response.content))
+            except ValueError as exc:
+                raise RegistryUnavailable(f"{what}: the answer cannot be read ({type(exc).__name__}: {exc}); "
+                                          "nothing was concluded") from exc
             self._user, self._namespaces = str(user.get("name") or "an unnamed user"), _readable_namespaces(user)
         return self._namespaces
 
@@ -326,31 +321,27 @@ class HubRegistry:
         return (f"{said}: a vanished model of those is recorded as deleted or made private, as it was; of any other "
                 "owner, as withdrawn (deleted or made private alike)")
 
-    def _hub_call(self, what: str, call: Callable[[], T]) -> T:
-        """Call huggingface_hub, retrying what `tools.registries.http.request` retries (429 and 5xx with the
-        server's own wait, timeouts, resets). Other HTTP errors are raised for the caller to read."""
-        return with_retries(lambda: hub_attempt(what, call), what=what, policy=self.policy, on_wait=self.on_wait)
+    def _ask(self, url: str, params: dict[str, Any] | None, what: str) -> httpx.Response:
+        """A GET whose answer the caller reads, refusals included, retried as `tools.registries.http.request`
+        retries (429 and 5xx with the server's own wait, timeouts, resets)."""
 
+        def attempt() -> httpx.Response:
+            with transport_faults():
+                response = self.client.get(url, params=params)
+            if response.status_code in RETRY_STATUSES:
+                raise Transient(f"HTTP {response.status_code}", server_wait(response))
+            return response
 
-def hub_attempt(what: str, call: Callable[[], T]) -> T:
-    """One try of a huggingface_hub call, its transient faults (429 and 5xx with the server's own wait,
-    timeouts, resets) raised as `Transient` for `with_retries`. Other HTTP errors are raised for the caller
-    to read; an answer that cannot be read, or offline mode, makes the Hub unavailable."""
-    try:
-        return call()
-    except HfHubHTTPError as exc:
-        if exc.response.status_code not in RETRY_STATUSES:
-            raise
-        raise Transient(f"HTTP {exc.response.status_code}", server_wait(exc.response)) from exc
-    except httpx2.TimeoutException as exc:
-        raise Transient(f"timed out ({type(exc).__name__})") from exc
-    except httpx2.TransportError as exc:
-        raise Transient(f"connection failed ({type(exc).__name__}: {exc})") from exc
-    except OfflineModeIsEnabled as exc:
-        raise RegistryUnavailable(f"{what}: HF_HUB_OFFLINE is set; unset it to ask the Hub") from exc
-    except (ValueError, KeyError, TypeError) as exc:
-        raise RegistryUnavailable(f"{what}: the answer cannot be read ({type(exc).__name__}: {exc}); "
-                                  "nothing was concluded") from exc
+        return with_retries(attempt, what=what, policy=self.policy, on_wait=self.on_wait)
+
+    def item_name(self, item: Any) -> str:
+        """The model's name for a problem report: its `id`, else what identifies the item at all."""
+        if isinstance(item, dict):
+            if isinstance(item.get("id"), str):
+                return item["id"]
+            if item.get("_id"):
+                return f"(a model with _id {item['_id']} and no id)"
+        return f"(an unreadable item: {json.dumps(item, default=str)[:80]})"
 
 
 def _parse(item: Any) -> ModelRecord:
@@ -360,17 +351,17 @@ def _parse(item: Any) -> ModelRecord:
     model; the fields are the ones `ModelInfo` reads, and the fake Hub the tests use is checked against it.
     """
     if not isinstance(item, dict):
-        raise _Unreadable(f"a listed item is a {type(item).__name__}, not a model")
+        raise RecordUnreadable(f"a listed item is a {type(item).__name__}, not a model")
     key, name, card = item.get("_id"), item.get("id"), item.get("cardData")
     if not isinstance(key, str) or not key:
-        raise _Unreadable("the Hub sent no `_id` for this model, so it cannot be told from a renamed one")
+        raise RecordUnreadable("the Hub sent no `_id` for this model, so it cannot be told from a renamed one")
     if not isinstance(name, str):
-        raise _Unreadable(f"its id is a {type(name).__name__}, not a name")
+        raise RecordUnreadable(f"its id is a {type(name).__name__}, not a name")
     if card is not None and not isinstance(card, dict):
-        raise _Unreadable(f"cardData is a {type(card).__name__}, not a mapping of card fields")
+        raise RecordUnreadable(f"cardData is a {type(card).__name__}, not a mapping of card fields")
     tags = item.get("tags") or []
     if not isinstance(tags, list):
-        raise _Unreadable(f"its tags are a {type(tags).__name__}, not a list")
+        raise RecordUnreadable(f"its tags are a {type(tags).__name__}, not a list")
     # As `ModelCardData.to_dict()` gives them: fields without a value left out.
     meta = {field: value for field, value in (card or {}).items() if value is not None}
     tags = list(map(str, tags))
@@ -379,7 +370,7 @@ def _parse(item: Any) -> ModelRecord:
         card_data = card_fields(meta, "", from_json=True) if card is not None else None
         model_lineage = _lineage(meta, tags)
     except CardError as exc:
-        raise _Unreadable(f"model card: {exc}") from exc
+        raise RecordUnreadable(f"model card: {exc}") from exc
     successor = meta.get("new_version")
     return ModelRecord(
         name=name,
@@ -418,16 +409,6 @@ def _mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _item_name(item: Any) -> str:
-    """The model's name for a problem report: its `id`, else what identifies the item at all."""
-    if isinstance(item, dict):
-        if isinstance(item.get("id"), str):
-            return item["id"]
-        if item.get("_id"):
-            return f"(a model with _id {item['_id']} and no id)"
-    return f"(an unreadable item: {json.dumps(item, default=str)[:80]})"
-
-
 def _lineage(meta: dict[str, Any], tags: list[str]) -> tuple[Lineage, ...]:
     """The card's base models, with the relation of the Hub's `base_model:<relation>:<X>` tags where one is
     given, then the bases only the tags name."""
@@ -464,7 +445,7 @@ def _moment(item: dict[str, Any], field: str) -> str | None:
     try:
         datetime.fromisoformat(value)
     except (TypeError, ValueError) as exc:
-        raise _Unreadable(f"its {field} {value!r} is not an ISO 8601 time") from exc
+        raise RecordUnreadable(f"its {field} {value!r} is not an ISO 8601 time") from exc
     return value
 
 
@@ -478,3 +459,42 @@ def _is_json_list(response: httpx.Response) -> bool:
         return isinstance(response.json(), list)
     except ValueError:
         return False
+
+
+def _adapter(config: RegistryConfig, opening: Opening) -> HubRegistry:
+    return HubRegistry(config.setting("endpoint"), author=config.setting("author"), search=config.setting("search"),
+                       filter=config.setting("filter"), files=config.setting("files"), token=opening.token,
+                       cache=opening.cache, on_wait=opening.on_wait)
+
+
+def _archive_source(config: RegistryConfig, record: ModelRecord) -> Any:
+    from tools.archive.sources import HubSource, SourceError
+
+    if not record.revision:
+        raise SourceError(f"{record.name} was observed without a Hub revision (sha): there is nothing to pin")
+    return HubSource(config.setting("endpoint") or DEFAULT_ENDPOINT, record.name, record.revision,
+                     token=config.token())
+
+
+def _location(config: RegistryConfig) -> str:
+    scope = "&".join(f"{key}={config.settings[key]}" for key in SCOPE if config.settings.get(key))
+    return f"{config.setting('endpoint')}/api/models?{scope}"
+
+
+KIND = register_kind(RegistryKind(
+    name="hf",
+    settings=(
+        Setting("endpoint", f"the Hub (default {DEFAULT_ENDPOINT})", metavar="URL", default=DEFAULT_ENDPOINT, url=True),
+        Setting("author", "watch this user's or organisation's models", metavar="ORG"),
+        Setting("search", "watch models whose name contains TEXT", metavar="TEXT"),
+        Setting("filter", "watch models with this tag, e.g. base_model:finetune:meta-llama/Llama-3.1-8B",
+                metavar="TAG"),
+        Setting("files", "record file lists (sizes, sha256) of matching models", metavar="GLOB"),
+    ),
+    adapter=_adapter,
+    archive_source=_archive_source,
+    files_listed=True,
+    one_of=SCOPE,
+    one_of_because="watches a scope",
+    location=_location,
+))

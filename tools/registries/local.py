@@ -22,11 +22,13 @@ import stat
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
 
 from tools.registries.model_card import CardError, card_fields, kept_text, lineage, parse_card
 from weightkeeper.domain import CARD_FILE, FileEntry, Found, Gone, LookupResult, ModelRecord, Page, RecordProblem, Visibility
+from weightkeeper.config import RegistryConfig
 from weightkeeper.errors import RegistryUnavailable
-from weightkeeper.registry import DigestCache
+from weightkeeper.registry import DigestCache, RecordUnreadable, Registry, RegistryKind, Setting, register_kind
 from weightkeeper.untrusted import has_hidden, name_problem, shown
 from weightkeeper.words import counted
 
@@ -41,15 +43,11 @@ KINDS = {stat.S_IFREG: "a regular file", stat.S_IFDIR: "a folder", stat.S_IFIFO:
          stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device"}
 
 
-class ModelFolderError(Exception):
-    """One model folder cannot be read; the message says what and where."""
-
-
-class Vanished(ModelFolderError):
+class Vanished(RecordUnreadable):
     """The model's folder, or what was asked for in it, does not exist."""
 
 
-class LocalFolderRegistry:
+class LocalFolderRegistry(Registry):
     kind = "local"
     unlisted: frozenset[Visibility] = frozenset()  # every folder is listed, whatever its card says
 
@@ -63,17 +61,13 @@ class LocalFolderRegistry:
             chunk = tuple(names[i : i + self.page_size])
             yield Page(chunk, cursor=chunk[-1])
 
-    def records(self, page: Page) -> list[ModelRecord | RecordProblem]:
-        items: list[ModelRecord | RecordProblem] = []
-        for name in page.items:
-            if has_hidden(name):  # never read: its files would be cached under a name the ledger cannot hold
-                items.append(name_problem(name))
-                continue
-            try:
-                items.append(self._read(name))
-            except ModelFolderError as exc:
-                items.append(RecordProblem(name, str(exc)))
-        return items
+    def record(self, item: str) -> ModelRecord | RecordProblem:
+        if has_hidden(item):  # never read: its files would be cached under a name the ledger cannot hold
+            return name_problem(item)
+        return self._read(item)
+
+    def item_name(self, item: str) -> str:
+        return item
 
     def lookup(self, name: str) -> LookupResult:
         self._require_root()
@@ -82,7 +76,7 @@ class LocalFolderRegistry:
             return Found(self._read(name))
         except Vanished:
             return Gone(f"folder {folder} no longer exists")
-        except ModelFolderError as exc:
+        except RecordUnreadable as exc:
             raise RegistryUnavailable(f"{folder} exists but cannot be read: {exc}") from exc
 
     def check(self) -> str:
@@ -124,7 +118,7 @@ class LocalFolderRegistry:
             card_file = next((entry for entry in files if entry.path == CARD_FILE), None)
             paths = {entry.path for entry in files}
             if not paths & set(CONFIG_FILES) and not any(path.endswith(WEIGHT_SUFFIXES) for path in paths):
-                raise ModelFolderError(f"{folder} has no config.json, adapter_config.json or weight files")
+                raise RecordUnreadable(f"{folder} has no config.json, adapter_config.json or weight files")
             meta, body = {}, ""
             if card_file is not None:
                 meta, body = _read_card(folder_fd, folder, card_file)
@@ -138,7 +132,7 @@ class LocalFolderRegistry:
             model_lineage = lineage(meta, inferred_relation=guess)
             card = card_fields(meta, body) if card_file is not None else None
         except (ValueError, CardError) as exc:
-            raise ModelFolderError(f"{folder / CARD_FILE}: {exc}") from exc
+            raise RecordUnreadable(f"{folder / CARD_FILE}: {exc}") from exc
         identity = hashlib.blake2b(digest_size=16)
         for entry in files:
             if entry.path != CARD_FILE:
@@ -171,7 +165,7 @@ class LocalFolderRegistry:
                     relative = PurePosixPath(directory, filename).as_posix()
                     path = folder / relative
                     if has_hidden(relative):
-                        raise ModelFolderError(f"cannot read {folder}/{shown(relative)}: its name holds control, "
+                        raise RecordUnreadable(f"cannot read {folder}/{shown(relative)}: its name holds control, "
                                                "format or line-separator characters (escaped here); rename it")
                     stat_result = _checked_stat(filename, directory_fd, path, folder=False)
                     cache_key = f"{name}/{relative}"
@@ -183,13 +177,13 @@ class LocalFolderRegistry:
                     entries.append(FileEntry(relative, stat_result.st_size, sha256))
                     newest = max(newest or 0, stat_result.st_mtime_ns)
         except OSError as exc:  # `path`: the file being read, or last read before a folder's listing failed
-            raise ModelFolderError(f"cannot read {path}: {exc.strerror or exc}") from exc
+            raise RecordUnreadable(f"cannot read {path}: {exc.strerror or exc}") from exc
         return tuple(entries), newest
 
 
 def open_model_file(root: Path, name: str, path: str) -> int:
     """A descriptor of the regular file `path` of the model `name` in the registry at `root`, opened as a scan
-    reads it: a ModelFolderError when anything on the way is a symbolic link, or the file is not regular."""
+    reads it: a RecordUnreadable when anything on the way is a symbolic link, or the file is not regular."""
     return _open_below(root, f"{name}/{path}", folder=False)
 
 
@@ -219,14 +213,14 @@ def _raise(error: OSError) -> None:
 
 def _open_below(root: Path, relative: str, *, folder: bool) -> int:
     """A descriptor of `root/relative`, each part opened within the one before it, none through a link.
-    Vanished when a part does not exist; ModelFolderError when one is a link or of the wrong kind."""
+    Vanished when a part does not exist; RecordUnreadable when one is a link or of the wrong kind."""
     parts = relative.split("/")
     if any(part in ("", ".", "..") for part in parts):
-        raise ModelFolderError(f"{relative!r} is not a path inside {root}")
+        raise RecordUnreadable(f"{relative!r} is not a path inside {root}")
     try:
         fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # the configured folder, link or not
     except OSError as exc:
-        raise ModelFolderError(f"cannot open {root}: {exc.strerror or exc}") from exc
+        raise RecordUnreadable(f"cannot open {root}: {exc.strerror or exc}") from exc
     try:
         for depth, part in enumerate(parts, start=1):
             path = root.joinpath(*parts[:depth])
@@ -235,7 +229,7 @@ def _open_below(root: Path, relative: str, *, folder: bool) -> int:
             except FileNotFoundError as exc:
                 raise Vanished(f"{path} does not exist") from exc
             except OSError as exc:
-                raise ModelFolderError(f"cannot read {path}: {exc.strerror or exc}") from exc
+                raise RecordUnreadable(f"cannot read {path}: {exc.strerror or exc}") from exc
             os.close(fd)
             fd = inner
         return fd
@@ -245,17 +239,17 @@ def _open_below(root: Path, relative: str, *, folder: bool) -> int:
 
 
 def _checked_stat(name: str, dir_fd: int, path: Path, *, folder: bool) -> os.stat_result:
-    """The status of `name` in the folder `dir_fd`, not following a link; a ModelFolderError for a link, or for
+    """The status of `name` in the folder `dir_fd`, not following a link; a RecordUnreadable for a link, or for
     anything but a folder (`folder`) or a regular file."""
     found = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     if stat.S_ISLNK(found.st_mode):
-        raise ModelFolderError(f"cannot read {path}: it is a symbolic link to {os.readlink(name, dir_fd=dir_fd)!r}, "
+        raise RecordUnreadable(f"cannot read {path}: it is a symbolic link to {os.readlink(name, dir_fd=dir_fd)!r}, "
                                "and a local registry never follows symbolic links (one may lead out of its "
                                "folder); put the file or folder itself in its place")
     if folder and not stat.S_ISDIR(found.st_mode):
-        raise ModelFolderError(f"cannot read {path}: it is {_kind(found)}, not a folder")
+        raise RecordUnreadable(f"cannot read {path}: it is {_kind(found)}, not a folder")
     if not folder and not stat.S_ISREG(found.st_mode):
-        raise ModelFolderError(f"cannot read {path}: it is {_kind(found)}, not a regular file, and a local registry "
+        raise RecordUnreadable(f"cannot read {path}: it is {_kind(found)}, not a regular file, and a local registry "
                                "reads only regular files; remove it or put the file itself in its place")
     return found
 
@@ -268,7 +262,7 @@ def _open_checked(name: str, dir_fd: int, path: Path, *, folder: bool,
     fd = os.open(name, OPEN_FLAGS | (os.O_DIRECTORY if folder else 0), dir_fd=dir_fd)
     if not os.path.samestat(seen, os.fstat(fd)):
         os.close(fd)
-        raise ModelFolderError(f"{path} changed while it was read; the next scan reads it again")
+        raise RecordUnreadable(f"{path} changed while it was read; the next scan reads it again")
     return fd
 
 
@@ -278,11 +272,15 @@ def _kind(found: os.stat_result) -> str:
 
 def _sha256(path: Path, dir_fd: int, seen: os.stat_result) -> str:
     """The sha256 of the regular file `path` (named `path.name` in the folder `dir_fd`), checked as `seen`."""
-    digest = hashlib.sha256()
     with open(_open_checked(path.name, dir_fd, path, folder=False, seen=seen), "rb") as handle:
-        while chunk := handle.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hex_digest(handle, hashlib.sha256())
+
+
+def hex_digest(handle: BinaryIO, digest: Any) -> str:
+    """The hex digest of what is left to read of `handle`, fed to `digest` (a hashlib object) a chunk at a time."""
+    while chunk := handle.read(HASH_CHUNK):
+        digest.update(chunk)
+    return str(digest.hexdigest())
 
 
 def _read_card(folder_fd: int, folder: Path, card: FileEntry) -> tuple[dict, str]:
@@ -296,11 +294,26 @@ def _read_card(folder_fd: int, folder: Path, card: FileEntry) -> tuple[dict, str
         # A cut may split a character: the decoder keeps its first bytes back instead of failing on them.
         meta, body = parse_card(codecs.getincrementaldecoder("utf-8")().decode(head, final=not cut))
     except UnicodeDecodeError as exc:
-        raise ModelFolderError(f"{path} is not UTF-8 text (byte {exc.start})") from exc
+        raise RecordUnreadable(f"{path} is not UTF-8 text (byte {exc.start})") from exc
     except OSError as exc:
-        raise ModelFolderError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        raise RecordUnreadable(f"cannot read {path}: {exc.strerror or exc}") from exc
     except CardError as exc:
-        raise ModelFolderError(f"{path}: {exc}") from exc
+        raise RecordUnreadable(f"{path}: {exc}") from exc
     if cut:
         body += f"\n[{card.size:,} bytes, of which the first {CARD_READ_BYTES:,} were read; sha256 {card.sha256}]"
     return meta, body
+
+
+def _archive_source(config: RegistryConfig, record: ModelRecord) -> Any:
+    from tools.archive.sources import LocalSource
+
+    return LocalSource(Path(config.settings["path"]), record.name)
+
+
+KIND = register_kind(RegistryKind(
+    name="local",
+    settings=(Setting("path", "the folder of model folders", metavar="DIR", required=True, file=True),),
+    adapter=lambda config, opening: LocalFolderRegistry(Path(config.settings["path"]), opening.digests),
+    archive_source=_archive_source,
+    files_listed=True,
+))

@@ -32,20 +32,22 @@ The cursor is JSON: which pass (`names`, then `recent`, then `done`), MLflow's p
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from tools.registries.http import RetryPolicy, WaitReporter, json_of, request, tls_context
 from tools.registries.model_card import CardError, lineage
-from weightkeeper.domain import Found, Gone, Lineage, LookupResult, ModelRecord, Page, RecordProblem, Visibility
+from weightkeeper.config import RegistryConfig
+from weightkeeper.domain import Found, Gone, Lineage, LookupResult, ModelRecord, Page, Visibility
 from weightkeeper.errors import RegistryUnavailable
+from weightkeeper.registry import RecordUnreadable, Registry, RegistryKind, Setting, register_kind
+
+if TYPE_CHECKING:  # imported when the adapter is built: the registry kinds are read at every start
+    import httpx
 
 API = "/api/2.0/mlflow/"
 SEARCH_MODELS = "registered-models/search"
@@ -58,10 +60,8 @@ AUTH_STATUSES = frozenset({401, 403})
 # for the clocks of the server that answered and of the one that wrote the database to disagree.
 CLOCK_MARGIN = 300.0
 NAMES, RECENT, DONE = "names", "recent", "done"
-
-
-class VersionError(Exception):
-    """One model version cannot be read; the message says which field and why."""
+# One version to record: the registered model, the version, and the model's aliases by version number.
+_Version = tuple[dict[str, Any], dict[str, Any], dict[str, list[str]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +89,7 @@ class _Position:
         return json.dumps(asdict(self), sort_keys=True)
 
 
-class MLflowRegistry:
+class MLflowRegistry(Registry):
     kind = "mlflow"
     unlisted: frozenset[Visibility] = frozenset()  # the search lists every registered model the caller may read
 
@@ -105,6 +105,8 @@ class MLflowRegistry:
         self.page_size, self.versions_page_size = page_size, versions_page_size
         self.clock_margin_ms = int(clock_margin * 1000)
         self.on_wait, self.policy, self.has_token = on_wait, policy, bool(token)
+        import httpx
+
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.client = httpx.Client(base_url=self.url + API, headers=headers, timeout=timeout, verify=tls_context())
 
@@ -121,16 +123,19 @@ class MLflowRegistry:
         if position.phase == RECENT:
             yield from self._recently_updated(position)
 
-    def records(self, page: Page) -> list[ModelRecord | RecordProblem]:
-        items: list[ModelRecord | RecordProblem] = []
+    def items(self, page: Page) -> Iterable[_Version]:
+        """Each version of each listed model (read from the server here), with its model and the model's aliases."""
         for model in page.items:
             aliases = _aliases(model)
             for version in self._versions(model["name"]):
-                try:
-                    items.append(_record(model, version, aliases))
-                except VersionError as exc:
-                    items.append(RecordProblem(f"{model['name']}/{version.get('version')}", str(exc)))
-        return items
+                yield model, version, aliases
+
+    def record(self, item: _Version) -> ModelRecord:
+        return _record(*item)
+
+    def item_name(self, item: _Version) -> str:
+        model, version, _ = item
+        return f"{model['name']}/{version.get('version')}"
 
     def lookup(self, name: str) -> LookupResult:
         model_name, _, number = name.rpartition("/")
@@ -150,7 +155,7 @@ class MLflowRegistry:
         model = _field(answer, "registered_model", dict, f"{GET_MODEL} for {model_name}")
         try:
             return Found(_record(model, version, _aliases(model)))
-        except VersionError as exc:
+        except RecordUnreadable as exc:
             raise RegistryUnavailable(f"{name} exists, but MLflow's answer about it cannot be read: {exc}") from exc
 
     def check(self) -> str:
@@ -329,6 +334,8 @@ def _without_none(params: dict[str, Any]) -> dict[str, Any]:
 def _server_time_ms(response: httpx.Response) -> int:
     """The server's clock from its Date header, else ours."""
     try:
+        import email.utils
+
         when = email.utils.parsedate_to_datetime(response.headers["date"])
     except (KeyError, TypeError, ValueError):
         when = datetime.now(UTC)
@@ -348,7 +355,7 @@ def _updated_ms(model: dict[str, Any]) -> int:
 def _record(model: dict[str, Any], version: dict[str, Any], aliases: dict[str, list[str]]) -> ModelRecord:
     number = version.get("version")
     if not isinstance(number, str) or not number.isdigit():
-        raise VersionError(f"version {number!r} of {model['name']!r} is not a version number")
+        raise RecordUnreadable(f"version {number!r} of {model['name']!r} is not a version number")
     created = _timestamp(version, "creation_timestamp", required=True)
     source, run_id = _text(version, "source"), _text(version, "run_id")
     tags, model_tags = _tags(version), _tags(model)
@@ -385,7 +392,7 @@ def _aliases(model: dict[str, Any]) -> dict[str, list[str]]:
 def _tags(entity: dict[str, Any]) -> dict[str, str]:
     tags = entity.get("tags") or []
     if not isinstance(tags, list):
-        raise VersionError(f"the tags of {entity.get('name')!r} are not a list")
+        raise RecordUnreadable(f"the tags of {entity.get('name')!r} are not a list")
     return {str(tag["key"]): str(tag.get("value", "")) for tag in tags if isinstance(tag, dict) and "key" in tag}
 
 
@@ -394,7 +401,7 @@ def _lineage(tags: dict[str, str]) -> tuple[Lineage, ...]:
     try:
         return lineage({"base_model": bases, "base_model_relation": tags.get("base_model_relation")})
     except CardError as exc:
-        raise VersionError(f"tag base_model_relation: {exc}") from exc
+        raise RecordUnreadable(f"tag base_model_relation: {exc}") from exc
 
 
 def _text(version: dict[str, Any], name: str) -> str | None:
@@ -411,5 +418,24 @@ def _timestamp(version: dict[str, Any], name: str, *, required: bool) -> str | N
     try:
         return datetime.fromtimestamp(int(value) / 1000, UTC).isoformat(timespec="milliseconds")
     except (TypeError, ValueError, OverflowError, OSError):
-        raise VersionError(
+        raise RecordUnreadable(
             f"{name} {value!r} of version {version.get('version')!r} is not epoch milliseconds") from None
+
+
+def _archive_source(config: RegistryConfig, record: ModelRecord) -> Any:
+    from tools.archive.sources import MlflowSource, SourceError
+
+    model, _, version = record.name.rpartition("/")
+    if not model or version != record.revision:
+        raise SourceError(f"{record.name} is not an MLflow model version name ('<model>/<version>') of "
+                          f"version {record.revision!r}; nothing was archived")
+    return MlflowSource(config.settings["url"], model, version, token=config.token())
+
+
+KIND = register_kind(RegistryKind(
+    name="mlflow",
+    settings=(Setting("url", "the tracking server", metavar="URL", required=True, url=True),),
+    adapter=lambda config, opening: MLflowRegistry(config.setting("url"), token=opening.token,
+                                                   on_wait=opening.on_wait),
+    archive_source=_archive_source,
+))

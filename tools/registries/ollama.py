@@ -24,30 +24,24 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
-
-from tools.registries.http import RetryPolicy, WaitReporter, json_of, request, tls_context
-from weightkeeper.domain import (
-    FileEntry, Found, Gone, Lineage, LookupResult, ModelRecord, Page, RecordProblem, Visibility,
-)
+from tools.registries.http import CLIENT_ERRORS, RetryPolicy, WaitReporter, json_of, request, tls_context
+from weightkeeper.domain import FileEntry, Found, Gone, Lineage, LookupResult, ModelRecord, Page, Visibility
 from weightkeeper.errors import RegistryUnavailable
-from weightkeeper.registry import AdapterCache
+from weightkeeper.registry import AdapterCache, RecordUnreadable, Registry, RegistryKind, Setting, register_kind
+
+if TYPE_CHECKING:  # imported when the adapter is built: the registry kinds are read at every start
+    import httpx
 
 DETAIL_FIELDS = ("format", "family", "families", "parameter_size", "quantization_level")
 REMOTE_FIELDS = ("remote_host", "remote_model")
 # What the file entry stands for: the blobs of one manifest, whose total size /api/tags gives.
 BLOBS = "blobs"
-# Answers to GET /api/version that tell "something answers here, but not Ollama" (429 is retried instead).
-NOT_OLLAMA_STATUSES = frozenset(range(400, 500)) - {429}
+DEFAULT_URL = "http://127.0.0.1:11434"
 
 
-class EntryError(Exception):
-    """One entry of /api/tags cannot be read; the message says which and why."""
-
-
-class OllamaRegistry:
+class OllamaRegistry(Registry):
     kind = "ollama"
     unlisted: frozenset[Visibility] = frozenset()  # /api/tags lists every local tag
 
@@ -55,6 +49,8 @@ class OllamaRegistry:
                  policy: RetryPolicy = RetryPolicy()) -> None:
         self.url = url.rstrip("/")
         self.cache, self.on_wait, self.policy = cache, on_wait, policy
+        import httpx
+
         self.client = httpx.Client(base_url=self.url, timeout=timeout, verify=tls_context())
 
     def close(self) -> None:
@@ -66,14 +62,8 @@ class OllamaRegistry:
         """The whole listing as one page; its cursor is None, so a resumed listing starts over."""
         yield Page(tuple(self._tags()), cursor=None)
 
-    def records(self, page: Page) -> list[ModelRecord | RecordProblem]:
-        items: list[ModelRecord | RecordProblem] = []
-        for entry in page.items:
-            try:
-                items.append(self._record(entry))
-            except EntryError as exc:
-                items.append(RecordProblem(_name_of(entry) or "(unnamed entry)", str(exc)))
-        return items
+    def item_name(self, item: Any) -> str:
+        return _name_of(item) or "(unnamed entry)"
 
     def lookup(self, name: str) -> LookupResult:
         show = self._show(name)
@@ -87,18 +77,18 @@ class OllamaRegistry:
                 "progress?); nothing was concluded, the next scan asks again"
             )
         try:
-            return Found(self._record(entry))
-        except EntryError as exc:
+            return Found(self.record(entry))
+        except RecordUnreadable as exc:
             raise RegistryUnavailable(f"{name} is listed, but its entry cannot be read: {exc}") from exc
 
     def check(self) -> str:
         what = f"checking the Ollama server at {self.url}"
         try:
-            response = self._request("GET", "/api/version", what=what, ok_statuses=NOT_OLLAMA_STATUSES)
+            response = self._request("GET", "/api/version", what=what, ok_statuses=CLIENT_ERRORS)
         except RegistryUnavailable as exc:
             raise RegistryUnavailable(
                 f"{exc}. Is Ollama running there? Start it with `ollama serve`, or fix `url` in this "
-                "registry's table in weightkeeper.toml (Ollama listens on http://127.0.0.1:11434 by default)"
+                f"registry's table in weightkeeper.toml (Ollama listens on {DEFAULT_URL} by default)"
             ) from exc
         version = _version(response)
         if version is None:
@@ -147,20 +137,20 @@ class OllamaRegistry:
 
     # -- turning a listing entry into a record ------------------------------------------------
 
-    def _record(self, entry: Any) -> ModelRecord:
+    def record(self, entry: Any) -> ModelRecord:
         if not isinstance(entry, dict):
-            raise EntryError(f"an entry of /api/tags is not an object: {json.dumps(entry)[:120]}")
+            raise RecordUnreadable(f"an entry of /api/tags is not an object: {json.dumps(entry)[:120]}")
         name = _name_of(entry)
         if not name:
-            raise EntryError(f"an entry of /api/tags has no name: {json.dumps(entry)[:120]}")
+            raise RecordUnreadable(f"an entry of /api/tags has no name: {json.dumps(entry)[:120]}")
         digest, size = entry.get("digest"), entry.get("size")
         if not isinstance(digest, str) or not digest:
-            raise EntryError(f"{name} has no manifest digest in /api/tags")
+            raise RecordUnreadable(f"{name} has no manifest digest in /api/tags")
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            raise EntryError(f"{name} has no valid size in /api/tags (got {size!r})")
+            raise RecordUnreadable(f"{name} has no valid size in /api/tags (got {size!r})")
         details = entry.get("details") or {}
         if not isinstance(details, dict):
-            raise EntryError(f"{name}: \"details\" is not an object in /api/tags")
+            raise RecordUnreadable(f"{name}: \"details\" is not an object in /api/tags")
         parent = self._parent_model(name, digest, details)
         return ModelRecord(
             name=name,
@@ -183,7 +173,7 @@ class OllamaRegistry:
             return known
         show = self._show(name)
         if show is None:
-            raise EntryError(f"{name} is listed by /api/tags, but /api/show answers 404 (removed while listing?)")
+            raise RecordUnreadable(f"{name} is listed by /api/tags, but /api/show answers 404 (removed while listing?)")
         shown = show.get("details") or {}
         parent = shown.get("parent_model") if isinstance(shown, dict) else None
         parent = parent if isinstance(parent, str) else ""
@@ -209,7 +199,7 @@ def _utc_iso(name: str, value: Any) -> str | None:
     except ValueError:
         when = None
     if when is None or when.tzinfo is None:
-        raise EntryError(f"{name}: modified_at {value!r} is not an RFC 3339 time with a zone")
+        raise RecordUnreadable(f"{name}: modified_at {value!r} is not an RFC 3339 time with a zone")
     if when.year == 1:
         return None
     return when.astimezone(UTC).isoformat()
@@ -241,3 +231,11 @@ def _version(response: httpx.Response) -> str | None:
         return None
     version = answer.get("version") if isinstance(answer, dict) else None
     return version if isinstance(version, str) and version else None
+
+
+KIND = register_kind(RegistryKind(
+    name="ollama",
+    settings=(Setting("url", f"the server (default {DEFAULT_URL})", metavar="URL", default=DEFAULT_URL, url=True),),
+    adapter=lambda config, opening: OllamaRegistry(config.setting("url") or DEFAULT_URL, on_wait=opening.on_wait,
+                                                   cache=opening.cache),
+))

@@ -1,58 +1,12 @@
 """OpenAI fine-tuned models through the `openai` SDK, with their lineage, training evidence and shutdown dates.
 
-What is read, and why:
-
-- `models.list` (`GET /models`, one answer, not paginated): which models exist. It is the
-  authority on existence: a fine-tuned model is listed while this key can use it. Each model has
-  `created`, `owned_by`, and `shutdown_date` once a shutdown is announced.
-- `fine_tuning.jobs.list` (`GET /fine_tuning/jobs`, newest first, paged with `after` = the last
-  job's id while `has_more`): the job that produced each fine-tuned model, with its base model
-  (the lineage; a fine-tune of a fine-tune names an `ft:` model), method, hyperparameters,
-  training and validation files, result files, trained tokens and status. Jobs outlive their
-  models, which is what tells a deleted model from one this key cannot see (below).
-- `fine_tuning.jobs.checkpoints.list` (per job, paged the same way): the checkpoints kept of a
-  job, with their steps and metrics. A checkpoint is itself a usable model
-  (`<model>:ckpt-step-N`) while `models.list` lists it, and is then recorded as one.
-- the deprecations page, when configured (`tools.registries.deprecations`): shutdown dates and
-  replacements announced for base models, often long before `models.list` shows them.
-
-One record per listed model: each `ft:` model of `models.list`, and the base models fine-tuning jobs
-were run on when `models.list` has them, so that a base model's deprecation is recorded as an event
-too. (Jobs are never deleted, so a base model stays listed after its last fine-tune is deleted.)
-
-- name: the model id (`ft:gpt-4o-mini-2024-07-18:acme::Ab12Cd34`, `gpt-4o-mini-2024-07-18`);
-- key: the id of the job that produced a fine-tuned model (`ftjob-...`), which nothing renames;
-  `<job id>:ckpt-step-N` for a checkpoint; the model id for a base model, and for a fine-tuned
-  model whose job this key cannot see;
-- lineage: the job's base model, relation "finetune" (without a visible job: the base the id
-  names, `ft:<base>:...`, which for a fine-tune of a fine-tune is the root);
-- card.training: the job's evidence and checkpoints; card.datasets: its training and validation files;
-- shutdown_date / successor: the model's own `shutdown_date` from the API, else its entry on the
-  deprecations page (whose replacement is the successor). A fine-tuned model stops with the model
-  it was built on, so it takes the earliest shutdown along its lineage too (with no successor: the
-  replacement is a base to fine-tune again, not a model that takes its place), unless the page's
-  announcement says fine-tuned models are not affected;
-- visibility: private for fine-tuned models (only their organisation sees them), public for base
-  models. The listing leaves nothing out for its visibility, so `unlisted` is empty.
-
-Pages: the listed model ids in sorted order, `page_size` to a page, whose cursor is its last id; a
-resumed listing starts after it. Each `pages()` call first reads `models.list` and the whole jobs
-listing (one request, and one per 100 jobs), then fetches checkpoints page by page, which is where
-most requests go; an interruption loses at most the page in flight. The jobs cursor does not page
-the listing: `models.list`, the authority on what exists, is one answer, and base models (and
-models without a visible job) have no place in the jobs' order.
-
-A lookup asks `models.retrieve`. OpenAI answers 404 `model_not_found` both for a deleted model and
-for one this key cannot see ("does not exist or you do not have access to it"), so a fine-tuned
-model is `Gone` only while the job that produced it is still visible to this key: otherwise a key
-for another project would read as every fine-tune deleted. Without that job, and on any other
-failure (401, 403, 5xx, timeouts, a cut-off answer), nothing is concluded.
-
-Retries are this adapter's, not the SDK's (its client has `max_retries=0`), so that each wait is
-reported to `on_wait`. They follow the SDK's own rules (`openai._base_client`): retry connection
-errors, timeouts, 408, 409, 429 and 5xx unless the answer says `x-should-retry: false`, waiting what
-`retry-after-ms`, else `retry-after` (seconds or an HTTP date), asks, else backing off exponentially.
-A wait longer than the policy allows fails at once. The API key never appears in a message.
+One record per model of `models.list` that is a fine-tune (`ft:...`, checkpoints included) or the base of
+a fine-tuning job; its key is the id of the job that produced it, which nothing renames. `pages()` reads
+`models.list` and every fine-tuning job first, then checkpoints page by page. A lookup concludes `Gone`
+only while the job that produced the model is still visible to this key: OpenAI answers 404 alike for a
+deleted model and for one of another project. Retries are this adapter's (the SDK's `max_retries=0`),
+following the SDK's rules, so each wait reaches `on_wait`; the API key never appears in a message.
+What is read, and why: docs/registries/openai.md.
 """
 
 from __future__ import annotations
@@ -65,37 +19,29 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import openai
-from openai import OpenAI
-from openai.types import Model
-from openai.types.fine_tuning import FineTuningJob
-from openai.types.fine_tuning.jobs import FineTuningJobCheckpoint
+if TYPE_CHECKING:  # the SDK is imported when the adapter is built: the registry kinds are read at every start
+    import openai
+    from tools.registries.deprecations import Deprecation
+    from openai.types import Model
+    from openai.types.fine_tuning import FineTuningJob
+    from openai.types.fine_tuning.jobs import FineTuningJobCheckpoint
 
-from tools.registries.deprecations import (
-    Deprecation,
-    DeprecationsPageError,
-    by_model,
-    find_date,
-    parse_deprecations,
-    read_deprecations,
-)
 from tools.registries.http import RetryPolicy, Transient, WaitReporter, server_wait, with_retries
-from weightkeeper.domain import Card, Found, Gone, Lineage, LookupResult, ModelRecord, Page, RecordProblem, Visibility
+from weightkeeper.config import RegistryConfig
+from weightkeeper.domain import Card, Found, Gone, Lineage, LookupResult, ModelRecord, Page, Visibility
 from weightkeeper.errors import RegistryUnavailable
+from weightkeeper.registry import Opening, RecordUnreadable, Registry, RegistryKind, Setting, register_kind
 
 FINE_TUNED = "ft:"
 CHECKPOINT = re.compile(r"^(?P<model>ft:.+):ckpt-step-(?P<step>\d+)$")
 QUOTED_KEY = re.compile(r"\bsk-[A-Za-z0-9_*\-]{4,}")
 PER_REQUEST = 100
-BASE_URL_HINT = "is base_url the API root, ending in /v1 (like https://api.openai.com/v1)?"
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+BASE_URL_HINT = f"is base_url the API root, ending in /v1 (like {DEFAULT_BASE_URL})?"
 KEY_HINT = ("put a valid key in the environment variable this registry's token_env names "
             "(OPENAI_API_KEY unless set)")
-
-
-class ModelDataError(Exception):
-    """What the API says of one model cannot be read; the message says what."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +66,7 @@ class Listed:
     problem: str | None = None
 
 
-class OpenAIRegistry:
+class OpenAIRegistry(Registry):
     kind = "openai"
     unlisted: frozenset[Visibility] = frozenset()
 
@@ -129,7 +75,9 @@ class OpenAIRegistry:
                  page_size: int = 50, sleep: Callable[[float], None] = time.sleep) -> None:
         if not api_key:
             raise RegistryUnavailable(f"an OpenAI registry needs an API key; {KEY_HINT}")
-        self.base_url = (base_url or "https://api.openai.com/v1").rstrip("/")
+        from openai import OpenAI
+
+        self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
         self.deprecations_source = deprecations
         self.on_wait, self.policy, self.timeout, self.page_size, self.sleep = on_wait, policy, timeout, page_size, sleep
         self._api_key = api_key
@@ -148,16 +96,19 @@ class OpenAIRegistry:
             chunk = names[offset : offset + self.page_size]
             yield Page(tuple(self._listed(name, snapshot) for name in chunk), cursor=chunk[-1])
 
-    def records(self, page: Page) -> list[ModelRecord | RecordProblem]:
-        items: list[ModelRecord | RecordProblem] = []
-        for listed in page.items:
-            try:
-                items.append(record_of(listed))
-            except ModelDataError as exc:
-                items.append(RecordProblem(listed.model.id, str(exc)))
-        return items
+    def record(self, item: Listed) -> ModelRecord:
+        return record_of(item)
+
+    def item_name(self, item: Listed) -> str:
+        return item.model.id
+
+    def close(self) -> None:
+        self.client.close()
 
     def lookup(self, name: str) -> LookupResult:
+        import openai
+        from openai.types import Model
+
         try:
             model = self._call(f"looking up {name}", lambda: self.client.models.with_raw_response.retrieve(name),
                                passthrough=frozenset({404}))
@@ -171,7 +122,7 @@ class OpenAIRegistry:
         listed = self._listed(name, replace(snapshot, models={**snapshot.models, name: model}))
         try:
             return Found(record_of(listed))
-        except ModelDataError as exc:
+        except RecordUnreadable as exc:
             raise RegistryUnavailable(f"{name} exists but cannot be read: {exc}") from exc
 
     def check(self) -> str:
@@ -262,6 +213,13 @@ class OpenAIRegistry:
         return self._deprecations
 
     def _read_deprecations(self, source: str) -> dict[str, Deprecation]:
+        from tools.registries.deprecations import (
+            DeprecationsPageError,
+            by_model,
+            parse_deprecations,
+            read_deprecations,
+        )
+
         try:
             text = read_deprecations(source, policy=self.policy, on_wait=self.on_wait, sleep=self.sleep,
                                      timeout=self.timeout)
@@ -279,6 +237,8 @@ class OpenAIRegistry:
 
         An error status in `passthrough` is raised as the SDK's exception, for the caller to read.
         """
+
+        import openai
 
         def attempt() -> Any:
             try:
@@ -407,6 +367,8 @@ def own_shutdown(name: str, snapshot: Snapshot) -> tuple[str | None, str | None,
     stated = model.shutdown_date if model is not None else None
     shared = entry is None or entry.fine_tunes_affected
     if stated:
+        from tools.registries.deprecations import find_date
+
         date = find_date(str(stated))
         if date is None:
             raise ValueError(f"the API gives {stated!r}, which is not a date")
@@ -418,7 +380,7 @@ def own_shutdown(name: str, snapshot: Snapshot) -> tuple[str | None, str | None,
 
 def record_of(listed: Listed) -> ModelRecord:
     if listed.problem:
-        raise ModelDataError(listed.problem)
+        raise RecordUnreadable(listed.problem)
     model, job = listed.model, listed.job
     extra: dict[str, Any] = {"owned_by": model.owned_by} if isinstance(model.owned_by, str) else {}
     common = {"name": model.id, "created_at": _iso(model.created), "shutdown_date": listed.shutdown_date,
@@ -432,7 +394,7 @@ def record_of(listed: Listed) -> ModelRecord:
         return ModelRecord(key=model.id, visibility=Visibility.PRIVATE, extra=extra,
                            lineage=(Lineage(model.id.split(":")[1], "finetune"),), **common)
     if not isinstance(job.model, str):
-        raise ModelDataError(f"its fine-tuning job {job.id} names no base model")
+        raise RecordUnreadable(f"its fine-tuning job {job.id} names no base model")
     training = training_evidence(job, listed.checkpoints)
     datasets = tuple(file for file in (job.training_file, job.validation_file) if isinstance(file, str))
     card_digest = hashlib.sha256(json.dumps([training, datasets], sort_keys=True).encode()).hexdigest()
@@ -498,3 +460,44 @@ def _iso(timestamp: Any) -> str | None:
     if isinstance(timestamp, bool) or not isinstance(timestamp, int | float):
         return None
     return datetime.fromtimestamp(timestamp, UTC).isoformat()
+
+
+def fine_tuning_job(record: ModelRecord) -> str | None:
+    """The id of the fine-tuning job behind a record, from its training evidence (`training_evidence`); None for
+    a base model, or a fine-tune whose job this key cannot see."""
+    job = record.card.training.get("job") if record.card is not None and record.card.training else None
+    return job if isinstance(job, str) else None
+
+
+def _pin(record: ModelRecord) -> str | None:
+    """A fine-tune has no revision: it is pinned by its key, the id of the job that produced it
+    (`<job>:ckpt-step-N` for a checkpoint), which nothing renames or reruns. None when its job is not visible
+    (the job is what its archive holds), and for a base model."""
+    return record.key if fine_tuning_job(record) is not None else None
+
+
+def _archive_source(config: RegistryConfig, record: ModelRecord) -> Any:
+    from tools.archive.sources import OpenAISource, SourceError
+
+    job_id = fine_tuning_job(record)
+    if job_id is None:
+        raise SourceError(f"{record.name} has no fine-tuning job visible to this key: there is nothing of it to archive")
+    return OpenAISource(OpenAIRegistry(config.setting("base_url"), api_key=config.token(), deprecations=None), job_id)
+
+
+def _adapter(config: RegistryConfig, opening: Opening) -> OpenAIRegistry:
+    return OpenAIRegistry(config.setting("base_url"), api_key=opening.token, deprecations=config.setting("deprecations"),
+                          on_wait=opening.on_wait)
+
+
+KIND = register_kind(RegistryKind(
+    name="openai",
+    settings=(
+        Setting("base_url", f"the API (default {DEFAULT_BASE_URL})", metavar="URL", default=DEFAULT_BASE_URL, url=True),
+        Setting("deprecations", "the provider's deprecations page", metavar="FILE_OR_URL", file=True),
+    ),
+    adapter=_adapter,
+    archive_source=_archive_source,
+    pin=_pin,
+    token_env="OPENAI_API_KEY",
+))

@@ -12,10 +12,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import tools.registries  # noqa: F401  (registers the built-in registry kinds, which config and flags read)
 from weightkeeper import __version__
 from weightkeeper import config
-from weightkeeper.config import REGISTRY_KINDS
 from weightkeeper.errors import WeightkeeperError
+from weightkeeper.registry import registry_kinds
 from weightkeeper.secrets import scrubbed_output
 from weightkeeper.words import counted
 
@@ -120,18 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     registry_commands = registry.add_subparsers(title="registry commands", metavar="ACTION", required=True)
     add = registry_commands.add_parser("add", parents=[home], help="add a registry to the config")
     add.add_argument("name", help="a short name for the registry (letters, digits, . _ -)")
-    add.add_argument("--kind", required=True, choices=list(REGISTRY_KINDS), help="what kind of registry it is")
-    add.add_argument("--path", metavar="DIR", help="local: the folder of model folders")
-    add.add_argument("--endpoint", metavar="URL", help="hf: the Hub (default https://huggingface.co)")
-    add.add_argument("--author", metavar="ORG", help="hf: watch this user's or organisation's models")
-    add.add_argument("--search", metavar="TEXT", help="hf: watch models whose name contains TEXT")
-    add.add_argument("--filter", metavar="TAG", help="hf: watch models with this tag, e.g. "
-                                                     "base_model:finetune:meta-llama/Llama-3.1-8B")
-    add.add_argument("--files", metavar="GLOB", help="hf: record file lists (sizes, sha256) of matching models")
-    add.add_argument("--base-url", metavar="URL", help="openai: the API (default https://api.openai.com/v1)")
-    add.add_argument("--deprecations", metavar="FILE_OR_URL", help="openai: the provider's deprecations page")
-    add.add_argument("--url", metavar="URL", help="mlflow: the tracking server; ollama: the server "
-                                                  "(default http://127.0.0.1:11434)")
+    add.add_argument("--kind", required=True, choices=list(registry_kinds()), help="what kind of registry it is")
+    for name, (metavar, said) in _setting_flags().items():
+        add.add_argument(_flag(name), metavar=metavar, help="; ".join(said))
     add.add_argument("--token-env", "--api-key-env", dest="token_env", metavar="VAR",
                      help="the NAME of the environment variable holding the token or API key")
     add.add_argument("--schedule", metavar="CRON", help="cron expression for `weightkeeper watch` (default "
@@ -328,24 +320,34 @@ def cmd_reviewer_trust(args: argparse.Namespace) -> int:
     return reviewer_trust(_home(args), reset=args.reset)
 
 
+def _setting_flags() -> dict[str, tuple[str, list[str]]]:
+    """Each setting of any registry kind, as one `registry add` flag: its metavar and what it is to each kind."""
+    flags: dict[str, tuple[str, list[str]]] = {}
+    for kind in registry_kinds().values():
+        for setting in kind.settings:
+            flags.setdefault(setting.name, (setting.metavar, []))[1].append(f"{kind.name}: {setting.help}")
+    return flags
+
+
 def cmd_registry_add(args: argparse.Namespace) -> int:
     home = _home(args)
-    required, optional = REGISTRY_KINDS[args.kind]
-    allowed = sorted(required | optional) + ["token_env"]
-    every = {key for keys in REGISTRY_KINDS.values() for key in keys[0] | keys[1]} | {"token_env"}
+    kind = registry_kinds()[args.kind]
+    allowed = sorted(kind.required | kind.optional) + ["token_env"]
+    every = {*_setting_flags(), "token_env"}
     given = {key: getattr(args, key) for key in sorted(every) if getattr(args, key)}
     for key in sorted(set(given) - set(allowed)):
         raise WeightkeeperError(f"{_flag(key)} does not apply to a {args.kind} registry; "
                                 f"it takes {', '.join(map(_flag, allowed))}")
-    for key in sorted(required - set(given)):
+    for key in sorted(kind.required - set(given)):
         raise WeightkeeperError(f"a {args.kind} registry needs {_flag(key)}")
-    if args.kind == "hf" and not (args.author or args.search or args.filter):
-        raise WeightkeeperError("a hf registry watches a scope: give at least one of --author, --search, --filter")
+    if kind.one_of and not any(given.get(key) for key in kind.one_of):
+        raise WeightkeeperError(f"a {args.kind} registry {kind.one_of_because}: give at least one of "
+                                f"{', '.join(map(_flag, kind.one_of))}")
     if args.schedule is not None and not config.valid_cron(args.schedule):
         raise WeightkeeperError(f"--schedule {args.schedule!r} is not a cron expression; use five fields such as "
                                 f"'{config.DEFAULT_SCHEDULE}' (minute hour day month weekday)")
     settings = {option: value for option, value in given.items() if option != "token_env"}
-    for option in ("path", "deprecations"):
+    for option in [setting.name for setting in kind.settings if setting.file]:
         if option in settings and "://" not in settings[option]:
             settings[option] = str(Path(settings[option]).expanduser().resolve())
     registry = config.RegistryConfig(args.name, args.kind, settings, args.schedule or config.DEFAULT_SCHEDULE,

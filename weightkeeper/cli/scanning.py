@@ -54,15 +54,15 @@ def scan_one(ledger: Ledger, registry: config.RegistryConfig, settings: config.S
     registry_id = ledger.registry_id(registry.name, registry.kind, registry.location)
     try:
         with ledger.scan_lease(registry_id, registry.name):
-            adapter = open_adapter(ledger, registry, on_wait=display.wait if display else None)
-            if display:
-                display.start(registry.name)
-            try:
-                return Scanner(ledger, registry, adapter, allow_empty=allow_empty, settings=settings,
-                               should_stop=should_stop, progress=display.progress if display else None).run()
-            finally:
+            with open_adapter(ledger, registry, on_wait=display.wait if display else None) as adapter:
                 if display:
-                    display.stop()
+                    display.start(registry.name)
+                try:
+                    return Scanner(ledger, registry, adapter, allow_empty=allow_empty, settings=settings,
+                                   should_stop=should_stop, progress=display.progress if display else None).run()
+                finally:
+                    if display:
+                        display.stop()
     except LeaseHeld as exc:
         return ScanResult(registry.name, None, "skipped", False, error=str(exc))
     except RegistryUnavailable as exc:
@@ -84,7 +84,8 @@ def check_registry(registry: config.RegistryConfig) -> str:
     Raises RegistryUnavailable with the reason. Nothing is recorded: a registry that is refused leaves no trace."""
     from tools.registries import open_registry
 
-    return open_registry(registry, digests=_Uncached(), cache=_Uncached()).check()
+    with open_registry(registry, digests=_Uncached(), cache=_Uncached()) as adapter:
+        return adapter.check()
 
 
 class _Uncached:
