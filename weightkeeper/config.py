@@ -152,9 +152,13 @@ class RegistryConfig:
     def location(self) -> str:
         """Where the registry is (for the Hub, which part of it is watched): the ledger knows it by this."""
         kind = registry_kind(self.kind)
-        if kind is not None and kind.location is not None:
+        if kind is None:
+            return str(self.settings.get("path") or self.settings.get("url") or "")
+        if kind.location is not None:
             return kind.location(self)
-        return str(self.setting("path") or self.setting("url") or self.setting("base_url") or "")
+        # Its first setting that is an address: a URL, a file or a folder.
+        where = [setting.name for setting in kind.settings if setting.url or setting.file]
+        return next((value for name in where if (value := self.setting(name))), "")
 
 
 @dataclass(frozen=True, slots=True)

@@ -200,7 +200,7 @@ class RegistryKind:
     token_env: str | None = None  # the variable its token is read from when the table names none
     one_of: tuple[str, ...] = ()
     one_of_because: str = ""
-    location: Callable[[RegistryConfig], str] | None = None  # None: its url, path or base_url
+    location: Callable[[RegistryConfig], str] | None = None  # None: its first URL or file setting
 
     @property
     def required(self) -> frozenset[str]:

@@ -1,28 +1,12 @@
 """The Hugging Face Hub (or a mirror of it, by endpoint): the models of an author, a search or a tag filter.
 
-What it reads, and why:
-
-- The listing is `GET /api/models` with the parameters `HfApi.list_models` sends (`filter`, `author`,
-  `search`, `limit`, `expand`), asked for exactly the fields a record needs. `list_models` hides the
-  `Link: <…>; rel="next"` header the Hub pages with, so the pages are requested here, and each page's
-  next link is its cursor: an interrupted scan resumes from the link after its last committed page.
-  Items are read field by field as `huggingface_hub.ModelInfo` reads them (not through it: it costs as much
-  per model as the rest of the scan).
-- Lineage: the card's `base_model` (a name or a list) and the `base_model:<relation>:<X>` tags the Hub
-  computes from it; the tags' relation wins, since the Hub infers one when the card names none.
-- File lists (sizes, and sha256 for LFS files: the LFS oid) come from the tree endpoint pinned to the
-  listed `sha`, only for models whose name matches the `files` glob, and once per revision: the list is
-  kept in the adapter cache under (name, sha).
-- `lookup` asks what `HfApi.model_info` asks, through the same client as the listing (which follows the
-  Hub's redirect from a renamed repo, so a renamed model is found under its new name), and reads the Hub's
-  error headers as huggingface_hub does, keeping the JSON so a lookup and a listing build the same record. Its answers are read with the Hub's
-  quirks in mind: an anonymous caller gets 401 for a private repo and for a missing one alike, and a token
-  gets 404 for both unless it reads the repo's namespace. So a vanished model is `Withdrawn` (deleted or
-  hidden, the Hub does not say which to this caller), and `Gone` only on a 404 to a token that reads the
-  owner's namespace: the user's own and their organisations', learned once from `whoami`.
-
-No token is ever taken from the environment or a cached login: without one the adapter is anonymous
-(`token=False` throughout). The token never appears in a message, a record or a log.
+The listing is `GET /api/models` as `HfApi.list_models` asks for it, paged by the `Link` header (each
+page's next link is its cursor); items are read field by field as `ModelInfo` reads them. File lists
+come from the tree endpoint at the listed `sha`, for models matching `files`, once per revision (the
+adapter cache). `lookup` asks what `HfApi.model_info` asks through the same client, and reads the Hub's
+answers with its quirks in mind: a vanished model is `Withdrawn` unless a token that reads the owner's
+namespace gets a 404 (`Gone`). No token is ever taken from the environment or a cached login, and the
+token never appears in a message, a record or a log. What is read, and why: docs/registries/huggingface.md.
 """
 
 from __future__ import annotations

@@ -1,33 +1,10 @@
 """An MLflow Model Registry, through the tracking server's REST API (`/api/2.0/mlflow/...`) with `httpx`.
 
-One record is one *model version*, named `"{registered model}/{version}"`: each version is a
-distinct set of weights, deleted on its own (MLflow model names cannot hold a `/`, so the name
-splits back unambiguously). A registered model with no version has no weights and no record.
-
-What is read, and why (checked against MLflow 3's `server/handlers.py`, `protos/model_registry.proto`
-and `store/model_registry/sqlalchemy_store.py`):
-
-- `GET registered-models/search?max_results=N&page_token=T` is the listing. Pages are name-ordered
-  and the token is an offset, so a model renamed mid-listing may move behind the cursor and be
-  skipped. MLflow keeps no trace of a rename (the old name answers 404 like a deleted one), so after
-  the last page the listing reads once more, newest first (`order_by=last_updated_timestamp DESC`),
-  every registered model updated since the listing began; a rename updates that time, so the new
-  name is listed and the scan sees a rename, not a deletion. Models created mid-listing come too.
-- `GET model-versions/search?filter=name = '<model>'&order_by=version_number ASC` gives each listed
-  model's versions (paged the same way; deleted versions are left out). The search leaves out
-  aliases, so they come from the registered model's `aliases` list, in listings and lookups alike.
-- `GET model-versions/get?name=&version=`, then `registered-models/get?name=` is the lookup. Only a
-  404 whose body says `"error_code": "RESOURCE_DOES_NOT_EXIST"` makes a version `Gone`; any other
-  failure (401/403, 5xx, a 404 from something that is not MLflow, timeouts) concludes nothing.
-
-A record's `key` is a digest of what a rename keeps: the version number, its creation time, its
-`source` and `run_id`. `extra` holds the `stage` (MLflow's `current_stage`; "Archived" is what the
-scan engine reports as a stage change), the version's aliases and tags, the registered model's tags,
-`source`, `run_id`, `model_id` and `status`. Lineage comes from a `base_model` tag (comma-separated
-names, with an optional `base_model_relation` tag), on the version, else on the registered model.
-
-The cursor is JSON: which pass (`names`, then `recent`, then `done`), MLflow's page token, and
-`since`, the server's time when the listing began (minus a margin for clock skew), in ms.
+One record is one *model version*, named `"{registered model}/{version}"`. The listing is
+`registered-models/search` by name, then once more newest first for the models updated since it began
+(so a rename mid-listing reads as a rename); each page's versions come from `model-versions/search` in
+`items()`. Only a 404 `RESOURCE_DOES_NOT_EXIST` makes a version `Gone`. A record's `key` is a digest of
+what a rename keeps. The cursor is JSON (`_Position`). What is read, and why: docs/registries/mlflow.md.
 """
 
 from __future__ import annotations

@@ -1,22 +1,9 @@
 """An Ollama server's local models, through its REST API with `httpx`.
 
-What Ollama answers (its `server/routes.go`, `api/types.go` and `docs/api.md`):
-
-- `GET /api/tags` lists every tag at once (it is not paginated), so a listing is one page:
-  `{"models": [{"name", "model", "modified_at", "size", "digest", "details": {"parent_model",
-  "format", "family", "families", "parameter_size", "quantization_level"}}]}`.
-- A tag's `digest` is the hex sha256 of its *manifest file*, not of any weights blob.
-  `ollama cp a b` copies the manifest byte for byte, so the copy has the same digest and
-  `ollama cp a b && ollama rm a` reads as a rename. Any change to a layer (a new pull, a new
-  `ollama create`) gives a new digest. The listing does not give the weights blob's sha256,
-  so the one file entry has none. Its `size` is the manifest's total: every layer plus the config.
-- `details.parent_model` is the name the model layer was created `FROM`. Servers with the
-  model-list cache fill it in `/api/tags`. Older servers always send `""` there and fill it only
-  in `POST /api/show`, so an empty value is confirmed there. The manifest holds it, so it is
-  asked once per digest and remembered in the adapter cache.
-- `POST /api/show {"model": name}` (older servers read `"name"`) answers 404
-  `{"error": "model '<name>' not found"}` for a tag that is not there: that is the only answer
-  that makes a tag `Gone`. Every other failure concludes nothing.
+`GET /api/tags` lists every tag at once: one page. A tag's key is its manifest digest (so `ollama cp`
+then `ollama rm` reads as a rename); `details.parent_model` is its lineage, confirmed through
+`POST /api/show` once per digest when the listing leaves it empty. Only Ollama's own 404 "model not
+found" makes a tag `Gone`. What Ollama answers, and why it is read so: docs/registries/ollama.md.
 """
 
 from __future__ import annotations
