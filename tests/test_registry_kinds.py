@@ -186,3 +186,11 @@ def _closed(client: Any) -> bool:
     """httpx's `is_closed` is a property, the OpenAI SDK's a method."""
     closed = client.is_closed
     return bool(closed() if callable(closed) else closed)
+
+
+def test_a_program_that_registered_no_kind_is_told_what_it_missed(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry, "_KINDS", {})
+    write_config(tmp_path, '\n[registries.lab]\nkind = "local"\npath = "models"\n')
+    with pytest.raises(ConfigError, match="must import tools.registries"):
+        config.load(tmp_path)

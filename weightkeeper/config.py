@@ -350,6 +350,10 @@ def _validate(path: Path, text: str, raw: dict[str, Any]) -> Config:
                               line=_key_line(text, where, None), key=name)
         kind = table.get("kind")
         spec = registry_kind(kind) if isinstance(kind, str) else None
+        if spec is None and not registry_kinds():  # a program reading the config without the adapters' package
+            raise fail("no registry kind is known to this program: it must import tools.registries, which "
+                       "registers them, before reading a config with registries (the weightkeeper command does)",
+                       where, "kind")
         if spec is None:
             raise fail(f"unknown registry kind {kind!r}; expected one of: {', '.join(registry_kinds())}", where, "kind")
         for key in sorted(spec.required - set(table)):
