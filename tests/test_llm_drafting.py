@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_anthropic import FakeAnthropic
 from fake_llm import API_KEY, USAGE, FakeLLM, block
 from http_fakes import Fault
 from proposal_world import INJECTION, MARKUP, marked_up, model, queue, reviewer, scan_twice
@@ -381,3 +382,27 @@ def test_a_provider_whose_package_is_missing_says_which_pip_command_installs_it(
 
 def test_every_configurable_provider_has_a_chat_model() -> None:
     assert set(PROVIDERS) == set(config.LLM_PROVIDERS)
+
+
+def test_claude_drafts_through_the_anthropic_provider_and_again_in_the_same_process(
+        deleted: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(KEY_ENV, API_KEY)
+    with FakeAnthropic() as claude:
+        claude.fail(529)  # overloaded: retried
+        claude.answer(grounded)
+        configure(deleted, claude, model="claude-sonnet-4-5", provider="anthropic", max_retries=1)
+        run(deleted)
+        review = the_review(deleted)
+        assert (review.draft.drafter, review.draft.token_usage) == ("claude-sonnet-4-5", USAGE)
+        assert not errors(review) and review.draft.practices == ("archive", "lineage")
+        (message,) = claude.messages[1:]
+        assert message["system"] == prompts.load("advocate").text
+        assert message["tools"][0]["input_schema"]["required"] == ["title", "body", "claims", "practices"]
+        # A second propose in the same process (as `watch` runs them) opens its own connections.
+        dependent = model("acme/med-ft-v2", lineage=(Lineage("acme/med-ft", "finetune"),))
+        scan_twice(deleted, [model("medico/med-ft-clinical"), dependent], [dependent])
+        for _ in range(3):
+            claude.answer(grounded)
+        run(deleted)
+    second = next(review for review in queue(deleted)[1].list() if review.model == "medico/med-ft-clinical")
+    assert second.draft.drafter == "claude-sonnet-4-5"
