@@ -5,8 +5,8 @@ Claude (what `ChatAnthropic.with_structured_output(method="function_calling")` s
 `tool_choice` `{"type": "tool", "name": ...}`; the answer is that tool's call, its `input` the scripted value.
 Anything else is answered 400. `answer(value)` queues an answer (`value` may be a function of the request's
 evidence block, as in tests/fake_llm.py), `fail(status, times)` an error in Anthropic's error body; with the
-script empty it answers 500. Each request needs the key (`x-api-key: KEY`, or `Authorization: Bearer KEY` as the SDK sends it);
-a wrong one is answered 401, echoing it.
+script empty it answers 500. Each request needs the key (`x-api-key: KEY`, or `Authorization: Bearer KEY` as
+the SDK sends it); a wrong one is answered 401, echoing it.
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ PACKAGES = ("weightkeeper", "tools", "agents", "tui", "evals")
 
 
 def copy_with_line(tmp_path: Path, module: str, line: str) -> Path:
-    """The packages copied under `tmp_path`, `line` added to `module` (a path) inside a new function; the copy's root."""
+    """The packages copied under `tmp_path`, `line` added to `module` (a path) inside a new function: the copy's
+    root."""
     for package in PACKAGES:
         shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
     target = tmp_path / module

@@ -9,6 +9,7 @@ import logging
 import re
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -31,8 +32,9 @@ MODEL = "wk-test-model"
 INVENTED = "9,999,999"
 
 
-def configure(home: Path, fake: FakeLLM, **changes: Any) -> None:
-    """Give the home's config an [llm] table pointing at `fake`; a None value leaves its key out."""
+def configure(home: Path, fake: Any, **changes: Any) -> None:
+    """Give the home's config an [llm] table pointing at `fake` (anything with a `base_url`); a None value leaves
+    its key out."""
     settings = {"base_url": fake.base_url, "model": MODEL, "api_key_env": KEY_ENV, "max_retries": 2, **changes}
     table = "".join(f"{key} = {json.dumps(value)}\n" for key, value in settings.items() if value is not None)
     with config.config_path(home).open("a", encoding="utf-8") as handle:
@@ -371,13 +373,14 @@ def test_no_chat_model_holding_the_key_outlives_its_call(monkeypatch: pytest.Mon
     assert API_KEY not in repr(vars(client))
 
 
-def test_a_provider_whose_package_is_missing_says_which_pip_command_installs_it(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_provider_whose_package_is_missing_stops_propose_saying_which_pip_command_installs_it(
+        deleted: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "langchain_anthropic", None)  # as if the extra were not installed
-    monkeypatch.setenv(KEY_ENV, API_KEY)
-    client = LLMClient(LLMSettings(None, "claude-sonnet-4-5", KEY_ENV, provider="anthropic"))
-    with pytest.raises(LLMError, match=r"langchain-anthropic is not installed.*pip install 'weightkeeper\[anthropic\]'"):
-        asyncio.run(client.structured(system="s", user="u", schema_name="x", schema={"type": "object"}))
+    configure(deleted, SimpleNamespace(base_url=None), model="claude-sonnet-4-5", provider="anthropic")
+    missing = r"langchain-anthropic is not installed.*pip install 'weightkeeper\[anthropic\]'"
+    with pytest.raises(LLMError, match=missing):
+        run(deleted)
+    assert queue(deleted)[1].list() == []
 
 
 def test_every_configurable_provider_has_a_chat_model() -> None:

@@ -71,7 +71,7 @@ def _openai_model(module: ModuleType, settings: LLMSettings, key: str | None) ->
     return module.ChatOpenAI(
         model=settings.model, base_url=settings.base_url, api_key=key or "no-key",
         timeout=settings.timeout_seconds, max_retries=settings.max_retries,
-        # A client of this call's own, closed with it: a cached one would outlive the event loop it was used in.
+        # An HTTP client of this call's own, closed with it: no connection outlives the call.
         http_async_client=openai.DefaultAsyncHttpxClient(), model_kwargs=no_authorization)
 
 
@@ -98,8 +98,12 @@ class LLMClient:
     """Structured chat completions from the provider of an `[llm]` table. Use within one event loop."""
 
     def __init__(self, settings: LLMSettings) -> None:
+        """Raises LLMError, saying what to install, when the provider's package is missing: a setup to fix before
+        drafting, not a call that failed."""
         self.settings = settings
         self.provider = PROVIDERS[settings.provider]
+        self._module = _provider_module(self.provider)
+        self._sdk = importlib.import_module(self.provider.sdk)
         self._slots = asyncio.Semaphore(settings.concurrency)
 
     async def structured(self, *, system: str, user: str, schema_name: str, schema: dict[str, Any]) -> Answer:
@@ -107,17 +111,18 @@ class LLMClient:
         from langchain_core.messages import HumanMessage, SystemMessage
 
         settings, provider = self.settings, self.provider
-        module = _provider_module(provider)
-        sdk = importlib.import_module(provider.sdk)
         key = self._key()
         async with self._slots:
-            model = provider.build(module, settings, key)
+            model = provider.build(self._module, settings, key)
             runnable = model.with_structured_output(provider.schema(schema_name, schema), method=provider.method,
                                                     include_raw=True)
             try:
                 result = await runnable.ainvoke([SystemMessage(system), HumanMessage(user)])
-            except Exception as exc:  # noqa: BLE001 - mapped below, or raised again as it is
-                raise _failure(exc, sdk, provider, settings) from exc
+            except Exception as exc:
+                failure = _failure(exc, self._sdk, provider, settings)
+                if failure is None:
+                    raise
+                raise failure from exc
             finally:
                 await _close(model)
         return _answer(result, settings)
@@ -139,9 +144,9 @@ def _provider_module(provider: Provider) -> ModuleType:
     try:
         return importlib.import_module(provider.module)
     except ImportError as exc:
-        install = f"pip install 'weightkeeper[{provider.extra}]'" if provider.extra else f"pip install {provider.package}"
-        raise LLMError(f"{provider.package} is not installed",
-                       f"[llm] provider needs it: {install} (or pip install {provider.package})") from exc
+        install = (f"pip install 'weightkeeper[{provider.extra}]' (or pip install {provider.package})"
+                   if provider.extra else f"pip install {provider.package}")
+        raise LLMError(f"{provider.package} is not installed", f"[llm] provider needs it: {install}") from exc
 
 
 async def _close(model: BaseChatModel) -> None:
@@ -151,8 +156,8 @@ async def _close(model: BaseChatModel) -> None:
         await client.aclose()
 
 
-def _failure(exc: Exception, sdk: ModuleType, provider: Provider, settings: LLMSettings) -> Exception:
-    """The LLMError for what the SDK raised; anything else unchanged."""
+def _failure(exc: Exception, sdk: ModuleType, provider: Provider, settings: LLMSettings) -> LLMError | None:
+    """The LLMError for what the provider's SDK raised; None for anything else, which is a bug to show as it is."""
     where = settings.base_url or f"the {settings.provider} API"
     attempts = counted(settings.max_retries + 1, "attempt")
     if isinstance(exc, sdk.APITimeoutError):
@@ -166,7 +171,7 @@ def _failure(exc: Exception, sdk: ModuleType, provider: Provider, settings: LLMS
                         f"{where} answered: {exc.message}")
     if any(isinstance(exc, getattr(sdk, name)) for name in provider.cut_off):
         return _cut_off(settings)
-    return exc
+    return None
 
 
 def _cut_off(settings: LLMSettings) -> LLMError:

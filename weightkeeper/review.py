@@ -565,7 +565,8 @@ class ReviewQueue:
         """Reviews in `statuses`, or with any decision: id, status, draft, evidence, model (its name now), by id."""
         marks = ", ".join("?" * len(statuses))
         return self.conn.execute(
-            f"SELECT r.id, r.status, r.draft, r.evidence, m.name AS model FROM reviews r JOIN models m ON m.id = r.model_id"
+            "SELECT r.id, r.status, r.draft, r.evidence, m.name AS model"
+            " FROM reviews r JOIN models m ON m.id = r.model_id"
             f" WHERE r.status IN ({marks}) OR r.id IN (SELECT review_id FROM decisions)"
             " ORDER BY r.id", statuses).fetchall()
 

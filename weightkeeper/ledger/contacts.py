@@ -10,8 +10,8 @@ from weightkeeper.ledger.store import Ledger, now_iso
 def block(ledger: Ledger, owner: str, *, reason: str | None, by: str) -> None:
     """Put `owner` on the list (again: a new reason and time replace the old)."""
     with ledger.transaction() as conn:
-        conn.execute("INSERT OR REPLACE INTO contact_blocks (owner, reason, blocked_at, blocked_by) VALUES (?, ?, ?, ?)",
-                     (owner, reason, now_iso(), by))
+        conn.execute("INSERT OR REPLACE INTO contact_blocks (owner, reason, blocked_at, blocked_by)"
+                     " VALUES (?, ?, ?, ?)", (owner, reason, now_iso(), by))
 
 
 def unblock(ledger: Ledger, owner: str) -> bool:
