@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from tools.memory import case_key
 from weightkeeper.config import ProposalSettings
 from weightkeeper.domain import EventKind
-from weightkeeper.ledger import Ledger
+from weightkeeper.ledger import Ledger, contacts, queries
 from weightkeeper.letter import human_date
 from weightkeeper.review import ReviewQueue
 
@@ -54,17 +54,8 @@ def recipient(model: str, registry: str) -> str:
 def candidates(ledger: Ledger, *, model: str | None = None) -> list[Candidate]:
     """Per model, its latest event of the kinds that may need a proposal, when no proposal was drafted for
     it yet: a `deleted` or `withdrawn` supersedes the `suspected_missing` before it, and one letter tells both."""
-    kinds = ", ".join(f"'{kind}'" for kind in (*ALWAYS, EventKind.VISIBILITY_CHANGED, EventKind.STAGE_CHANGED))
-    rows = ledger.conn.execute(
-        "SELECT e.id, g.name AS registry, m.id AS model_id, COALESCE(o.name, m.name) AS model, e.kind"
-        " FROM events e JOIN models m ON m.id = e.model_id JOIN registries g ON g.id = e.registry_id"
-        " LEFT JOIN observations o ON o.id = e.observation_id AND o.found = 1"
-        f" WHERE e.id IN (SELECT MAX(id) FROM events WHERE kind IN ({kinds}) GROUP BY model_id)"
-        " AND NOT EXISTS (SELECT 1 FROM reviews r WHERE r.event_id = e.id)"
-        " AND NOT EXISTS (SELECT 1 FROM review_members x WHERE x.event_id = e.id)"
-        + (" AND (m.name = ? OR o.name = ?)" if model else "") + " ORDER BY e.id",
-        (model, model) if model else (),
-    ).fetchall()
+    rows = queries.latest_unproposed_events(
+        ledger, (*ALWAYS, EventKind.VISIBILITY_CHANGED, EventKind.STAGE_CHANGED), model=model)
     return [Candidate(row["id"], row["registry"], row["model_id"], row["model"], row["kind"],
                       recipient(row["model"], row["registry"])) for row in rows]
 
@@ -174,8 +165,7 @@ def skip_reason(candidate: Candidate, dependents: int, to: str | None = None) ->
 
 def blocked(ledger: Ledger, settings: ProposalSettings, recipient: str) -> str | None:
     """Why nothing may be drafted for `recipient`, or None."""
-    if recipient in settings.do_not_contact or ledger.conn.execute(
-            "SELECT 1 FROM contact_blocks WHERE owner = ?", (recipient,)).fetchone():
+    if recipient in settings.do_not_contact or contacts.blocked(ledger, recipient):
         return f"{recipient} is on the do-not-contact list"
     return None
 

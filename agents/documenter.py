@@ -18,7 +18,7 @@ from typing import Any
 from tools.registries import pinned_revision
 from weightkeeper.domain import FIRST_SEEN, ModelRecord
 from weightkeeper.errors import LedgerError
-from weightkeeper.ledger import Ledger
+from weightkeeper.ledger import Ledger, queries
 from weightkeeper.proposals import Dossier, Evidence, EvidenceItem
 from weightkeeper.words import counted
 
@@ -40,24 +40,24 @@ def build_evidence(ledger: Ledger, event_id: int, related: Sequence[tuple[int, f
     (identity, event, related, lineage_up, lineage_down, usage, card, files, timeline, dates), and what
     the ledger cannot say. `related` are the (event id, similarity) of near-duplicate models of the same
     owner that the proposal covers too (agents/coordinator.py `group_near_duplicates`)."""
-    event = _event_row(ledger.conn, event_id)
+    event = _event_row(ledger, event_id)
     # A gone lookup never moves `last_observation_id`: it is always the latest found observation.
     latest = event["last_observation_id"]
     record = ledger.load_record(latest)
     found = _Collector()
-    read_at = ledger.conn.execute("SELECT observed_at FROM observations WHERE id = ?", (latest,)).fetchone()[0]
+    read_at = queries.observed_at(ledger, latest)
     _identity(found, event, pinned_revision(event["registry_kind"], record), latest, read_at)
     _trigger(found, event)
     if event["state"] == "withdrawn":
         found.unknown("whether it was deleted or made private")
     for member_event, similarity in related:
-        _related(found, _event_row(ledger.conn, member_event), similarity)
+        _related(found, _event_row(ledger, member_event), similarity)
     _lineage_up(found, event["model"], record, latest)
-    _lineage_down(found, ledger.conn, event["model_id"], event["model"])
-    _usage(found, ledger.conn, event["model_id"])
+    _lineage_down(found, ledger, event["model_id"], event["model"])
+    _usage(found, ledger, event["model_id"])
     _card(found, record, latest)
     _files(found, record, latest)
-    _timeline(found, ledger.conn, event["model_id"], event["model"])
+    _timeline(found, ledger, event["model_id"], event["model"])
     _dates(found, record, latest)
     return Evidence(
         registry=event["registry"],
@@ -165,16 +165,8 @@ def _day(timestamp: str) -> str:
     return timestamp[:10]
 
 
-def _event_row(conn: sqlite3.Connection, event_id: int) -> sqlite3.Row:
-    row = conn.execute(
-        "SELECT e.id, e.at, e.kind, e.model_id, e.detail, r.name AS registry, r.kind AS registry_kind,"
-        " r.location, COALESCE(o.name, m.name) AS model, m.name AS current_name, m.key, m.state, m.first_seen,"
-        " m.last_seen, m.last_observation_id"
-        " FROM events e JOIN registries r ON r.id = e.registry_id"
-        " LEFT JOIN models m ON m.id = e.model_id LEFT JOIN observations o ON o.id = e.observation_id"
-        " WHERE e.id = ?",
-        (event_id,),
-    ).fetchone()
+def _event_row(ledger: Ledger, event_id: int) -> sqlite3.Row:
+    row = queries.event_context(ledger, event_id)
     if row is None:
         raise LedgerError(f"no event {event_id} in the ledger; `weightkeeper events` lists the recorded ones")
     if row["model_id"] is None:
@@ -241,16 +233,10 @@ def _lineage_up(found: _Collector, name: str, record: ModelRecord, observation_i
         )
 
 
-def _lineage_down(found: _Collector, conn: sqlite3.Connection, model_id: int, name: str) -> None:
+def _lineage_down(found: _Collector, ledger: Ledger, model_id: int, name: str) -> None:
     """Models (of any registry) whose latest found observation names this model, under any name it had,
     as a base model."""
-    rows = conn.execute(
-        "SELECT DISTINCT m.id, m.name, o.id AS observation_id FROM observation_lineage l"
-        " JOIN observations o ON o.id = l.observation_id JOIN models m ON m.id = o.model_id"
-        " WHERE l.base_model IN (SELECT name FROM observations WHERE model_id = ?)"
-        " AND m.last_observation_id = o.id AND m.id != ? ORDER BY m.name, m.id",
-        (model_id, model_id),
-    ).fetchall()
+    rows = queries.dependents(ledger, model_id)
     names = [row["name"] for row in rows]
     if names:
         statement = (f"{counted(len(names), 'model')} in the ledger {'names' if len(names) == 1 else 'name'} "
@@ -264,11 +250,8 @@ def _lineage_down(found: _Collector, conn: sqlite3.Connection, model_id: int, na
     found.add("lineage_down", statement, {"count": len(names), "models": names[:MAX_DEPENDENTS]}, source)
 
 
-def _usage(found: _Collector, conn: sqlite3.Connection, model_id: int) -> None:
-    rows = conn.execute(
-        "SELECT id, observed_at, downloads, likes FROM observations WHERE model_id = ? AND found = 1 ORDER BY id",
-        (model_id,),
-    ).fetchall()
+def _usage(found: _Collector, ledger: Ledger, model_id: int) -> None:
+    rows = queries.usage_history(ledger, model_id)
     missing = []
     for metric in ("downloads", "likes"):
         seen = [row for row in rows if row[metric] is not None]
@@ -332,11 +315,9 @@ def _files(found: _Collector, record: ModelRecord, observation_id: int) -> None:
     )
 
 
-def _timeline(found: _Collector, conn: sqlite3.Connection, model_id: int, name: str) -> None:
+def _timeline(found: _Collector, ledger: Ledger, model_id: int, name: str) -> None:
     """The model's events oldest first; when there are more than 30, the latest 30, which explain the event."""
-    total = conn.execute("SELECT COUNT(*) FROM events WHERE model_id = ?", (model_id,)).fetchone()[0]
-    rows = conn.execute("SELECT id, kind, at FROM events WHERE model_id = ? ORDER BY id DESC LIMIT ?",
-                        (model_id, MAX_TIMELINE)).fetchall()[::-1]
+    total, rows = queries.latest_events(ledger, model_id, MAX_TIMELINE)
     left_out = total - len(rows)
     found.add(
         "timeline",

@@ -211,12 +211,9 @@ class _compiled:
         self.path = home / CHECKPOINTS
 
     async def __aenter__(self) -> Any:
-        import aiosqlite
+        from weightkeeper.ledger import checkpoints
 
-        self.conn = await aiosqlite.connect(self.path)
-        # WAL (the saver sets it) with NORMAL: a step is on disk before the next starts and survives a
-        # crash of the process; only a power cut may lose the last steps, which are then re-run.
-        await self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn = await checkpoints.connect(self.path)
         return self.graph.compile(checkpointer=AsyncSqliteSaver(self.conn))
 
     async def __aexit__(self, *exc: object) -> None:

@@ -1,10 +1,16 @@
 """A scripted OpenAI-compatible chat endpoint on 127.0.0.1, speaking the wire format the `openai` SDK reads.
 
-`FakeLLM` answers `POST /v1/chat/completions` with the next scripted answer:
+`FakeLLM` answers `POST /v1/chat/completions` with the next scripted answer. It speaks the one structured-output
+request weightkeeper sends (what `ChatOpenAI.with_structured_output(method="json_schema")` sends): a
+`response_format` of type `json_schema`, no tools. Any other shape (tool calls, JSON mode, plain chat) is
+answered 400, as by a server that would not constrain the answer, so a change of method fails the tests.
 
 - `answer(value)` queues a structured-output answer: the message content is `value` as a JSON string.
   `value` may be a function of the request's evidence block (parsed from its `<evidence>` delimiters),
-  so a scripted answer can cite the evidence ids the documenter gave;
+  so a scripted answer can cite the evidence ids the documenter gave. `finish_reason="length"` scripts
+  an answer cut off at the token limit;
+- `refuse(text)` queues a refusal (the message's `refusal`, no content), as OpenAI's structured output
+  answers when the model declines;
 - `fail(status, times)` queues HTTP errors in OpenAI's error body, with `retry-after-ms: 1` so the SDK's
   retry comes at once. Errors are `FakeServer` faults: they answer before any scripted answer.
 
@@ -36,7 +42,7 @@ CHAT_PATH = "/v1/chat/completions"
 USAGE = {"prompt_tokens": 1812, "completion_tokens": 431, "total_tokens": 2243}
 CRITIQUE = "proposal_critique"
 CLEAN = {"findings": []}
-Scripted = dict[str, Any] | Callable[[dict[str, Any]], dict[str, Any]]
+Scripted = Any  # a JSON value, or a function of the request's evidence that returns one
 
 
 def error_body(status: int, message: str) -> bytes:
@@ -54,7 +60,7 @@ def block(text: str, tag: str) -> str | None:
 class FakeLLM(ServedFake):
     def __init__(self, api_key: str | None = API_KEY, *, delay: float = 0.0) -> None:
         self.api_key, self.delay = api_key, delay
-        self.script: list[tuple[Scripted, dict[str, int]]] = []
+        self.script: list[tuple[Scripted, dict[str, int], dict[str, Any]]] = []
         self.critique_script: list[Scripted | int] = []  # an int: an HTTP error status
         self.critiques: list[dict[str, Any]] = []
         self.in_flight = self.max_in_flight = 0
@@ -65,8 +71,11 @@ class FakeLLM(ServedFake):
     def base_url(self) -> str:
         return f"{self.url}/v1"
 
-    def answer(self, value: Scripted, usage: dict[str, int] = USAGE) -> None:
-        self.script.append((value, usage))
+    def answer(self, value: Scripted, usage: dict[str, int] = USAGE, *, finish_reason: str = "stop") -> None:
+        self.script.append((value, usage, {"finish_reason": finish_reason}))
+
+    def refuse(self, text: str) -> None:
+        self.script.append((None, USAGE, {"refusal": text}))
 
     def fail(self, status: int, times: int = 1) -> None:
         headers = {"Content-Type": "application/json", "retry-after-ms": "1"}
@@ -89,6 +98,8 @@ class FakeLLM(ServedFake):
         received = request.headers.get("authorization")
         if self.api_key and received != f"Bearer {self.api_key}":
             return Reply(401, error_body(401, f"Incorrect API key provided: {received}"))
+        if not _structured(request.json()):
+            return Reply(400, error_body(400, "this server answers only response_format json_schema, without tools"))
         if _schema_name(request.json()) == CRITIQUE:
             return self._critique(request)
         with self._lock:
@@ -115,17 +126,33 @@ class FakeLLM(ServedFake):
                          {"Content-Type": "application/json", "retry-after-ms": "1"})
         return Reply.json(self._completion(request.json(), scripted, USAGE))
 
-    def _completion(self, body: dict[str, Any], value: Scripted, usage: dict[str, int]) -> dict[str, Any]:
+    def _completion(self, body: dict[str, Any], value: Scripted, usage: dict[str, int],
+                    how: dict[str, Any] | None = None) -> dict[str, Any]:
+        how = how or {}
         if callable(value):
             user = next(message["content"] for message in body["messages"] if message["role"] == "user")
             value = value(json.loads(block(user, "evidence") or "null"))
+        refusal = how.get("refusal")
+        content = None if refusal else json.dumps(value)
+        if how.get("finish_reason") == "length":
+            content = (content or "")[: len(content or "") // 2]  # the tokens ran out mid-JSON
         return {
             "id": f"chatcmpl-{len(self.server.requests)}", "object": "chat.completion", "created": 1767225600,
             "model": body["model"],
-            "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
-                         "message": {"role": "assistant", "content": json.dumps(value), "refusal": None}}],
+            "choices": [{"index": 0, "finish_reason": how.get("finish_reason", "stop"), "logprobs": None,
+                         "message": {"role": "assistant", "content": content, "refusal": refusal}}],
             "usage": usage,
         }
+
+
+def _structured(body: Any) -> bool:
+    """Whether a request asks for an answer shaped by a JSON schema, the one way weightkeeper asks."""
+    try:
+        response_format = body["response_format"]
+        return (response_format["type"] == "json_schema" and isinstance(response_format["json_schema"]["schema"], dict)
+                and "tools" not in body and "tool_choice" not in body)
+    except (KeyError, TypeError):
+        return False
 
 
 def _schema_name(body: Any) -> str | None:

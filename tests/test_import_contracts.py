@@ -6,15 +6,13 @@ core. Imports inside functions (the lazy ones) count too."""
 from __future__ import annotations
 
 import ast
-import shutil
 from pathlib import Path
 
 import pytest
+from source_copies import PACKAGES, ROOT, copy_with_line
 
-ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("weightkeeper", "tools", "agents", "tui", "evals")
 FACES = ("weightkeeper.cli", "tui")
-SIGNING = ("weightkeeper.signing", "weightkeeper.deciding")
+SIGNING = ("weightkeeper.signing", "weightkeeper.deciding", "weightkeeper.ledger.decisions")
 FORBIDDEN = {  # layer -> what no module of it may import
     "core": ("tools", "agents", "evals", *FACES),
     "tools": ("agents", "evals", *FACES),
@@ -102,9 +100,5 @@ def test_the_layers_import_only_downwards_and_agents_reach_nothing_that_signs() 
      "agents.graph imports weightkeeper.cli.reviewing"),
 ])
 def test_a_forbidden_import_added_to_a_copy_is_caught(tmp_path: Path, module: str, line: str, expected: str) -> None:
-    for package in PACKAGES:
-        shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
-    target = tmp_path / module
-    target.write_text(target.read_text(encoding="utf-8") + f"\n\ndef _added() -> None:\n    {line}\n",
-                      encoding="utf-8")
-    assert any(found.startswith(expected) for found in violations(tmp_path)), violations(tmp_path)
+    copy = copy_with_line(tmp_path, module, line)
+    assert any(found.startswith(expected) for found in violations(copy)), violations(copy)

@@ -96,3 +96,21 @@ def test_an_incomplete_or_misplaced_llm_table_is_refused(tmp_path: Path, text: s
     with pytest.raises(ConfigError, match=message) as caught:
         config.load(tmp_path)
     assert (caught.value.path, caught.value.line, caught.value.key) == (path, line, key)
+
+
+def test_a_provider_other_than_openai_needs_a_key_variable_and_may_leave_base_url_to_its_own_api(
+        tmp_path: Path) -> None:
+    write(tmp_path, '[llm]\nprovider = "anthropic"\nmodel = "claude-sonnet-4-5"\napi_key_env = "ANTHROPIC_API_KEY"\n')
+    assert config.load(tmp_path).llm == LLMSettings(None, "claude-sonnet-4-5", "ANTHROPIC_API_KEY",
+                                                    provider="anthropic")
+    path = write(tmp_path, '[llm]\nprovider = "anthropic"\nmodel = "claude-sonnet-4-5"\n')
+    with pytest.raises(ConfigError, match="needs `api_key_env`") as caught:
+        config.load(tmp_path)
+    assert (caught.value.path, caught.value.key) == (path, None)
+
+
+def test_an_unknown_provider_is_refused_listing_the_known_ones(tmp_path: Path) -> None:
+    path = write(tmp_path, TABLE + 'provider = "bedrock"\n')
+    with pytest.raises(ConfigError, match="unknown provider 'bedrock'; expected one of: openai, anthropic") as caught:
+        config.load(tmp_path)
+    assert (caught.value.path, caught.value.line, caught.value.key) == (path, 4, "provider")

@@ -7,17 +7,20 @@ import asyncio
 import json
 import logging
 import re
+import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from fake_anthropic import FakeAnthropic
 from fake_llm import API_KEY, USAGE, FakeLLM, block
 from http_fakes import Fault
 from proposal_world import INJECTION, MARKUP, marked_up, model, queue, reviewer, scan_twice
 
 import prompts
 from agents.critic import REQUIRED_SECTIONS
-from tools.llm import LLMClient
+from tools.llm import PROVIDERS, LLMClient, LLMError
 from weightkeeper import config
 from weightkeeper.cli.reviewing import propose
 from weightkeeper.config import LLMSettings
@@ -29,8 +32,9 @@ MODEL = "wk-test-model"
 INVENTED = "9,999,999"
 
 
-def configure(home: Path, fake: FakeLLM, **changes: Any) -> None:
-    """Give the home's config an [llm] table pointing at `fake`; a None value leaves its key out."""
+def configure(home: Path, fake: Any, **changes: Any) -> None:
+    """Give the home's config an [llm] table pointing at `fake` (anything with a `base_url`); a None value leaves
+    its key out."""
     settings = {"base_url": fake.base_url, "model": MODEL, "api_key_env": KEY_ENV, "max_retries": 2, **changes}
     table = "".join(f"{key} = {json.dumps(value)}\n" for key, value in settings.items() if value is not None)
     with config.config_path(home).open("a", encoding="utf-8") as handle:
@@ -313,3 +317,95 @@ def test_reviewers_guidance_from_memory_reaches_the_model_as_data(deleted: Path,
     memory = json.loads(block(fake.chats[1]["messages"][1]["content"], "memory") or "")
     assert memory == {"precedents": [], "guidance": [
         {"reviewer_note": "Open with what the model was used for, then the deletion.", "decision": "reject"}]}
+
+
+def test_the_request_is_langchains_json_schema_structured_output_and_nothing_else(deleted: Path,
+                                                                                 fake: FakeLLM) -> None:
+    """json_schema is what vLLM, Ollama and llama.cpp server all enforce while decoding; no tool call is asked."""
+    fake.answer(grounded)
+    configure(deleted, fake)
+    run(deleted)
+    (chat,) = fake.chats
+    assert {"tools", "tool_choice", "functions"} & set(chat) == set() and not chat.get("stream")
+    assert chat["response_format"]["json_schema"]["name"] == "preservation_proposal"
+    (critique,) = fake.critiques
+    assert critique["response_format"]["json_schema"]["name"] == "proposal_critique"
+
+
+@pytest.mark.parametrize(
+    ("script", "reason"),
+    [
+        (lambda fake: fake.refuse("I can't help with that."), "the model refused"),
+        (lambda fake: fake.answer(grounded, finish_reason="length"), "the answer was cut off"),
+        (lambda fake: fake.fail(400), "HTTP 400"),  # not retried: the request itself is wrong
+        (lambda fake: fake.fail(401), "HTTP 401"),
+    ],
+)
+def test_a_refusal_a_cut_off_answer_or_a_refused_request_falls_back_offline_saying_why(
+        deleted: Path, fake: FakeLLM, script: Any, reason: str) -> None:
+    script(fake)
+    configure(deleted, fake)
+    run(deleted)
+    review = the_review(deleted)
+    assert review.draft.drafter == f"offline (LLM failed: {reason})" and not errors(review)
+    assert len(fake.chats) == 1
+
+
+def test_a_server_that_is_not_running_is_named_after_the_retries(deleted: Path, fake: FakeLLM) -> None:
+    configure(deleted, fake, base_url="http://127.0.0.1:9/v1", max_retries=1)
+    run(deleted)
+    assert the_review(deleted).draft.drafter == "offline (LLM failed: could not connect after 2 attempts)"
+
+
+def test_no_chat_model_holding_the_key_outlives_its_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+
+    from langchain_openai import ChatOpenAI
+
+    monkeypatch.setenv(KEY_ENV, API_KEY)
+    with FakeLLM() as served:
+        served.answer({"n": 1})
+        client = LLMClient(LLMSettings(served.base_url, MODEL, KEY_ENV))
+        answer = asyncio.run(client.structured(system="s", user="u", schema_name="x", schema={"type": "object"}))
+    assert answer.value == {"n": 1} and answer.usage == USAGE
+    gc.collect()
+    assert [model for model in gc.get_objects() if isinstance(model, ChatOpenAI)] == []
+    assert API_KEY not in repr(vars(client))
+
+
+def test_a_provider_whose_package_is_missing_stops_propose_saying_which_pip_command_installs_it(
+        deleted: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "langchain_anthropic", None)  # as if the extra were not installed
+    configure(deleted, SimpleNamespace(base_url=None), model="claude-sonnet-4-5", provider="anthropic")
+    missing = r"langchain-anthropic is not installed.*pip install 'weightkeeper\[anthropic\]'"
+    with pytest.raises(LLMError, match=missing):
+        run(deleted)
+    assert queue(deleted)[1].list() == []
+
+
+def test_every_configurable_provider_has_a_chat_model() -> None:
+    assert set(PROVIDERS) == set(config.LLM_PROVIDERS)
+
+
+def test_claude_drafts_through_the_anthropic_provider_and_again_in_the_same_process(
+        deleted: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(KEY_ENV, API_KEY)
+    with FakeAnthropic() as claude:
+        claude.fail(529)  # overloaded: retried
+        claude.answer(grounded)
+        configure(deleted, claude, model="claude-sonnet-4-5", provider="anthropic", max_retries=1)
+        run(deleted)
+        review = the_review(deleted)
+        assert (review.draft.drafter, review.draft.token_usage) == ("claude-sonnet-4-5", USAGE)
+        assert not errors(review) and review.draft.practices == ("archive", "lineage")
+        (message,) = claude.messages[1:]
+        assert message["system"] == prompts.load("advocate").text
+        assert message["tools"][0]["input_schema"]["required"] == ["title", "body", "claims", "practices"]
+        # A second propose in the same process (as `watch` runs them) opens its own connections.
+        dependent = model("acme/med-ft-v2", lineage=(Lineage("acme/med-ft", "finetune"),))
+        scan_twice(deleted, [model("medico/med-ft-clinical"), dependent], [dependent])
+        for _ in range(3):
+            claude.answer(grounded)
+        run(deleted)
+    second = next(review for review in queue(deleted)[1].list() if review.model == "medico/med-ft-clinical")
+    assert second.draft.drafter == "claude-sonnet-4-5"

@@ -33,6 +33,7 @@ from typing import Any
 from weightkeeper.config import MemorySettings
 from weightkeeper.ledger import Ledger
 from weightkeeper.proposals import Dossier, Evidence
+from weightkeeper.review import ReviewQueue
 
 Embed = Callable[[list[str]], list[list[float]]]
 PRECEDENT_STATUSES = ("approved", "executed")
@@ -135,18 +136,13 @@ class Memory:
     def sync(self, ledger: Ledger) -> int:
         """Index the decided reviews and reviewer notes the memory lacks (or holds with an old outcome).
         Returns how many entries were written."""
-        marks = ", ".join("?" * len(DECIDED_STATUSES))
-        reviews = ledger.conn.execute(
-            f"SELECT r.id, r.status, r.draft, r.evidence, m.name AS model FROM reviews r JOIN models m ON m.id = r.model_id"
-            f" WHERE r.status IN ({marks}) OR r.id IN (SELECT review_id FROM decisions)"
-            " ORDER BY r.id", DECIDED_STATUSES).fetchall()
+        queue = ReviewQueue(ledger)
+        reviews = queue.decided(DECIDED_STATUSES)
         if not reviews:
             return 0
         held = self.proposals.get(ids=[f"review-{row['id']}" for row in reviews], include=["metadatas"])
         outcome = {entry: meta["outcome"] for entry, meta in zip(held["ids"], held["metadatas"], strict=True)}
-        notes = ledger.conn.execute(
-            "SELECT d.id, d.review_id, d.decision, d.reason FROM decisions d WHERE d.reason IS NOT NULL"
-            " AND d.reason != '' ORDER BY d.id").fetchall()
+        notes = queue.notes()
         known_notes = set(self.feedback.get(ids=[f"decision-{row['id']}" for row in notes], include=[])["ids"]
                           ) if notes else set()
         fresh_notes = [row for row in notes if f"decision-{row['id']}" not in known_notes]

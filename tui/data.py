@@ -7,7 +7,6 @@ review approve|reject|defer|edit` (weightkeeper/cli/reviewing.py), recorded on t
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -127,8 +126,7 @@ class Desk:
     def fingerprint(self) -> tuple[Any, ...]:
         """Changes whenever a review arrives or is decided: what the console polls for."""
         with self.opened() as (_, ledger):
-            return tuple(ledger.conn.execute("SELECT COUNT(*), MAX(updated_at), (SELECT MAX(id) FROM events)"
-                                             " FROM reviews").fetchone())
+            return ReviewQueue(ledger).fingerprint()
 
     def triaged(self) -> list[Triaged]:
         from agents.triage import triaged
@@ -140,7 +138,7 @@ class Desk:
         with self.opened() as (_, ledger):
             queue = ReviewQueue(ledger)
             review = queue.get(review_id)
-            return Dossier(review, queue.members(review_id), queue.decisions(review_id), _results(ledger, review),
+            return Dossier(review, queue.members(review_id), queue.decisions(review_id), queue.results(review),
                            {item.id: _ledger_rows(ledger, item.source) for item in review.evidence.items})
 
     def events(self) -> list[dict[str, Any]]:
@@ -157,26 +155,23 @@ class Desk:
                     for row in _ledger_rows(ledger, f"observation {event[key]}")]
 
     def figures(self) -> Figures:
-        from weightkeeper.ledger.queries import stats
+        from weightkeeper.ledger.queries import registry_names, stats
 
         with self.opened() as (settings, ledger):
-            names = [row["name"] for row in ledger.conn.execute("SELECT name FROM registries ORDER BY name")]
+            names = registry_names(ledger)
             return Figures(stats(ledger), {name: stats(ledger, registry=name)["models"] for name in names})
 
     def registries(self) -> list[RegistryState]:
         from weightkeeper.cli.watch import next_run
+        from weightkeeper.ledger.queries import last_scan
 
         with self.opened() as (settings, ledger):
             states = []
             for registry in settings.registries.values():
-                scan = ledger.conn.execute(
-                    "SELECT s.* FROM scans s JOIN registries r ON r.id = s.registry_id WHERE r.name = ?"
-                    " ORDER BY s.id DESC LIMIT 1", (registry.name,)).fetchone()
-                problems = [row["message"] for row in ledger.conn.execute(
-                    "SELECT message FROM problems WHERE scan_id = ? ORDER BY id", (scan["id"],))] if scan else []
+                scan, problems = last_scan(ledger, registry.name)
                 states.append(RegistryState(registry.name, registry.kind, self.shown_path(registry.location),
                                             registry.schedule,
-                                            dict(scan) if scan else None, problems,
+                                            scan, problems,
                                             next_run(registry.schedule, self.now()).strftime("%Y-%m-%d %H:%M")))
             return states
 
@@ -195,10 +190,10 @@ class Desk:
 
     def archive(self) -> list[Archived]:
         from tools.archive.archiving import open_store
+        from weightkeeper.ledger.queries import fixity_checks
 
         with self.opened() as (settings, ledger):
-            checks = {json.loads(row["detail"])["object_id"]: (row["kind"], row["at"]) for row in ledger.conn.execute(
-                "SELECT kind, at, detail FROM events WHERE kind IN ('fixity_ok', 'fixity_failed') ORDER BY id")}
+            checks = fixity_checks(ledger)
             return [Archived(item.object_id, item.versions, item.head, item.files, item.bytes,
                              *checks.get(item.object_id, (None, None))) for item in open_store(settings).objects()]
 
@@ -245,15 +240,6 @@ class Desk:
             return [queue.get(review_id) for review_id in review_ids]
 
 
-def _results(ledger: Ledger, review: Review) -> dict[int, dict[str, Any]]:
-    """The latest outcome of each action of the review's current version that an executor ran."""
-    rows = ledger.conn.execute(
-        "SELECT d.action_index, res.outcome, res.detail FROM decisions d JOIN executions x ON x.decision_id = d.id"
-        " JOIN execution_results res ON res.execution_id = x.id WHERE d.review_id = ? AND d.version = ?"
-        " ORDER BY res.rowid", (review.id, review.version)).fetchall()
-    return {row["action_index"]: {"outcome": row["outcome"], **json.loads(row["detail"])} for row in rows}
-
-
 SHOWN = {  # what the evidence pane shows of a ledger row it names
     "model": ("name", "state", "visibility", "first_seen", "last_seen"),
     "observation": ("scan_id", "observed_at", "found", "name", "revision", "visibility", "downloads", "likes",
@@ -267,10 +253,12 @@ def _ledger_rows(ledger: Ledger, source: str) -> list[dict[str, Any]]:
     two ends of `observations 3–812` (agents/documenter.py)."""
     import re
 
+    from weightkeeper.ledger.queries import ledger_row
+
     rows = []
     for noun, first, last in re.findall(r"\b(observation|event|model)s? (\d+)(?:–(\d+))?", source):
         for row_id in dict.fromkeys(int(found) for found in (first, last) if found):
-            row = ledger.conn.execute(f"SELECT {', '.join(SHOWN[noun])} FROM {noun}s WHERE id = ?", (row_id,)).fetchone()
+            row = ledger_row(ledger, noun, row_id, SHOWN[noun])
             if row is not None:
-                rows.append({"row": f"{noun} {row_id}", **{key: row[key] for key in row.keys()}})
+                rows.append({"row": f"{noun} {row_id}", **row})
     return rows

@@ -66,9 +66,10 @@ auto_propose = false      # draft proposals after each scan
 # webhook_url = "https://hooks.example.org/weightkeeper"
 # webhook_token_env = "WEBHOOK_TOKEN"    # optional: name of the env var holding a token sent as Bearer
 
-# An OpenAI-compatible endpoint that drafts proposals (OpenAI, vLLM, Ollama, llama.cpp server).
-# Without an [llm] table, a deterministic offline drafter writes them from the evidence alone.
+# A chat model that drafts proposals: by default any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama,
+# llama.cpp server). Without an [llm] table, a deterministic offline drafter writes them from the evidence alone.
 # [llm]
+# provider = "openai"                     # or "anthropic" (pip install 'weightkeeper[anthropic]')
 # base_url = "http://127.0.0.1:8000/v1"   # the API, up to and including /v1
 # model = "my-model"                      # the model name the endpoint serves
 # api_key_env = "OPENAI_API_KEY"          # name of the env var holding the key; leave out to send none
@@ -168,6 +169,8 @@ class ScanSettings:
 
 
 PUBLISH_CHANNELS = ("outbox", "hf_discussion", "github_issue", "webhook")
+# The [llm] providers: the LangChain chat model each is reached through is in tools/llm.py.
+LLM_PROVIDERS = ("openai", "anthropic")
 GITHUB_REPO_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 
 
@@ -196,15 +199,17 @@ class ProposalSettings:
 
 @dataclass(frozen=True, slots=True)
 class LLMSettings:
-    """An OpenAI-compatible endpoint for the advocate. The key is read from `api_key_env` at each
-    call and never kept; without one no key is sent (a local vLLM or llama.cpp server needs none)."""
+    """The chat model that drafts and critiques: `model` of `provider` (by default any OpenAI-compatible endpoint
+    at `base_url`). The key is read from `api_key_env` at each call and never kept; without one no key is sent
+    (a local vLLM or llama.cpp server needs none)."""
 
-    base_url: str
+    base_url: str | None  # None: the provider's own API (not for `openai`, which needs it)
     model: str
     api_key_env: str | None = None
     timeout_seconds: float = 60.0  # per request
     max_retries: int = 2  # after a timeout, a connection error, a 429 or a 5xx
     concurrency: int = 4  # requests in flight at once
+    provider: str = "openai"  # one of LLM_PROVIDERS
 
     def __post_init__(self) -> None:
         name_secret_variables(self.api_key_env)
@@ -470,11 +475,16 @@ def _channel_settings(table: dict[str, Any],
 
 def _llm_settings(table: Any, fail: Callable[[str, str | None, str | None], ConfigError]) -> LLMSettings:
     _check_table(table, "llm", LLMSettings, fail)
-    for key in ("base_url", "model"):
+    provider = table.get("provider", "openai")
+    if provider not in LLM_PROVIDERS:
+        raise fail(f"unknown provider {provider!r}; expected one of: {', '.join(LLM_PROVIDERS)}", "llm", "provider")
+    # Another provider's own API is the default; an OpenAI-compatible endpoint has to be named.
+    required = ("base_url", "model") if provider == "openai" else ("model", "api_key_env")
+    for key in required:
         if key not in table:
             raise fail(f"[llm] needs `{key}`; leave the whole table out to draft offline", "llm", None)
-    base_url, model, api_key_env = table["base_url"], table["model"], table.get("api_key_env")
-    if not isinstance(base_url, str) or not URL_PATTERN.match(base_url):
+    base_url, model, api_key_env = table.get("base_url"), table["model"], table.get("api_key_env")
+    if base_url is not None and not (isinstance(base_url, str) and URL_PATTERN.match(base_url)):
         raise fail('must be an http:// or https:// URL, like "http://127.0.0.1:8000/v1"', "llm", "base_url")
     if not isinstance(model, str) or not model.strip():
         raise fail("must be the name of a model the endpoint serves", "llm", "model")
@@ -490,7 +500,7 @@ def _llm_settings(table: Any, fail: Callable[[str, str | None, str | None], Conf
     concurrency = table.get("concurrency", defaults.concurrency)
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= 64:
         raise fail("must be a whole number of requests between 1 and 64", "llm", "concurrency")
-    return LLMSettings(base_url, model, api_key_env, float(timeout), retries, concurrency)
+    return LLMSettings(base_url, model, api_key_env, float(timeout), retries, concurrency, provider)
 
 
 def _memory_settings(table: Any, home: Path,

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from weightkeeper.domain import EventKind
-from weightkeeper.ledger import now_iso
+from weightkeeper.ledger import decisions, now_iso
 from weightkeeper.proposals import Draft
 from weightkeeper.review import (CHANNELS, Review, ReviewError, ReviewQueue, decision_fields, edit_summary,
                                  reviewer_keys)
@@ -71,8 +71,7 @@ class HumanReviewer:
                     raise ReviewError(f"action {index} of review {review_id} changed after it was shown; "
                                       "show it again before approving")
                 self._decide(queue, review, "approve", index, shown, overrides=sorted(overrides))
-            queue.conn.execute("UPDATE reviews SET status = 'approved', updated_at = ? WHERE id = ?",
-                               (now_iso(), review_id))
+            decisions.set_status(queue.conn, review_id, "approved")
             queue.record_event(EventKind.REVIEW_APPROVED, review.registry_id, review.model_id,
                          {"review_id": review_id, "version": version, "reviewer": self.name,
                           "actions": sorted(payload_sha256s)})
@@ -92,8 +91,7 @@ class HumanReviewer:
             draft = Draft.from_dict({**review.draft.to_dict(), "title": title, "body": body})
             changes = edit_summary(review.draft, draft)
             self._decide(queue, review, "edit", None, None, "\n\n".join(filter(None, [note, changes])) or None)
-            queue.conn.execute("UPDATE reviews SET draft = ?, version = version + 1, status = 'pending', updated_at = ?"
-                               " WHERE id = ?", (json.dumps(draft.to_dict()), now_iso(), review_id))
+            decisions.replace_draft(queue.conn, review_id, json.dumps(draft.to_dict()))
             queue.record_event(EventKind.REVIEW_EDITED, review.registry_id, review.model_id,
                          {"review_id": review_id, "version": version + 1, "reviewer": self.name})
             return version + 1
@@ -103,8 +101,7 @@ class HumanReviewer:
         with self._deciding(queue, review_id):
             review = self._current(queue, review_id, version, decision)
             self._decide(queue, review, decision, None, None, reason)
-            queue.conn.execute("UPDATE reviews SET status = ?, updated_at = ? WHERE id = ?",
-                               (status, now_iso(), review_id))
+            decisions.set_status(queue.conn, review_id, status)
             kind = EventKind.REVIEW_REJECTED if decision == "reject" else EventKind.REVIEW_DEFERRED
             queue.record_event(kind, review.registry_id, review.model_id,
                          {"review_id": review_id, "version": version, "reviewer": self.name, "reason": reason})
@@ -140,8 +137,4 @@ class HumanReviewer:
                "action_index": action_index, "payload_sha256": payload_sha256, "reviewer": self.name,
                "channel": self.channel, "reason": reason, "overrides": json.dumps(overrides or []),
                "decided_at": now_iso(), "previous": previous[0]["signature"] if previous else ""}
-        queue.conn.execute(
-            "INSERT INTO decisions (review_id, version, decision, action_index, payload_sha256, reviewer, channel,"
-            " reason, overrides, previous, decided_at, signature) VALUES (:review_id, :version, :decision,"
-            " :action_index, :payload_sha256, :reviewer, :channel, :reason, :overrides, :previous, :decided_at,"
-            " :signature)", {**row, "signature": self.signer.sign(decision_fields(row))})
+        decisions.record_decision(queue.conn, {**row, "signature": self.signer.sign(decision_fields(row))})

@@ -548,6 +548,34 @@ class ReviewQueue:
                                                              "not approved")
                 if index in outcomes else "not approved" for index in range(len(review.draft.actions))]
 
+    def results(self, review: Review) -> dict[int, dict[str, Any]]:
+        """The latest outcome of each action of the review's current version that an executor ran, with its detail."""
+        rows = self.conn.execute(
+            "SELECT d.action_index, res.outcome, res.detail FROM decisions d JOIN executions x ON x.decision_id = d.id"
+            " JOIN execution_results res ON res.execution_id = x.id WHERE d.review_id = ? AND d.version = ?"
+            " ORDER BY res.rowid", (review.id, review.version)).fetchall()
+        return {row["action_index"]: {"outcome": row["outcome"], **json.loads(row["detail"])} for row in rows}
+
+    def fingerprint(self) -> tuple[Any, ...]:
+        """Changes whenever a review arrives or is decided, or an event is recorded."""
+        return tuple(self.conn.execute("SELECT COUNT(*), MAX(updated_at), (SELECT MAX(id) FROM events)"
+                                       " FROM reviews").fetchone())
+
+    def decided(self, statuses: tuple[str, ...]) -> list[sqlite3.Row]:
+        """Reviews in `statuses`, or with any decision: id, status, draft, evidence, model (its name now), by id."""
+        marks = ", ".join("?" * len(statuses))
+        return self.conn.execute(
+            "SELECT r.id, r.status, r.draft, r.evidence, m.name AS model"
+            " FROM reviews r JOIN models m ON m.id = r.model_id"
+            f" WHERE r.status IN ({marks}) OR r.id IN (SELECT review_id FROM decisions)"
+            " ORDER BY r.id", statuses).fetchall()
+
+    def notes(self) -> list[sqlite3.Row]:
+        """Every decision a reviewer gave a reason for: id, review_id, decision, reason, by id."""
+        return self.conn.execute(
+            "SELECT d.id, d.review_id, d.decision, d.reason FROM decisions d WHERE d.reason IS NOT NULL"
+            " AND d.reason != '' ORDER BY d.id").fetchall()
+
     def record_event(self, kind: EventKind, registry_id: int, model_id: int, detail: dict[str, Any]) -> None:
         """A ledger event of the review's life (no scan, no observation: a decision or an execution)."""
         self.ledger.add_events([NewEvent(kind, registry_id, model_id, None, None, None, detail)])

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from weightkeeper.errors import WeightkeeperError
-from weightkeeper.ledger import Ledger, now_iso
+from weightkeeper.ledger import Ledger, decisions, now_iso
 from weightkeeper.review import ReviewError, reviewer_fields, reviewer_keys
 from weightkeeper.witness import KEYS_ENV, Witness, keys_dir
 
@@ -95,9 +95,7 @@ def add_reviewer(ledger: Ledger, name: str, public_key: str, *, endorser: Signer
         if not trusted and (endorser.name, endorser.public_key) != (name, public_key):
             raise ReviewError(f"the ledger has no reviewer yet: the first, {name!r}, endorses itself")
         row = {"name": name, "public_key": public_key, "added_by": endorser.name, "added_at": now_iso()}
-        conn.execute("INSERT INTO reviewers (name, public_key, added_by, added_at, signature)"
-                     " VALUES (:name, :public_key, :added_by, :added_at, :signature)",
-                     {**row, "signature": endorser.sign(reviewer_fields(row))})
+        decisions.record_reviewer(conn, {**row, "signature": endorser.sign(reviewer_fields(row))})
 
 
 def enroll(ledger: Ledger, home: Path, name: str, *, directory: Path | None = None) -> Signer:

@@ -15,7 +15,7 @@ from typing import Any
 from weightkeeper import config
 from weightkeeper.domain import EventKind
 from weightkeeper.errors import WeightkeeperError
-from weightkeeper.ledger import Ledger
+from weightkeeper.ledger import Ledger, queries
 from weightkeeper.ledger.store import NewEvent
 from weightkeeper.words import counted
 
@@ -107,9 +107,7 @@ def archive_restore(home: Path, object_id: str, dest: Path, version: str | None)
 
 def _record(ledger: Ledger, object_id: str, report: Any) -> None:
     registry, _, model = object_id.partition("/")
-    row = ledger.conn.execute(
-        "SELECT m.registry_id, m.id FROM models m JOIN registries r ON r.id = m.registry_id"
-        " WHERE r.name = ? AND m.name = ?", (registry, model)).fetchone()
+    row = queries.model_ids(ledger, registry, model)
     if row is None:
         raise WeightkeeperError(f"the archive holds {object_id}, which this ledger does not know; was the archive "
                                 "path pointed at another home's archive?")

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from weightkeeper import config
 from weightkeeper.errors import WeightkeeperError
-from weightkeeper.ledger import Ledger, now_iso
+from weightkeeper.ledger import Ledger, contacts
 from weightkeeper.review import ApprovalRefused, Review, ReviewQueue, shown_status
 from weightkeeper.words import counted
 
@@ -208,7 +208,7 @@ def reject(ledger: Ledger, reviewer: HumanReviewer, review: Review, reason: str,
                                 "learn from it")
     reviewer.reject(ReviewQueue(ledger), review.id, version=review.version, reason=reason)
     if recipient_refused:
-        block(ledger, review.recipient, reason=f"refused review {review.id}: {reason}", by=reviewer.name)
+        contacts.block(ledger, review.recipient, reason=f"refused review {review.id}: {reason}", by=reviewer.name)
 
 
 def defer(ledger: Ledger, reviewer: HumanReviewer, review: Review, *, until: date | None = None,
@@ -308,21 +308,15 @@ def reviewer_trust(home: Path, *, reset: bool, ask: Callable[[str], str] = input
     return 0
 
 
-def block(ledger: Ledger, owner: str, *, reason: str | None, by: str | None = None) -> None:
-    with ledger.transaction() as conn:
-        conn.execute("INSERT OR REPLACE INTO contact_blocks (owner, reason, blocked_at, blocked_by) VALUES (?, ?, ?, ?)",
-                     (owner, reason, now_iso(), by or getpass.getuser()))
-
-
 def contact_block(home: Path, owner: str, reason: str | None) -> None:
     with _opened(home) as (_, ledger):
-        block(ledger, owner, reason=reason)
+        contacts.block(ledger, owner, reason=reason, by=getpass.getuser())
     print(f"{owner} will not be contacted: no proposal is drafted for their models")
 
 
 def contact_unblock(home: Path, owner: str) -> None:
-    with _opened(home) as (_, ledger), ledger.transaction() as conn:
-        if conn.execute("DELETE FROM contact_blocks WHERE owner = ?", (owner,)).rowcount == 0:
+    with _opened(home) as (_, ledger):
+        if not contacts.unblock(ledger, owner):
             raise WeightkeeperError(f"{owner} is not on the do-not-contact list; `weightkeeper contact list` shows "
                                     "who is")
     print(f"{owner} may be contacted again: their models' events get proposals")
@@ -330,8 +324,7 @@ def contact_unblock(home: Path, owner: str) -> None:
 
 def contact_list(home: Path, *, as_json: bool) -> None:
     with _opened(home, write=False) as (settings, ledger):
-        rows = [dict(row) for row in ledger.conn.execute(
-            "SELECT owner, reason, blocked_at, blocked_by FROM contact_blocks ORDER BY owner")]
+        rows = contacts.blocks(ledger)
     rows += [{"owner": owner, "reason": "in [proposals] do_not_contact of weightkeeper.toml", "blocked_at": None,
               "blocked_by": None} for owner in sorted(settings.proposals.do_not_contact)]
     if as_json:

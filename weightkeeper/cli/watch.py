@@ -21,7 +21,7 @@ from pathlib import Path
 from weightkeeper import config
 from weightkeeper.cli.progress import LogLines, stamp
 from weightkeeper.cli.scanning import chosen_registries, describe, scan_one
-from weightkeeper.ledger import Ledger
+from weightkeeper.ledger import Ledger, queries
 
 VERIFY_JOB = "(archive)"  # no registry name has parentheses
 
@@ -46,7 +46,7 @@ def watch(home: Path, names: list[str], stop: threading.Event, *, jitter: float 
         if not names:
             jobs[VERIFY_JOB] = (settings.archive.verify_schedule, lambda: _verify(settings))
         now = datetime.now().astimezone()
-        due = {name: now if name in settings.registries and _unfinished(ledger, settings.registries[name]) else
+        due = {name: now if name in settings.registries and queries.scan_unfinished(ledger, name) else
                _jittered(next_run(schedule, now), jitter) for name, (schedule, _) in jobs.items()}
         for name, (schedule, _) in jobs.items():
             what = "verification" if name == VERIFY_JOB else "scan"
@@ -70,13 +70,6 @@ def _verify(settings: config.Config) -> str:
     return (f"{VERIFY_JOB}: {len(reports):,} object{'' if len(reports) == 1 else 's'} verified, "
             + (f"FIXITY FAILED for {', '.join(failed)}; `weightkeeper archive verify ID --repair` restores from the "
                "mirror" if failed else "all intact"))
-
-
-def _unfinished(ledger: Ledger, registry: config.RegistryConfig) -> bool:
-    return ledger.conn.execute(
-        "SELECT 1 FROM scans s JOIN registries r ON r.id = s.registry_id WHERE r.name = ? AND s.phase != 'done'",
-        (registry.name,),
-    ).fetchone() is not None
 
 
 def _jittered(when: datetime, jitter: float) -> datetime:

@@ -1,13 +1,15 @@
-"""Reading the ledger back: event history and statistics."""
+"""Reading the ledger back: event history and statistics, and the rows the agents, the CLI and the console read.
+
+Every query outside the scan engine and the review queue lives here, named by what it answers."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
-
-from collections.abc import Iterable
 
 from weightkeeper.domain import EventKind
 from weightkeeper.errors import UnknownRegistryError, WeightkeeperError
@@ -127,3 +129,114 @@ def stats(ledger: Ledger, *, registry: str | None = None, top: int = 10) -> dict
         "weeks": weekly,
         "top_lineages": [dict(row) for row in lineages],
     }
+
+
+def latest_unproposed_events(ledger: Ledger, kinds: Iterable[str], *, model: str | None = None) -> list[sqlite3.Row]:
+    """Per model, its latest event of `kinds` when no proposal was drafted for that event yet (neither as a
+    review's own event nor as one it covers): id, registry, model_id, model (its name at the event), kind."""
+    marks = ", ".join("?" * len(kinds := tuple(kinds)))
+    return ledger.conn.execute(
+        "SELECT e.id, g.name AS registry, m.id AS model_id, COALESCE(o.name, m.name) AS model, e.kind"
+        " FROM events e JOIN models m ON m.id = e.model_id JOIN registries g ON g.id = e.registry_id"
+        " LEFT JOIN observations o ON o.id = e.observation_id AND o.found = 1"
+        f" WHERE e.id IN (SELECT MAX(id) FROM events WHERE kind IN ({marks}) GROUP BY model_id)"
+        " AND NOT EXISTS (SELECT 1 FROM reviews r WHERE r.event_id = e.id)"
+        " AND NOT EXISTS (SELECT 1 FROM review_members x WHERE x.event_id = e.id)"
+        + (" AND (m.name = ? OR o.name = ?)" if model else "") + " ORDER BY e.id",
+        (*kinds, *((model, model) if model else ())),
+    ).fetchall()
+
+
+def event_context(ledger: Ledger, event_id: int) -> sqlite3.Row | None:
+    """An event with its registry and its model as they are now, the model named as it was at the event."""
+    return ledger.conn.execute(
+        "SELECT e.id, e.at, e.kind, e.model_id, e.detail, r.name AS registry, r.kind AS registry_kind,"
+        " r.location, COALESCE(o.name, m.name) AS model, m.name AS current_name, m.key, m.state, m.first_seen,"
+        " m.last_seen, m.last_observation_id"
+        " FROM events e JOIN registries r ON r.id = e.registry_id"
+        " LEFT JOIN models m ON m.id = e.model_id LEFT JOIN observations o ON o.id = e.observation_id"
+        " WHERE e.id = ?",
+        (event_id,),
+    ).fetchone()
+
+
+def observed_at(ledger: Ledger, observation_id: int) -> str:
+    return ledger.conn.execute("SELECT observed_at FROM observations WHERE id = ?", (observation_id,)).fetchone()[0]
+
+
+def dependents(ledger: Ledger, model_id: int) -> list[sqlite3.Row]:
+    """Models (of any registry) whose latest found observation names this model, under any name it had, as a base
+    model: id, name, observation_id, by name."""
+    return ledger.conn.execute(
+        "SELECT DISTINCT m.id, m.name, o.id AS observation_id FROM observation_lineage l"
+        " JOIN observations o ON o.id = l.observation_id JOIN models m ON m.id = o.model_id"
+        " WHERE l.base_model IN (SELECT name FROM observations WHERE model_id = ?)"
+        " AND m.last_observation_id = o.id AND m.id != ? ORDER BY m.name, m.id",
+        (model_id, model_id),
+    ).fetchall()
+
+
+def usage_history(ledger: Ledger, model_id: int) -> list[sqlite3.Row]:
+    """The model's found observations oldest first: id, observed_at, downloads, likes."""
+    return ledger.conn.execute(
+        "SELECT id, observed_at, downloads, likes FROM observations WHERE model_id = ? AND found = 1 ORDER BY id",
+        (model_id,),
+    ).fetchall()
+
+
+def latest_events(ledger: Ledger, model_id: int, limit: int) -> tuple[int, list[sqlite3.Row]]:
+    """How many events the model has, and its latest `limit` (id, kind, at) oldest first."""
+    total = ledger.conn.execute("SELECT COUNT(*) FROM events WHERE model_id = ?", (model_id,)).fetchone()[0]
+    rows = ledger.conn.execute("SELECT id, kind, at FROM events WHERE model_id = ? ORDER BY id DESC LIMIT ?",
+                               (model_id, limit)).fetchall()
+    return total, rows[::-1]
+
+
+def model_ids(ledger: Ledger, registry: str, model: str) -> tuple[int, int] | None:
+    """(registry id, model id) of the model the registry lists under `model` now, or None."""
+    row = ledger.conn.execute(
+        "SELECT m.registry_id, m.id FROM models m JOIN registries r ON r.id = m.registry_id"
+        " WHERE r.name = ? AND m.name = ?", (registry, model)).fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def scan_unfinished(ledger: Ledger, registry: str) -> bool:
+    """Whether the registry has a scan that did not finish (its next scan resumes it)."""
+    return ledger.conn.execute(
+        "SELECT 1 FROM scans s JOIN registries r ON r.id = s.registry_id WHERE r.name = ? AND s.phase != 'done'",
+        (registry,),
+    ).fetchone() is not None
+
+
+def last_scan(ledger: Ledger, registry: str) -> tuple[dict[str, Any] | None, list[str]]:
+    """The registry's latest scan (its row) and that scan's problems' messages; (None, []) before its first."""
+    scan = ledger.conn.execute(
+        "SELECT s.* FROM scans s JOIN registries r ON r.id = s.registry_id WHERE r.name = ?"
+        " ORDER BY s.id DESC LIMIT 1", (registry,)).fetchone()
+    if scan is None:
+        return None, []
+    return dict(scan), [row["message"] for row in ledger.conn.execute(
+        "SELECT message FROM problems WHERE scan_id = ? ORDER BY id", (scan["id"],))]
+
+
+def registry_names(ledger: Ledger) -> list[str]:
+    """The registries the ledger recorded, by name."""
+    return [row["name"] for row in ledger.conn.execute("SELECT name FROM registries ORDER BY name")]
+
+
+def fixity_checks(ledger: Ledger) -> dict[str, tuple[str, str]]:
+    """Per archived object id, its latest fixity check: (event kind, at)."""
+    return {json.loads(row["detail"])["object_id"]: (row["kind"], row["at"]) for row in ledger.conn.execute(
+        "SELECT kind, at, detail FROM events WHERE kind IN (?, ?) ORDER BY id",
+        (EventKind.FIXITY_OK, EventKind.FIXITY_FAILED))}
+
+
+ROW_TABLES = {"model": "models", "observation": "observations", "event": "events"}
+
+
+def ledger_row(ledger: Ledger, noun: str, row_id: int, columns: Sequence[str]) -> dict[str, Any] | None:
+    """`columns` of the model, observation or event `row_id` (as a source names it: `observation 812`), or None."""
+    if noun not in ROW_TABLES or not all(column.isidentifier() for column in columns):
+        raise ValueError(f"no ledger rows of {noun!r} with columns {list(columns)}")
+    row = ledger.conn.execute(f"SELECT {', '.join(columns)} FROM {ROW_TABLES[noun]} WHERE id = ?", (row_id,)).fetchone()
+    return dict(row) if row is not None else None
