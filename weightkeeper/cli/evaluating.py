@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 # `all` runs them in this order. A new suite is one line here.
 SUITES: dict[str, str] = {
     "detection": "evals.report:DETECTION",
+    "letters": "evals.letters_report:LETTERS",
 }
 ALL = "all"
 
