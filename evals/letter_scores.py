@@ -225,7 +225,7 @@ def fact_tokens(text: str) -> list[tuple[str, str]]:
         tokens.extend((kind, value(match)) for match in pattern.finditer(text))
         text = pattern.sub(" ", text)
 
-    take("link", URL)
+    take("link", URL, lambda m: m.group(0).rstrip(".,;:!?"))  # a sentence's full stop is not the link's
     take("date", ISO, lambda m: "-".join(m.group(1, 2, 3)))
     take("date", HUMAN_DATE, _iso_of)
     for match in CODE.finditer(text):  # a quoted name, or a command: its model ids and revisions
