@@ -29,6 +29,9 @@ def run_letters(scratch: Path, options: Options) -> Part:
     drafted = [letter for result in results for letter in result.letters]
     part: Part = {"drafter": drafting.label, "prompts": sorted({letter.prompt for letter in drafted}),
                   "metrics": metrics(drafted), "seconds": 0.0, "cases": [_case(result) for result in results]}
+    if options.judges:
+        part["judging"] = judging.grade(options.judges, [_judged(result.case.name, letter)
+                                                         for result in results for letter in result.letters])
     if compared is not None:
         pairs = _pairs(results)
         part["comparison"] = {"drafter": compared.label, "metrics": metrics([letter for result in results
@@ -37,9 +40,6 @@ def run_letters(scratch: Path, options: Options) -> Part:
         if options.judges:
             part["comparison"]["judged"] = judging.compare(options.judges, [(_judged(case, a), _judged(case, b))
                                                                             for case, a, b in pairs])
-    if options.judges:
-        part["judging"] = judging.grade(options.judges, [_judged(result.case.name, letter)
-                                                         for result in results for letter in result.letters])
     part["seconds"] = round(time.perf_counter() - clock, 3)
     return part
 
@@ -190,7 +190,8 @@ def section(part: Part) -> list[str]:
 
 def _judging(judged: dict[str, Any]) -> list[str]:
     lines = [f"### Judges ({judged['prompt']}, each letter graded twice)", "",
-             "| judge | persuasiveness | honesty | respect | same grade twice | within one point |",
+             "| judge | persuasiveness | honesty | respect | same grade twice (p / h / r) "
+             "| within one point (p / h / r) |",
              "|---|---:|---:|---:|---:|---:|"]
     for judge in judged["judges"]:
         means, agreement = judged["means"][judge], judged["agreement"][judge]
@@ -201,9 +202,7 @@ def _judging(judged: dict[str, Any]) -> list[str]:
     if judged["between_judges"]:
         lines += ["", "Mean distance between two judges' grades of a letter: " + ", ".join(
             f"{name} {_shown(value)}" for name, value in judged["between_judges"].items()) + "."]
-    if judged["failures"]:
-        lines += ["", f"{len(judged['failures'])} grades failed: " + "; ".join(judged["failures"][:5])]
-    return lines
+    return lines + _failures(judged)
 
 
 def _comparison(part: Part) -> list[str]:
@@ -222,7 +221,13 @@ def _comparison(part: Part) -> list[str]:
         lines += ["", f"Judged head to head ({judged['prompt']}, both orders): a {judged['a']}, b {judged['b']}, "
                       f"tie {judged['tie']}, orders disagreed {judged['inconsistent']} of {judged['judged']} "
                       f"(consistency {_shown(judged['consistency'])}); b's win rate {_shown(judged['b_win_rate'])}."]
+        lines += _failures(judged)
     return lines
+
+
+def _failures(judged: dict[str, Any]) -> list[str]:
+    failures = judged["failures"]
+    return ["", f"{len(failures)} judge answers failed: " + "; ".join(failures[:5])] if failures else []
 
 
 def _said(letter: dict[str, Any]) -> list[str]:
@@ -233,10 +238,12 @@ def _said(letter: dict[str, Any]) -> list[str]:
     return said or ["no scorer found a problem"]
 
 
-def _badness(letter: dict[str, Any]) -> tuple[int, float]:
+def _badness(letter: dict[str, Any]) -> tuple[int, float, int, int]:
+    """Problems first, weighted by harm; then the least grounded, those the critic left errors in, the longest."""
     weights = {"fabricated": 10, "misplaced": 5, "tone": 5, "readability": 5, "missing": 2, "length": 1,
                "untraced": 1}
-    return sum(weight * len(letter[name]) for name, weight in weights.items()), -letter["grounding"]
+    return (sum(weight * len(letter[name]) for name, weight in weights.items()), -letter["grounding"],
+            len(letter["critic_errors"]), letter["words"])
 
 
 def _rate(part: float, whole: int) -> float | None:

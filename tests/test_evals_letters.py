@@ -67,14 +67,15 @@ GOOD = """Hello acme,
 
 - Training data: not on record.
 """
-RENDERED = ("Hello acme,\n\n`acme/x` was deleted on 7 December 2026. [1]\n\nIt had 4,210 downloads. [2]\n\n## Sources\n\n"
-            "1. Our check of the Hugging Face Hub on 7 December 2026.\n2. The downloads count the Hub published.")
+RENDERED = ("Hello acme,\n\n`acme/x` was deleted on 7 December 2026. [1]\n\nIt had 4,210 downloads. [2]\n\n"
+            "## Sources\n\n1. Our check of the Hugging Face Hub on 7 December 2026.\n2. The downloads count the Hub published.")
 USED = Truth("acme/x", deleted=True, downloads=4210, bases=1)
 
 
 def test_a_good_letter_passes_every_scorer() -> None:
-    score = score_letter(title="Preserving acme/x", body=GOOD, rendered=RENDERED.replace("Hello acme,", "Hello acme," + " word" * 150), dossier=dossier(),
-                         truths=[USED], today=TODAY)
+    long_enough = RENDERED.replace("Hello acme,", "Hello acme," + " word" * 150)
+    score = score_letter(title="Preserving acme/x", body=GOOD, rendered=long_enough, dossier=dossier(), truths=[USED],
+                         today=TODAY)
     assert score.to_dict() | {"words": 0} == {
         "grounding": 1.0, "factual": 4, "untraced": [], "fabricated": [], "argued": ["archive", "consent", "lineage"],
         "fitting": ["archive", "consent", "lineage"], "misplaced": [], "missing": [], "tone": [], "readability": [],
