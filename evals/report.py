@@ -85,7 +85,8 @@ def markdown(results: dict[str, Any], regressed: list[str], sections: list[list[
     lines = [f"# weightkeeper evaluation, {results['started']}", "",
              f"weightkeeper {results['weightkeeper']}, {results['seconds']} s.", ""]
     if regressed:
-        lines += ["## Regressions against the baseline", "", *[f"- {line}" for line in regressed], ""]
+        heading = "Regressions against the baseline" if results.get("baseline") else "Figures that must be 0 and are not"
+        lines += [f"## {heading}", "", *[f"- {line}" for line in regressed], ""]
     for section in sections:
         lines += [*section, ""]
     return "\n".join(lines).rstrip() + "\n"

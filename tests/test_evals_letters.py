@@ -273,6 +273,8 @@ def test_regressions_name_each_letters_metric_beyond_its_tolerance() -> None:
         f"letters: precision of the practice migrate fell from {then['practices']['migrate']['precision']} to 0.5 "
         "(tolerance 0.02)"]
     assert regressions(baseline["suites"]["letters"], baseline["suites"]["letters"]) == []
+    # Without a baseline a run is compared with itself: only what must be 0 can fail it.
+    assert all_regressions(worse, worse, {"letters": LETTERS}) == ["letters: fabricated is 2; it must be 0"]
 
 
 def test_eval_letters_writes_its_report_and_exits_1_on_a_regression(

@@ -28,8 +28,8 @@ ALL = "all"
 
 def run_eval(home: Path, suite: str, out: Path | None, baseline: Path | None, *, model: str | None = None,
              judges: tuple[str, ...] = (), compare: str | None = None) -> int:
-    """Run `suite` (or every suite: `all`); 0 when it ran (and did not regress against `baseline`, a results.json
-    or a folder of them), 1 on a regression."""
+    """Run `suite` (or every suite: `all`); 0 when it ran and did not regress against `baseline` (a results.json or
+    a folder of them), 1 on a regression. Without a baseline, 1 when a figure that must be 0 is not."""
     if suite != ALL and suite not in SUITES:
         raise WeightkeeperError(f"the {suite!r} suite is not built yet; the suites that run today are "
                                 f"{', '.join(SUITES)} and {ALL} (`weightkeeper eval {next(iter(SUITES))}`)")
@@ -48,14 +48,15 @@ def run_eval(home: Path, suite: str, out: Path | None, baseline: Path | None, *,
     parts = {name: runner.run(scratch / name, options) for name, runner in chosen.items()}
     results = {"weightkeeper": __version__, "started": started.isoformat(),
                "seconds": round(time.perf_counter() - clock, 3), "model": model, "judges": list(judges),
-               "compare": compare, "suites": parts}
-    regressed = regressions(results, earlier, chosen) if earlier else []
+               "compare": compare, "baseline": str(baseline) if baseline else None, "suites": parts}
+    # Compared with itself, a run regresses only where a figure must be 0 whatever any baseline says.
+    regressed = regressions(results, earlier or results, chosen)
     write_report(out, results, regressed, [runner.section(parts[name]) for name, runner in chosen.items()])
     for name, runner in chosen.items():
         print(runner.summary(parts[name]))
     print(f"wrote {out / 'results.json'} and {out / 'report.md'}")
     for line in regressed:
-        print(f"regression: {line}", file=sys.stderr)
+        print(f"{'regression' if earlier else 'failure'}: {line}", file=sys.stderr)
     return 1 if regressed else 0
 
 
