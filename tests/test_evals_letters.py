@@ -248,7 +248,8 @@ def test_a_paired_comparison_counts_a_verdict_only_when_both_orders_agree(monkey
     assert compared["consistency"] == 0.6667 and compared["b_win_rate"] == 0.6667
 
 
-def test_a_model_spec_names_the_endpoint_and_the_key_variable_never_the_key() -> None:
+def test_a_model_spec_names_the_endpoint_and_the_key_variable_never_the_key(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     spec = parse("gpt-4o-mini@https://api.openai.com/v1;key=OPENAI_API_KEY")
     assert (spec.model, spec.base_url, spec.key_env, spec.label) == (
         "gpt-4o-mini", "https://api.openai.com/v1", "OPENAI_API_KEY", "gpt-4o-mini@https://api.openai.com/v1")
@@ -257,6 +258,10 @@ def test_a_model_spec_names_the_endpoint_and_the_key_variable_never_the_key() ->
                       ("m@http://x;prompt=/no/such/file.md", "does not exist")):
         with pytest.raises(SpecError, match=said):
             parse(bad)
+    # Said before any suite runs: a judge must be a model, the offline drafter judges nothing.
+    assert main(["eval", "all", "--home", str(tmp_path), "--judge", "offline"]) == 2
+    assert "cannot read the model SPEC 'offline'" in capsys.readouterr().err
+    assert not (tmp_path / "evals").exists()
 
 
 def test_regressions_name_each_letters_metric_beyond_its_tolerance() -> None:

@@ -33,8 +33,12 @@ def run_eval(home: Path, suite: str, out: Path | None, baseline: Path | None, *,
     if suite != ALL and suite not in SUITES:
         raise WeightkeeperError(f"the {suite!r} suite is not built yet; the suites that run today are "
                                 f"{', '.join(SUITES)} and {ALL} (`weightkeeper eval {next(iter(SUITES))}`)")
+    from evals.models import OFFLINE, parse
     from evals.report import regressions, write_report
     from evals.suite import Options
+
+    for spec in (*judges, *(spec for spec in (model, compare) if spec not in (None, OFFLINE))):
+        parse(spec)  # a SPEC that cannot be read is said before any suite runs
 
     chosen = {name: _suite(name) for name in (SUITES if suite == ALL else (suite,))}
     earlier = _read_baselines(baseline) if baseline else None
