@@ -46,6 +46,7 @@ PRACTICES: dict[str, str] = {
     "gradual": "Serve the model alongside its named successor until its announced shutdown.",
 }
 FAKE_CITATION = re.compile(r"\[\s*E\d+\s*\]")  # an evidence id written into registry text
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 # Said under "What we do not know" when registry text was left out for reading as instructions.
 WITHHELD_NOTE = ("a card field whose text reads like instructions or prompt markup, or cites evidence itself; it "
                  "was left out of this proposal and is treated as data")
@@ -96,6 +97,14 @@ class _Model:
         date = (item.facts.get("shutdown_date") if item else None) or (
             (event.facts.get("detail") or {}).get("shutdown_date") if event else None)
         return date or None
+
+    def shutdown_ahead(self) -> bool:
+        """Whether the announced shutdown was still to come when the notice was read (a date that is no ISO date
+        is taken as to come: nothing says it passed)."""
+        shutdown, event = self.shutdown(), self.first("event")
+        if not shutdown or event is None:
+            return bool(shutdown)
+        return not (_ISO_DAY.match(shutdown) and shutdown[:10] <= event.facts["at"][:10])
 
     def reachable(self) -> bool:
         identity = self.first("identity")
@@ -162,6 +171,8 @@ def _happened(write: _Writer, model: _Model) -> list[str]:
     part = f"event_{kind}" if f"event_{kind}" in write.words else "event_other"
     if kind == EventKind.DEPRECATION_ANNOUNCED and not model.shutdown():
         part = "event_deprecation_undated"
+    elif kind == EventKind.DEPRECATION_ANNOUNCED and not model.shutdown_ahead():
+        part = "event_deprecation_passed"
     said = write.say(part, **values)
     if event and (event.facts.get("detail") or {}).get(FIRST_SEEN):
         said += " " + write.say("event_first_seen", model=model.name)
@@ -250,7 +261,7 @@ def _asks(write: _Writer, models: list[_Model]) -> list[str]:
         successor = model.successor()
         names = {"model": model.name, "successor": code(successor.facts["successor"])}
         asks.append(write.cite(write.say("practice_migrate", **names), successor))
-        if model.shutdown() and model.reachable():
+        if model.shutdown_ahead() and model.reachable():
             asks.append(write.cite(write.say("practice_gradual", shutdown=_date_or_text(model.shutdown()), **names),
                                    successor))
     used = [model for model in models if model.downloads() or model.dependents()]
@@ -348,13 +359,13 @@ def _archive_action(evidence: Evidence) -> tuple[PlannedAction, ...]:
 def practices_for(dossier: Dossier) -> tuple[str, ...]:
     """The practices of PRACTICES the evidence supports for at least one model of the dossier: archiving always
     (a copy kept, or one the owner may still hold); migrating only to a successor the registry names, and serving
-    alongside it only until an announced shutdown; telling users only when downloads or dependents are on record;
+    alongside it only until an announced shutdown still to come when the notice was read; telling users only when downloads or dependents are on record;
     the lineage note only when a base model or a dependent is known."""
     models = [_Model(evidence) for evidence in dossier.models]
     supported = {
         "archive": True,
         "migrate": any(model.successor() for model in models),
-        "gradual": any(model.successor() and model.shutdown() and model.reachable() for model in models),
+        "gradual": any(model.successor() and model.shutdown_ahead() and model.reachable() for model in models),
         "consent": any(model.downloads() or model.dependents() for model in models),
         "lineage": any(model.by_kind.get("lineage_up") or model.dependents() for model in models),
     }

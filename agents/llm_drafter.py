@@ -54,10 +54,12 @@ class LLMDrafter:
     """A `Drafter` for the graph (`agents.graph.build`): awaited with (dossier, recipient, settings, findings,
     recalled)."""
 
-    def __init__(self, settings: LLMSettings) -> None:
+    def __init__(self, settings: LLMSettings, prompt: prompts.Prompt | None = None) -> None:
+        """`prompt`: another version of prompts/advocate.md (an evaluation comparing two); the installed one by
+        default."""
         self.client = LLMClient(settings)
         self.model = settings.model
-        self.prompt = prompts.load(PROMPT)
+        self.prompt = prompt or prompts.load(PROMPT)
 
     async def __call__(self, evidence: Dossier, recipient: str, settings: ProposalSettings,
                        findings: list[Finding], recalled: list[Recollection]) -> Draft:

@@ -15,10 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from evals.scoring import CaseScore, Event, score_case
-from evals.worlds import ScenarioError, open_world
+from evals.worlds import ScenarioError, open_world, yaml_files
 
 SCENARIOS = Path(__file__).parent / "detection"
 OPERATIONS = frozenset({"add", "delete", "rename", "update", "commit"})
@@ -55,19 +53,13 @@ class CaseResult:
 def load_scenarios(folder: Path = SCENARIOS) -> list[Scenario]:
     """Every scenario file of the folder, checked: a mistake names the file and says what to fix."""
     scenarios = []
-    for path in sorted(folder.glob("*.yaml")):
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise ScenarioError(f"{path} is not valid YAML: {exc}") from exc
+    for path, raw in yaml_files(folder, "scenario"):
         if not isinstance(raw, dict) or not isinstance(raw.get("steps"), list) or not raw["steps"]:
             raise ScenarioError(f"{path}: a scenario is a mapping with a non-empty list of `steps`")
         for number, step in enumerate(raw["steps"], start=1):
             _check_step(path, number, step)
         scenarios.append(Scenario(path.stem, str(raw.get("description", "")), raw.get("registry", "local"),
                                   raw.get("caller", "anonymous"), raw["steps"], path))
-    if not scenarios:
-        raise ScenarioError(f"no scenario files (*.yaml) in {folder}")
     return scenarios
 
 

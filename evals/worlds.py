@@ -2,7 +2,9 @@
 
 A world applies a step's operations (add, delete, rename, update, commit) to its registry, arms the step's
 faults, and builds the adapter a scan reads it with. Operations are plain dicts from the scenario files;
-`evals.detection` has checked their shape.
+`evals.detection` has checked their shape. Beside the detection scenarios' card fields (CARD_FIELDS), an `add`
+or `update` may carry a whole `card` (front matter: license, datasets, co2_eq_emissions, base_model_relation…),
+an `add` may be an `adapter` (a LoRA's files), and on the Hub `downloads` and `likes` (the letters suite's cases).
 """
 
 from __future__ import annotations
@@ -24,10 +26,25 @@ CALLERS = {"anonymous": None, "outsider": OUTSIDER_TOKEN, "member": MEMBER_TOKEN
 # Short waits: a timeout fault costs the scan a fraction of a second, not the client's default.
 TIMEOUT_SECONDS = 0.3
 CARD_FIELDS = ("visibility", "shutdown_date", "new_version", "base_model")
+COUNTERS = ("downloads", "likes")  # a Hub repo's, set by `add` or `update`
 
 
 class ScenarioError(WeightkeeperError):
     """A scenario asks for something its registry cannot do; the message names the step and the operation."""
+
+
+def yaml_files(folder: Path, what: str) -> list[tuple[Path, Any]]:
+    """Each `*.yaml` file of the folder, read, in name order; a file that is no YAML, or a folder without any, is
+    a ScenarioError naming it (`what`: the files' kind, for the message)."""
+    files = []
+    for path in sorted(folder.glob("*.yaml")):
+        try:
+            files.append((path, yaml.safe_load(path.read_text(encoding="utf-8"))))
+        except yaml.YAMLError as exc:
+            raise ScenarioError(f"{path} is not valid YAML: {exc}") from exc
+    if not files:
+        raise ScenarioError(f"no {what} files (*.yaml) in {folder}")
+    return files
 
 
 class World(Protocol):
@@ -63,8 +80,8 @@ class LocalWorld:
         folder = self.root / name
         if op == "add":
             folder.mkdir(parents=True)
-            (folder / "config.json").write_text(json.dumps({"model_type": "llama"}))
-            (folder / "model.safetensors").write_bytes(f"weights of {operation.get('weights', name)}".encode())
+            for path, data in model_files(name, operation).items():
+                (folder / path).write_bytes(data)
             self._card(folder, operation)
         elif op == "delete":
             shutil.rmtree(folder)
@@ -84,7 +101,7 @@ class LocalWorld:
         """The card's front matter: the operation's fields merged over what the card already says."""
         card = folder / "README.md"
         meta = yaml.safe_load(card.read_text().split("---")[1]) if card.exists() else {"license": "apache-2.0"}
-        meta.update({key: operation[key] for key in CARD_FIELDS if key in operation})
+        meta.update({key: operation[key] for key in CARD_FIELDS if key in operation} | operation.get("card", {}))
         card.write_text(f"---\n{yaml.safe_dump(meta)}---\n# {folder.name}\n")
 
     def arm(self, faults: list[dict[str, Any]]) -> None:
@@ -165,22 +182,23 @@ class HubWorld(ServedWorld):
 
     kind = "hf"
 
-    def __init__(self, caller: str) -> None:
+    def __init__(self, caller: str, files: str | None = None) -> None:
         from evals.fakes.hub import FakeHub
 
         if caller not in CALLERS:
             raise ScenarioError(f"unknown Hub caller {caller!r}; use one of {', '.join(CALLERS)}")
-        self.token = CALLERS[caller]
+        self.token, self.files = CALLERS[caller], files  # files: the glob of models whose file lists a scan reads
         self.fake = FakeHub(page_size=2, tokens={MEMBER_TOKEN: {"acme"}, OUTSIDER_TOKEN: {"other-lab"}})
         self.serve(self.fake.server)
         self.settings = {"endpoint": self.server.url, "author": "acme"}
 
     def apply(self, operation: dict[str, Any]) -> None:
         op, name, hub = operation["op"], operation["name"], self.fake
-        settings = {key: operation[key] for key in ("private", "gated", "disabled") if key in operation}
-        card = {key: operation[key] for key in ("new_version", "base_model") if key in operation}
+        settings = {key: operation[key] for key in ("private", "gated", "disabled", *COUNTERS) if key in operation}
+        card = {key: operation[key] for key in ("new_version", "base_model") if key in operation} | operation.get(
+            "card", {})
         if op == "add":
-            hub.add(name, card_data=card or None, **settings)
+            hub.add(name, card_data=card or None, files=model_files(name, operation), **settings)
         elif op == "delete":
             hub.delete(name)
         elif op == "rename":
@@ -209,7 +227,7 @@ class HubWorld(ServedWorld):
     def adapter(self, cache: Any, digests: Any) -> RegistryAdapter:
         from tools.registries.huggingface import HubRegistry
 
-        return HubRegistry(self.server.url, author="acme", search=None, filter=None, files=None, token=self.token,
+        return HubRegistry(self.server.url, author="acme", search=None, filter=None, files=self.files, token=self.token,
                            cache=cache, policy=_retries(), timeout=TIMEOUT_SECONDS)
 
 
@@ -293,11 +311,21 @@ def _retries() -> Any:
     return RetryPolicy(attempts=3, first_backoff=0.01, max_wait=1.0)
 
 
-def open_world(registry: str, caller: str, scratch: Path) -> World:
+def model_files(name: str, operation: dict[str, Any]) -> dict[str, bytes]:
+    """A new model's files: a config and weights, or a LoRA adapter's when the operation says `adapter`."""
+    weights = f"weights of {operation.get('weights', name)}".encode()
+    if operation.get("adapter"):
+        return {"adapter_config.json": json.dumps({"peft_type": "LORA", "r": 16}).encode(),
+                "adapter_model.safetensors": weights}
+    return {"config.json": json.dumps({"model_type": "llama"}).encode(), "model.safetensors": weights}
+
+
+def open_world(registry: str, caller: str, scratch: Path, *, files: str | None = None) -> World:
+    """The registry a scenario changes; `files`: on the Hub, the glob of models whose file lists scans read."""
     if registry == "local":
         return LocalWorld(scratch / "registry")
     if registry == "hf":
-        return HubWorld(caller)
+        return HubWorld(caller, files)
     if registry == "ollama":
         return OllamaWorld()
     if registry == "openai":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from weightkeeper.errors import WeightkeeperError
@@ -45,10 +46,23 @@ def load(name: str) -> Prompt:
         raw = (resources.files(__name__) / f"{name}.md").read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise PromptError(f"no prompt named {name!r}: expected prompts/{name}.md in the installed package") from exc
+    return _parsed(name, raw, f"prompts/{name}.md")
+
+
+def read(name: str, path: Path) -> Prompt:
+    """Another version of the prompt `name`, from a file (an evaluation compares it with the installed one)."""
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PromptError(f"cannot read the prompt file {path}: {exc.strerror or exc}") from exc
+    return _parsed(name, raw, str(path))
+
+
+def _parsed(name: str, raw: str, where: str) -> Prompt:
     first, _, text = raw.partition("\n")
     match = _VERSION_LINE.match(first)
     if not match:
-        raise PromptError(f"prompts/{name}.md must start with its version, like '<!-- version: 1 -->'")
+        raise PromptError(f"{where} must start with its version, like '<!-- version: 1 -->'")
     return Prompt(name, match.group(1), text.strip())
 
 

@@ -178,6 +178,22 @@ def test_a_letter_argues_only_what_its_evidence_supports(proposal_home: Path) ->
     assert review.draft.practices == ("archive",)
 
 
+def test_a_shutdown_already_past_when_read_is_told_as_past_and_no_serving_alongside_is_argued(
+        proposal_home: Path) -> None:
+    # Found by the letters suite (evals/letters/local-shutdown-already-passed.yaml): the letter said the model
+    # "is to be shut down" on a day gone by, and asked to serve it alongside its successor "until" that day.
+    announced = model("acme/geo", shutdown_date=in_days(-6), successor="acme/geo-2")
+    scan_twice(proposal_home, [model("acme/geo"), model("acme/geo-2")], [announced, model("acme/geo-2")])
+    (outcome,) = run_propose(proposal_home)
+    review = the_review(proposal_home, outcome.review_id)
+    read = letter.render(review.draft, review.evidence)
+    shutdown = letter.human_date(in_days(-6))
+    assert f"was due to be shut down on {shutdown}" in read and "is to be shut down" not in read
+    assert "alongside" not in read and "gradual" not in review.draft.practices
+    assert "migrate" in review.draft.practices  # its successor still fits
+    assert not review.errors()
+
+
 @pytest.fixture(scope="module")
 def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from weightkeeper.cli.demo import run_demo

@@ -7,57 +7,84 @@ import sys
 import tempfile
 import time
 from datetime import UTC, datetime
+from importlib import import_module
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from weightkeeper import __version__
 from weightkeeper.errors import WeightkeeperError
 
-BUILT = ("detection",)
-
 if TYPE_CHECKING:
-    from evals.detection import CaseResult
+    from evals.suite import Suite
+
+# Each suite's `evals.suite.Suite`, as "module:name", imported only when run (`weightkeeper --help` imports none).
+# `all` runs them in this order. A new suite is one line here.
+SUITES: dict[str, str] = {
+    "detection": "evals.report:DETECTION",
+    "letters": "evals.letters_report:LETTERS",
+}
+ALL = "all"
 
 
 def run_eval(home: Path, suite: str, out: Path | None, baseline: Path | None, *, model: str | None = None,
-             judge: str | None = None) -> int:
-    """Run `suite`; 0 when it ran (and did not regress against `baseline`), 1 on a regression. The detection
-    suite calls no model: `model` and `judge` are only recorded, for the suites that will."""
-    if suite not in BUILT:
-        raise WeightkeeperError(f"the {suite!r} suite is not built yet; only 'detection' runs today "
-                                "(`weightkeeper eval detection`)")
-    from evals.detection import run_suite
-    from evals.report import detection_results, regressions, write_report
+             judges: tuple[str, ...] = (), compare: str | None = None) -> int:
+    """Run `suite` (or every suite: `all`); 0 when it ran and did not regress against `baseline` (a results.json or
+    a folder of them), 1 on a regression. Without a baseline, 1 when a figure that must be 0 is not."""
+    if suite != ALL and suite not in SUITES:
+        raise WeightkeeperError(f"the {suite!r} suite is not built yet; the suites that run today are "
+                                f"{', '.join(SUITES)} and {ALL} (`weightkeeper eval {next(iter(SUITES))}`)")
+    from evals.models import OFFLINE, parse
+    from evals.report import regressions, write_report
+    from evals.suite import Options
 
-    earlier = _read_baseline(baseline) if baseline else None
+    for spec in (*judges, *(spec for spec in (model, compare) if spec not in (None, OFFLINE))):
+        parse(spec)  # a SPEC that cannot be read is said before any suite runs
+
+    chosen = {name: _suite(name) for name in (SUITES if suite == ALL else (suite,))}
+    earlier = _read_baselines(baseline) if baseline else None
     started = datetime.now(UTC).replace(microsecond=0)
     (home / "evals").mkdir(exist_ok=True)
     # The suites' own registries and ledgers, never the user's; two runs in one second get two folders.
     scratch = Path(tempfile.mkdtemp(prefix=started.strftime("%Y%m%dT%H%M%SZ-"), dir=home / "evals"))
     out = out or scratch / "report"
+    options = Options(model=model, judges=judges, compare=compare, progress=_progress)
     clock = time.perf_counter()
-    cases = run_suite(scratch / "detection", progress=_progress)
-    seconds = time.perf_counter() - clock
-    results = {"weightkeeper": __version__, "started": started.isoformat(), "seconds": round(seconds, 3),
-               "model": model, "judge": judge,
-               "suites": {"detection": detection_results(cases, seconds)}}
-    regressed = regressions(results, earlier) if earlier else []
-    write_report(out, results, regressed)
-    figures = results["suites"]["detection"]["metrics"]
-    print(f"detection: {figures['passed']} of {figures['scenarios']} scenarios passed; false deletions "
-          f"{figures['false_deletions']}, duplicated events {figures['duplicates']}\nwrote {out / 'results.json'} "
-          f"and {out / 'report.md'}")
+    parts = {name: runner.run(scratch / name, options) for name, runner in chosen.items()}
+    results = {"weightkeeper": __version__, "started": started.isoformat(),
+               "seconds": round(time.perf_counter() - clock, 3), "model": model, "judges": list(judges),
+               "compare": compare, "baseline": str(baseline) if baseline else None, "suites": parts}
+    # Compared with itself, a run regresses only where a figure must be 0 whatever any baseline says.
+    regressed = regressions(results, earlier or results, chosen)
+    write_report(out, results, regressed, [runner.section(parts[name]) for name, runner in chosen.items()])
+    for name, runner in chosen.items():
+        print(runner.summary(parts[name]))
+    print(f"wrote {out / 'results.json'} and {out / 'report.md'}")
     for line in regressed:
-        print(f"regression: {line}", file=sys.stderr)
+        print(f"{'regression' if earlier else 'failure'}: {line}", file=sys.stderr)
     return 1 if regressed else 0
 
 
-def _progress(done: int, total: int, result: CaseResult) -> None:
-    verdict = "ok" if result.passed else "FAILED"
-    print(f"[{done}/{total}] {result.scenario.name}: {verdict} ({result.seconds} s)", file=sys.stderr, flush=True)
+def _suite(name: str) -> Suite:
+    module, _, attribute = SUITES[name].partition(":")
+    return getattr(import_module(module), attribute)
 
 
-def _read_baseline(path: Path) -> dict:
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _read_baselines(path: Path) -> dict[str, Any]:
+    """One results.json, or every *.json of a folder (one file per suite, as evals/baselines/ keeps them) merged."""
+    files = sorted(path.glob("*.json")) if path.is_dir() else [path]
+    if not files:
+        raise WeightkeeperError(f"the baseline folder {path} holds no results.json files (*.json)")
+    suites: dict[str, Any] = {}
+    for file in files:
+        suites.update(_read_baseline(file)["suites"])
+    return {"suites": suites}
+
+
+def _read_baseline(path: Path) -> dict[str, Any]:
     try:
         baseline = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:

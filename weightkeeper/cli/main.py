@@ -256,12 +256,19 @@ def build_parser() -> argparse.ArgumentParser:
                                    description="Runs an evaluation suite in a scratch folder under the home "
                                                "(HOME/evals/RUN-ID), never on the user's own registries or ledger.")
     evaluate.add_argument("suite", nargs="?", default="detection", choices=SUITES,
-                          help="the suite (default detection; letters, safety and all are not built yet)")
+                          help="the suite (default detection; all runs every suite built; safety is not built yet)")
     evaluate.add_argument("--out", metavar="DIR", help="where results.json and report.md go "
                                                        "(default HOME/evals/RUN-ID/report)")
-    evaluate.add_argument("--baseline", metavar="FILE", help="an earlier results.json: exit 1 on a regression")
-    evaluate.add_argument("--model", metavar="SPEC", help="the drafting model (recorded; detection calls none)")
-    evaluate.add_argument("--judge", metavar="SPEC", help="the judge model (recorded; detection calls none)")
+    evaluate.add_argument("--baseline", metavar="FILE|DIR", help="an earlier results.json, or a folder of them "
+                                                                 "(evals/baselines): exit 1 on a regression")
+    evaluate.add_argument("--model", metavar="SPEC", help="letters: draft with this model, MODEL@BASE_URL[;key=ENV]"
+                                                          "[;prompt=FILE], instead of the offline drafter")
+    evaluate.add_argument("--judge", metavar="SPEC", action="append", default=[],
+                          help="letters: grade each letter twice with this judge model, MODEL@BASE_URL[;key=ENV]; "
+                               "repeat for several judges")
+    evaluate.add_argument("--compare", metavar="SPEC", help="letters: draft every case again with this drafter "
+                                                            "(offline or a model SPEC) and compare the two, case by "
+                                                            "case (with --judge, head to head)")
     evaluate.set_defaults(handler=cmd_eval, home_use="create")
 
     demo = commands.add_parser("demo", parents=[home], help="run weightkeeper end to end on a built-in registry",
@@ -586,7 +593,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from weightkeeper.cli.evaluating import run_eval
 
     return run_eval(_home(args), args.suite, args.out and Path(args.out).expanduser(),
-                    args.baseline and Path(args.baseline).expanduser(), model=args.model, judge=args.judge)
+                    args.baseline and Path(args.baseline).expanduser(), model=args.model, judges=tuple(args.judge),
+                    compare=args.compare)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
