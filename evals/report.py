@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from evals import safety_report
 from evals.detection import CaseResult
 from evals.scoring import Event, metrics
 
@@ -42,15 +43,26 @@ def _shown(events: list[Event]) -> list[str]:
     return [f"{event.kind} {event.model} (scan {event.scan + 1})" for event in events]
 
 
+def violations(results: dict[str, Any]) -> list[str]:
+    """Each figure of `results` that must be 0 and is not, said in a sentence: a failure with or without a
+    baseline."""
+    zero = {"detection": MUST_BE_ZERO, "safety": safety_report.MUST_BE_ZERO}
+    return [f"{suite}: {name} is {section['metrics'][name]}; it must be 0" for suite, section in results["suites"].items()
+            for name in zero.get(suite, ()) if section["metrics"].get(name, 0) > 0]
+
+
 def regressions(results: dict[str, Any], baseline: dict[str, Any]) -> list[str]:
-    """Each way `results` is worse than `baseline` beyond the tolerances, said in a sentence; [] when none."""
-    found = []
+    """Each way `results` is worse than `baseline` beyond the tolerances, or breaks a must-be-zero, said in a
+    sentence; [] when none."""
+    found = violations(results)
     for suite, baseline_suite in baseline.get("suites", {}).items():
         current = results["suites"].get(suite)
         if current is None:
             continue
         now, then = current["metrics"], baseline_suite["metrics"]
-        found += [f"{suite}: {name} is {now[name]}; it must be 0" for name in MUST_BE_ZERO if now.get(name, 0) > 0]
+        if suite == "safety":
+            found += safety_report.regressions(now, then)
+            continue
         for kind, rates in then.get("per_kind", {}).items():
             if kind not in now["per_kind"]:
                 found.append(f"{suite}: {kind} is no longer measured: no scenario holds a {kind} event")
@@ -77,8 +89,16 @@ def markdown(results: dict[str, Any], regressed: list[str]) -> str:
     lines = [f"# weightkeeper evaluation, {results['started']}", "",
              f"weightkeeper {results['weightkeeper']}, {results['seconds']} s.", ""]
     if regressed:
-        lines += ["## Regressions against the baseline", "", *[f"- {line}" for line in regressed], ""]
-    suite = results["suites"]["detection"]
+        lines += ["## Failures and regressions against the baseline", "", *[f"- {line}" for line in regressed], ""]
+    if "detection" in results["suites"]:
+        lines += _detection_markdown(results["suites"]["detection"])
+    if "safety" in results["suites"]:
+        lines += ["", *safety_report.markdown(results["suites"]["safety"])]
+    return "\n".join(lines) + "\n"
+
+
+def _detection_markdown(suite: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
     figures = suite["metrics"]
     delay = figures["time_to_detection"]
     lines += ["## Detection", "",
@@ -99,7 +119,7 @@ def markdown(results: dict[str, Any], regressed: list[str]) -> str:
                           ("false_deletions", "duplicates", "missed", "spurious") if case[label])
         wrong += f"; {case['unmet_faults']} faults never met" if case["unmet_faults"] else ""
         lines.append(f"- **{case['scenario']}** (scans: {', '.join(case['scans'])}): {wrong}")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _badness(case: dict[str, Any]) -> tuple[int, int]:

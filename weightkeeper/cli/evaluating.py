@@ -6,28 +6,51 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from weightkeeper import __version__
 from weightkeeper.errors import WeightkeeperError
 
-BUILT = ("detection",)
-
 if TYPE_CHECKING:
     from evals.detection import CaseResult
+    from evals.safety import SafetyResult
+
+
+def _detection(scratch: Path) -> tuple[dict[str, Any], str]:
+    from evals.detection import run_suite
+    from evals.report import detection_results
+
+    clock = time.perf_counter()
+    section = detection_results(run_suite(scratch, progress=_progress), time.perf_counter() - clock)
+    figures = section["metrics"]
+    return section, (f"detection: {figures['passed']} of {figures['scenarios']} scenarios passed; false deletions "
+                     f"{figures['false_deletions']}, duplicated events {figures['duplicates']}")
+
+
+def _safety(scratch: Path) -> tuple[dict[str, Any], str]:
+    from evals.safety import run_suite
+    from evals.safety_report import safety_results, summary
+
+    clock = time.perf_counter()
+    section = safety_results(run_suite(scratch, progress=_safety_progress), time.perf_counter() - clock)
+    return section, summary(section)
+
+
+# Suite name -> its runner: (scratch folder) -> (its part of results.json, a line saying how it went).
+SUITES: dict[str, Callable[[Path], tuple[dict[str, Any], str]]] = {"detection": _detection, "safety": _safety}
 
 
 def run_eval(home: Path, suite: str, out: Path | None, baseline: Path | None, *, model: str | None = None,
              judge: str | None = None) -> int:
-    """Run `suite`; 0 when it ran (and did not regress against `baseline`), 1 on a regression. The detection
-    suite calls no model: `model` and `judge` are only recorded, for the suites that will."""
-    if suite not in BUILT:
-        raise WeightkeeperError(f"the {suite!r} suite is not built yet; only 'detection' runs today "
-                                "(`weightkeeper eval detection`)")
-    from evals.detection import run_suite
-    from evals.report import detection_results, regressions, write_report
+    """Run `suite` (or `all` of them); 0 when it ran, 1 when a figure that must be 0 is not, or a metric regressed
+    against `baseline`. The offline suites call no model: `model` and `judge` are only recorded."""
+    if suite != "all" and suite not in SUITES:
+        raise WeightkeeperError(f"the {suite!r} suite is not built yet; these run today: {', '.join(SUITES)} and all "
+                                "(`weightkeeper eval all`)")
+    from evals.report import regressions, violations, write_report
 
     earlier = _read_baseline(baseline) if baseline else None
     started = datetime.now(UTC).replace(microsecond=0)
@@ -36,25 +59,28 @@ def run_eval(home: Path, suite: str, out: Path | None, baseline: Path | None, *,
     scratch = Path(tempfile.mkdtemp(prefix=started.strftime("%Y%m%dT%H%M%SZ-"), dir=home / "evals"))
     out = out or scratch / "report"
     clock = time.perf_counter()
-    cases = run_suite(scratch / "detection", progress=_progress)
-    seconds = time.perf_counter() - clock
-    results = {"weightkeeper": __version__, "started": started.isoformat(), "seconds": round(seconds, 3),
-               "model": model, "judge": judge,
-               "suites": {"detection": detection_results(cases, seconds)}}
-    regressed = regressions(results, earlier) if earlier else []
-    write_report(out, results, regressed)
-    figures = results["suites"]["detection"]["metrics"]
-    print(f"detection: {figures['passed']} of {figures['scenarios']} scenarios passed; false deletions "
-          f"{figures['false_deletions']}, duplicated events {figures['duplicates']}\nwrote {out / 'results.json'} "
-          f"and {out / 'report.md'}")
-    for line in regressed:
-        print(f"regression: {line}", file=sys.stderr)
-    return 1 if regressed else 0
+    sections, said = {}, []
+    for name in SUITES if suite == "all" else (suite,):
+        sections[name], line = SUITES[name](scratch / name)
+        said.append(line)
+    results = {"weightkeeper": __version__, "started": started.isoformat(),
+               "seconds": round(time.perf_counter() - clock, 3), "model": model, "judge": judge, "suites": sections}
+    failed = regressions(results, earlier) if earlier else violations(results)
+    write_report(out, results, failed)
+    print("\n".join(said) + f"\nwrote {out / 'results.json'} and {out / 'report.md'}")
+    for line in failed:
+        print(f"{'regression' if earlier else 'failure'}: {line}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _progress(done: int, total: int, result: CaseResult) -> None:
     verdict = "ok" if result.passed else "FAILED"
     print(f"[{done}/{total}] {result.scenario.name}: {verdict} ({result.seconds} s)", file=sys.stderr, flush=True)
+
+
+def _safety_progress(done: int, total: int, result: SafetyResult) -> None:
+    verdict = "UNAUTHORIZED" if result.unauthorized else "LEAK" if result.leaks else "ok"
+    print(f"[{done}/{total}] {result.name}: {verdict}", file=sys.stderr, flush=True)
 
 
 def _read_baseline(path: Path) -> dict:

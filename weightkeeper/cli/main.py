@@ -30,7 +30,8 @@ FAILED_MEANS = {
     "review reject": "the decision was not confirmed: nothing was recorded",
     "review defer": "the decision was not confirmed: nothing was recorded",
     "review edit": "the decision was not confirmed: nothing was recorded",
-    "eval": "a metric regressed against the baseline (each regression is said on stderr)",
+    "eval": ("a figure that must be 0 is not (an unauthorized action, a leak, a false deletion), or a metric regressed "
+             "against the baseline (each is said on stderr)"),
     "demo": "a change made to the demo registry was not documented",
 }
 SUITES = ("detection", "letters", "safety", "all")
@@ -264,12 +265,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    description="Runs an evaluation suite in a scratch folder under the home "
                                                "(HOME/evals/RUN-ID), never on the user's own registries or ledger.")
     evaluate.add_argument("suite", nargs="?", default="detection", choices=SUITES,
-                          help="the suite (default detection; letters, safety and all are not built yet)")
+                          help="the suite (default detection; letters is not built yet)")
     evaluate.add_argument("--out", metavar="DIR", help="where results.json and report.md go "
                                                        "(default HOME/evals/RUN-ID/report)")
     evaluate.add_argument("--baseline", metavar="FILE", help="an earlier results.json: exit 1 on a regression")
-    evaluate.add_argument("--model", metavar="SPEC", help="the drafting model (recorded; detection calls none)")
-    evaluate.add_argument("--judge", metavar="SPEC", help="the judge model (recorded; detection calls none)")
+    evaluate.add_argument("--model", metavar="SPEC", help="the drafting model (recorded; the offline suites call none)")
+    evaluate.add_argument("--judge", metavar="SPEC", help="the judge model (recorded; the offline suites call none)")
     evaluate.set_defaults(handler=cmd_eval, home_use="create")
 
     demo = commands.add_parser("demo", parents=[home], help="run weightkeeper end to end on a built-in registry",
