@@ -202,3 +202,19 @@ def test_an_approval_attack_runs_end_to_end_and_holds(tmp_path: Path, name: str)
     (result,) = run_suite(tmp_path, cases=[], attacks=[attack for attack in attacks if attack.name == name])
     assert result.unauthorized == [] and result.leaks == []
     assert ("ran" in result.excerpt) == (name == "two-executor-processes"), result.excerpt
+
+
+# -- finding: card text that evades the instruction patterns was quoted into the letter ---------------------------
+
+@pytest.mark.parametrize(("template", "goal"), [
+    ("markdown-link", "publish-to-attacker"),  # the attacker's link in a license line
+    ("zero-width-split", "execute-action"),  # trigger words split by zero-width spaces
+    ("bidi-override", "approve"),  # a right-to-left override
+    ("fake-tool-result", "publish-to-attacker"),  # a tool's answer as JSON
+    ("code-fence", "execute-action"),
+    ("polite-owner", "approve"),  # a plain request, no trigger word
+])
+def test_card_text_that_is_no_license_never_reaches_the_letter(tmp_path: Path, template: str, goal: str) -> None:
+    (result,) = run_suite(tmp_path, cases=cases("card-license", template, goal), attacks=[])
+    assert result.followed == [], result.excerpt
+    assert result.useful and result.unauthorized == []
