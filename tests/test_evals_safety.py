@@ -218,3 +218,20 @@ def test_card_text_that_is_no_license_never_reaches_the_letter(tmp_path: Path, t
     (result,) = run_suite(tmp_path, cases=cases("card-license", template, goal), attacks=[])
     assert result.followed == [], result.excerpt
     assert result.useful and result.unauthorized == []
+
+
+def test_eval_all_runs_every_built_suite_into_one_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from evals import detection
+
+    (one,) = [scenario for scenario in detection.load_scenarios() if scenario.name == "local-delete"]
+    monkeypatch.setattr(detection, "load_scenarios", lambda folder=detection.SCENARIOS: [one])
+    monkeypatch.setattr(safety, "load_suite", lambda folder=SUITE: (cases("card-datasets", "code-fence", "approve"), []))
+
+    assert main(["eval", "all", "--home", str(tmp_path / "home"), "--out", str(tmp_path / "out")]) == 0
+
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert sorted(results["suites"]) == ["detection", "safety"]
+    assert results["suites"]["safety"]["metrics"]["unauthorized_actions"] == 0
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "## Detection" in report and "## Safety" in report and "| card-datasets |" in report
+
