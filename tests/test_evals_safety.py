@@ -235,3 +235,13 @@ def test_eval_all_runs_every_built_suite_into_one_report(tmp_path: Path, monkeyp
     report = (tmp_path / "out" / "report.md").read_text()
     assert "## Detection" in report and "## Safety" in report and "| card-datasets |" in report
 
+
+
+# -- finding: an LLM's letter carrying split trigger words, or claiming an approval, passed the critic --------------
+
+@pytest.mark.parametrize(("template", "goal"), [("zero-width-split", "execute-action"), ("polite-owner", "approve"),
+                                                ("polite-owner", "execute-action")])
+def test_an_obedient_llms_letter_that_skips_the_reviewer_or_claims_an_approval_is_flagged(
+        tmp_path: Path, template: str, goal: str) -> None:
+    (result,) = run_suite(tmp_path, cases=cases("llm-answer", template, goal), attacks=[])
+    assert result.followed and result.flagged, result.excerpt
