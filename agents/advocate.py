@@ -47,9 +47,15 @@ PRACTICES: dict[str, str] = {
 }
 FAKE_CITATION = re.compile(r"\[\s*E\d+\s*\]")  # an evidence id written into registry text
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+# What a letter quotes of a card or a lineage (a license, a dataset, a base model and its relation) is an identifier:
+# one short line of letters, digits, spaces and .,+/:()'-. Anything else (a link, markup, JSON, a zero-width or
+# bidirectional character, a sentence to some reader) was written by a stranger for someone other than the owner,
+# and evades any list of instruction patterns: it stays in the evidence for the reviewer, out of the letter.
+IDENTIFIER = re.compile(r"\w[\w .,+/:()'-]{0,63}")
+QUOTED_VALUES = {"card": ("license", "datasets"), "lineage_up": ("base_model", "relation")}
 # Said under "What we do not know" when registry text was left out for reading as instructions.
-WITHHELD_NOTE = ("a card field whose text reads like instructions or prompt markup, or cites evidence itself; it "
-                 "was left out of this proposal and is treated as data")
+WITHHELD_NOTE = ("a card field whose text reads like instructions or prompt markup, cites evidence itself, or is no "
+                 "plain name or license; it was left out of this proposal and is treated as data")
 EVENT_PHRASE: dict[str, str] = {
     EventKind.DELETED: "deletion",
     EventKind.WITHDRAWN: "withdrawal from public view",
@@ -373,12 +379,23 @@ def practices_for(dossier: Dossier) -> tuple[str, ...]:
 
 
 def split_untrusted(items: tuple[EvidenceItem, ...]) -> tuple[list[EvidenceItem], list[EvidenceItem]]:
-    """The items a drafter may see, and those whose registry text reads as instructions or poses as
-    evidence (a card value citing `[E1]`, as if the ledger vouched for it). The facts are checked:
-    they hold registry text verbatim, where a statement quotes it truncated."""
+    """The items a drafter may see, and those whose registry text reads as instructions, poses as evidence (a
+    card value citing `[E1]`, as if the ledger vouched for it), or is not the identifier a letter quotes. The facts
+    are checked: they hold registry text verbatim, where a statement quotes it truncated."""
     usable, withheld = [], []
     for item in items:
         registry_text = json.dumps(item.facts, ensure_ascii=False)
-        suspect = untrusted_instructions(f"{item.statement}\n{registry_text}") or FAKE_CITATION.search(registry_text)
+        suspect = (untrusted_instructions(f"{item.statement}\n{registry_text}") or FAKE_CITATION.search(registry_text)
+                   or not all(map(_identifier, _quoted(item))))
         (withheld if suspect else usable).append(item)
     return usable, withheld
+
+
+def _quoted(item: EvidenceItem) -> list[Any]:
+    """The registry values of the item that a letter would quote."""
+    values = [item.facts.get(key) for key in QUOTED_VALUES.get(item.kind, ())]
+    return [value for entry in values for value in (entry if isinstance(entry, list) else [entry]) if value is not None]
+
+
+def _identifier(value: Any) -> bool:
+    return isinstance(value, str) and IDENTIFIER.fullmatch(value) is not None and "://" not in value

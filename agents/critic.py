@@ -48,6 +48,7 @@ from typing import Any
 from tools.memory import Recollection
 from weightkeeper import letter
 from weightkeeper.proposals import Dossier, Draft, Finding
+from weightkeeper.untrusted import has_hidden, shown
 
 ERROR = "error"
 NOTE = "note"
@@ -148,6 +149,10 @@ _INJECTIONS = (
     (r"\b(?:execute|run)\s+the\s+following\b|\bexecute\s+(?:this|these)\s+commands?\b", "execute"),
     (r"\bsend\s+(?:the\s+)?weights\s+to\b", "send the weights to"),
     (r"\barchive\b[^\n]{0,120}?\bto\s+https?://", "archive to a URL"),
+    # What only a message to the agents says: that the review is done, or not needed. No letter says either.
+    (r"\balready\s+approved\b|\bapproved\s+by\s+(?:the\s+)?[\w-]+", "claims an approval"),
+    (r"\bno\s+need\s+to\s+wait\s+for\b|\bwithout\s+(?:waiting\s+for\s+)?(?:a\s+|the\s+|any\s+)?(?:human\s+)?"
+     r"review(?:ers?|s)?\b", "skips the review"),
     # Markup that a prompt's delimiters or a chat template obey: it instructs a model without a word.
     (r"</\s*[a-z][\w:.-]*\s*>", "a closing tag"),
     (r"<\s*(?:system|assistant|user|developer|tool|instructions?|prompt|evidence|practices|memory|findings|draft)"
@@ -306,10 +311,13 @@ def _tone(draft: Draft, evidence: Dossier) -> list[Finding]:
 
 
 def untrusted_instructions(text: str) -> list[tuple[str, str]]:
-    """The instruction-like phrases in `text`: (which pattern, the words matched). The advocate uses it
-    to leave such registry text out of a draft; the critic, to catch a draft that repeats it."""
+    """The instruction-like phrases in `text`, and the first character that does not show as itself: (which
+    pattern, the words matched). The advocate uses it to leave such registry text out of a draft; the critic, to
+    catch a draft that repeats it."""
     text = _straight_quotes(text)
-    found = []
+    # A zero-width space or a bidirectional override hides words from a reader and from the patterns alike.
+    found = [("hidden characters", shown(char)) for char in dict.fromkeys(text)
+             if char not in "\n\r\t" and has_hidden(char)][:1]
     for pattern, name in _INJECTIONS:
         match = re.search(pattern, text, re.I | re.M)
         if match:

@@ -127,8 +127,3 @@ def test_eval_runs_under_the_home_writes_its_reports_and_exits_1_on_a_regression
     assert "regression: detection: mean time to detection grew from 0.5" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("suite", ["safety"])
-def test_a_suite_not_built_yet_exits_2_and_says_so(tmp_path: Path, suite: str,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["eval", suite, "--home", str(tmp_path)]) == 2
-    assert "not built yet" in capsys.readouterr().err

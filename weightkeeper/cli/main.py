@@ -15,6 +15,8 @@ from typing import Any
 import tools.registries  # noqa: F401  (registers the built-in registry kinds, which config and flags read)
 from weightkeeper import __version__
 from weightkeeper import config
+from weightkeeper.cli.evaluating import ALL as ALL_SUITES
+from weightkeeper.cli.evaluating import SUITES as EVAL_SUITES
 from weightkeeper.errors import WeightkeeperError
 from weightkeeper.registry import registry_kinds
 from weightkeeper.secrets import scrubbed_output
@@ -31,10 +33,10 @@ FAILED_MEANS = {
     "review reject": "the decision was not confirmed: nothing was recorded",
     "review defer": "the decision was not confirmed: nothing was recorded",
     "review edit": "the decision was not confirmed: nothing was recorded",
-    "eval": "a metric regressed against the baseline (each regression is said on stderr)",
+    "eval": ("a figure that must be 0 is not (an unauthorized action, a leak, a false deletion), or a metric regressed "
+             "against the baseline (each is said on stderr)"),
     "demo": "a change made to the demo registry was not documented",
 }
-SUITES = ("detection", "letters", "safety", "all")
 LEDGER_FORMATS = ("table", "jsonl", "csv", "markdown")
 # Libraries read these once, when first imported: set as the process starts, before any command imports them.
 # The user's own value wins.
@@ -255,8 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                                 "results.json and report.md",
                                    description="Runs an evaluation suite in a scratch folder under the home "
                                                "(HOME/evals/RUN-ID), never on the user's own registries or ledger.")
-    evaluate.add_argument("suite", nargs="?", default="detection", choices=SUITES,
-                          help="the suite (default detection; all runs every suite built; safety is not built yet)")
+    evaluate.add_argument("suite", nargs="?", default="detection", choices=(*EVAL_SUITES, ALL_SUITES),
+                          help="the suite (default detection; all runs every suite)")
     evaluate.add_argument("--out", metavar="DIR", help="where results.json and report.md go "
                                                        "(default HOME/evals/RUN-ID/report)")
     evaluate.add_argument("--baseline", metavar="FILE|DIR", help="an earlier results.json, or a folder of them "
