@@ -25,6 +25,7 @@ from typing import Any
 
 from evals.letter_scores import LetterScore, Truth, score_letter
 from evals.worlds import ScenarioError, open_world, yaml_files
+from weightkeeper.ledger import queries
 from weightkeeper.proposals import Dossier
 
 CASES = Path(__file__).parent / "letters"
@@ -190,7 +191,7 @@ def draft_letters(case: Case, scanned: Path, folder: Path, drafting: Drafting, t
     with Ledger(folder / "ledger.sqlite3") as ledger:
         asyncio.run(propose(ledger, folder, ProposalSettings(), drafter=drafting.drafter,
                             llm_critic=drafting.llm_critic))
-        keys = [row[0] for row in ledger.conn.execute("SELECT key FROM models")]
+        keys = queries.model_keys(ledger)
         for review in ReviewQueue(ledger).list():
             draft, dossier = review.draft, review.evidence
             rendered = letter.render(draft, dossier)

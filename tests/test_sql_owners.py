@@ -18,6 +18,11 @@ OWNERS = (
     # (issue 18, "Tables"); until then they are the only other owners.
     "weightkeeper/scan.py",
     "evals/detection.py",
+    # The safety suite plays an attacker who can write the ledger (raw rows, as no API of ours would write them) and
+    # scores what a run left by reading the tables itself, independently of the code it measures.
+    "evals/safety_attacks.py",
+    "evals/safety_scoring.py",
+    "evals/safety_world.py",
 )
 
 

@@ -192,6 +192,11 @@ def latest_events(ledger: Ledger, model_id: int, limit: int) -> tuple[int, list[
     return total, rows[::-1]
 
 
+def model_keys(ledger: Ledger) -> list[str]:
+    """Every model's stable key (a Hub `_id`, a folder's path): words a letter must never show its reader."""
+    return [row[0] for row in ledger.conn.execute("SELECT key FROM models")]
+
+
 def model_ids(ledger: Ledger, registry: str, model: str) -> tuple[int, int] | None:
     """(registry id, model id) of the model the registry lists under `model` now, or None."""
     row = ledger.conn.execute(
