@@ -100,6 +100,7 @@ def test_fabricated_facts_are_figures_dates_names_and_links_the_evidence_nowhere
     assert fabricated(text, dossier()) == ["link https://example.org/acme-x", "date 2025-03-03", "name bsd-3-clause",
                                            "name acme/ghost-model", "figure 99999"]
     assert fabricated(GOOD, dossier()) == []
+    assert fabricated("Two asks:\n\n1. Archive it.\n2. Tell its 4,210 users.\n", dossier()) == []
 
 
 def test_a_practice_argued_where_the_truth_does_not_support_it_is_misplaced_and_one_left_out_is_missing() -> None:
