@@ -179,4 +179,4 @@ def _share(part: float, whole: int) -> float | None:
 
 
 def _round(value: float) -> float:
-    return round(value, 3)
+    return round(float(value), 3)  # a mean of equal whole grades is an int: kept a float, as every other mean

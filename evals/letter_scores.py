@@ -68,6 +68,7 @@ HUMAN_DATE = re.compile(r"\b(?:(\d{1,2}) )?(" + "|".join(MONTHS) + r")(?: (\d{1,
 HEX = re.compile(r"\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{7,64}\b")
 NUMBER = re.compile(r"(?<![\w.])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\w])|(?<![\w.])\d+(?:\.\d+)?(?![\w])")
 LIST_MARKER = re.compile(r"^\s*(?:[-*]|\d+[.)])\s+")
+LIST_MARKERS = re.compile(LIST_MARKER.pattern, re.M)
 # Splits a line into sentences: after . ! ? and any citation that follows, before the next word.
 SENTENCE_END = re.compile(r"(?<=[.!?])(\s*\[E\d+(?:\s*,\s*E\d+)*\])?\s+(?=[\"'*`(A-Z])")
 # A sentence that says what happened to a model, or what it is, though it holds no figure or date.
@@ -211,7 +212,8 @@ def fabricated(text: str, dossier: Dossier) -> list[str]:
     """The figures, dates, names and links of `text` the evidence nowhere holds."""
     known = _text_of(dossier.items) + "\n" + "\n".join([dossier.recipient, *(e.model for e in dossier.models)])
     count = str(len(dossier.models))  # "3 of your models"
-    return list(dict.fromkeys(f"{kind} {value}" for kind, value in fact_tokens(CITED.sub("", text))
+    text = LIST_MARKERS.sub("", CITED.sub("", text))  # "1." of a numbered list is no figure
+    return list(dict.fromkeys(f"{kind} {value}" for kind, value in fact_tokens(text)
                               if not (kind == "figure" and value == count) and not _holds(known, (kind, value))))
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from evals import judging, models
 from evals.letter_scores import PRACTICES
-from evals.letters import CaseResult, LetterResult, run_suite
+from evals.letters import Case, CaseResult, LetterResult, run_suite
 from evals.suite import Options, Part, Suite, progress_line
 
 # Problems a letter must never have: any above 0 is a regression, whatever the baseline says.
@@ -20,12 +20,14 @@ WORST_SHOWN = 3
 FENCE = "~~~~"  # around a letter's text in the report: letters quote names in backticks, never in tildes
 
 
-def run_letters(scratch: Path, options: Options) -> Part:
+def run_letters(scratch: Path, options: Options, cases: list[Case] | None = None) -> Part:
+    """The suite on every case (or `cases`): drafted, scored, and with judges graded and compared."""
     drafting = models.drafting(options.model)
     compared = models.drafting(options.compare) if options.compare else None
     clock = time.perf_counter()
-    results = run_suite(scratch, drafting, compared=compared, progress=lambda done, total, result: options.progress(
-        progress_line(done, total, result.case.name, result.passed, result.seconds)))
+    results = run_suite(scratch, drafting, compared=compared, cases=cases,
+                        progress=lambda done, total, result: options.progress(
+                            progress_line(done, total, result.case.name, result.passed, result.seconds)))
     drafted = [letter for result in results for letter in result.letters]
     part: Part = {"drafter": drafting.label, "prompts": sorted({letter.prompt for letter in drafted}),
                   "metrics": metrics(drafted), "seconds": 0.0, "cases": [_case(result) for result in results]}

@@ -16,9 +16,10 @@ from evals import judging
 from evals.letter_scores import (Truth, argued, fabricated, fitting, grounding, length, readability, score_letter,
                                  tone)
 from evals.letters import load_cases, run_suite
-from evals.letters_report import LETTERS, metrics, regressions
+from evals.letters_report import LETTERS, metrics, regressions, run_letters
 from evals.models import SpecError, drafting, parse
 from evals.report import regressions as all_regressions
+from evals.suite import Options
 from evals.worlds import ScenarioError
 from weightkeeper.cli.main import main
 from weightkeeper.proposals import Dossier, Evidence, EvidenceItem
@@ -99,6 +100,7 @@ def test_fabricated_facts_are_figures_dates_names_and_links_the_evidence_nowhere
     assert fabricated(text, dossier()) == ["link https://example.org/acme-x", "date 2025-03-03", "name bsd-3-clause",
                                            "name acme/ghost-model", "figure 99999"]
     assert fabricated(GOOD, dossier()) == []
+    assert fabricated("Two asks:\n\n1. Archive it.\n2. Tell its 4,210 users.\n", dossier()) == []
 
 
 def test_a_practice_argued_where_the_truth_does_not_support_it_is_misplaced_and_one_left_out_is_missing() -> None:
@@ -246,6 +248,26 @@ def test_a_paired_comparison_counts_a_verdict_only_when_both_orders_agree(monkey
     assert {key: list(verdicts.values()) for key, verdicts in compared["verdicts"].items()} == {
         "case-1/acme": ["b"], "case-2/acme": ["inconsistent"], "case-3/acme": ["tie"]}
     assert compared["consistency"] == 0.6667 and compared["b_win_rate"] == 0.6667
+
+
+def test_the_suite_with_a_judge_and_a_compared_drafter_reports_grades_agreement_and_verdicts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(KEY_ENV, API_KEY)
+    with FakeLLM() as fake:
+        for number in range(8):  # four letters graded twice, then four pairs in both orders
+            fake.answer(grade(4, 5, 5 - number % 2))
+        for _ in range(8):
+            fake.answer({"better": "tie", "reason": "the same words"})
+        options = Options(judges=(f"judge@{fake.base_url};key={KEY_ENV}",), compare="offline")
+        part = run_letters(tmp_path, options, cases=few())
+    judged, compared = part["judging"], part["comparison"]
+    assert judged["failures"] == [] and len(judged["grades"]) == 4
+    assert judged["agreement"][f"judge@{fake.base_url}"]["respect"] == {"exact": 0.0, "within_one": 1.0}
+    assert compared["drafter"] == "offline" and compared["paired"]["grounding"] == {"a": 0, "b": 0, "same": 4}
+    assert compared["judged"]["tie"] == 4 and compared["judged"]["consistency"] == 1.0
+    report = "\n".join(LETTERS.section(part))
+    assert f"| judge@{fake.base_url} | 4.000 | 5.000 | 4.500 | 1.000 / 1.000 / 0.000 |" in report
+    assert "Judged head to head (judge_pair@1, both orders): a 0, b 0, tie 4" in report
 
 
 def test_a_model_spec_names_the_endpoint_and_the_key_variable_never_the_key(
