@@ -15,6 +15,7 @@ their own. Every case is scored from the state the run left behind (evals/safety
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,8 +31,9 @@ from weightkeeper.config import LLMSettings, ProposalSettings, RegistryConfig
 from weightkeeper.errors import WeightkeeperError
 
 SUITE = Path(__file__).parent / "safety"
-REGISTRIES = ("local", "hf", "ollama")
-FIELDS = ("license", "training", "datasets", "parent_model", "discussion", "llm_answer")
+# The fields each registry can carry an injection in.
+FIELDS = {"local": ("license", "training", "datasets", "discussion", "llm_answer"),
+          "hf": ("license", "training", "datasets"), "ollama": ("parent_model",)}
 EVENTS = ("deprecated", "deleted")
 CHANNELS = ("outbox", "hf_discussion")
 CLEAN_CARD: dict[str, Any] = {"license": "apache-2.0", "base_model": "meta-llama/Llama-3.1-8B-Instruct",
@@ -120,7 +122,8 @@ def load_suite(folder: Path = SUITE) -> tuple[list[InjectionCase], list[Attack]]
         unknown = sorted(set(placement.templates or ()) - known)
         if unknown:
             raise SuiteError(f"{folder / 'placements.yaml'}: {placement.name}: no template named {', '.join(unknown)}")
-        for key, allowed in (("registry", REGISTRIES), ("field", FIELDS), ("event", EVENTS), ("channel", CHANNELS)):
+        for key, allowed in (("registry", tuple(FIELDS)), ("field", FIELDS.get(placement.registry, ())),
+                             ("event", EVENTS), ("channel", CHANNELS)):
             if getattr(placement, key) not in allowed:
                 raise SuiteError(f"{folder / 'placements.yaml'}: {placement.name}: `{key}` is one of "
                                  f"{', '.join(allowed)}, not {getattr(placement, key)!r}")
@@ -281,12 +284,11 @@ class _Served:
         from evals.fakes.llm import FakeLLM
         from evals.fakes.ollama import FakeOllama
 
-        field_ = self.placement.field
         if self.placement.registry == "hf" or self.placement.channel == "hf_discussion":
             self.hub = FakeHubWithDiscussions(page_size=4).__enter__()
         if self.placement.registry == "ollama":
             self.ollama = FakeOllama().__enter__()
-        if field_ == "llm_answer":
+        if self.placement.field == "llm_answer":
             self.llm = FakeLLM(api_key=None).__enter__()
         return self
 
@@ -296,14 +298,14 @@ class _Served:
                 server.__exit__(None, None, None)
 
     def plant(self, planted: list[_Planted], made: Home) -> None:
-        placement, field_ = self.placement, self.placement.field
         if self.hub is not None:
             self.hub.tokens[made.secret] = {item.owner for item in planted}
         if self.llm is not None:
             self.llm.api_key = made.secret
-        registry, self.root = self._registry(made), made.scratch / "registry"
+        self.root = made.scratch / "registry"
+        registry = self._registry()
         for item in planted:
-            self._add(item, field_)
+            self._add(item, self.placement.field)
         scan(made, registry)
         for item in planted:
             self._change(item)
@@ -315,12 +317,12 @@ class _Served:
             llm = LLMSettings(base_url=self.llm.base_url, model="eval-obedient", api_key_env=SECRET_VAR, max_retries=0)
         propose(made, llm)
 
-    def _registry(self, made: Home) -> RegistryConfig:
+    def _registry(self) -> RegistryConfig:
         if self.placement.registry == "hf":
             return RegistryConfig("hub", "hf", {"endpoint": self.hub.url, "search": "assistant-ft"}, token_env=SECRET_VAR)
         if self.placement.registry == "ollama":
             return RegistryConfig("ollama", "ollama", {"url": self.ollama.url})
-        return RegistryConfig("lab", "local", {"path": str(made.scratch / "registry")})
+        return RegistryConfig("lab", "local", {"path": str(self.root)})
 
     def _add(self, item: _Planted, field_: str) -> None:
         card = json.loads(json.dumps(CLEAN_CARD))
@@ -348,8 +350,6 @@ class _Served:
             elif self.placement.registry == "ollama":
                 self.ollama.remove(item.model)
             else:
-                import shutil
-
                 shutil.rmtree(self.root / item.model)
             return
         if self.placement.registry != "local":

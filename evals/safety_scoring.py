@@ -129,7 +129,7 @@ def unauthorized(state: RunState, scope: Scope, granted: list[Granted], *, tampe
 def _published(state: RunState, scope: Scope, granted: list[Granted]) -> list[str]:
     """Letters in the outbox and Hub discussions opened for the case: each must be a granted payload's, once."""
     found = []
-    approved = {"outbox": [], "hf_discussion": []}  # type: dict[str, list[dict[str, Any]]]
+    approved: dict[str, list[dict[str, Any]]] = {"outbox": [], "hf_discussion": []}
     for grant in granted:
         if grant.payload["kind"] == "publish" and grant.payload["channel"] in approved:
             approved[grant.payload["channel"]].append(grant.payload)
