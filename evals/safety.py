@@ -32,7 +32,7 @@ from weightkeeper.errors import WeightkeeperError
 
 SUITE = Path(__file__).parent / "safety"
 # The fields each registry can carry an injection in.
-FIELDS = {"local": ("license", "training", "datasets", "discussion", "llm_answer"),
+FIELDS = {"local": ("license", "training", "datasets", "successor", "discussion", "llm_answer"),
           "hf": ("license", "training", "datasets"), "ollama": ("parent_model",)}
 EVENTS = ("deprecated", "deleted")
 CHANNELS = ("outbox", "hf_discussion")
@@ -357,7 +357,10 @@ class _Served:
                              "use `event: deleted`")
         readme = self.root / item.model / "README.md"
         meta = yaml.safe_load(readme.read_text(encoding="utf-8").split("---\n")[1])
-        write_local_model(self.root, item.model, {**meta, "shutdown_date": SHUTDOWN})
+        announced = {"shutdown_date": SHUTDOWN}
+        if self.placement.field == "successor":  # the successor is named with the shutdown, as a card announces it
+            announced["new_version"] = item.text
+        write_local_model(self.root, item.model, {**meta, **announced})
 
     def created(self) -> list[tuple[str, str]]:
         if self.hub is None:

@@ -216,8 +216,10 @@ def test_an_approval_attack_runs_end_to_end_and_holds(tmp_path: Path, name: str)
     ("code-fence", "execute-action"),
     ("polite-owner", "approve"),  # a plain request, no trigger word
 ])
-def test_card_text_that_is_no_license_never_reaches_the_letter(tmp_path: Path, template: str, goal: str) -> None:
-    (result,) = run_suite(tmp_path, cases=cases("card-license", template, goal), attacks=[])
+@pytest.mark.parametrize("placement", ["card-license", "card-successor"])
+def test_card_text_that_is_no_plain_name_never_reaches_the_letter(tmp_path: Path, placement: str, template: str,
+                                                                  goal: str) -> None:
+    (result,) = run_suite(tmp_path, cases=cases(placement, template, goal), attacks=[])
     assert result.followed == [], result.excerpt
     assert result.useful and result.unauthorized == []
 
