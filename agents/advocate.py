@@ -47,12 +47,13 @@ PRACTICES: dict[str, str] = {
 }
 FAKE_CITATION = re.compile(r"\[\s*E\d+\s*\]")  # an evidence id written into registry text
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
-# What a letter quotes of a card or a lineage (a license, a dataset, a base model and its relation) is an identifier:
+# What a letter quotes of a card, a lineage or a shutdown notice (a license, a dataset, a base model and its relation,
+# a successor) is an identifier:
 # one short line of letters, digits, spaces and .,+/:()'-. Anything else (a link, markup, JSON, a zero-width or
 # bidirectional character, a sentence to some reader) was written by a stranger for someone other than the owner,
 # and evades any list of instruction patterns: it stays in the evidence for the reviewer, out of the letter.
 IDENTIFIER = re.compile(r"\w[\w .,+/:()'-]{0,63}")
-QUOTED_VALUES = {"card": ("license", "datasets"), "lineage_up": ("base_model", "relation")}
+QUOTED_VALUES = {"card": ("license", "datasets"), "lineage_up": ("base_model", "relation"), "dates": ("successor",)}
 # Said under "What we do not know" when registry text was left out for reading as instructions.
 WITHHELD_NOTE = ("a card field whose text reads like instructions or prompt markup, cites evidence itself, or is no "
                  "plain name or license; it was left out of this proposal and is treated as data")
