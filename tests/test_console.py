@@ -8,6 +8,7 @@ import re
 import functools
 import json
 import shutil
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from console_world import desk
 
 from tui.app import ReviewConsole
+from tui.data import Desk, Dossier
 from tui.screens.dialogs import ApproveDialog, ReasonDialog
 from tui.screens.proposal import ProposalScreen
 from tui.widgets.rowlist import RowList
@@ -217,6 +219,49 @@ async def test_defer_until_a_date(console_home: Path) -> None:
     assert (decision["decision"], decision["reason"]) == ("defer", "until 2027-01-15; the owner is on leave")
 
 
+def greeting(review: Review) -> str:
+    return review.draft.body.strip().splitlines()[0]
+
+
+def on_screen(app: ReviewConsole) -> str:
+    """The text of the frame the console would draw now."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+@driven
+async def test_the_next_proposal_shows_nothing_of_the_one_before_while_it_is_read_and_keeps_the_focus(
+        console_home: Path) -> None:
+    held = threading.Event()
+
+    class SlowLedger(Desk):  # review 2 is read only once the test has looked at the screen
+        def dossier(self, review_id: int) -> Dossier:
+            if review_id == 2:
+                held.wait(30)
+            return super().dossier(review_id)
+
+    first, second = reviews(console_home)[1], reviews(console_home)[2]
+    app = ReviewConsole(SlowLedger(console_home, "ada", now=desk(console_home).now))
+    async with app.run_test(size=SIZE) as pilot:
+        await opened(pilot, app, 1)
+        await until(pilot, lambda: first.model in on_screen(app) and greeting(first) in on_screen(app))
+        focused = app.focused
+        await pilot.press("tab")  # the focus elsewhere than where the screen puts it first
+        assert app.focused is not focused
+        focused = app.focused
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, ProposalScreen))
+        await pilot.press("j", "enter")
+        await until(pilot, lambda: isinstance(app.screen, ProposalScreen) and app.screen.review_id == 2)
+        await pilot.pause()
+        reading = on_screen(app)
+        assert "Review 2 · reading" in reading
+        assert first.model not in reading and greeting(first) not in reading
+        held.set()
+        await until(pilot, lambda: app.screen.dossier is not None and app.screen.dossier.review.id == 2)
+        await until(pilot, lambda: second.model in on_screen(app) and greeting(second) in on_screen(app))
+        assert app.focused is focused
+
+
 @driven
 async def test_batch_reject_of_the_marked_proposals(console_home: Path) -> None:
     app = console(console_home)
@@ -392,3 +437,4 @@ async def test_the_palette_offers_this_screens_commands(console_home: Path) -> N
         assert {"Approve…", "Edit", "Reject", "Defer", "Back"} <= set(proposal) and "Mark" not in proposal
         proposal["Reject"].callback()  # chosen in the palette: the same as the key
         await until(pilot, lambda: isinstance(app.screen, ReasonDialog))
+
