@@ -438,3 +438,46 @@ async def test_the_palette_offers_this_screens_commands(console_home: Path) -> N
         proposal["Reject"].callback()  # chosen in the palette: the same as the key
         await until(pilot, lambda: isinstance(app.screen, ReasonDialog))
 
+
+ONE_OF_MANY = re.compile(r"(?<![\d.,])\b1 (?:[a-z]+ )?(?:pages|registries|objects|versions|version\(s\)|files|bytes|"
+                         r"models|events|proposals|marked: r rejects them)\b")
+
+
+def status_of(app: ReviewConsole) -> str:
+    return str(app.screen.query_one("#status").render())
+
+
+@driven
+async def test_a_count_of_one_meets_its_noun_in_the_singular(console_home: Path) -> None:
+    from tui.screens.registries import ScanProgress
+
+    said: list[str] = []
+    ScanProgress(said.append).progress(1, 1)
+    assert said == ["scanning : 1 page, 1 model listed so far"]
+    app = console(console_home)
+    seen: list[str] = []
+    async with app.run_test(size=SIZE) as pilot:
+        await approving(pilot, app, 1)
+        await pilot.press("y")  # its archive action runs: one archived object, of one version
+        await until(pilot, lambda: reviews(console_home)[1].status == "executed")
+        await until(pilot, lambda: "done" in str(app.screen.query_one("#actions").render()))
+        seen.append(on_screen(app))
+        await pilot.press("escape", "slash", *"quill")
+        await until(pilot, lambda: rows(app) == [3])
+        assert status_of(app) == "1 of 2 pending proposals · filter: quill"
+        await pilot.press("enter", "space")
+        await until(pilot, lambda: "marked" in status_of(app))
+        assert status_of(app).startswith("1 of 2 pending proposals · 1 proposal marked: r rejects it, d defers it")
+        seen.append(on_screen(app))
+        await pilot.press("4")
+        await until(pilot, lambda: app.screen.id == "registries" and rows(app))
+        await until(pilot, lambda: "page" in on_screen(app))
+        assert status_of(app) == "1 registry"
+        seen.append(on_screen(app))
+        await pilot.press("5")
+        await until(pilot, lambda: app.screen.id == "archive" and rows(app))
+        await until(pilot, lambda: "version" in on_screen(app))
+        assert status_of(app) == "1 archived object"
+        assert "of 1 version," in on_screen(app)
+        seen.append(on_screen(app))
+    assert [ONE_OF_MANY.findall(text) for text in seen] == [[]] * len(seen)

@@ -15,6 +15,7 @@ from tui.screens.dialogs import DeferDialog, ReasonDialog
 from tui.screens.panel import Panel
 from tui.widgets.rowlist import Column, Row, RowList
 from weightkeeper.review import Headline
+from weightkeeper.words import counted
 
 TAB_TITLES = {"pending": "Pending", "deferred": "Deferred", "decided": "Decided", "executed": "Executed",
               "triaged": "Triaged"}
@@ -85,8 +86,9 @@ class InboxScreen(Panel):
                              age(item.created_at, self.app.desk.now()), item.drafter, last),
                    alert=self.tab == "pending" and item.errors > 0)
 
-    def noun(self) -> str:
-        return self.tab
+    def noun(self) -> tuple[str, str]:
+        what = "event" if self.tab == "triaged" else "proposal"
+        return f"{self.tab} {what}", f"{self.tab} {what}s"
 
     def describe(self, item: Headline | Triaged) -> str | None:
         """A triaged event's whole reason (its column is cut short); a proposal opens with enter instead."""
@@ -95,7 +97,8 @@ class InboxScreen(Panel):
 
     def status(self) -> list[str]:
         marked = self.query_one(RowList).marked
-        return [f"{len(marked)} marked: r rejects them, d defers them"] if marked else []
+        them = "it" if len(marked) == 1 else "them"
+        return [f"{counted(len(marked), 'proposal')} marked: r rejects {them}, d defers {them}"] if marked else []
 
     # -- keys ---------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from tui.screens.dialogs import ApproveDialog, DeferDialog, ReasonDialog
 from tui.widgets.keyline import KeyLine
 from tui.widgets.rowlist import Column, Row, RowList
 from weightkeeper.domain import canonical_json
+from weightkeeper.words import counted
 
 EVIDENCE_COLUMNS = (Column("Id", 3), Column("Kind", 11), Column("Statement", 0))
 
@@ -171,8 +172,8 @@ class ProposalScreen(Screen[None]):
         files = next((item.facts for item in review.evidence.items if item.kind == "files"), {})
         for index, action in enumerate(review.draft.actions):
             payload = canonical_json(action.payload(review.draft.title, review.draft.body))
-            size = (f"{files.get('total_bytes', 0):,} bytes in {files.get('count', 0)} files" if action.kind == "archive"
-                    else f"{len(payload):,} bytes")
+            size = (f"{counted(files.get('total_bytes', 0), 'byte')} in {counted(files.get('count', 0), 'file')}"
+                    if action.kind == "archive" else counted(len(payload), "byte"))
             lines = [f"[b][{index}] {action.kind}[/b] via {action.channel}", f"to {escape(action.target)}",
                      f"size {size}", f"sha256 {review.payload_sha256(index)}"]
             result = dossier.results.get(index)

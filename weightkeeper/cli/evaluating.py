@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from weightkeeper import __version__
 from weightkeeper.errors import WeightkeeperError
+from weightkeeper.words import counted
 
 BUILT = ("detection",)
 
@@ -44,7 +45,7 @@ def run_eval(home: Path, suite: str, out: Path | None, baseline: Path | None, *,
     regressed = regressions(results, earlier) if earlier else []
     write_report(out, results, regressed)
     figures = results["suites"]["detection"]["metrics"]
-    print(f"detection: {figures['passed']} of {figures['scenarios']} scenarios passed; false deletions "
+    print(f"detection: {figures['passed']} of {counted(figures['scenarios'], 'scenario')} passed; false deletions "
           f"{figures['false_deletions']}, duplicated events {figures['duplicates']}\nwrote {out / 'results.json'} "
           f"and {out / 'report.md'}")
     for line in regressed:

@@ -286,8 +286,8 @@ def reviewer_trust(home: Path, *, reset: bool, ask: Callable[[str], str] = input
         root = next(iter(reviewer_keys(ledger.conn).items()), None)
         with witness.seen(ledger.path) as seen:
             pinned, anchored = seen.root, len(seen.heads)
-        print(f"ledger {ledger.path}\n  root reviewer pinned in {witness.path}: {described(pinned)}, with {anchored} "
-              f"review chain(s) anchored\n  root reviewer the ledger holds: {described(root)}")
+        print(f"ledger {ledger.path}\n  root reviewer pinned in {witness.path}: {described(pinned)}, with "
+              f"{counted(anchored, 'review chain')} anchored\n  root reviewer the ledger holds: {described(root)}")
         if not reset:
             print("  " + ("they match" if pinned == root else
                           "nothing pinned yet: the first verification here pins the ledger's" if pinned is None else
