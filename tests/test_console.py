@@ -11,10 +11,11 @@ import shutil
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from console_world import desk
+from console_world import SEEN, desk
 
 from tui.app import ReviewConsole
 from tui.data import Desk, Dossier
@@ -55,8 +56,9 @@ def rows(app: ReviewConsole) -> list[int]:
 
 
 def reviews(home: Path) -> dict[int, Review]:
+    """The queue as it stands on the console's day (SEEN), whatever today's date."""
     with Ledger(config.load(home).ledger_path) as ledger:
-        return {review.id: review for review in ReviewQueue(ledger).list()}
+        return {review.id: review for review in ReviewQueue(ledger, clock=lambda: SEEN).list()}
 
 
 def decisions(home: Path, review_id: int) -> list[dict]:
@@ -260,6 +262,44 @@ async def test_the_next_proposal_shows_nothing_of_the_one_before_while_it_is_rea
         await until(pilot, lambda: app.screen.dossier is not None and app.screen.dossier.review.id == 2)
         await until(pilot, lambda: second.model in on_screen(app) and greeting(second) in on_screen(app))
         assert app.focused is focused
+
+
+@driven
+async def test_a_deferral_ends_on_its_date_and_the_proposal_is_back_in_the_inbox(console_home: Path) -> None:
+    from tui.screens.dialogs import DeferDialog
+    from tui.screens.inbox import BACK
+
+    clock = [SEEN]  # 2026-11-02, moved on by the test: nothing waits for a day to pass
+    app = ReviewConsole(Desk(console_home, "ada", now=lambda: clock[0]), poll_seconds=0.1)
+    async with app.run_test(size=SIZE) as pilot:
+        await opened(pilot, app, 2)
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, DeferDialog))
+        await pilot.press(*"2026-11-02", "enter", "enter")  # today: that would be no deferral at all
+        await until(pilot, lambda: any("is not after today" in str(note.message) for note in app._notifications))
+        assert reviews(console_home)[2].status == "pending"
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, DeferDialog))
+        await pilot.press(*"2026-11-10", "enter", *"the owner is on leave", "enter")
+        await until(pilot, lambda: reviews(console_home)[2].status == "deferred")
+        await pilot.press("escape")
+        await until(pilot, lambda: rows(app) == [1, 3])
+        clock[0] = SEEN + timedelta(days=7, hours=10)  # 2026-11-10 00:00 UTC: the deferral's day
+        await until(pilot, lambda: rows(app) == [1, 2, 3])
+        table = app.screen.query_one(RowList)
+        marks = {row.key: row.badge for row in table.rows}
+        assert marks == {1: "", 2: BACK, 3: ""}
+        assert f"{BACK} 1 back from a deferral" in status_of(app)
+        await pilot.press("g", "j")
+        await until(pilot, lambda: "until 2026-11-10; the owner is on leave" in on_screen(app))
+        await pilot.press("l")  # the deferred tab: empty now
+        await until(pilot, lambda: app.screen.tab == "deferred" and app.screen.ready and rows(app) == [])
+        await pilot.press("h", "j", "enter")
+        await until(pilot, lambda: isinstance(app.screen, ProposalScreen) and app.screen.dossier is not None
+                    and app.screen.dossier.review.id == 2)
+        history = str(app.screen.query_one("#history").render())
+        assert "v1 defer by ada (tui)" in history and "back in the inbox" in history
+        assert app.screen.dossier.review.status == "pending"
 
 
 @driven

@@ -202,6 +202,9 @@ class ProposalScreen(Screen[None]):
             for line in (decision["reason"] or "").splitlines():
                 colour = "green" if line.startswith("+") else "red" if line.startswith("-") else ""
                 lines.append(f"[{colour}]{escape(line)}[/{colour}]" if colour else escape(line))
+        if review.status == "pending" and review.deferral is not None:
+            lines.append(f"\n[b]back in the inbox[/b] from its deferral "
+                         f"({escape(review.deferral or 'no date, no reason given')})")
         if len(lines) == 1:
             lines.append(f"\nno decision yet on {review.draft.title!r}")
         return "\n".join(lines)

@@ -32,6 +32,7 @@ class Row:
     key: int
     cells: tuple[str, ...]
     alert: bool = False  # drawn in the error colour (a critic error, a failed scan)
+    badge: str = ""  # one character before the cells, where a mark is drawn: what sets the row apart
 
 
 class RowList(ScrollView, can_focus=True):
@@ -182,7 +183,7 @@ class RowList(ScrollView, can_focus=True):
             style += self.get_component_rich_style("rowlist--marked")
         if index == self.cursor:
             style += self.get_component_rich_style("rowlist--cursor")
-        marker = MARK if row.key in self.marked else ""
+        marker = MARK if row.key in self.marked else row.badge
         return self.strip(self.line(row.cells, widths, marker), width, style)
 
     def strip(self, text: Text, width: int, style: Style) -> Strip:
