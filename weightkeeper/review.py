@@ -277,7 +277,7 @@ class ReviewQueue:
         return _review(row)
 
     def list(self, status: str | None = None) -> list[Review]:
-        """The reviews (in `status`, as `deferred_status` decides it), pending first."""
+        """The reviews (those in `status`, as `_STATUS` reads it: a deferral that ended is pending), pending first."""
         where = "WHERE shown = :status" if status else ""
         return [_review(row) for row in self.conn.execute(
             f"{_SELECT} {where} ORDER BY shown != 'pending', r.priority DESC, r.id",
