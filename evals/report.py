@@ -12,6 +12,7 @@ from typing import Any
 from evals.detection import CaseResult, run_suite
 from evals.scoring import Event, metrics
 from evals.suite import Options, Part, Suite, progress_line
+from weightkeeper.words import counted
 
 # A rate (precision, recall) may drop this much below the baseline's before it counts as a regression;
 # the mean time to detection may grow this many scans. False deletions, duplicates and faults a scenario armed
@@ -101,7 +102,7 @@ def run_detection(scratch: Path, options: Options) -> Part:
 
 def detection_summary(suite: Part) -> str:
     figures = suite["metrics"]
-    return (f"detection: {figures['passed']} of {figures['scenarios']} scenarios passed; false deletions "
+    return (f"detection: {figures['passed']} of {counted(figures['scenarios'], 'scenario')} passed; false deletions "
             f"{figures['false_deletions']}, duplicated events {figures['duplicates']}")
 
 

@@ -8,14 +8,17 @@ import re
 import functools
 import json
 import shutil
+import threading
 import time
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from console_world import desk
+from console_world import SEEN, desk
 
 from tui.app import ReviewConsole
+from tui.data import Desk, Dossier
 from tui.screens.dialogs import ApproveDialog, ReasonDialog
 from tui.screens.proposal import ProposalScreen
 from tui.widgets.rowlist import RowList
@@ -53,8 +56,9 @@ def rows(app: ReviewConsole) -> list[int]:
 
 
 def reviews(home: Path) -> dict[int, Review]:
+    """The queue as it stands on the console's day (SEEN), whatever today's date."""
     with Ledger(config.load(home).ledger_path) as ledger:
-        return {review.id: review for review in ReviewQueue(ledger).list()}
+        return {review.id: review for review in ReviewQueue(ledger, clock=lambda: SEEN).list()}
 
 
 def decisions(home: Path, review_id: int) -> list[dict]:
@@ -215,6 +219,87 @@ async def test_defer_until_a_date(console_home: Path) -> None:
         await until(pilot, lambda: rows(app) == [2])
     (decision,) = decisions(console_home, 2)
     assert (decision["decision"], decision["reason"]) == ("defer", "until 2027-01-15; the owner is on leave")
+
+
+def greeting(review: Review) -> str:
+    return review.draft.body.strip().splitlines()[0]
+
+
+def on_screen(app: ReviewConsole) -> str:
+    """The text of the frame the console would draw now."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+@driven
+async def test_the_next_proposal_shows_nothing_of_the_one_before_while_it_is_read_and_keeps_the_focus(
+        console_home: Path) -> None:
+    held = threading.Event()
+
+    class SlowLedger(Desk):  # review 2 is read only once the test has looked at the screen
+        def dossier(self, review_id: int) -> Dossier:
+            if review_id == 2:
+                held.wait(30)
+            return super().dossier(review_id)
+
+    first, second = reviews(console_home)[1], reviews(console_home)[2]
+    app = ReviewConsole(SlowLedger(console_home, "ada", now=desk(console_home).now))
+    async with app.run_test(size=SIZE) as pilot:
+        await opened(pilot, app, 1)
+        await until(pilot, lambda: first.model in on_screen(app) and greeting(first) in on_screen(app))
+        focused = app.focused
+        await pilot.press("tab")  # the focus elsewhere than where the screen puts it first
+        assert app.focused is not focused
+        focused = app.focused
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, ProposalScreen))
+        await pilot.press("j", "enter")
+        await until(pilot, lambda: isinstance(app.screen, ProposalScreen) and app.screen.review_id == 2)
+        await pilot.pause()
+        reading = on_screen(app)
+        assert "Review 2 · reading" in reading
+        assert first.model not in reading and greeting(first) not in reading
+        held.set()
+        await until(pilot, lambda: app.screen.dossier is not None and app.screen.dossier.review.id == 2)
+        await until(pilot, lambda: second.model in on_screen(app) and greeting(second) in on_screen(app))
+        assert app.focused is focused
+
+
+@driven
+async def test_a_deferral_ends_on_its_date_and_the_proposal_is_back_in_the_inbox(console_home: Path) -> None:
+    from tui.screens.dialogs import DeferDialog
+    from tui.screens.inbox import BACK
+
+    clock = [SEEN]  # 2026-11-02, moved on by the test: nothing waits for a day to pass
+    app = ReviewConsole(Desk(console_home, "ada", now=lambda: clock[0]), poll_seconds=0.1)
+    async with app.run_test(size=SIZE) as pilot:
+        await opened(pilot, app, 2)
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, DeferDialog))
+        await pilot.press(*"2026-11-02", "enter", "enter")  # today: that would be no deferral at all
+        await until(pilot, lambda: any("is not after today" in str(note.message) for note in app._notifications))
+        assert reviews(console_home)[2].status == "pending"
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, DeferDialog))
+        await pilot.press(*"2026-11-10", "enter", *"the owner is on leave", "enter")
+        await until(pilot, lambda: reviews(console_home)[2].status == "deferred")
+        await pilot.press("escape")
+        await until(pilot, lambda: rows(app) == [1, 3])
+        clock[0] = SEEN + timedelta(days=7, hours=10)  # 2026-11-10 00:00 UTC: the deferral's day
+        await until(pilot, lambda: rows(app) == [1, 2, 3])
+        table = app.screen.query_one(RowList)
+        marks = {row.key: row.badge for row in table.rows}
+        assert marks == {1: "", 2: BACK, 3: ""}
+        assert f"{BACK} 1 back from a deferral" in status_of(app)
+        await pilot.press("g", "j")
+        await until(pilot, lambda: "until 2026-11-10; the owner is on leave" in on_screen(app))
+        await pilot.press("l")  # the deferred tab: empty now
+        await until(pilot, lambda: app.screen.tab == "deferred" and app.screen.ready and rows(app) == [])
+        await pilot.press("h", "j", "enter")
+        await until(pilot, lambda: isinstance(app.screen, ProposalScreen) and app.screen.dossier is not None
+                    and app.screen.dossier.review.id == 2)
+        history = str(app.screen.query_one("#history").render())
+        assert "v1 defer by ada (tui)" in history and "back in the inbox" in history
+        assert app.screen.dossier.review.status == "pending"
 
 
 @driven
@@ -392,3 +477,47 @@ async def test_the_palette_offers_this_screens_commands(console_home: Path) -> N
         assert {"Approve…", "Edit", "Reject", "Defer", "Back"} <= set(proposal) and "Mark" not in proposal
         proposal["Reject"].callback()  # chosen in the palette: the same as the key
         await until(pilot, lambda: isinstance(app.screen, ReasonDialog))
+
+
+ONE_OF_MANY = re.compile(r"(?<![\d.,])\b1 (?:[a-z]+ )?(?:pages|registries|objects|versions|version\(s\)|files|bytes|"
+                         r"models|events|proposals|marked: r rejects them)\b")
+
+
+def status_of(app: ReviewConsole) -> str:
+    return str(app.screen.query_one("#status").render())
+
+
+@driven
+async def test_a_count_of_one_meets_its_noun_in_the_singular(console_home: Path) -> None:
+    from tui.screens.registries import ScanProgress
+
+    said: list[str] = []
+    ScanProgress(said.append).progress(1, 1)
+    assert said == ["scanning : 1 page, 1 model listed so far"]
+    app = console(console_home)
+    seen: list[str] = []
+    async with app.run_test(size=SIZE) as pilot:
+        await approving(pilot, app, 1)
+        await pilot.press("y")  # its archive action runs: one archived object, of one version
+        await until(pilot, lambda: reviews(console_home)[1].status == "executed")
+        await until(pilot, lambda: "done" in str(app.screen.query_one("#actions").render()))
+        seen.append(on_screen(app))
+        await pilot.press("escape", "slash", *"quill")
+        await until(pilot, lambda: rows(app) == [3])
+        assert status_of(app) == "1 of 2 pending proposals · filter: quill"
+        await pilot.press("enter", "space")
+        await until(pilot, lambda: "marked" in status_of(app))
+        assert status_of(app).startswith("1 of 2 pending proposals · 1 proposal marked: r rejects it, d defers it")
+        seen.append(on_screen(app))
+        await pilot.press("4")
+        await until(pilot, lambda: app.screen.id == "registries" and rows(app))
+        await until(pilot, lambda: "page" in on_screen(app))
+        assert status_of(app) == "1 registry"
+        seen.append(on_screen(app))
+        await pilot.press("5")
+        await until(pilot, lambda: app.screen.id == "archive" and rows(app))
+        await until(pilot, lambda: "version" in on_screen(app))
+        assert status_of(app) == "1 archived object"
+        assert "of 1 version," in on_screen(app)
+        seen.append(on_screen(app))
+    assert [ONE_OF_MANY.findall(text) for text in seen] == [[]] * len(seen)

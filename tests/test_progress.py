@@ -27,9 +27,9 @@ def test_the_progress_bar_shows_pages_models_and_the_current_wait_until_the_next
         bar.progress(3, 3000)
         bar.wait(12.0, "HTTP 429")
         (task,) = bar._bar.tasks
-        assert (task.fields["registry"], task.fields["pages"], task.fields["models"]) == ("hub", 3, 3000)
+        assert (task.fields["registry"], task.fields["listed"]) == ("hub", "3 pages, 3,000 models")
         assert task.fields["waiting"] == "waiting 12 s: HTTP 429"
-        bar.progress(4, 4000)
-        assert bar._bar.tasks[0].fields["waiting"] == ""
+        bar.progress(1, 1)
+        assert (bar._bar.tasks[0].fields["listed"], bar._bar.tasks[0].fields["waiting"]) == ("1 page, 1 model", "")
     finally:
         bar.stop()

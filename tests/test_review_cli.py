@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import time
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -175,3 +176,60 @@ def test_a_review_with_one_of_two_actions_run_says_so_and_each_action_its_state(
     shown = subprocess.run(cli(deprecated, "review", "show", str(row["id"])), capture_output=True, text=True)
     assert f"Review {row['id']} · partly executed" in shown.stdout
     assert "publish via outbox to " in shown.stdout and ": not approved  payload sha256" in shown.stdout
+
+
+def listed(home: Path, on: date, capsys: pytest.CaptureFixture[str], *options: str) -> list[dict]:
+    """`review list --json` as the CLI prints it on the day `on` (the clock moved there, not waited for)."""
+    capsys.readouterr()
+    with time_machine_at(on):
+        assert main(["--home", str(home), "review", "list", "--json", *options]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_a_deferral_ends_on_its_date_and_the_review_is_pending_again(
+        deleted: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # the table's cells on one line each
+    (outcome,) = run_propose(deleted)
+    until = datetime.now(UTC).date() + timedelta(days=30)
+    code, output = on_terminal(cli(deleted, "review", "defer", str(outcome.review_id), "--reviewer", "ada",
+                                   "--until", until.isoformat(), "--reason", "the owner is on leave"),
+                               lambda phrase: phrase)
+    assert code == 0 and f"until {until.isoformat()}" in output, output
+    deferral = f"until {until.isoformat()}; the owner is on leave"
+    (before,) = listed(deleted, until - timedelta(days=1), capsys)
+    assert (before["status"], before["deferral"], before["deferred_until"]) == ("deferred", deferral,
+                                                                                 until.isoformat())
+    assert listed(deleted, until - timedelta(days=1), capsys, "--status", "pending") == []
+    (back,) = listed(deleted, until, capsys, "--status", "pending")
+    assert (back["id"], back["status"], back["deferral"]) == (outcome.review_id, "pending", deferral)
+    assert listed(deleted, until, capsys, "--status", "deferred") == []
+    capsys.readouterr()
+    with time_machine_at(until):
+        assert main(["--home", str(deleted), "review", "list"]) == 0
+        assert main(["--home", str(deleted), "review", "show", str(outcome.review_id)]) == 0
+    table, shown = capsys.readouterr().out.split("Review ", 1)
+    assert "pending (was deferred)" in table
+    assert f"Was deferred: {deferral}" in shown
+
+
+def time_machine_at(day: date):  # noqa: ANN201 (time_machine's own type)
+    import time_machine
+
+    return time_machine.travel(datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=1), tick=False)
+
+
+def test_a_deferral_without_a_date_stays_deferred(deleted: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (outcome,) = run_propose(deleted)
+    with Ledger(config.load(deleted).ledger_path) as ledger:
+        reviewer(ledger, deleted).defer(ReviewQueue(ledger), outcome.review_id, version=1, reason="ask me later")
+    (still,) = listed(deleted, datetime.now(UTC).date() + timedelta(days=3650), capsys)
+    assert (still["status"], still["deferral"], still["deferred_until"]) == ("deferred", "ask me later", None)
+
+
+def test_a_deferral_to_a_day_already_come_is_refused_before_it_is_confirmed(deleted: Path) -> None:
+    (outcome,) = run_propose(deleted)
+    today = datetime.now(UTC).date()
+    code, output = on_terminal(cli(deleted, "review", "defer", str(outcome.review_id), "--reviewer", "ada",
+                                   "--until", today.isoformat()), lambda phrase: phrase)
+    assert code == 2 and "is not after today" in output and "Type `" not in output, output
+    assert status(deleted, outcome.review_id) == "pending"

@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from weightkeeper import config
 from weightkeeper.cli import reviewing
 from weightkeeper.ledger import Ledger
-from weightkeeper.review import Headline, Review, ReviewQueue
+from weightkeeper.review import Headline, Review, ReviewQueue, utc_now
 from weightkeeper.words import counted
 
 TABS: dict[str, tuple[str, ...]] = {  # inbox tab -> the review statuses it lists
@@ -31,6 +31,11 @@ TABS: dict[str, tuple[str, ...]] = {  # inbox tab -> the review statuses it list
 def lead(headline: Headline) -> str:
     """The model a proposal is about, and how many more (near-duplicates of one recipient) it covers."""
     return headline.model + (f" +{headline.members}" if headline.members else "")
+
+
+def came_back(item: Headline | Triaged) -> bool:
+    """A pending proposal that was deferred before: its deferral's date came, or a new event amended it."""
+    return isinstance(item, Headline) and item.status == "pending" and item.deferral is not None
 
 
 def critic_status(headline: Headline) -> str:
@@ -101,15 +106,11 @@ class Archived:
     checked_at: str | None
 
 
-def now_utc() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass(frozen=True)
 class Desk:
     home: Path
     reviewer: str
-    now: Callable[[], datetime] = now_utc
+    now: Callable[[], datetime] = utc_now  # the clock the queue ends deferrals by, and ages are counted from
 
     @contextmanager
     def opened(self) -> Iterator[tuple[config.Config, Ledger]]:
@@ -121,12 +122,16 @@ class Desk:
 
     def headlines(self, tab: str, limit: int | None = None) -> list[Headline]:
         with self.opened() as (_, ledger):
-            return ReviewQueue(ledger).headlines(TABS[tab], limit)
+            return self.queue(ledger).headlines(TABS[tab], limit)
+
+    def queue(self, ledger: Ledger) -> ReviewQueue:
+        return ReviewQueue(ledger, clock=self.now)
 
     def fingerprint(self) -> tuple[Any, ...]:
-        """Changes whenever a review arrives or is decided: what the console polls for."""
+        """Changes whenever a review arrives or is decided, or a day begins (a deferral may end): what the console
+        polls for."""
         with self.opened() as (_, ledger):
-            return ReviewQueue(ledger).fingerprint()
+            return self.queue(ledger).fingerprint()
 
     def triaged(self) -> list[Triaged]:
         from agents.triage import triaged
@@ -136,7 +141,7 @@ class Desk:
 
     def dossier(self, review_id: int) -> Dossier:
         with self.opened() as (_, ledger):
-            queue = ReviewQueue(ledger)
+            queue = self.queue(ledger)
             review = queue.get(review_id)
             return Dossier(review, queue.members(review_id), queue.decisions(review_id), queue.results(review),
                            {item.id: _ledger_rows(ledger, item.source) for item in review.evidence.items})
@@ -224,7 +229,7 @@ class Desk:
     def defer(self, reviews: list[Review], *, until: date | None, reason: str | None) -> None:
         with self.opened() as (_, ledger):
             for review in reviews:
-                reviewing.defer(ledger, self._decider(), review, until=until, reason=reason)
+                reviewing.defer(ledger, self._decider(), review, until=until, reason=reason, clock=self.now)
 
     def edit(self, review: Review, *, title: str, body: str, note: str | None) -> int:
         with self.opened() as (_, ledger):
@@ -236,7 +241,7 @@ class Desk:
 
     def reviews(self, review_ids: list[int]) -> list[Review]:
         with self.opened() as (_, ledger):
-            queue = ReviewQueue(ledger)
+            queue = self.queue(ledger)
             return [queue.get(review_id) for review_id in review_ids]
 
 

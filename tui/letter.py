@@ -3,6 +3,8 @@ for the console."""
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from rich.text import Text
 
 from weightkeeper import letter as rendered
@@ -14,9 +16,11 @@ def letter(review: Review) -> str:
     return f"# {rendered.title(review.draft)}\n\n{rendered.render(review.draft, review.evidence)}"
 
 
+@lru_cache(maxsize=64)
 def laid_out(markdown: str, width: int) -> Text:
     """The markdown laid out for `width` columns, once (in a worker thread): drawing it is then a copy, where
-    rich's Markdown would be parsed and wrapped again on every repaint."""
+    rich's Markdown would be parsed and wrapped again on every repaint. Kept per text and width, so a proposal
+    read again (opened again, or its ledger changed) is not laid out again until its letter changes."""
     import io
 
     from rich.console import Console

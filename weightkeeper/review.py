@@ -29,9 +29,10 @@ import json
 import sqlite3
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from typing import Any
 
 from weightkeeper import letter
@@ -45,6 +46,10 @@ from weightkeeper.witness import Seen, Witness, described, keys_dir
 STATUSES = ("pending", "approved", "rejected", "deferred", "executed")
 CHANNELS = ("cli", "tui", "demo")
 LEASE_SECONDS = 60.0
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class ReviewError(WeightkeeperError):
@@ -75,6 +80,8 @@ class Review:
     findings: tuple[Finding, ...]
     created_at: str
     updated_at: str
+    deferral: str | None = None  # its latest deferral's reason ("" if it gave none); None if never deferred
+    deferred_until: str | None = None  # the date that deferral ends (ISO), if it named one
 
     def payload(self, action_index: int) -> dict[str, Any]:
         """What the action runs with: the letter as its recipient reads it (weightkeeper/letter.py)."""
@@ -94,6 +101,7 @@ class Review:
                 "event": self.event, "priority": round(self.priority, 3), "recipient": self.recipient,
                 "title": self.draft.title, "drafter": self.draft.drafter, "version": self.version,
                 "errors": sum(finding.severity == "error" for finding in self.findings),
+                "deferral": self.deferral, "deferred_until": self.deferred_until,
                 "actions": [{"kind": action.kind, "channel": action.channel, "target": action.target, "state": state}
                             for action, state in zip(self.draft.actions, states, strict=True)]}
 
@@ -117,6 +125,8 @@ class Headline:
     findings: int
     members: int  # near-duplicate models it covers beside its own
     reason: str | None  # the latest decision's reason: why it was rejected or deferred
+    deferral: str | None = None  # as Review.deferral: a pending one with a deferral is back from it
+    deferred_until: str | None = None
 
 
 _SEAL = object()  # only the queue builds a Claim
@@ -193,10 +203,17 @@ def reviewer_keys(conn: sqlite3.Connection) -> dict[str, str]:
 class ReviewQueue:
     """The queue of proposals waiting for a human, in the ledger."""
 
-    def __init__(self, ledger: Ledger, witness: Witness | None = None) -> None:
-        """`witness`: what verifies against, by default this user's (in their keys folder)."""
+    def __init__(self, ledger: Ledger, witness: Witness | None = None, *,
+                 clock: Callable[[], datetime] = utc_now) -> None:
+        """`witness`: what verifies against, by default this user's (in their keys folder). `clock`: what time it
+        is, for the deferrals it ends."""
         self.ledger, self.conn = ledger, ledger.conn
         self.witness = witness or Witness(keys_dir())
+        self.clock = clock
+
+    def today(self) -> str:
+        """The date (UTC, ISO) on which this queue ends deferrals: one deferred until it is pending again."""
+        return self.clock().astimezone(UTC).date().isoformat()
 
     def enqueue(self, *, thread_id: str, interrupt_id: str, evidence: Dossier, draft: Draft,
                 findings: list[Finding], priority: float, recipient: str,
@@ -254,15 +271,17 @@ class ReviewQueue:
             return review_id
 
     def get(self, review_id: int) -> Review:
-        row = self.conn.execute(f"{_SELECT} WHERE r.id = ?", (review_id,)).fetchone()
+        row = self.conn.execute(f"{_SELECT} WHERE r.id = :id", {"id": review_id, "today": self.today()}).fetchone()
         if row is None:
             raise ReviewError(f"there is no review {review_id}; `weightkeeper review list` shows the queue")
         return _review(row)
 
     def list(self, status: str | None = None) -> list[Review]:
-        where, params = ("WHERE r.status = ?", (status,)) if status else ("", ())
+        """The reviews (those in `status`, as `_STATUS` reads it: a deferral that ended is pending), pending first."""
+        where = "WHERE shown = :status" if status else ""
         return [_review(row) for row in self.conn.execute(
-            f"{_SELECT} {where} ORDER BY r.status != 'pending', r.priority DESC, r.id", params)]
+            f"{_SELECT} {where} ORDER BY shown != 'pending', r.priority DESC, r.id",
+            {"status": status, "today": self.today()})]
 
     def open_for(self, recipient: str) -> Review | None:
         """The recipient's open proposal: pending, deferred, or approved with no letter sent yet."""
@@ -289,18 +308,20 @@ class ReviewQueue:
     def headlines(self, statuses: tuple[str, ...], limit: int | None = None) -> list[Headline]:
         """The reviews in these statuses as one line each, highest priority first (the first `limit`): what an
         inbox lists, read without decoding any draft or evidence."""
-        marks = ", ".join("?" * len(statuses))
+        marks = ", ".join(f":s{index}" for index in range(len(statuses)))
         return [Headline(**row) for row in self.conn.execute(
-            "SELECT r.id, r.status, r.priority, r.recipient, r.version, r.created_at, g.name AS registry,"
+            f"SELECT r.id, {_STATUS} AS status, r.priority, r.recipient, r.version, r.created_at, g.name AS registry,"
             " m.name AS model, e.kind AS event, json_extract(r.draft, '$.drafter') AS drafter,"
             " json_extract(r.draft, '$.title') AS title,"
             " (SELECT COUNT(*) FROM json_each(r.findings) f WHERE json_extract(f.value, '$.severity') = 'error')"
             " AS errors, json_array_length(r.findings) AS findings,"
             " (SELECT COUNT(*) FROM review_members x WHERE x.review_id = r.id) AS members,"
-            " (SELECT reason FROM decisions d WHERE d.review_id = r.id ORDER BY d.id DESC LIMIT 1) AS reason"
-            " FROM reviews r JOIN registries g ON g.id = r.registry_id JOIN models m ON m.id = r.model_id"
-            f" JOIN events e ON e.id = r.event_id WHERE r.status IN ({marks}) ORDER BY r.priority DESC, r.id"
-            " LIMIT ?", (*statuses, -1 if limit is None else limit))]
+            " (SELECT reason FROM decisions d WHERE d.review_id = r.id ORDER BY d.id DESC LIMIT 1) AS reason,"
+            f" u.reason AS deferral, u.until AS deferred_until FROM reviews r {_DEFERRED}"
+            " JOIN registries g ON g.id = r.registry_id JOIN models m ON m.id = r.model_id"
+            f" JOIN events e ON e.id = r.event_id WHERE {_STATUS} IN ({marks}) ORDER BY r.priority DESC, r.id"
+            " LIMIT :limit", {**{f"s{index}": status for index, status in enumerate(statuses)},
+                              "limit": -1 if limit is None else limit, "today": self.today()})]
 
     def members(self, review_id: int) -> list[str]:
         """The names of the near-duplicate models a review covers beside its own, most similar first."""
@@ -557,9 +578,10 @@ class ReviewQueue:
         return {row["action_index"]: {"outcome": row["outcome"], **json.loads(row["detail"])} for row in rows}
 
     def fingerprint(self) -> tuple[Any, ...]:
-        """Changes whenever a review arrives or is decided, or an event is recorded."""
-        return tuple(self.conn.execute("SELECT COUNT(*), MAX(updated_at), (SELECT MAX(id) FROM events)"
-                                       " FROM reviews").fetchone())
+        """Changes whenever a review arrives or is decided, an event is recorded, or a day begins (a deferral may
+        end)."""
+        return (*self.conn.execute("SELECT COUNT(*), MAX(updated_at), (SELECT MAX(id) FROM events)"
+                                   " FROM reviews").fetchone(), self.today())
 
     def decided(self, statuses: tuple[str, ...]) -> list[sqlite3.Row]:
         """Reviews in `statuses`, or with any decision: id, status, draft, evidence, model (its name now), by id."""
@@ -598,8 +620,27 @@ def edit_summary(before: Draft, after: Draft, limit: int = 2000) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def deferral_reason(until: date | None, reason: str | None) -> str | None:
+    """What a deferral records as its (signed) reason: `until 2027-01-31; the owner is on leave`. The queue reads
+    the date back from it (`_DEFERRALS`): on that date the review is pending again."""
+    return "; ".join(filter(None, [until and f"until {until.isoformat()}", reason and reason.strip()])) or None
+
+
+# Each review's latest deferral, and the date it ends, read back from its signed reason (`deferral_reason`).
+_DEFERRALS = (
+    "(SELECT d.review_id, COALESCE(d.reason, '') AS reason,"
+    " CASE WHEN d.reason GLOB 'until [0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*' THEN substr(d.reason, 7, 10) END"
+    " AS until FROM decisions d WHERE d.id IN (SELECT MAX(id) FROM decisions WHERE decision = 'defer'"
+    " GROUP BY review_id))"
+)
+# A review's status as people see it: a deferral ends on its date (`:today`, by the queue's clock) and the review
+# is pending again, its earlier deferral kept beside it. Deferred and pending reviews may be decided alike, so
+# this changes what is shown and listed, never what may be approved (that is the signed decision log's).
+_STATUS = "CASE WHEN r.status = 'deferred' AND u.until <= :today THEN 'pending' ELSE r.status END"
+_DEFERRED = f"LEFT JOIN {_DEFERRALS} u ON u.review_id = r.id"
 _SELECT = (
-    "SELECT r.*, g.name AS registry, m.name AS model, e.kind AS event FROM reviews r"
+    f"SELECT r.*, {_STATUS} AS shown, u.reason AS deferral, u.until AS deferred_until, g.name AS registry,"
+    f" m.name AS model, e.kind AS event FROM reviews r {_DEFERRED}"
     " JOIN registries g ON g.id = r.registry_id JOIN models m ON m.id = r.model_id JOIN events e ON e.id = r.event_id"
 )
 
@@ -608,9 +649,10 @@ def _review(row: sqlite3.Row) -> Review:
     return Review(
         id=row["id"], thread_id=row["thread_id"], interrupt_id=row["interrupt_id"], registry=row["registry"],
         registry_id=row["registry_id"], model=row["model"], model_id=row["model_id"], event_id=row["event_id"],
-        event=row["event"], recipient=row["recipient"], priority=row["priority"], status=row["status"],
+        event=row["event"], recipient=row["recipient"], priority=row["priority"], status=row["shown"],
         version=row["version"], draft=Draft.from_dict(json.loads(row["draft"])),
         evidence=Dossier.from_dict(json.loads(row["evidence"])),
         findings=tuple(Finding(**finding) for finding in json.loads(row["findings"])),
-        created_at=row["created_at"], updated_at=row["updated_at"],
+        created_at=row["created_at"], updated_at=row["updated_at"], deferral=row["deferral"],
+        deferred_until=row["deferred_until"],
     )

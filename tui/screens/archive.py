@@ -12,6 +12,7 @@ from textual.binding import Binding
 from tui.data import Archived
 from tui.screens.panel import Panel
 from tui.widgets.rowlist import Column, Row, RowList
+from weightkeeper.words import counted
 
 
 class ArchiveScreen(Panel):
@@ -26,8 +27,8 @@ class ArchiveScreen(Panel):
     def key(self, item: Archived) -> int:
         return hash(item.object_id)
 
-    def noun(self) -> str:
-        return "archived objects"
+    def noun(self) -> tuple[str, str]:
+        return "archived object", "archived objects"
 
     def shown_columns(self) -> tuple[Any, str]:
         return self.columns, "the archive is empty; an archive is written when a reviewer approves an archive action"
@@ -41,8 +42,8 @@ class ArchiveScreen(Panel):
         return item.object_id.lower()
 
     def describe(self, item: Archived) -> str:
-        return (f"[b]{escape(item.object_id)}[/b] head {item.head} of {item.versions} version(s), {item.files} files, "
-                f"{item.bytes:,} bytes · v verifies every byte")
+        return (f"[b]{escape(item.object_id)}[/b] head {item.head} of {counted(item.versions, 'version')}, "
+                f"{counted(item.files, 'file')}, {counted(item.bytes, 'byte')} · v verifies every byte")
 
     def action_verify(self) -> None:
         current = self.query_one(RowList).current
@@ -51,7 +52,7 @@ class ArchiveScreen(Panel):
         object_id = self.items[current].object_id
 
         def done(report: Any) -> None:
-            self.app.notify(f"{report.checked_files:,} files, {report.checked_bytes:,} bytes checked: "
+            self.app.notify(f"{counted(report.checked_files, 'file')}, {counted(report.checked_bytes, 'byte')} checked: "
                             + ("intact" if report.ok else f"{len(report.failures)} FAILED"), title=object_id,
                             severity="information" if report.ok else "error", timeout=10)
             self.load()

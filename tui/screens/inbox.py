@@ -6,15 +6,17 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Input, Tab, Tabs
 
-from tui.data import Triaged, age, critic_status, lead
+from tui.data import Triaged, age, came_back, critic_status, lead
 from tui.screens.dialogs import DeferDialog, ReasonDialog
 from tui.screens.panel import Panel
 from tui.widgets.rowlist import Column, Row, RowList
 from weightkeeper.review import Headline
+from weightkeeper.words import counted
 
 TAB_TITLES = {"pending": "Pending", "deferred": "Deferred", "decided": "Decided", "executed": "Executed",
               "triaged": "Triaged"}
@@ -23,6 +25,7 @@ REVIEW_COLUMNS = (Column("Prio", 5, right=True), Column("Recipient", 11), Column
 TRIAGED_COLUMNS = (Column("Event", 6, right=True), Column("Model", 24), Column("Registry", 8), Column("Kind", 12),
                    Column("Why no proposal", 0))
 FIRST = 200  # proposals read before the first paint; the rest follow
+BACK = "↻"  # a pending proposal that was deferred before (its deferral ended, or a new event amended it)
 EMPTY = {"pending": "no proposal waits for a decision; `weightkeeper propose` drafts them for recorded events",
          "triaged": "every event that may need a proposal has one"}
 
@@ -43,6 +46,7 @@ class InboxScreen(Panel):
     def __init__(self) -> None:
         super().__init__()
         self.tab, self.whole = "pending", False
+        self.back = 0  # how many of the proposals read are back from a deferral
 
     def above(self) -> ComposeResult:
         yield Tabs(*(Tab(title, id=name) for name, title in TAB_TITLES.items()), id="tabs")
@@ -62,7 +66,7 @@ class InboxScreen(Panel):
     def loaded(self, answer: tuple[str, bool, list[Any]]) -> None:
         tab, whole, items = answer
         if tab == self.tab and (whole or not self.whole):  # not a tab left meanwhile, nor a part after the whole
-            self.whole = whole
+            self.whole, self.back = whole, sum(1 for item in items if came_back(item))
             super().loaded(items)
 
     def key(self, item: Headline | Triaged) -> int:
@@ -83,19 +87,28 @@ class InboxScreen(Panel):
         last = critic_status(item) if self.tab == "pending" else item.status + (f": {item.reason}" if item.reason else "")
         return Row(item.id, (f"{item.priority:.1f}", item.recipient, lead(item), item.registry, item.event,
                              age(item.created_at, self.app.desk.now()), item.drafter, last),
-                   alert=self.tab == "pending" and item.errors > 0)
+                   alert=self.tab == "pending" and item.errors > 0, badge=BACK if came_back(item) else "")
 
-    def noun(self) -> str:
-        return self.tab
+    def noun(self) -> tuple[str, str]:
+        what = "event" if self.tab == "triaged" else "proposal"
+        return f"{self.tab} {what}", f"{self.tab} {what}s"
 
     def describe(self, item: Headline | Triaged) -> str | None:
-        """A triaged event's whole reason (its column is cut short); a proposal opens with enter instead."""
-        return f"{item.event} of {item.model} (event {item.event_id}): {item.reason}" if isinstance(item, Triaged) \
+        """A triaged event's whole reason (its column is cut short), and what a proposal back from a deferral was
+        deferred for; a proposal opens with enter."""
+        if isinstance(item, Triaged):
+            return f"{item.event} of {item.model} (event {item.event_id}): {item.reason}"
+        return f"{BACK} deferred before: {escape(item.deferral or 'no date, no reason given')}" if came_back(item) \
             else None
 
     def status(self) -> list[str]:
-        marked = self.query_one(RowList).marked
-        return [f"{len(marked)} marked: r rejects them, d defers them"] if marked else []
+        marked, parts = self.query_one(RowList).marked, []
+        if self.back:
+            parts.append(f"{BACK} {self.back:,} back from a deferral")
+        if marked:
+            them = "it" if len(marked) == 1 else "them"
+            parts.append(f"{counted(len(marked), 'proposal')} marked: r rejects {them}, d defers {them}")
+        return parts
 
     # -- keys ---------------------------------------------------------------------------------
 
@@ -110,7 +123,7 @@ class InboxScreen(Panel):
         rowlist = self.query_one(RowList)
         rowlist.marked.clear()
         rowlist.cursor = 0
-        self.items = {}
+        self.items, self.back = {}, 0
         self.show()
         self.load()
         rowlist.focus()

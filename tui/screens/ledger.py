@@ -29,8 +29,8 @@ class LedgerScreen(Panel):
     def key(self, item: dict[str, Any]) -> int:
         return item["id"]
 
-    def noun(self) -> str:
-        return "events"
+    def noun(self) -> tuple[str, str]:
+        return "event", "events"
 
     def row(self, item: dict[str, Any]) -> Row:
         return Row(item["id"], (str(item["id"]), item["at"][:16].replace("T", " "), item["event"], item["registry"],

@@ -14,6 +14,7 @@ from textual.widgets import Input, Static
 
 from tui.widgets.keyline import KeyLine
 from tui.widgets.rowlist import Column, Row, RowList
+from weightkeeper.words import counted
 
 
 class Panel(Screen[None]):
@@ -73,9 +74,9 @@ class Panel(Screen[None]):
     def shown_columns(self) -> tuple[Sequence[Column], str]:
         return self.columns, f"no {self.heading.lower()}"
 
-    def noun(self) -> str:
-        """What the rows are, for the status line."""
-        return self.heading.lower()
+    def noun(self) -> tuple[str, str]:
+        """What one row is and what several are, for the status line: ("registry", "registries")."""
+        raise NotImplementedError
 
     def status(self) -> list[str]:
         return []
@@ -99,8 +100,9 @@ class Panel(Screen[None]):
 
     def update_status(self) -> None:
         rowlist = self.query_one(RowList)
-        parts = [f"{len(rowlist.rows)}" + (f" of {len(self.items)}" if self.query_text else "") + f" {self.noun()}",
-                 *self.status()]
+        shown = (f"{len(rowlist.rows):,} of {counted(len(self.items), *self.noun())}" if self.query_text
+                 else counted(len(rowlist.rows), *self.noun()))
+        parts = [shown, *self.status()]
         if self.query_text:
             parts.append(f"filter: {self.query_text}")
         self.query_one("#status", Static).update(" · ".join(parts))

@@ -4,6 +4,7 @@ hashes (and, once run, their results), and the history of decisions and edits.""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from rich.markup import escape
@@ -12,6 +13,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Static, TabbedContent, TabPane
 
 from tui.data import Dossier
@@ -20,8 +22,22 @@ from tui.screens.dialogs import ApproveDialog, DeferDialog, ReasonDialog
 from tui.widgets.keyline import KeyLine
 from tui.widgets.rowlist import Column, Row, RowList
 from weightkeeper.domain import canonical_json
+from weightkeeper.words import counted
 
 EVIDENCE_COLUMNS = (Column("Id", 3), Column("Kind", 11), Column("Statement", 0))
+
+
+@dataclass(frozen=True)
+class Panes:
+    """A proposal as the screen shows it, made in a worker thread from its dossier."""
+
+    dossier: Dossier
+    width: int  # what the letter was laid out for
+    letter: Text
+    evidence: list[Row]
+    critic: str
+    actions: str
+    history: str
 
 
 class ProposalScreen(Screen[None]):
@@ -39,17 +55,21 @@ class ProposalScreen(Screen[None]):
         self.review_id: int | None = None
         self.dossier: Dossier | None = None
         self.laid_out_at = 0  # the width the letter was laid out for
+        self.item_shown: int | None = None  # the evidence item the pane below the list describes
+        self.refocus: Widget | None = None  # what had the focus before the panes were hidden
 
     def open(self, review_id: int) -> ProposalScreen:
         """Show another proposal: the console keeps one proposal screen, styled once, for every proposal."""
         self.review_id, self.dossier = review_id, None
-        if self.is_mounted:  # nothing of the proposal shown before stays on screen
+        if self.is_mounted:
             with self.app.batch_update():
                 self.query_one("#title", Static).update(self.app.title_line(f"Review {review_id} · reading…"))
-                for pane in ("#letter", "#evidence-detail", "#critic", "#actions", "#history"):
-                    self.query_one(pane, Static).update("")
-                self.query_one("#evidence", RowList).show([])
-            self.load()
+                # Nothing of the proposal shown before stays on screen: its panes are hidden until the new ones
+                # arrive from the worker (`loaded` replaces every one), so the first frame draws the title alone.
+                self.refocus = self.focused or self.refocus  # hiding blurs it; `loaded` gives the focus back
+                self.query_one("#split").styles.visibility = "hidden"
+                self.query_one("#evidence", RowList).show([])  # the cursor back on the first item
+            self.call_after_refresh(self.load)  # read once that frame is drawn: the worker's thread would slow it
         return self
 
     def compose(self) -> ComposeResult:
@@ -70,7 +90,7 @@ class ProposalScreen(Screen[None]):
         yield KeyLine()
 
     def on_mount(self) -> None:
-        self.load()
+        self.call_after_refresh(self.load)
 
     def load(self) -> None:
         review_id, desk, width = self.review_id, self.app.desk, self.letter_width()
@@ -78,9 +98,14 @@ class ProposalScreen(Screen[None]):
             self.app.in_background(lambda: self.read(desk, review_id, width), self.loaded, group="proposal")
 
     @staticmethod
-    def read(desk: Any, review_id: int, width: int) -> tuple[Dossier, Text, int]:
+    def read(desk: Any, review_id: int, width: int) -> Panes:
+        """In a worker thread: the dossier, and every pane made from it, so showing them is only a copy."""
         dossier = desk.dossier(review_id)
-        return dossier, laid_out(letter(dossier.review), width), width
+        review = dossier.review
+        return Panes(dossier, width, laid_out(letter(review), width),
+                     [Row(index, (item.id, item.kind, item.statement)) for index, item in enumerate(review.evidence.items)],
+                     ProposalScreen.critic_text(dossier), ProposalScreen.actions_text(dossier),
+                     ProposalScreen.history_text(dossier))
 
     def letter_width(self) -> int:
         pane = self.query_one("#letter-pane") if self.is_mounted else None
@@ -94,29 +119,32 @@ class ProposalScreen(Screen[None]):
         if self.dossier is not None and self.letter_width() != self.laid_out_at:
             self.load()
 
-    def loaded(self, answer: tuple[Dossier, Text, int]) -> None:
-        dossier, text, self.laid_out_at = answer
+    def loaded(self, panes: Panes) -> None:
+        dossier = panes.dossier
         if dossier.review.id != self.review_id:  # another proposal was opened meanwhile
             return
-        self.dossier = dossier
+        self.dossier, self.laid_out_at = dossier, panes.width
         review = dossier.review
         covers = f" (+ {', '.join(dossier.members)})" if dossier.members else ""
         with self.app.batch_update():  # one frame for all the panes
+            self.query_one("#split").styles.visibility = "visible"
+            if self.focused is None and self.refocus is not None:
+                self.set_focus(self.refocus, scroll_visible=False)
             self.query_one("#title", Static).update(self.app.title_line(
                 f"Review {review.id} · {review.status} · v{review.version} · {review.event} of {review.model}{covers}"
                 f" → {review.recipient} · {review.draft.drafter}"))
-            self.query_one("#letter", Static).update(text)
+            self.query_one("#letter", Static).update(panes.letter)
             evidence = self.query_one("#evidence", RowList)
-            evidence.show([Row(index, (item.id, item.kind, item.statement))
-                           for index, item in enumerate(review.evidence.items)])
+            evidence.show(panes.evidence)
             self.show_item(evidence.current)
-            self.query_one("#critic", Static).update(self.critic_text(dossier))
-            self.query_one("#actions", Static).update(self.actions_text(dossier))
-            self.query_one("#history", Static).update(self.history_text(dossier))
+            self.query_one("#critic", Static).update(panes.critic)
+            self.query_one("#actions", Static).update(panes.actions)
+            self.query_one("#history", Static).update(panes.history)
 
     # -- the panes ----------------------------------------------------------------------------
 
     def show_item(self, index: int | None) -> None:
+        self.item_shown = index
         if self.dossier is None or index is None:
             return
         item = self.dossier.review.evidence.items[index]
@@ -127,7 +155,7 @@ class ProposalScreen(Screen[None]):
         self.query_one("#evidence-detail", Static).update("\n".join(lines))
 
     def on_row_list_moved(self, event: RowList.Moved) -> None:
-        if event.rowlist.id == "evidence":
+        if event.rowlist.id == "evidence" and event.key != self.item_shown:  # not the move `show` announces
             self.show_item(event.key)
 
     @staticmethod
@@ -144,8 +172,8 @@ class ProposalScreen(Screen[None]):
         files = next((item.facts for item in review.evidence.items if item.kind == "files"), {})
         for index, action in enumerate(review.draft.actions):
             payload = canonical_json(action.payload(review.draft.title, review.draft.body))
-            size = (f"{files.get('total_bytes', 0):,} bytes in {files.get('count', 0)} files" if action.kind == "archive"
-                    else f"{len(payload):,} bytes")
+            size = (f"{counted(files.get('total_bytes', 0), 'byte')} in {counted(files.get('count', 0), 'file')}"
+                    if action.kind == "archive" else counted(len(payload), "byte"))
             lines = [f"[b][{index}] {action.kind}[/b] via {action.channel}", f"to {escape(action.target)}",
                      f"size {size}", f"sha256 {review.payload_sha256(index)}"]
             result = dossier.results.get(index)
@@ -174,6 +202,9 @@ class ProposalScreen(Screen[None]):
             for line in (decision["reason"] or "").splitlines():
                 colour = "green" if line.startswith("+") else "red" if line.startswith("-") else ""
                 lines.append(f"[{colour}]{escape(line)}[/{colour}]" if colour else escape(line))
+        if review.status == "pending" and review.deferral is not None:
+            lines.append(f"\n[b]back in the inbox[/b] from its deferral "
+                         f"({escape(review.deferral or 'no date, no reason given')})")
         if len(lines) == 1:
             lines.append(f"\nno decision yet on {review.draft.title!r}")
         return "\n".join(lines)

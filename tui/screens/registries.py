@@ -14,6 +14,7 @@ from textual.widgets import Static
 from tui.data import RegistryState
 from tui.screens.panel import Panel
 from tui.widgets.rowlist import Column, Row, RowList
+from weightkeeper.cli.progress import listed
 
 
 class RegistriesScreen(Panel):
@@ -35,6 +36,9 @@ class RegistriesScreen(Panel):
                                      str(len(item.problems)), item.next_run),
                    alert=scan.get("status") == "failed" or bool(item.problems))
 
+    def noun(self) -> tuple[str, str]:
+        return "registry", "registries"
+
     def haystack(self, item: RegistryState) -> str:
         return f"{item.name} {item.kind} {item.location} {(item.last_scan or {}).get('status', '')}".lower()
 
@@ -42,7 +46,7 @@ class RegistriesScreen(Panel):
         scan = item.last_scan
         lines = [f"[b]{escape(item.name)}[/b] {item.kind} at {escape(item.location)} · schedule {item.schedule}"]
         if scan:
-            lines.append(f"scan {scan['id']}: {scan['status']}, {scan['pages']} pages, {scan['models_seen']:,} models"
+            lines.append(f"scan {scan['id']}: {scan['status']}, {listed(scan['pages'], scan['models_seen'])}"
                          + (f" · {escape(scan['error'])}" if scan["error"] else ""))
         lines += [f"[red]problem[/red] {escape(problem)}" for problem in item.problems[:5]]
         if len(item.problems) > 5:
@@ -76,7 +80,7 @@ class ScanProgress:
         self.say(f"scanning {registry}…")
 
     def progress(self, pages: int, models: int) -> None:
-        self.say(f"scanning {self.registry}: {pages:,} pages, {models:,} models listed so far")
+        self.say(f"scanning {self.registry}: {listed(pages, models)} listed so far")
 
     def wait(self, seconds: float, reason: str) -> None:
         self.say(f"scanning {self.registry}: waiting {seconds:.1f} s ({reason})")

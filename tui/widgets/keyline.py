@@ -9,6 +9,8 @@ from textual.widgets import Static
 
 
 class KeyLine(Static):
+    line: Text | None = None
+
     def on_mount(self) -> None:
         self.screen.bindings_updated_signal.subscribe(self, self.bindings_changed)
         self.bindings_changed(self.screen)
@@ -25,4 +27,6 @@ class KeyLine(Static):
                 line.append(f" {self.app.get_key_display(binding)} ", "bold reverse" if active.enabled else "dim")
                 line.append(f" {binding.description}  ")
         line.append(" ^p palette", "dim")
-        self.update(line)
+        if line != self.line:  # the same keys again (focus moved): an update would lay the screen out for nothing
+            self.line = line
+            self.update(line)

@@ -11,7 +11,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
 from textual.cache import LRUCache
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
@@ -32,6 +32,7 @@ class Row:
     key: int
     cells: tuple[str, ...]
     alert: bool = False  # drawn in the error colour (a critic error, a failed scan)
+    badge: str = ""  # one character before the cells, where a mark is drawn: what sets the row apart
 
 
 class RowList(ScrollView, can_focus=True):
@@ -70,6 +71,7 @@ class RowList(ScrollView, can_focus=True):
         self.rows: list[Row] = []
         self.marked: set[int] = set()
         self.drawn: LRUCache[tuple[Any, ...], Strip] = LRUCache(1024)  # lines as last drawn
+        self.base = Style()  # the widget's own style, as of the frame being drawn
 
     # -- what it shows ------------------------------------------------------------------------
 
@@ -147,10 +149,17 @@ class RowList(ScrollView, can_focus=True):
             text.append((shown.rjust(width) if column.right else shown.ljust(width)) + " ")
         return text
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self.base = self.rich_style  # once a frame, not once a line: it walks every ancestor's styles
+        return super().render_lines(crop)
+
     def render_line(self, y: int) -> Strip:
         index = self.scroll_offset.y + y - 1
         row = self.rows[index] if 0 <= index < len(self.rows) and y else None
-        look = (y == 0, index, self.size.width, row, row is not None and row.key in self.marked, index == self.cursor)
+        if row is None and (y == 0 or index != 0 or self.rows):
+            index = -1  # the header, or a blank line below the rows: one drawing serves them all
+        look = (y == 0, index, self.size.width, self.base, row, row is not None and row.key in self.marked,
+                index == self.cursor)
         line = self.drawn.get(look)
         if line is None:
             line = self.drawn[look] = self.draw(y, index, row)
@@ -159,7 +168,7 @@ class RowList(ScrollView, can_focus=True):
     def draw(self, y: int, index: int, row: Row | None) -> Strip:
         width = self.size.width
         widths = self.widths(width)
-        base = self.rich_style
+        base = self.base
         if y == 0:
             text = self.line([column.title for column in self.columns], widths, "")
             return self.strip(text, width, base + self.get_component_rich_style("rowlist--header"))
@@ -174,7 +183,7 @@ class RowList(ScrollView, can_focus=True):
             style += self.get_component_rich_style("rowlist--marked")
         if index == self.cursor:
             style += self.get_component_rich_style("rowlist--cursor")
-        marker = MARK if row.key in self.marked else ""
+        marker = MARK if row.key in self.marked else row.badge
         return self.strip(self.line(row.cells, widths, marker), width, style)
 
     def strip(self, text: Text, width: int, style: Style) -> Strip:

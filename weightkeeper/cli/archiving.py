@@ -59,7 +59,8 @@ def archive_verify(home: Path, object_id: str | None, *, sample: int | None, rep
     results = verify_archive(settings, object_id, sample=sample, repair=repair)
     for report in results:
         state = "ok" if report.ok else "FAILED"
-        print(f"{report.object_id}: {state}, {report.checked_files:,} files, {report.checked_bytes:,} bytes checked"
+        print(f"{report.object_id}: {state}, {counted(report.checked_files, 'file')}, "
+              f"{counted(report.checked_bytes, 'byte')} checked"
               + (f", repaired {', '.join(report.repaired)}" if report.repaired else ""))
         for failure in report.failures:
             print(f"  {failure.logical_paths[0] if failure.logical_paths else failure.content_path}: expected "
@@ -102,7 +103,7 @@ def archive_restore(home: Path, object_id: str, dest: Path, version: str | None)
     if version is not None and not version.startswith("v"):
         version = f"v{version}"
     written = open_store(config.load(home)).restore(object_id, dest, version)
-    print(f"restored {len(written):,} files of {object_id}{' ' + version if version else ''} into {dest}")
+    print(f"restored {counted(len(written), 'file')} of {object_id}{' ' + version if version else ''} into {dest}")
 
 
 def _record(ledger: Ledger, object_id: str, report: Any) -> None:

@@ -14,6 +14,7 @@ from weightkeeper.errors import WeightkeeperError
 from weightkeeper.ledger import Ledger
 from weightkeeper.ledger.queries import EventFilter, events, stats
 from weightkeeper.review import ReviewQueue
+from weightkeeper.words import counted
 
 REGISTRY_NAME = "demo"
 DEMO_REVIEWER = "demo script, on your behalf"
@@ -98,7 +99,8 @@ def _archive_one(home: Path, keys: Path) -> str | None:
             print(f"  {action_line(done)}")
     reports = verify_archive(settings, None, sample=None)
     for report in reports:
-        print(f"  verified {report.object_id}: {report.checked_files} files, {report.checked_bytes:,} bytes, "
+        print(f"  verified {report.object_id}: {counted(report.checked_files, 'file')}, "
+              f"{counted(report.checked_bytes, 'byte')}, "
               + ("intact" if report.ok else "FIXITY FAILED"))
     return reports[0].object_id if reports and all(report.ok for report in reports) else None
 

@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 from dataclasses import asdict
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -206,6 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
             decide.add_argument("--override", action="append", default=[], metavar="ID",
                                 help="approve despite this critic error (its id from `review show`), once read; "
                                      "repeat for each error")
+        if decision == "defer":
+            decide.add_argument("--until", type=_day, metavar="YYYY-MM-DD",
+                                help="the day (UTC) it comes back to the queue as pending; without it, it stays "
+                                     "deferred until someone decides it")
         if decision == "reject":
             decide.add_argument("--recipient-refused", action="store_true",
                                 help="the recipient asked not to be contacted: block them")
@@ -618,6 +622,13 @@ def _home(args: argparse.Namespace) -> Path:
     if use == "create":
         return created_home(home)
     return existing_home(home) if use == "read" else writable_home(existing_home(home))
+
+
+def _day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date; write it as 2027-01-31") from None
 
 
 def _since(value: str | None) -> str | None:

@@ -24,6 +24,11 @@ class ScanDisplay(Protocol):
     def stop(self) -> None: ...
 
 
+def listed(pages: int, models: int) -> str:
+    """How far a listing got: `1 page, 40 models`."""
+    return f"{counted(pages, 'page')}, {counted(models, 'model')}"
+
+
 def stamp() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -42,7 +47,7 @@ class LogLines:
 
     def progress(self, pages: int, models: int) -> None:
         if pages % self.every == 0:
-            self._say(f"{self.registry}: {counted(pages, 'page')}, {counted(models, 'model')} listed so far")
+            self._say(f"{self.registry}: {listed(pages, models)} listed so far")
 
     def wait(self, seconds: float, reason: str) -> None:
         self._say(f"{self.registry}: waiting {seconds:.1f} s ({reason})")
@@ -58,16 +63,16 @@ class ProgressBar:
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         self._bar = Progress(SpinnerColumn(), TextColumn("[bold]{task.fields[registry]}"),
-                             TextColumn("{task.fields[pages]} pages, {task.fields[models]} models"),
+                             TextColumn("{task.fields[listed]}"),
                              TextColumn("[yellow]{task.fields[waiting]}"), TimeElapsedColumn(), transient=True)
         self._task: int | None = None
 
     def start(self, registry: str) -> None:
         self._bar.start()
-        self._task = self._bar.add_task("scan", total=None, registry=registry, pages=0, models=0, waiting="")
+        self._task = self._bar.add_task("scan", total=None, registry=registry, listed=listed(0, 0), waiting="")
 
     def progress(self, pages: int, models: int) -> None:
-        self._bar.update(self._task, pages=pages, models=models, waiting="")
+        self._bar.update(self._task, listed=listed(pages, models), waiting="")
 
     def wait(self, seconds: float, reason: str) -> None:
         self._bar.update(self._task, waiting=f"waiting {seconds:.0f} s: {reason}")

@@ -98,7 +98,7 @@ def action_line(result: dict[str, Any]) -> str:
             "; the next `weightkeeper act` resumes it" if result.get("resumable") else "")
     if "object_id" in result:
         done = (f"archived as {result['object_id']} {result['version']} ({counted(result['files'], 'file')}, "
-                f"{result['bytes']:,} bytes{', metadata only' if result.get('metadata_only') else ''})")
+                f"{counted(result['bytes'], 'byte')}{', metadata only' if result.get('metadata_only') else ''})")
     else:
         done = f"published: {result.get('url') or result.get('path')}"
     return f"{what}: {done}" + (" (it was there already: not sent twice)" if result.get("already_published") else "")

@@ -17,14 +17,14 @@ import os
 import sys
 from collections.abc import Callable
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from weightkeeper import config
 from weightkeeper.errors import WeightkeeperError
-from weightkeeper.ledger import Ledger, contacts
-from weightkeeper.review import ApprovalRefused, Review, ReviewQueue, shown_status
+from weightkeeper.ledger import Ledger, contacts, now_iso
+from weightkeeper.review import ApprovalRefused, Review, ReviewQueue, deferral_reason, shown_status, utc_now
 from weightkeeper.words import counted
 
 if TYPE_CHECKING:
@@ -82,6 +82,9 @@ def review_list(home: Path, *, status: str | None, as_json: bool) -> None:
         from weightkeeper.cli.render import print_table
 
         print_table([{**{key: row[key] for key in ("id", "status", "priority", "event", "model", "recipient")},
+                      # back in the queue from a deferral that ended, or deferred again: said beside its status
+                      "status": row["status"] + (" (was deferred)" if row["status"] == "pending"
+                                                 and row["deferral"] is not None else ""),
                       "actions": ", ".join(f"{action['kind']} {action['state']}" for action in row["actions"])}
                      for row in rows])
 
@@ -108,6 +111,8 @@ def render_review(review: Review, states: list[str]) -> str:
              f"{review.event} of {review.model} ({review.registry}) · to {review.recipient}"
              + (f" · {len(models)} models: " + ", ".join(f"{model.model} ({model.event_kind})" for model in models)
                 if len(models) > 1 else ""),
+             *([f"{'Was deferred' if review.status == 'pending' else 'Deferred'}: "
+                f"{review.deferral or 'no date, no reason given'}"] if review.deferral is not None else []),
              f"Drafted by {review.draft.drafter} ({review.draft.prompt})"
              + (f" · recalled {', '.join(review.draft.precedents)}" if review.draft.precedents else ""),
              "", f"# {review.draft.title}", "",
@@ -139,6 +144,8 @@ def decide(home: Path, args: argparse.Namespace, *, ask: Callable[[str], str] = 
         refusal = why_not(review, args.decision, tuple(getattr(args, "override", ())))
         if refusal is not None:
             raise WeightkeeperError(refusal)
+        if args.decision == "defer":
+            check_until(queue, args.until)
         reviewer = HumanReviewer(signer(name, home), "cli")
         print(render_review(review, queue.action_states(review)))
         print()
@@ -148,7 +155,8 @@ def decide(home: Path, args: argparse.Namespace, *, ask: Callable[[str], str] = 
         phrase = {"approve": f"approve {review.id} {code}", "reject": f"reject {review.id}",
                   "defer": f"defer {review.id}", "edit": f"edit {review.id}"}[args.decision]
         what = (f"approve publishing ({targets}; payloads {code})" if args.decision == "approve"
-                else f"{args.decision} review {review.id}")
+                else f"{args.decision} review {review.id}"
+                + (f" until {args.until}" if getattr(args, "until", None) else ""))
         if ask(f"Type `{phrase}` to {what}: ").strip() != phrase:
             print("not confirmed; nothing was recorded")
             return 1
@@ -157,7 +165,7 @@ def decide(home: Path, args: argparse.Namespace, *, ask: Callable[[str], str] = 
         elif args.decision == "reject":
             reject(ledger, reviewer, review, args.reason, recipient_refused=args.recipient_refused)
         elif args.decision == "defer":
-            defer(ledger, reviewer, review, reason=args.reason)
+            defer(ledger, reviewer, review, until=args.until, reason=args.reason)
         else:
             version = edit(ledger, reviewer, review, title=args.title or review.draft.title,
                            body=Path(args.body).read_text(encoding="utf-8"), note=args.reason)
@@ -212,10 +220,20 @@ def reject(ledger: Ledger, reviewer: HumanReviewer, review: Review, reason: str,
 
 
 def defer(ledger: Ledger, reviewer: HumanReviewer, review: Review, *, until: date | None = None,
-          reason: str | None = None) -> None:
-    """Put the review aside, until a date when one is given (kept with the reason)."""
-    text = "; ".join(filter(None, [until and f"until {until.isoformat()}", reason and reason.strip()])) or None
-    reviewer.defer(ReviewQueue(ledger), review.id, version=review.version, reason=text)
+          reason: str | None = None, clock: Callable[[], datetime] = utc_now) -> None:
+    """Put the review aside, until a date when one is given (kept with the reason): on that date (UTC, by `clock`)
+    it is pending again. Without a date it stays deferred until someone decides it, or a new event of its
+    recipient amends it."""
+    queue = ReviewQueue(ledger, clock=clock)
+    check_until(queue, until)
+    reviewer.defer(queue, review.id, version=review.version, reason=deferral_reason(until, reason))
+
+
+def check_until(queue: ReviewQueue, until: date | None) -> None:
+    """A deferral's date must be after today: on it, the review is pending again."""
+    if until is not None and until.isoformat() <= queue.today():
+        raise WeightkeeperError(f"a deferral ends on its date, and {until.isoformat()} is not after today "
+                                f"({queue.today()}, UTC): give a later date, or none")
 
 
 def edit(ledger: Ledger, reviewer: HumanReviewer, review: Review, *, title: str, body: str,
@@ -286,8 +304,8 @@ def reviewer_trust(home: Path, *, reset: bool, ask: Callable[[str], str] = input
         root = next(iter(reviewer_keys(ledger.conn).items()), None)
         with witness.seen(ledger.path) as seen:
             pinned, anchored = seen.root, len(seen.heads)
-        print(f"ledger {ledger.path}\n  root reviewer pinned in {witness.path}: {described(pinned)}, with {anchored} "
-              f"review chain(s) anchored\n  root reviewer the ledger holds: {described(root)}")
+        print(f"ledger {ledger.path}\n  root reviewer pinned in {witness.path}: {described(pinned)}, with "
+              f"{counted(anchored, 'review chain')} anchored\n  root reviewer the ledger holds: {described(root)}")
         if not reset:
             print("  " + ("they match" if pinned == root else
                           "nothing pinned yet: the first verification here pins the ledger's" if pinned is None else

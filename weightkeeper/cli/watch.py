@@ -22,6 +22,7 @@ from weightkeeper import config
 from weightkeeper.cli.progress import LogLines, stamp
 from weightkeeper.cli.scanning import chosen_registries, describe, scan_one
 from weightkeeper.ledger import Ledger, queries
+from weightkeeper.words import counted
 
 VERIFY_JOB = "(archive)"  # no registry name has parentheses
 
@@ -67,7 +68,7 @@ def _verify(settings: config.Config) -> str:
 
     reports = verify_archive(settings, None, sample=settings.archive.verify_sample)
     failed = [report.object_id for report in reports if not report.ok]
-    return (f"{VERIFY_JOB}: {len(reports):,} object{'' if len(reports) == 1 else 's'} verified, "
+    return (f"{VERIFY_JOB}: {counted(len(reports), 'object')} verified, "
             + (f"FIXITY FAILED for {', '.join(failed)}; `weightkeeper archive verify ID --repair` restores from the "
                "mirror" if failed else "all intact"))
 
