@@ -9,6 +9,7 @@ from pathlib import Path
 
 import time_machine
 
+import tools.registries  # noqa: F401  (registers the registry kinds the demo home's config names)
 from tui.data import Desk
 from weightkeeper import config
 from weightkeeper.cli.reviewing import propose

@@ -109,3 +109,15 @@ def test_an_hmac_approval_of_an_older_ledger_is_kept_and_authorises_nothing(tmp_
         with pytest.raises(sqlite3.IntegrityError, match="append-only"):
             conn.execute("INSERT OR REPLACE INTO decisions (id, review_id, version, decision, reviewer, channel,"
                          " decided_at, signature) VALUES (1, 1, 1, 'reject', 'ada', 'cli', '2026', 'x')")
+
+
+def test_the_consoles_poll_reads_an_index_not_every_review(tmp_path: Path) -> None:
+    """ReviewQueue.fingerprint runs every two seconds while the console is open."""
+    from weightkeeper.review import ReviewQueue
+
+    with Ledger(tmp_path / "ledger.sqlite3") as ledger:
+        queue = ReviewQueue(ledger)
+        queue.fingerprint()  # runs on an empty ledger
+        plan = " ".join(row[3] for row in ledger.conn.execute(
+            "EXPLAIN QUERY PLAN SELECT COUNT(*), MAX(updated_at) FROM reviews"))
+    assert "USING COVERING INDEX reviews_by_update" in plan, plan

@@ -395,6 +395,9 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX review_members_by_model ON review_members(model_id);
     CREATE INDEX review_members_by_review ON review_members(review_id);
     """,
+    # 10: the console asks for the newest change to any review every two seconds (ReviewQueue.fingerprint): without
+    # this index each poll reads every review's draft and evidence pages (30 ms at 10,000 reviews; 1 ms with it).
+    "CREATE INDEX reviews_by_update ON reviews(updated_at)",
 )
 
 
