@@ -13,7 +13,7 @@ from fake_llm import API_KEY, FakeLLM
 from test_llm_drafting import invented
 
 from evals import judging
-from evals.letter_scores import (Truth, argued, fabricated, fitting, grounding, length, readability, score_letter,
+from evals.letter_scores import (Truth, argued, boilerplate, overclaims, why_sentences, fabricated, fitting, grounding, length, readability, score_letter,
                                  tone)
 from evals.letters import load_cases, run_suite
 from evals.letters_report import LETTERS, metrics, regressions, run_letters
@@ -80,7 +80,7 @@ def test_a_good_letter_passes_every_scorer() -> None:
     assert score.to_dict() | {"words": 0} == {
         "grounding": 1.0, "factual": 4, "untraced": [], "fabricated": [], "argued": ["archive", "consent", "lineage"],
         "fitting": ["archive", "consent", "lineage"], "misplaced": [], "missing": [], "tone": [], "readability": [],
-        "words": 0, "length": [], "passed": True}
+        "words": 0, "length": [], "overclaims": [], "passed": True}
 
 
 def test_grounding_counts_a_factual_sentence_that_cites_nothing_or_evidence_without_its_figure() -> None:
@@ -145,6 +145,41 @@ def test_length_bounds_grow_with_the_models_a_letter_covers() -> None:
     assert length("Preserving acme/x", 800, 1) == ["800 words; a letter should have 120 to 700"]
     assert length("Preserving acme/x", 800, 3) == []
     assert length("x" * 101, 300, 1) == ["the title has 101 characters; at most 100"]
+
+
+def test_an_overclaim_speaks_of_dependents_the_evidence_does_not_name_or_of_weights_gone_that_are_not() -> None:
+    lineage = ("Keep a public note of what `acme/x` was built from and what builds on it. The people downstream "
+               "can then find their way.")
+    assert overclaims(lineage, dossier(), [USED]) == [
+        f"speaks of dependents the evidence does not name: {sentence!r}" for sentence in (
+            "Keep a public note of what `acme/x` was built from and what builds on it.",
+            "The people downstream can then find their way.")]
+    named = dossier()
+    named = Dossier.of("acme", [Evidence("hub", "hf", "acme/x", 1, 9, "deleted", (*named.items, EvidenceItem(
+        "E6", "lineage_down", "1 model names `acme/x` as its base.", {"count": 1, "models": ["acme/y"]}, "model 2")))])
+    assert overclaims(lineage, named, [USED]) == []
+    gone = "Once its weights are gone, nobody can check what it did. If they were lost, we could not help."
+    private = Truth("acme/x")  # made private, or a shutdown announced: its weights still exist
+    assert overclaims(gone, dossier(), [private]) == [
+        "says weights are gone though no model was deleted: 'Once its weights are gone, nobody can check what it did.'",
+        "says weights are gone though no model was deleted: 'If they were lost, we could not help.'"]
+    assert overclaims(gone, dossier(), [USED]) == []
+    score = score_letter(title="t", body=GOOD, rendered=RENDERED.replace("[2]", "[2] " + gone), dossier=dossier(),
+                         truths=[private], today=TODAY)
+    assert len(score.overclaims) == 2 and not score.passed
+
+
+def test_boilerplate_is_a_why_sentence_most_letters_of_a_run_repeat_word_for_word() -> None:
+    def letter(*why: str) -> str:
+        return f"Hello,\n\n## Why it matters\n\n{' '.join(why)} [1]\n\n## What we propose\n\n- Archive it.\n"
+    template = "Weights are worth keeping."
+    assert why_sentences(letter(template, "It had 5 downloads.")) == [template, "It had 5 downloads."]
+    run = [letter(template, "It had 5 downloads."), letter(template), letter("Nothing else is like it.")]
+    assert boilerplate(run) == [template]
+    assert boilerplate([letter("One."), letter("Two."), letter(template)]) == []
+    assert boilerplate(run[:2]) == []  # two letters sharing a sentence is no template
+    figures = metrics([])
+    assert figures["boilerplate"] == 0 and figures["why_distinct"] == 0
 
 
 def test_a_case_file_with_a_mistake_names_the_file_and_what_to_fix(tmp_path: Path) -> None:
