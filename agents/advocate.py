@@ -276,7 +276,9 @@ def _asks(write: _Writer, models: list[_Model]) -> list[str]:
                                used[0].downloads() or used[0].dependents()))
     lineage = [model for model in models if model.by_kind.get("lineage_up") or model.dependents()]
     if lineage:
-        asks.append(write.say("practice_lineage", models=_names([model.evidence.model for model in lineage]),
+        # "What builds on it" only where the evidence names something that does.
+        part = "practice_lineage" if any(model.dependents() for model in lineage) else "practice_lineage_from"
+        asks.append(write.say(part, models=_names([model.evidence.model for model in lineage]),
                               verb="were" if len(lineage) > 1 else "was",
                               pronoun="them" if len(lineage) > 1 else "it"))
     return [f"- {ask}" for ask in asks]
