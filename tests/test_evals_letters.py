@@ -214,13 +214,41 @@ def test_the_suite_drafts_a_few_cases_through_the_real_graph_and_every_offline_l
     results = run_suite(tmp_path, drafting("offline"), cases=few())
     letters = [letter for result in results for letter in result.letters]
     assert [(letter.recipient, letter.drafter, letter.prompt) for letter in letters] == [
-        ("acme", "offline", "letter@3"), ("acme", "offline", "letter@3"), ("acme", "offline", "letter@3"),
-        ("beta-lab", "offline", "letter@3")]
+        ("acme", "offline", "letter@4"), ("acme", "offline", "letter@4"), ("acme", "offline", "letter@4"),
+        ("beta-lab", "offline", "letter@4")]
     assert all(letter.score.passed for letter in letters), [letter.score for letter in letters]
     figures = metrics(letters)
     assert figures["fabricated"] == figures["misplaced"] == figures["readability"] == 0
     assert figures["practices"]["gradual"] == {"fits": 1, "argued": 1, "precision": 1.0, "recall": 1.0}
     assert "## Sources" in letters[0].letter and "[E" not in letters[0].letter
+
+
+HONEST = ("hub-obscure-adapter-deleted", "hub-private-obscure-adapter", "local-deprecated-far-no-successor",
+          "local-deprecated-far-successor", "local-private-with-dependents", "hub-obscure-full-finetune-deleted")
+
+
+def test_offline_letters_argue_from_their_own_case_and_claim_nothing_it_does_not_bear_out(tmp_path: Path) -> None:
+    results = run_suite(tmp_path, drafting("offline"), cases=few(HONEST))
+    letters = {result.case.name: result.letters[0] for result in results}
+    assert set(letters) == set(HONEST) and all(letter.score.passed for letter in letters.values())
+    why = {name: " ".join(why_sentences(letter.letter)) for name, letter in letters.items()}
+    # Downstream only where the evidence names a dependent (the private adapter has one; the deleted adapter none).
+    assert "what builds on it" in letters["hub-private-obscure-adapter"].letter
+    assert "what builds on" not in letters["hub-obscure-adapter-deleted"].letter
+    assert "Whoever finds it later" in letters["hub-obscure-adapter-deleted"].letter
+    # Weights gone only for a deletion: a private or a deprecated model's weights still exist.
+    assert "weights are gone" in why["hub-obscure-full-finetune-deleted"]
+    assert all("gone" not in why[name] for name in HONEST[1:5])
+    assert "out of public view" in why["local-private-with-dependents"]
+    assert "shutdown need not be the end" in why["local-deprecated-far-no-successor"]
+    # The precedent (about released models' weights, deleted or deprecated) only where it fits: not for an adapter,
+    # nor a model only made private; led in by the successor when there is one.
+    cited = {name for name, text in why.items() if "Anthropic committed" in text}
+    assert cited == {"local-deprecated-far-no-successor", "local-deprecated-far-successor",
+                     "hub-obscure-full-finetune-deleted"}
+    assert "retired for a successor" in why["local-deprecated-far-successor"]
+    assert "retired for a successor" not in why["local-deprecated-far-no-successor"]
+    assert len(set(why.values())) == len(HONEST)
 
 
 def test_an_llm_drafter_that_invents_a_figure_is_caught_though_its_critic_saw_it(
