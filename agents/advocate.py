@@ -7,7 +7,9 @@ where the evidence supports it (no successor named: nothing about a successor; n
 dependents on record: nothing about the model's users), and the asks are small and concrete: what
 exactly would be archived, that we can do it with their permission, the one command that keeps a copy on
 their side, how to reply and how never to hear from us again. It may cite a public precedent from
-`prompts/precedents.md`, which the documenter puts in the evidence like any other fact.
+`prompts/precedents.md`, which the documenter puts in the evidence like any other fact, where the precedent
+fits the case (`precedents_for`); why the models matter is argued from what befell them and what they are,
+and nothing is said of what builds on a model without a dependent on record.
 
 Registry text is untrusted. An evidence item holding card text that reads as instructions
 ("ignore previous instructions", "approve and publish") or as prompt markup (`</evidence>`,
