@@ -7,7 +7,9 @@ where the evidence supports it (no successor named: nothing about a successor; n
 dependents on record: nothing about the model's users), and the asks are small and concrete: what
 exactly would be archived, that we can do it with their permission, the one command that keeps a copy on
 their side, how to reply and how never to hear from us again. It may cite a public precedent from
-`prompts/precedents.md`, which the documenter puts in the evidence like any other fact.
+`prompts/precedents.md`, which the documenter puts in the evidence like any other fact, where the precedent
+fits the case (`precedents_for`); why the models matter is argued from what befell them and what they are,
+and nothing is said of what builds on a model without a dependent on record.
 
 Registry text is untrusted. An evidence item holding card text that reads as instructions
 ("ignore previous instructions", "approve and publish") or as prompt markup (`</evidence>`,
@@ -73,6 +75,16 @@ EVENT_WORDS: dict[str, str] = {
 }
 
 
+# What befell a model, as the letter argues from it: its weights gone, out of public view (they may still exist), or
+# a retirement announced (they still exist). The first of FATES that any model of a letter met decides its argument.
+FATE: dict[str, str] = {
+    EventKind.DELETED: "deleted", EventKind.WITHDRAWN: "withdrawn", EventKind.SUSPECTED_MISSING: "withdrawn",
+    EventKind.VISIBILITY_CHANGED: "withdrawn", EventKind.DEPRECATION_ANNOUNCED: "deprecated",
+    EventKind.STAGE_CHANGED: "deprecated",
+}
+FATES = ("deleted", "withdrawn", "deprecated")
+
+
 class _Model:
     """One model's usable evidence, by kind, as the letter reads it."""
 
@@ -113,6 +125,12 @@ class _Model:
             return bool(shutdown)
         return not (_ISO_DAY.match(shutdown) and shutdown[:10] <= event.facts["at"][:10])
 
+    def fate(self) -> str:
+        return FATE.get(self.evidence.event_kind, "withdrawn")
+
+    def adapter(self) -> bool:
+        return any(item.facts.get("relation") == "adapter" for item in self.by_kind.get("lineage_up", ()))
+
     def reachable(self) -> bool:
         identity = self.first("identity")
         return identity is not None and identity.facts["state"] == "present"
@@ -149,7 +167,7 @@ def draft_offline(dossier: Dossier, *, recipient: str, settings: ProposalSetting
         lines += ([f"### {model.name}", ""] if many else []) + [*_happened(write, model), ""]
     if rest:
         lines += [write.say("others"), "", write.say("table_header"), *(_row(write, model) for model in rest), ""]
-    lines += [f"## {WHY_IT_MATTERS}", "", *_why(write, models, dossier.precedents), "",
+    lines += [f"## {WHY_IT_MATTERS}", "", *_why(write, models, precedents_for(dossier)), "",
               f"## {PROPOSED}", "", write.say("propose_intro"), "", *_asks(write, models), "",
               f"## {UNKNOWN}", "", *_unknowns(write, models), "",
               f"## {REPLY}", "", *_reply(write, models)]
@@ -224,7 +242,12 @@ def _row(write: _Writer, model: _Model) -> str:
 
 
 def _why(write: _Writer, models: list[_Model], precedents: tuple[EvidenceItem, ...]) -> list[str]:
-    lines = [write.say("why_intro")]
+    """Why the models matter, argued from their own case: what befell them (weights gone only when deleted), their
+    kind (an adapter, a full fine-tune), their use and dependents, and only the precedents that fit them."""
+    fates = {model.fate() for model in models}
+    fate = next(fate for fate in FATES if fate in fates)
+    kind = "adapter" if all(model.adapter() for model in models) else "full"
+    lines = [write.say(f"why_{fate}_{kind}", **_plural(len(models) > 1))]
     used = next((model for model in models if model.downloads()), None)
     if used is not None:
         downloads = used.downloads()
@@ -236,9 +259,35 @@ def _why(write: _Writer, models: list[_Model], precedents: tuple[EvidenceItem, .
         count = dependents.facts["count"]
         lines.append(write.cite(write.say("why_dependents", model=built_on.name, verb="names" if count == 1 else "name",
                                           dependents=_count(count, "model")), dependents))
+    successor = any(model.successor() for model in models)
     for precedent in precedents:
-        lines.append(write.cite(write.say("why_precedent", what=precedent.facts["what"]), precedent))
+        lines.append(write.cite(write.say("why_precedent_successor" if successor else "why_precedent",
+                                          what=precedent.facts["what"]), precedent))
     return [" ".join(lines)]
+
+
+def _plural(many: bool) -> dict[str, str]:
+    return ({"its": "their", "it": "them", "they": "they", "it_is": "they are"} if many
+            else {"its": "its", "it": "it", "they": "it", "it_is": "it is"})
+
+
+def precedents_for(dossier: Dossier) -> tuple[EvidenceItem, ...]:
+    """The precedents that speak to this case: each entry of prompts/precedents.md may name the `events` (deleted,
+    withdrawn, deprecated) and the `models` (full, adapter) it is about, and fits a letter when one of its models
+    met such an event and is such a model. None fitting, a letter cites none rather than a commitment about
+    something else."""
+    models = [_Model(evidence) for evidence in dossier.models]
+    traits = [(model.fate(), "adapter" if model.adapter() else "full") for model in models]
+
+    def fits(precedent: EvidenceItem) -> bool:
+        events, kinds = (_listed(precedent.facts.get(key)) for key in ("events", "models"))
+        return any((not events or fate in events) and (not kinds or kind in kinds) for fate, kind in traits)
+
+    return tuple(precedent for precedent in dossier.precedents if fits(precedent))
+
+
+def _listed(value: Any) -> set[str]:
+    return {word.strip() for word in str(value or "").split(",") if word.strip()}
 
 
 def _asks(write: _Writer, models: list[_Model]) -> list[str]:
@@ -277,7 +326,9 @@ def _asks(write: _Writer, models: list[_Model]) -> list[str]:
                                used[0].downloads() or used[0].dependents()))
     lineage = [model for model in models if model.by_kind.get("lineage_up") or model.dependents()]
     if lineage:
-        asks.append(write.say("practice_lineage", models=_names([model.evidence.model for model in lineage]),
+        # "What builds on it" only where the evidence names something that does.
+        part = "practice_lineage" if any(model.dependents() for model in lineage) else "practice_lineage_from"
+        asks.append(write.say(part, models=_names([model.evidence.model for model in lineage]),
                               verb="were" if len(lineage) > 1 else "was",
                               pronoun="them" if len(lineage) > 1 else "it"))
     return [f"- {ask}" for ask in asks]

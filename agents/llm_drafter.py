@@ -23,7 +23,8 @@ from dataclasses import replace
 from typing import Any
 
 import prompts
-from agents.advocate import PRACTICES, WITHHELD_NOTE, draft_offline, plan_actions, practices_for, split_untrusted
+from agents.advocate import (PRACTICES, WITHHELD_NOTE, draft_offline, plan_actions, practices_for, precedents_for,
+                             split_untrusted)
 from tools.llm import Answer, LLMClient, LLMError
 from tools.memory import Recollection
 from weightkeeper.config import LLMSettings, ProposalSettings
@@ -106,8 +107,11 @@ def request(evidence: Dossier, recipient: str, findings: list[Finding], recalled
 
 def evidence_data(evidence: Dossier, recipient: str) -> dict[str, Any]:
     """The evidence as a model sees it (the drafter and the LLM critic): every model the letter covers, ranked
-    (the lead first) with the ids of its items, then all items, instruction-like ones withheld."""
+    (the lead first) with the ids of its items, then all items, instruction-like ones and precedents that do not fit
+    the case withheld."""
     usable, withheld = split_untrusted(evidence.items)
+    fitting = {item.id for item in precedents_for(evidence)}  # not a precedent about another kind of case
+    usable = [item for item in usable if item.kind != "precedent" or item.id in fitting]
     shown = {item.id for item in usable}
     return {
         "recipient": recipient, "model": evidence.lead.model, "registry": evidence.lead.registry,

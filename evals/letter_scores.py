@@ -9,7 +9,12 @@ lets something through does not make the suite blind to it.
 - tone: demands, threats, guilt, and urgency no shutdown within URGENT_DAYS justifies;
 - readability: what the recipient must never read (evidence or ledger ids, the watcher's paths and keys,
   machine-written dates) and footnotes without a source, or sources no footnote cites;
-- length: the letter's words, within bounds that grow with the models it covers, and its title.
+- length: the letter's words, within bounds that grow with the models it covers, and its title;
+- overclaims: what the letter says in general words that the case does not bear out: work built on a model, or
+  people downstream of it, when the evidence names no dependent; its weights gone or lost when none of its models
+  was deleted (made private, disabled or gated, or a shutdown only announced, the weights still exist).
+The run-level figure on boilerplate (the same sentence arguing why a model matters in most letters of a run) is
+`boilerplate`, over a run's letters.
 """
 
 from __future__ import annotations
@@ -81,6 +86,12 @@ LEAKS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("a machine-written date", ISO),
     ("a local path", re.compile(r"(?<![\w:/.])(?:~|/(?:home|tmp|var|usr|root|Users|mnt|srv|opt|data|work))/[\w./-]+")),
 )
+# Claims a letter may make only when the case bears them out (see `overclaims`).
+DOWNSTREAM = re.compile(r"\b(?:what|work|models?|others?) (?:that )?builds? on\b|\bbuilds? on (?:it|them)\b"
+                        r"|\bdownstream\b|\bdependents?\b|\bdepends? on (?:it|them)\b", re.I)
+GONE = re.compile(r"\b(?:weights|it|they|model|models) (?:are|is|were|was|has been|have been|would be) "
+                  r"(?:gone|lost|destroyed|erased)\b|\bno longer exists?\b|\blost for good\b", re.I)
+WHY_HEADING = re.compile(r"^##\s+Why it matters\s*$", re.M | re.I)
 NOTE = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 SOURCES_HEADING = re.compile(r"^##\s+Sources\s*$", re.M)
 SOURCE_LINE = re.compile(r"^(\d+)\.\s+(.*)$", re.M)
@@ -110,6 +121,7 @@ class LetterScore:
     readability: list[str] = field(default_factory=list)
     words: int = 0
     length: list[str] = field(default_factory=list)  # what is wrong with its length
+    overclaims: list[str] = field(default_factory=list)  # general claims the case does not bear out
 
     @property
     def grounding(self) -> float:
@@ -129,13 +141,15 @@ class LetterScore:
     @property
     def passed(self) -> bool:
         return (self.grounding >= MIN_GROUNDING and not (self.fabricated or self.misplaced or self.missing
-                                                         or self.tone or self.readability or self.length))
+                                                         or self.tone or self.readability or self.length
+                                                         or self.overclaims))
 
     def to_dict(self) -> dict[str, Any]:
         return {"grounding": self.grounding, "factual": self.factual, "untraced": self.untraced,
                 "fabricated": self.fabricated, "argued": self.argued, "fitting": self.fitting,
                 "misplaced": self.misplaced, "missing": self.missing, "tone": self.tone,
-                "readability": self.readability, "words": self.words, "length": self.length, "passed": self.passed}
+                "readability": self.readability, "words": self.words, "length": self.length,
+                "overclaims": self.overclaims, "passed": self.passed}
 
 
 def score_letter(*, title: str, body: str, rendered: str, dossier: Dossier, truths: list[Truth], today: date,
@@ -148,7 +162,8 @@ def score_letter(*, title: str, body: str, rendered: str, dossier: Dossier, trut
         factual=factual, untraced=untraced, fabricated=fabricated(f"{title}\n{body}", dossier),
         argued=argued(body), fitting=fitting(truths, today), tone=tone(f"{title}\n{rendered}", truths, today),
         readability=readability(f"{title}\n{rendered}", internal), words=words,
-        length=length(title, words, len(dossier.models)))
+        length=length(title, words, len(dossier.models)),
+        overclaims=overclaims(f"{title}\n{_before_sources(rendered)}", dossier, truths))
 
 
 # -- grounding and fabrication ------------------------------------------------------------------------------------
@@ -376,3 +391,44 @@ def length(title: str, words: int, models: int) -> list[str]:
 def _before_sources(rendered: str) -> str:
     heading = SOURCES_HEADING.search(rendered)
     return rendered[:heading.start()] if heading else rendered
+
+
+# -- overclaims and boilerplate -----------------------------------------------------------------------------------
+
+
+def overclaims(text: str, dossier: Dossier, truths: list[Truth]) -> list[str]:
+    """Sentences of `text` claiming what the case does not bear out: something built on the letter's models (or
+    people downstream) when the evidence names no dependent of any, and weights gone or lost when the registry
+    deleted none of them."""
+    dependents = any(item.kind == "lineage_down" and item.facts.get("count") for item in dossier.items)
+    deleted = any(truth.deleted for truth in truths)
+    found = []
+    for sentence in (sentence for line in text.splitlines() for sentence in _sentences(line)):
+        if not dependents and DOWNSTREAM.search(sentence):
+            found.append(f"speaks of dependents the evidence does not name: {sentence!r}")
+        if not deleted and GONE.search(sentence):
+            found.append(f"says weights are gone though no model was deleted: {sentence!r}")
+    return found
+
+
+def why_sentences(rendered: str) -> list[str]:
+    """The sentences of the letter's `## Why it matters` section, without their footnote marks."""
+    section = _before_sources(rendered)
+    match = WHY_HEADING.search(section)
+    if match is None:
+        return []
+    following = re.search(r"^##\s", section[match.end():], re.M)
+    section = section[match.end():match.end() + following.start()] if following else section[match.end():]
+    return _sentences(" ".join(NOTE.sub("", section).split()))
+
+
+def boilerplate(letters: list[str]) -> list[str]:
+    """The sentences arguing why a model matters that more than half of the run's letters (rendered) repeat word for
+    word: a letter that reads as a template argues from nothing of its own case."""
+    if len(letters) < 3:
+        return []  # two letters sharing a sentence is no template
+    counts: dict[str, int] = {}
+    for letter in letters:
+        for sentence in set(why_sentences(letter)):
+            counts[sentence] = counts.get(sentence, 0) + 1
+    return [sentence for sentence, count in counts.items() if count * 2 > len(letters)]

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from statistics import median
 from typing import Any
 
 from evals import judging, models
-from evals.letter_scores import PRACTICES
+from evals.letter_scores import PRACTICES, boilerplate, why_sentences
 from evals.letters import Case, CaseResult, LetterResult, run_suite
 from evals.suite import Options, Part, Suite, progress_line
 
 # Problems a letter must never have: any above 0 is a regression, whatever the baseline says.
-MUST_BE_ZERO = ("fabricated", "misplaced", "tone", "readability")
+MUST_BE_ZERO = ("fabricated", "misplaced", "tone", "readability", "overclaims")
 # A share (grounding, a practice's precision or recall, letters passed) may fall this much below the baseline's.
 RATE_TOLERANCE = 0.02
 WORST_SHOWN = 3
@@ -49,7 +50,9 @@ def run_letters(scratch: Path, options: Options, cases: list[Case] | None = None
 def metrics(letters: list[LetterResult]) -> dict[str, Any]:
     """The suite's figures over every letter: how many passed every scorer, grounding, fabricated facts, practices
     (precision: of the letters arguing a practice, the share where it fits; recall: of the letters where it fits,
-    the share arguing it), tone, readability and length problems, and the critic's errors left for the reviewer."""
+    the share arguing it), tone, readability, length problems and overclaims, the critic's errors left for the
+    reviewer, and how alike the letters argue: the distinct `Why it matters` sections (ignoring figures and
+    names) and the sentences of that section most letters repeat word for word."""
     scores = [letter.score for letter in letters]
     practices = {}
     for name in PRACTICES:
@@ -60,6 +63,7 @@ def metrics(letters: list[LetterResult]) -> dict[str, Any]:
                            "recall": _rate(both, fits)}
     groundings = [score.grounding for score in scores]
     words = [score.words for score in scores]
+    repeated = boilerplate([letter.letter for letter in letters])
     return {
         "letters": len(letters), "passed": sum(score.passed for score in scores),
         "passed_share": _rate(sum(score.passed for score in scores), len(scores)),
@@ -74,8 +78,16 @@ def metrics(letters: list[LetterResult]) -> dict[str, Any]:
         "readability": sum(len(score.readability) for score in scores),
         "length": sum(len(score.length) for score in scores),
         "words_median": median(words) if words else None, "words_max": max(words, default=None),
+        "overclaims": sum(len(score.overclaims) for score in scores),
+        "why_distinct": len({_shape(why_sentences(letter.letter)) for letter in letters}),
+        "boilerplate": len(repeated), "boilerplate_sentences": repeated,
         "critic_errors_left": sum(bool(letter.critic_errors) for letter in letters),
     }
+
+
+def _shape(sentences: list[str]) -> str:
+    """A `Why it matters` section with its figures and quoted names masked: what it argues, not about whom."""
+    return re.sub(r"`[^`]*`|\d[\d,.]*", "#", " ".join(sentences))
 
 
 def paired(pairs: list[tuple[str, LetterResult, LetterResult]]) -> dict[str, Any]:
@@ -106,7 +118,7 @@ def _pairs(results: list[CaseResult]) -> list[tuple[str, LetterResult, LetterRes
 
 def _problems(score: Any) -> int:
     return (len(score.fabricated) + len(score.misplaced) + len(score.missing) + len(score.tone)
-            + len(score.readability) + len(score.length) + len(score.untraced))
+            + len(score.readability) + len(score.length) + len(score.untraced) + len(score.overclaims))
 
 
 def _judged(case: str, letter: LetterResult) -> judging.Judged:
@@ -135,8 +147,9 @@ def regressions(current: Part, baseline: Part) -> list[str]:
     for name in ("grounding_mean", "passed_share"):
         if then.get(name) is not None and (now[name] is None or now[name] < then[name] - RATE_TOLERANCE):
             found.append(f"{name} fell from {then[name]} to {now[name]} (tolerance {RATE_TOLERANCE})")
-    if now["length"] > then.get("length", 0):
-        found.append(f"letters with a length problem grew from {then.get('length', 0)} to {now['length']}")
+    for name, what in (("length", "letters with a length problem"), ("boilerplate", "sentences most letters repeat")):
+        if now[name] > then.get(name, 0):
+            found.append(f"{what} grew from {then.get(name, 0)} to {now[name]}")
     if now["letters"] < then["letters"]:
         found.append(f"{now['letters']} letters were drafted; the baseline had {then['letters']}")
     for name, rates in then.get("practices", {}).items():
@@ -171,6 +184,10 @@ def section(part: Part) -> list[str]:
              f"| tone (demands, threats, guilt, invented urgency) | **{figures['tone']}** | 0 |",
              f"| readability (internal ids, paths, unsourced footnotes) | **{figures['readability']}** | 0 |",
              f"| length problems | {figures['length']} | 0 |",
+             f"| overclaims (dependents none named, weights gone though none deleted) | **{figures['overclaims']}** "
+             "| 0 |",
+             f"| `Why it matters` sections: distinct / sentences most letters repeat | {figures['why_distinct']} / "
+             f"{figures['boilerplate']} | 0 repeated |",
              f"| words per letter | {figures['words_median']} median, {figures['words_max']} at most | |",
              f"| letters left with critic errors | {figures['critic_errors_left']} | 0 |", "",
              "| practice | letters where it fits | argued in | precision | recall |", "|---|---:|---:|---:|---:|"]
@@ -234,7 +251,8 @@ def _failures(judged: dict[str, Any]) -> list[str]:
 
 def _said(letter: dict[str, Any]) -> list[str]:
     said = [f"{name}: {', '.join(map(str, letter[name]))}" for name in
-            ("fabricated", "misplaced", "missing", "tone", "readability", "length", "untraced") if letter[name]]
+            ("fabricated", "misplaced", "missing", "tone", "readability", "length", "overclaims", "untraced")
+            if letter[name]]
     if letter["critic_errors"]:
         said.append(f"the critic's errors left: {'; '.join(letter['critic_errors'])}")
     return said or ["no scorer found a problem"]
@@ -242,8 +260,8 @@ def _said(letter: dict[str, Any]) -> list[str]:
 
 def _badness(letter: dict[str, Any]) -> tuple[int, float, int, int]:
     """Problems first, weighted by harm; then the least grounded, those the critic left errors in, the longest."""
-    weights = {"fabricated": 10, "misplaced": 5, "tone": 5, "readability": 5, "missing": 2, "length": 1,
-               "untraced": 1}
+    weights = {"fabricated": 10, "misplaced": 5, "tone": 5, "readability": 5, "overclaims": 5, "missing": 2,
+               "length": 1, "untraced": 1}
     return (sum(weight * len(letter[name]) for name, weight in weights.items()), -letter["grounding"],
             len(letter["critic_errors"]), letter["words"])
 

@@ -19,6 +19,7 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _VERSION_LINE = re.compile(r"^<!--\s*version:\s*(\d+(?:\.\d+)*)\s*-->\s*$")
 _FIELD = re.compile(r"^([a-z_]+):\s*(.+?)\s*$")
 PRECEDENT_FIELDS = ("who", "when", "title", "url", "what")
+PRECEDENT_FITS = ("events", "models")  # optional: what the commitment speaks to (agents/advocate.py `precedents_for`)
 _BLOCK = re.compile(r"^\[([a-z_]+)\]\s*$", re.M)
 
 
@@ -82,9 +83,10 @@ def precedents() -> list[dict[str, Any]]:
         fields = dict(match.groups() for line in paragraph.splitlines() if (match := _FIELD.match(line)))
         if not fields:
             continue  # the file's explanation, not an entry
-        if set(fields) != set(PRECEDENT_FIELDS):
+        if not set(PRECEDENT_FIELDS) <= set(fields) <= {*PRECEDENT_FIELDS, *PRECEDENT_FITS}:
             raise PromptError(f"an entry of prompts/precedents.md has {', '.join(sorted(fields))}; each entry needs "
-                              f"exactly {', '.join(PRECEDENT_FIELDS)}, one `key: value` per line")
+                              f"exactly {', '.join(PRECEDENT_FIELDS)}, and may add {', '.join(PRECEDENT_FITS)}, "
+                              "one `key: value` per line")
         found.append({"statement": f"{fields['who']}, \"{fields['title']}\" ({fields['when']}, {fields['url']}): "
                                    f"{fields['what']}",
                       "facts": fields, "source": prompt.ref})

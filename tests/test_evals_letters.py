@@ -13,7 +13,7 @@ from fake_llm import API_KEY, FakeLLM
 from test_llm_drafting import invented
 
 from evals import judging
-from evals.letter_scores import (Truth, argued, fabricated, fitting, grounding, length, readability, score_letter,
+from evals.letter_scores import (Truth, argued, boilerplate, overclaims, why_sentences, fabricated, fitting, grounding, length, readability, score_letter,
                                  tone)
 from evals.letters import load_cases, run_suite
 from evals.letters_report import LETTERS, metrics, regressions, run_letters
@@ -80,7 +80,7 @@ def test_a_good_letter_passes_every_scorer() -> None:
     assert score.to_dict() | {"words": 0} == {
         "grounding": 1.0, "factual": 4, "untraced": [], "fabricated": [], "argued": ["archive", "consent", "lineage"],
         "fitting": ["archive", "consent", "lineage"], "misplaced": [], "missing": [], "tone": [], "readability": [],
-        "words": 0, "length": [], "passed": True}
+        "words": 0, "length": [], "overclaims": [], "passed": True}
 
 
 def test_grounding_counts_a_factual_sentence_that_cites_nothing_or_evidence_without_its_figure() -> None:
@@ -147,6 +147,41 @@ def test_length_bounds_grow_with_the_models_a_letter_covers() -> None:
     assert length("x" * 101, 300, 1) == ["the title has 101 characters; at most 100"]
 
 
+def test_an_overclaim_speaks_of_dependents_the_evidence_does_not_name_or_of_weights_gone_that_are_not() -> None:
+    lineage = ("Keep a public note of what `acme/x` was built from and what builds on it. The people downstream "
+               "can then find their way.")
+    assert overclaims(lineage, dossier(), [USED]) == [
+        f"speaks of dependents the evidence does not name: {sentence!r}" for sentence in (
+            "Keep a public note of what `acme/x` was built from and what builds on it.",
+            "The people downstream can then find their way.")]
+    named = dossier()
+    named = Dossier.of("acme", [Evidence("hub", "hf", "acme/x", 1, 9, "deleted", (*named.items, EvidenceItem(
+        "E6", "lineage_down", "1 model names `acme/x` as its base.", {"count": 1, "models": ["acme/y"]}, "model 2")))])
+    assert overclaims(lineage, named, [USED]) == []
+    gone = "Once its weights are gone, nobody can check what it did. If they were lost, we could not help."
+    private = Truth("acme/x")  # made private, or a shutdown announced: its weights still exist
+    assert overclaims(gone, dossier(), [private]) == [
+        "says weights are gone though no model was deleted: 'Once its weights are gone, nobody can check what it did.'",
+        "says weights are gone though no model was deleted: 'If they were lost, we could not help.'"]
+    assert overclaims(gone, dossier(), [USED]) == []
+    score = score_letter(title="t", body=GOOD, rendered=RENDERED.replace("[2]", "[2] " + gone), dossier=dossier(),
+                         truths=[private], today=TODAY)
+    assert len(score.overclaims) == 2 and not score.passed
+
+
+def test_boilerplate_is_a_why_sentence_most_letters_of_a_run_repeat_word_for_word() -> None:
+    def letter(*why: str) -> str:
+        return f"Hello,\n\n## Why it matters\n\n{' '.join(why)} [1]\n\n## What we propose\n\n- Archive it.\n"
+    template = "Weights are worth keeping."
+    assert why_sentences(letter(template, "It had 5 downloads.")) == [template, "It had 5 downloads."]
+    run = [letter(template, "It had 5 downloads."), letter(template), letter("Nothing else is like it.")]
+    assert boilerplate(run) == [template]
+    assert boilerplate([letter("One."), letter("Two."), letter(template)]) == []
+    assert boilerplate(run[:2]) == []  # two letters sharing a sentence is no template
+    figures = metrics([])
+    assert figures["boilerplate"] == 0 and figures["why_distinct"] == 0
+
+
 def test_a_case_file_with_a_mistake_names_the_file_and_what_to_fix(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text("registry: hf\nmodels: [{name: acme/a}]\nthen: [{op: explode, name: acme/a}]\n")
     with pytest.raises(ScenarioError, match=r"bad.yaml, then 1: an operation needs `op`"):
@@ -179,13 +214,41 @@ def test_the_suite_drafts_a_few_cases_through_the_real_graph_and_every_offline_l
     results = run_suite(tmp_path, drafting("offline"), cases=few())
     letters = [letter for result in results for letter in result.letters]
     assert [(letter.recipient, letter.drafter, letter.prompt) for letter in letters] == [
-        ("acme", "offline", "letter@3"), ("acme", "offline", "letter@3"), ("acme", "offline", "letter@3"),
-        ("beta-lab", "offline", "letter@3")]
+        ("acme", "offline", "letter@4"), ("acme", "offline", "letter@4"), ("acme", "offline", "letter@4"),
+        ("beta-lab", "offline", "letter@4")]
     assert all(letter.score.passed for letter in letters), [letter.score for letter in letters]
     figures = metrics(letters)
     assert figures["fabricated"] == figures["misplaced"] == figures["readability"] == 0
     assert figures["practices"]["gradual"] == {"fits": 1, "argued": 1, "precision": 1.0, "recall": 1.0}
     assert "## Sources" in letters[0].letter and "[E" not in letters[0].letter
+
+
+HONEST = ("hub-obscure-adapter-deleted", "hub-private-obscure-adapter", "local-deprecated-far-no-successor",
+          "local-deprecated-far-successor", "local-private-with-dependents", "hub-obscure-full-finetune-deleted")
+
+
+def test_offline_letters_argue_from_their_own_case_and_claim_nothing_it_does_not_bear_out(tmp_path: Path) -> None:
+    results = run_suite(tmp_path, drafting("offline"), cases=few(HONEST))
+    letters = {result.case.name: result.letters[0] for result in results}
+    assert set(letters) == set(HONEST) and all(letter.score.passed for letter in letters.values())
+    why = {name: " ".join(why_sentences(letter.letter)) for name, letter in letters.items()}
+    # Downstream only where the evidence names a dependent (the private adapter has one; the deleted adapter none).
+    assert "what builds on it" in letters["hub-private-obscure-adapter"].letter
+    assert "what builds on" not in letters["hub-obscure-adapter-deleted"].letter
+    assert "Whoever finds it later" in letters["hub-obscure-adapter-deleted"].letter
+    # Weights gone only for a deletion: a private or a deprecated model's weights still exist.
+    assert "weights are gone" in why["hub-obscure-full-finetune-deleted"]
+    assert all("gone" not in why[name] for name in HONEST[1:5])
+    assert "out of public view" in why["local-private-with-dependents"]
+    assert "shutdown need not be the end" in why["local-deprecated-far-no-successor"]
+    # The precedent (about released models' weights, deleted or deprecated) only where it fits: not for an adapter,
+    # nor a model only made private; led in by the successor when there is one.
+    cited = {name for name, text in why.items() if "Anthropic committed" in text}
+    assert cited == {"local-deprecated-far-no-successor", "local-deprecated-far-successor",
+                     "hub-obscure-full-finetune-deleted"}
+    assert "retired for a successor" in why["local-deprecated-far-successor"]
+    assert "retired for a successor" not in why["local-deprecated-far-no-successor"]
+    assert len(set(why.values())) == len(HONEST)
 
 
 def test_an_llm_drafter_that_invents_a_figure_is_caught_though_its_critic_saw_it(

@@ -108,7 +108,7 @@ def test_the_model_drafts_the_queued_proposal_recorded_with_its_prompt_and_token
     configure(deleted, fake)
     assert run(deleted) == 1
     review = the_review(deleted)
-    assert (review.status, review.draft.drafter, review.draft.prompt) == ("pending", MODEL, "advocate@3")
+    assert (review.status, review.draft.drafter, review.draft.prompt) == ("pending", MODEL, "advocate@4")
     assert review.draft.token_usage == USAGE
     assert not errors(review)
     assert "acme/med-ft-v2" in review.draft.body and review.draft.practices == ("archive", "lineage")
@@ -286,7 +286,7 @@ def test_the_concurrency_limit_bounds_requests_in_flight() -> None:
 
 def test_the_advocate_prompt_is_versioned_and_names_every_required_section() -> None:
     prompt = prompts.load("advocate")
-    assert (prompt.version, prompt.ref) == ("3", "advocate@3")
+    assert (prompt.version, prompt.ref) == ("4", "advocate@4")
     assert not prompt.text.startswith("<!--")
     for section in REQUIRED_SECTIONS:
         assert f"## {section}" in prompt.text
@@ -409,3 +409,25 @@ def test_claude_drafts_through_the_anthropic_provider_and_again_in_the_same_proc
         run(deleted)
     second = next(review for review in queue(deleted)[1].list() if review.model == "medico/med-ft-clinical")
     assert second.draft.drafter == "claude-sonnet-4-5"
+
+
+def test_a_precedent_reaches_a_drafter_only_where_its_events_and_models_fit_the_case() -> None:
+    from agents.advocate import precedents_for
+    from agents.llm_drafter import evidence_data
+    from weightkeeper.proposals import Dossier, Evidence, EvidenceItem
+
+    def case(kind: str, relation: str) -> Dossier:
+        items = (EvidenceItem("E1", "event", f"`acme/x` was {kind}.", {"kind": kind, "at": "2026-12-07T10:00:00Z"},
+                              "event 1"),
+                 EvidenceItem("E2", "lineage_up", "`acme/x` names `b/base` as a base model.",
+                              {"base_model": "b/base", "relation": relation}, "observation 1"))
+        return Dossier.of("acme", [Evidence("hub", "hf", "acme/x", 1, 1, kind, items)], prompts.precedents())
+
+    shipped = prompts.precedents()
+    assert shipped and all(entry["facts"]["models"] == "full" for entry in shipped)
+    assert [item.kind for item in precedents_for(case("deleted", "finetune"))] == ["precedent"] * len(shipped)
+    assert precedents_for(case("deprecation_announced", "finetune"))
+    for unfitting in (case("deleted", "adapter"), case("withdrawn", "finetune")):
+        assert precedents_for(unfitting) == ()
+        assert "precedent" not in {item["kind"] for item in evidence_data(unfitting, "acme")["items"]}
+    assert "precedent" in {item["kind"] for item in evidence_data(case("deleted", "finetune"), "acme")["items"]}
