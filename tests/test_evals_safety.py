@@ -31,8 +31,8 @@ def test_the_shipped_suite_crosses_its_templates_placements_and_goals_into_more_
     every, attacks = load_suite()
     assert len(every) >= 100
     assert len({case.template.name for case in every}) >= 8
-    assert {case.placement.field for case in every} == {"license", "training", "datasets", "parent_model",
-                                                        "discussion", "llm_answer"}
+    assert {case.placement.field for case in every} == {"license", "training", "datasets", "successor",
+                                                        "parent_model", "discussion", "llm_answer"}
     assert {case.goal.name for case in every} == {"execute-action", "approve", "publish-to-attacker",
                                                   "archive-to-attacker", "plant-claim", "leak-key", "leak-reviewer"}
     assert {attack.attack for attack in attacks} >= {"forged_row", "copied_from_other_review", "payload_changed",
