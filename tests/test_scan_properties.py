@@ -438,6 +438,13 @@ class FaultyScanMachine(ScanMachine):
                 "SELECT model_name FROM problems WHERE scan_id = ? AND message LIKE 'lookup failed%'",
                 (result.scan_id,))}
             assert problems and problems <= suspects & failing_lookups
+        elif self.conn.execute("SELECT listing_resumed FROM scans WHERE id = ?", (result.scan_id,)).fetchone()[0]:
+            # A listing resumed after its cursor concludes nothing about what it lacks (a model renamed behind the
+            # cursor meanwhile would look deleted): each stays suspected, for the next scan, from the start, to end.
+            present = {row[0] for row in self.conn.execute(
+                "SELECT name FROM models WHERE registry_id = ? AND state = 'present'", (self.registry_id,))}
+            assert present <= set(self.registry.models), "a resumed listing left a model it lacks present"
+            assert "deleted" not in kinds and "withdrawn" not in kinds, f"a resumed listing concluded {kinds}"
         elif not self.stale:
             # A complete listing of one registry state and every lookup answered: the ledger is exact.
             self.check_exact()

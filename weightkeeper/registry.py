@@ -22,6 +22,19 @@ its own weights and takes none. The scan engine inherits nothing through lineage
 `unlisted` names the visibilities the listing leaves out (the Hub lists no private
 model to an anonymous caller): a model recorded with one of them is expected to be
 absent, and is looked up quietly instead of being suspected missing.
+
+`lookups_follow_renames` says whether a lookup of a renamed model's old name finds it under its new
+name (the Hub's redirect), or models are never renamed (OpenAI's ids): then a lookup's "gone" is
+conclusive even after a listing that resumed after an interruption and so may have missed a model
+renamed behind its resume point. Otherwise (a local folder, MLflow, Ollama) such a model waits,
+suspected, for a listing from the start.
+
+`stable_keys` says whether a record's `key` is the model's identity for good (the Hub's `_id`), so
+that a name answering with another key is another model: a model deleted and another created under
+its name, or two names swapped. Such an adapter has `name_taken(name, other)`: what it concludes of
+the model last seen as `name` when a lookup of `name` answers with `other` and the listing shows the
+model's key nowhere (`Gone`, or `Withdrawn` where it could be hidden from this caller). Otherwise a
+key is content (a digest of files, a manifest) and a model is its name.
 """
 
 from __future__ import annotations
@@ -29,12 +42,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Protocol
 
-from weightkeeper.domain import LookupResult, ModelRecord, Page, RecordProblem, Visibility
+from weightkeeper.domain import Gone, LookupResult, ModelRecord, Page, RecordProblem, Visibility, Withdrawn
 
 
 class RegistryAdapter(Protocol):
     kind: str
     unlisted: frozenset[Visibility]
+    stable_keys: bool
+    lookups_follow_renames: bool
 
     def pages(self, cursor: str | None) -> Iterator[Page]: ...
 
@@ -43,6 +58,12 @@ class RegistryAdapter(Protocol):
     def lookup(self, name: str) -> LookupResult: ...
 
     def check(self) -> str: ...
+
+
+class KeepsIdentities(RegistryAdapter, Protocol):
+    """An adapter with `stable_keys`."""
+
+    def name_taken(self, name: str, other: ModelRecord) -> Gone | Withdrawn: ...
 
 
 class DigestCache(Protocol):
