@@ -1,7 +1,7 @@
 """The detection suite: scenarios of registry states, scanned by the real engine and adapters, scored.
 
-A scenario (evals/detection/*.yaml) names its registry (`local`, `hf`, `ollama` or `openai`; `evals.worlds` says what
-each can do), the Hub's caller (`anonymous`, `outsider`, `member`), and steps. Each
+A scenario (evals/detection/*.yaml) names its registry (`local`, `hf`, `ollama`, `openai` or `mlflow`; `evals.worlds`
+says what each can do), the Hub's caller (`anonymous`, `outsider`, `member`), and steps. Each
 step changes the registry (`do`), may arm faults for its scan (`faults`) or stop the scan after some pages
 as SIGTERM would (`stop_after_pages`), and lists the changes that truly happened in it (`truth`). Every
 step is followed by exactly one scan into the scenario's own ledger.

@@ -39,8 +39,8 @@ class MemoryRegistry:
     conclusive: bool = True
     # True: keys are identities (the Hub's _id); else content, and a model is its name (a local folder).
     stable_keys: bool = False
-    # True: a lookup of a renamed model's old name finds it (a redirect), so its "gone" holds after a resumed listing.
-    lookups_follow_renames: bool = False
+    # True: a model renamed while a listing was interrupted is found when it resumes (a lookup follows the rename).
+    resumes_see_renames: bool = False
     # What happened, for assertions. Listing faults happen in the read-ahead child: counted in shared memory.
     _listing_faults: Any = field(default_factory=lambda: multiprocessing.get_context("fork").Value("i", 0))
     lookup_faults: int = 0

@@ -87,10 +87,11 @@ def test_a_step_that_changes_a_model_its_registry_does_not_hold_says_which_step(
         run_scenario(load_scenarios(folder)[0], tmp_path / "run")
 
 
-def test_the_shipped_suite_has_at_least_30_scenarios_on_four_registries_and_all_three_hub_callers() -> None:
+def test_the_shipped_suite_has_at_least_30_scenarios_on_five_registries_and_all_three_hub_callers() -> None:
     scenarios = load_scenarios()
     assert len(scenarios) >= 30
-    assert {s.registry for s in scenarios} == {"local", "hf", "ollama", "openai"}
+    assert {s.registry for s in scenarios} == {"local", "hf", "ollama", "openai", "mlflow"}
+    assert sum(s.registry == "mlflow" for s in scenarios) >= 4
     assert {s.caller for s in scenarios if s.registry == "hf"} == {"anonymous", "outsider", "member"}
     assert any(step.get("stop_after_pages") for s in scenarios for step in s.steps)
 

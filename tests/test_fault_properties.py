@@ -110,7 +110,7 @@ class FakeRegistry(Protocol):
 
     def visible(self) -> dict[str, str]: ...  # the models of `present` this caller's listing shows
 
-    def unseen_state(self, name: str) -> str: ...  # what the ledger must conclude of a known model not visible
+    def unseen_state(self, name: str, key: str) -> str: ...  # what the ledger must conclude of a model not visible
 
     def set_private(self, name: str, private: bool) -> None: ...
 
@@ -157,7 +157,7 @@ class OllamaFake(ServedFake):
     def visible(self) -> dict[str, str]:
         return self.present()
 
-    def unseen_state(self, name: str) -> str:
+    def unseen_state(self, name: str, key: str) -> str:
         return "deleted"  # Ollama's 404 is an answer for every caller
 
     def set_private(self, name: str, private: bool) -> None:
@@ -222,11 +222,11 @@ class HubFake(ServedFake):
         return {name: repo.key for name, repo in self.server.repos.items()
                 if not repo.private or name.split("/")[0] in self.reads}
 
-    def unseen_state(self, name: str) -> str:
+    def unseen_state(self, name: str, key: str) -> str:
         # Only a 404 to a token that reads the owner's namespace says gone; a repo hidden from this caller exists,
-        # under this name or the one it was renamed to (where the old name's redirect leads).
-        where = self.server.redirects.get(name, name)
-        return "deleted" if where not in self.server.repos and name.split("/")[0] in self.reads else "withdrawn"
+        # under this name or another it was renamed to (perhaps where the token does not read).
+        exists = any(repo.key == key for repo in self.server.repos.values())
+        return "deleted" if not exists and name.split("/")[0] in self.reads else "withdrawn"
 
     def set_private(self, name: str, private: bool) -> None:
         self.server.update(name, private=private)
@@ -430,11 +430,13 @@ class FaultMachine(RuleBasedStateMachine):
         result = self.run_scan()
         assert result.ok, result.error
         self.check_complete(before, [result.scan_id])
-        states = {row["name"]: row["state"] for row in self.models()}
         visible = self.registry.visible()
-        assert {name: state for name, state in states.items() if name not in visible} == {
-            name: self.registry.unseen_state(name) for name in states if name not in visible
-        }, "a model gone from this caller's view is not what the registry's answers let it conclude"
+        # Where keys are stable, a model is not the one visible under its name if their keys differ.
+        unseen = [row for row in self.models() if row["name"] not in visible
+                  or self.registry.stable_keys and visible[row["name"]] != row["key"]]
+        assert [(row["name"], row["state"]) for row in unseen] == [
+            (row["name"], self.registry.unseen_state(row["name"], row["key"])) for row in unseen
+        ], "a model gone from this caller's view is not what the registry's answers let it conclude"
         assert set(replay(self.conn, self.registry_id)) == set(visible)
 
     # -- scanning and checking
@@ -513,7 +515,7 @@ class FaultMachine(RuleBasedStateMachine):
             scan_ids)}
         for name, row in rows.items():
             if name not in present:
-                assert row["state"] == self.registry.unseen_state(name) or (
+                assert row["state"] == self.registry.unseen_state(name, row["key"]) or (
                     row["state"] in ("suspected_missing", "withdrawn") and name in failed_lookups), (
                     f"{name} is gone from the caller's view but {row['state']} in the ledger")
 
@@ -569,7 +571,7 @@ def test_a_repo_deleted_and_created_again_under_its_name_is_two_models(tmp_path:
         registry.add("acme/beta")
         machine.clean_scan()
         rows = machine.conn.execute("SELECT state FROM models WHERE name = 'acme/beta' ORDER BY id").fetchall()
-        assert [row[0] for row in rows] == [registry.unseen_state("acme/gone"), "present"]
+        assert [row[0] for row in rows] == [registry.unseen_state("acme/beta", "a key no repo has"), "present"]
         machine.teardown()
 
 

@@ -149,11 +149,11 @@ def test_a_failed_lookup_leaves_the_model_suspected_and_the_next_scan_confirms(l
     assert kinds(ledger, again) == [("deleted", "a/two")]
 
 
-@pytest.mark.parametrize("follows_renames", [False, True])
+@pytest.mark.parametrize("sees_renames", [False, True])
 def test_an_incomplete_listing_concludes_nothing_and_the_next_scan_resumes_it(ledger: Ledger,
-                                                                              follows_renames: bool) -> None:
+                                                                              sees_renames: bool) -> None:
     registry = registry_of(*(record(f"a/m{i}") for i in range(6)), page_size=2)
-    registry.lookups_follow_renames = follows_renames
+    registry.resumes_see_renames = sees_renames
     scan(ledger, registry)
     for name in ("a/m0", "a/m5"):
         del registry.models[name]
@@ -168,7 +168,7 @@ def test_an_incomplete_listing_concludes_nothing_and_the_next_scan_resumes_it(le
     assert resumed.resumed and resumed.scan_id == failed.scan_id and resumed.status == "complete"
     deletions = [("deleted", "a/m0"), ("deleted", "a/m5")]
     suspicions = [("suspected_missing", "a/m0"), ("suspected_missing", "a/m5")]
-    if follows_renames:  # a lookup would have found either under a new name: its "gone" is conclusive
+    if sees_renames:  # a rename would have been found: a lookup's "gone" is conclusive
         assert sorted(kinds(ledger, resumed)) == sorted(suspicions + deletions)
         return
     # The resumed listing may have missed them renamed behind its resume point: suspected, never looked up...

@@ -23,11 +23,12 @@ its own weights and takes none. The scan engine inherits nothing through lineage
 model to an anonymous caller): a model recorded with one of them is expected to be
 absent, and is looked up quietly instead of being suspected missing.
 
-`lookups_follow_renames` says whether a lookup of a renamed model's old name finds it under its new
-name (the Hub's redirect), or models are never renamed (OpenAI's ids): then a lookup's "gone" is
-conclusive even after a listing that resumed after an interruption and so may have missed a model
-renamed behind its resume point. Otherwise (a local folder, MLflow, Ollama) such a model waits,
-suspected, for a listing from the start.
+`resumes_see_renames` says whether a model renamed while a listing was interrupted is still found
+when it resumes, though its new name may sort before the resume point: by a lookup of its old name
+(the Hub's redirect), by the listing itself (MLflow's re-reads every model updated since the listing
+began), or because nothing is ever renamed (OpenAI's ids). Then what a resumed listing lacks is
+looked up at once. Otherwise (a local folder, Ollama) a lookup's "gone" could be a rename: what the
+resumed listing lacks waits, suspected, for a listing from the start.
 
 `stable_keys` says whether a record's `key` is the model's identity for good (the Hub's `_id`), so
 that a name answering with another key is another model: a model deleted and another created under
@@ -49,7 +50,7 @@ class RegistryAdapter(Protocol):
     kind: str
     unlisted: frozenset[Visibility]
     stable_keys: bool
-    lookups_follow_renames: bool
+    resumes_see_renames: bool
 
     def pages(self, cursor: str | None) -> Iterator[Page]: ...
 

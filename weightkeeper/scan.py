@@ -18,8 +18,8 @@ caller). A withdrawn model is asked about again on every scan until it is seen
 concludes nothing about absent models; the next scan resumes it. A listing
 resumed after its cursor may have missed a model renamed behind the cursor
 meanwhile: what it lacks is only suspected, and looked up after the next
-listing, from the start (unless the registry's lookups follow renames, as the
-Hub's redirects do).
+listing, from the start (unless the registry finds such a model anyway,
+`resumes_see_renames`: the Hub's redirects, MLflow's re-read of recent updates).
 
 A listed model is the ledger's model of its name; where the registry's keys are
 identities (`stable_keys`: the Hub's `_id`) of its name and key. A name listed
@@ -523,9 +523,9 @@ class Scanner:
     def _resolve(self, scan_id: int) -> None:
         (resumed,) = self.conn.execute("SELECT listing_resumed FROM scans WHERE id = ?", (scan_id,)).fetchone()
         # A model renamed, while the scan was interrupted, to a name before the cursor is in neither part of a
-        # resumed listing. Unless a lookup of its old name would find it under the new one, nothing absent from
-        # such a listing is concluded: it stays suspected, to be looked up after the next listing from the start.
-        wait = bool(resumed) and not getattr(self.adapter, "lookups_follow_renames", False)
+        # resumed listing. Unless the registry finds it anyway (`resumes_see_renames`), nothing absent from such a
+        # listing is concluded: it stays suspected, to be looked up after the next listing from the start.
+        wait = bool(resumed) and not getattr(self.adapter, "resumes_see_renames", False)
         reason = RESUMED_ABSENCE if wait else COMPLETE_ABSENCE
         listed = self._listing(scan_id)
         self._resolve_renames(scan_id, listed, reason)

@@ -157,7 +157,9 @@ class FakeHub(ServedFake):
         repo = self.repos.pop(old)
         repo.id = new
         self.repos[new] = repo
-        self.redirects = {**{o: new for o, n in self.redirects.items() if n == old}, old: new}
+        # A repo serves its name: a redirect left there by an earlier rename away from it is gone.
+        self.redirects = {**{o: new for o, n in self.redirects.items() if n == old and o != new}, old: new}
+        self.redirects.pop(new, None)
 
     def after_listing_page(self, pages: int, *faults: Fault) -> None:
         """Once `pages` listing pages have been served (counting from now), queue these faults."""

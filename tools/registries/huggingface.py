@@ -92,7 +92,7 @@ class _Unreadable(Exception):
 class HubRegistry:
     kind = "hf"
     stable_keys = True  # a repo's `_id` stays with it through renames; a repo created under a freed name gets another
-    lookups_follow_renames = True  # the Hub redirects a renamed repo's old name to its new one
+    resumes_see_renames = True  # a lookup of a renamed repo's old name follows the Hub's redirect to the new one
 
     def __init__(self, endpoint: str | None, *, author: str | None, search: str | None, filter: str | None,
                  files: str | None, token: str | None, cache: AdapterCache, on_wait: WaitReporter | None = None,
@@ -362,6 +362,8 @@ def hub_attempt(what: str, call: Callable[[], T]) -> T:
         raise Transient(f"HTTP {exc.response.status_code}", server_wait(exc.response)) from exc
     except httpx2.TimeoutException as exc:
         raise Transient(f"timed out ({type(exc).__name__})") from exc
+    except httpx2.TooManyRedirects as exc:
+        raise RegistryUnavailable(f"{what}: the Hub's redirects go round in a loop; nothing was concluded") from exc
     except httpx2.TransportError as exc:
         raise Transient(f"connection failed ({type(exc).__name__}: {exc})") from exc
     except OfflineModeIsEnabled as exc:

@@ -53,7 +53,7 @@ class LocalFolderRegistry:
     kind = "local"
     unlisted: frozenset[Visibility] = frozenset()  # every folder is listed, whatever its card says
     stable_keys = False  # a key digests the files: a folder is its name, and a rename is found by its files
-    lookups_follow_renames = False  # a renamed folder leaves nothing under its old name
+    resumes_see_renames = False  # a renamed folder leaves nothing under its old name
 
     def __init__(self, root: Path, digests: DigestCache, *, page_size: int = 50) -> None:
         self.root, self.digests, self.page_size = root, digests, page_size

@@ -94,7 +94,7 @@ class MLflowRegistry:
     # A version's key digests what never changes in it (number, creation time, source, run): a registered model
     # renamed keeps its versions' keys, one deleted and created again under its name has versions of new keys.
     stable_keys = True
-    lookups_follow_renames = False  # MLflow keeps no trace of a registered model's old name
+    resumes_see_renames = True  # the listing ends by re-reading every model updated since it began: renames too
     unlisted: frozenset[Visibility] = frozenset()  # the search lists every registered model the caller may read
 
     def __init__(self, url: str | None, *, token: str | None, on_wait: WaitReporter | None = None,
