@@ -61,12 +61,12 @@ from weightkeeper.domain import (
 )
 from weightkeeper.errors import LedgerError, RegistryUnavailable
 from weightkeeper.ledger import Ledger, now_iso
+from weightkeeper.ledger.scans import ScanStore
 from weightkeeper.ledger.store import NewEvent
 from weightkeeper.listed import ListedModels
 from weightkeeper.read_ahead import ReadPage, read_ahead
 from weightkeeper.registry import KeepsIdentities, RegistryAdapter
-from weightkeeper.secrets import scrub
-from weightkeeper.untrusted import screened, shown
+from weightkeeper.untrusted import screened
 from weightkeeper.words import counted
 
 # Fields whose change is recorded as a new observation but is no event of its own.
@@ -143,11 +143,6 @@ def _inner_changes(changed: list[str], prior: ModelRecord, record: ModelRecord) 
     return named
 
 
-def _problem_row(scan_id: int, name: str | None, message: str) -> tuple[int, str, str | None, str]:
-    """A problem as the ledger keeps it: registry text escaped, configured secrets scrubbed."""
-    return scan_id, now_iso(), name and shown(name), shown(scrub(message))
-
-
 class ScanStopped(Exception):
     """The scan was asked to stop (SIGTERM under `watch`); what it committed stands and is resumed."""
 
@@ -216,6 +211,7 @@ class Scanner:
         self.registry_seconds = 0.0
         self.conn: sqlite3.Connection = ledger.conn
         self.registry_id = ledger.registry_id(registry.name, registry.kind, registry.location)
+        self.scans = ScanStore(ledger, self.registry_id)
         # A test double without the attribute is a registry whose keys are content, not identities.
         self.stable_keys: bool = getattr(adapter, "stable_keys", False)
 
@@ -233,12 +229,12 @@ class Scanner:
     def _scan(self, scan_id: int, phase: str, cursor: str | None, resumed: bool) -> None:
         try:
             if phase == "listing":
-                listed_before = self._models_seen(scan_id)
+                listed_before = self.scans.models_seen(scan_id)
                 self._list(scan_id, cursor)
-                if self._models_seen(scan_id) == listed_before:
+                if self.scans.models_seen(scan_id) == listed_before:
                     self._refuse_empty_listing(resumed_from=cursor)
-                with self.ledger.transaction() as conn:
-                    conn.execute("UPDATE scans SET phase = 'resolving', cursor = NULL WHERE id = ?", (scan_id,))
+                with self.ledger.transaction():
+                    self.scans.resolving(scan_id)
             self._resolve(scan_id)
         except ScanStopped:
             self._finish(scan_id, "interrupted", "stopped on request; the next scan resumes from the last committed page")
@@ -261,38 +257,16 @@ class Scanner:
 
     def result(self, scan_id: int, resumed: bool = False) -> ScanResult:
         """What the ledger holds about one scan of this registry."""
-        scan = self.conn.execute("SELECT * FROM scans WHERE id = ?", (scan_id,)).fetchone()
-        events = dict(self.conn.execute(
-            "SELECT kind, COUNT(*) FROM events WHERE scan_id = ? GROUP BY kind ORDER BY kind", (scan_id,)
-        ).fetchall())
-        problems = [dict(row) for row in self.conn.execute(
-            "SELECT model_name AS model, message FROM problems WHERE scan_id = ? ORDER BY id", (scan_id,)
-        )]
-        return ScanResult(self.registry.name, scan_id, scan["status"], resumed, scan["pages"], scan["models_seen"],
-                          events, problems, scan["error"])
+        scan = self.scans.summary(scan_id)
+        return ScanResult(self.registry.name, scan_id, scan.status, resumed, scan.pages, scan.models_seen,
+                          scan.events, scan.problems, scan.error)
 
     # -- the listing ------------------------------------------------------------------------
 
     def _start(self) -> tuple[int, str, str | None, bool]:
-        with self.ledger.transaction() as conn:
-            unfinished = conn.execute(
-                "SELECT id, phase, cursor FROM scans WHERE registry_id = ? AND phase != 'done' ORDER BY id DESC LIMIT 1",
-                (self.registry_id,),
-            ).fetchone()
-            if unfinished:
-                # A listing resumed after its cursor may miss a model renamed behind it meanwhile (`_resolve`).
-                resuming = unfinished["phase"] == "listing" and unfinished["cursor"] is not None
-                conn.execute(
-                    "UPDATE scans SET status = 'running', attempts = attempts + 1, error = NULL,"
-                    " listing_resumed = listing_resumed OR ? WHERE id = ?",
-                    (resuming, unfinished["id"]),
-                )
-                return unfinished["id"], unfinished["phase"], unfinished["cursor"], True
-            cursor = conn.execute(
-                "INSERT INTO scans (registry_id, started_at, status, phase) VALUES (?, ?, 'running', 'listing')",
-                (self.registry_id, now_iso()),
-            )
-            return cursor.lastrowid, "listing", None, False
+        with self.ledger.transaction():
+            start = self.scans.start()
+        return start.scan_id, start.phase, start.cursor, start.resumed
 
     def _list(self, scan_id: int, cursor: str | None) -> None:
         """Read pages from the registry and write them in batches, each with the cursor after its last page."""
@@ -322,11 +296,8 @@ class Scanner:
     def _write_batch(self, scan_id: int, batch: _Batch) -> None:
         listed = list(batch.records.values())
         with self.ledger.transaction() as conn:
-            page_no = conn.execute("SELECT pages FROM scans WHERE id = ?", (scan_id,)).fetchone()[0] + batch.pages
-            conn.executemany(
-                "INSERT INTO problems (scan_id, at, model_name, message) VALUES (?, ?, ?, ?)",
-                [_problem_row(scan_id, problem.name, problem.message) for problem in batch.problems],
-            )
+            page_no = self.scans.pages(scan_id) + batch.pages
+            self.scans.add_problems(scan_id, [(problem.name, problem.message) for problem in batch.problems])
             # A present model of the listed name with the same digest is unchanged: one probe of the name
             # index per listed model, aggregated in SQL. Only the rest is looked at more closely.
             matched, unmatched = conn.execute(
@@ -350,12 +321,9 @@ class Scanner:
                     (self.registry_id, problem.name),
                 ).fetchone()
                 by_name.append(row and row["id"])
-            self._keep_listed(scan_id, page_no, _json_extend(matched, [i for i in by_name if i is not None]))
-            conn.execute(
-                "UPDATE scans SET cursor = ?, pages = ?, models_seen = models_seen + ?, problems = problems + ?"
-                " WHERE id = ?",
-                (batch.cursor, page_no, len(batch.records) + len(batch.problems), len(batch.problems), scan_id),
-            )
+            self.scans.keep_listed(scan_id, page_no, _json_extend(matched, [i for i in by_name if i is not None]))
+            self.scans.advance(scan_id, batch.cursor, page_no, len(batch.records) + len(batch.problems),
+                               len(batch.problems))
 
     def _listed_by_name(self, scan_id: int, listed: list[tuple[RecordRow, int]]) -> list[int]:
         """Listed records that matched no present model of their name and digest: known models that changed,
@@ -383,13 +351,6 @@ class Scanner:
                               was=model["state"])
                 ids.append(model["id"])
         return ids + self._new_names(scan_id, new, taken)
-
-    def _keep_listed(self, scan_id: int, part: int, model_ids: str) -> None:
-        self.conn.execute("INSERT INTO scan_listed (scan_id, part, model_ids) VALUES (?, ?, ?)",
-                          (scan_id, part, model_ids))
-
-    def _models_seen(self, scan_id: int) -> int:
-        return self.conn.execute("SELECT models_seen FROM scans WHERE id = ?", (scan_id,)).fetchone()[0]
 
     def _refuse_empty_listing(self, *, resumed_from: str | None) -> None:
         """This run listed nothing: if the registry had models, an unmounted folder is likelier than a mass deletion.
@@ -423,11 +384,8 @@ class Scanner:
             " ON m.registry_id = ? AND m.key = j.value AND m.state != 'deleted'",
             (_json_array([row.key for row, _ in listed]), self.registry_id),
         )}
-        self.conn.executemany(
-            "INSERT OR REPLACE INTO deferred_records (scan_id, name, record) VALUES (?, ?, ?)",
-            [(scan_id, row.name, ModelRecord.from_row(row).to_json()) for row, _ in listed
-             if row.key in known_keys or row.name in taken],
-        )
+        self.scans.defer(scan_id, [(row.name, ModelRecord.from_row(row).to_json()) for row, _ in listed
+                                   if row.key in known_keys or row.name in taken])
         return self._appear(scan_id, [(row, digest) for row, digest in listed
                                       if row.key not in known_keys and row.name not in taken])
 
@@ -521,13 +479,13 @@ class Scanner:
     # -- after a complete listing -----------------------------------------------------------
 
     def _resolve(self, scan_id: int) -> None:
-        (resumed,) = self.conn.execute("SELECT listing_resumed FROM scans WHERE id = ?", (scan_id,)).fetchone()
+        resumed = self.scans.listing_resumed(scan_id)
         # A model renamed, while the scan was interrupted, to a name before the cursor is in neither part of a
         # resumed listing. Unless the registry finds it anyway (`resumes_see_renames`), nothing absent from such a
         # listing is concluded: it stays suspected, to be looked up after the next listing from the start.
-        wait = bool(resumed) and not getattr(self.adapter, "resumes_see_renames", False)
+        wait = resumed and not getattr(self.adapter, "resumes_see_renames", False)
         reason = RESUMED_ABSENCE if wait else COMPLETE_ABSENCE
-        listed = self._listing(scan_id)
+        listed = self.scans.listed(scan_id)
         self._resolve_renames(scan_id, listed, reason)
         absent = self._absent(listed)
         # A model the listing leaves out by design is looked up quietly: only the answer may say something.
@@ -539,19 +497,9 @@ class Scanner:
             self._confirm_missing(scan_id, [row for row, quiet in zip(absent, expected) if quiet])
         self._finish(scan_id, "complete", None)
 
-    def _listing(self, scan_id: int) -> ListedModels:
-        """Every known model the complete listing showed, from what each committed page kept."""
-        highest = self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM models").fetchone()[0]
-        listed = ListedModels(highest)
-        for (model_ids,) in self.conn.execute("SELECT model_ids FROM scan_listed WHERE scan_id = ?", (scan_id,)):
-            listed.add(json.loads(model_ids))
-        return listed
-
     def _resolve_renames(self, scan_id: int, listed: ListedModels, reason: str) -> None:
         with self.ledger.transaction() as conn:
-            deferred = conn.execute(
-                "SELECT name, record FROM deferred_records WHERE scan_id = ? ORDER BY name", (scan_id,)
-            ).fetchall()
+            deferred = self.scans.deferred(scan_id)
             plans: list[tuple[str, ModelRecord, sqlite3.Row | None]] = []
             for name, payload in deferred:
                 record = ModelRecord.from_json(payload)
@@ -577,9 +525,9 @@ class Scanner:
                     (model_id,) = self._appear(scan_id, [(row, row_digest(row))])
                 listed.add([model_id])
                 resolved.append(model_id)
-                conn.execute("DELETE FROM deferred_records WHERE scan_id = ? AND name = ?", (scan_id, name))
+                self.scans.resolved(scan_id, name)
             if resolved:  # kept as part 0, before the pages (numbered from 1), for a resumed resolution
-                self._keep_listed(scan_id, 0, json.dumps(resolved))
+                self.scans.keep_listed(scan_id, 0, json.dumps(resolved))
 
     def _free_names(self, scan_id: int, plans: list[tuple[str, ModelRecord, sqlite3.Row | None]],
                     listed: ListedModels, reason: str) -> list[tuple[str, ModelRecord, sqlite3.Row | None]]:
@@ -597,7 +545,7 @@ class Scanner:
             if holder is not None and holder["id"] not in renamed and holder["id"] in listed:
                 self._problem(scan_id, record.name, "listed twice, as two models, in one listing (did it change "
                                                     "while it was read?); nothing concluded, the next scan looks again")
-                self.conn.execute("DELETE FROM deferred_records WHERE scan_id = ? AND name = ?", (scan_id, name))
+                self.scans.resolved(scan_id, name)
                 continue
             if holder is not None and holder["id"] in renamed:
                 self.conn.execute("UPDATE models SET name = ? WHERE id = ?", (f"\0renaming {holder['id']}",
@@ -628,9 +576,7 @@ class Scanner:
     def _mark_missing(self, scan_id: int, missing: list[sqlite3.Row], reason: str) -> None:
         """Suspect each of `missing` (rows with `id` and `last_observation_id`), inside the caller's transaction."""
         # It was last seen by the registry's previous complete scan, which listed it.
-        last_complete = self.conn.execute(
-            "SELECT MAX(started_at) FROM scans WHERE registry_id = ? AND status = 'complete'", (self.registry_id,)
-        ).fetchone()[0]
+        last_complete = self.scans.last_complete_start()
         self.conn.executemany(
             # Never before its first sighting: a model new in that scan was recorded after the scan began.
             "UPDATE models SET state = 'suspected_missing', last_seen = MAX(first_seen, COALESCE(?, last_seen))"
@@ -738,16 +684,8 @@ class Scanner:
         return f"absent from a complete listing, as expected: {why}; a direct lookup did not find it"
 
     def _problem(self, scan_id: int, name: str | None, message: str) -> None:
-        self.conn.execute("INSERT INTO problems (scan_id, at, model_name, message) VALUES (?, ?, ?, ?)",
-                          _problem_row(scan_id, name, message))
-        self.conn.execute("UPDATE scans SET problems = problems + 1 WHERE id = ?", (scan_id,))
+        self.scans.problem(scan_id, name, message)
 
     def _finish(self, scan_id: int, status: str, error: str | None) -> None:
-        with self.ledger.transaction() as conn:
-            if status == "complete":
-                conn.execute("DELETE FROM scan_listed WHERE scan_id = ?", (scan_id,))
-            conn.execute(
-                "UPDATE scans SET status = ?, phase = CASE WHEN ? = 'complete' THEN 'done' ELSE phase END,"
-                " finished_at = ?, error = ? WHERE id = ?",
-                (status, status, now_iso(), error and scrub(error), scan_id),
-            )
+        with self.ledger.transaction():
+            self.scans.finish(scan_id, status, error)
