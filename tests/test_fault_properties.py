@@ -575,6 +575,26 @@ def test_a_repo_deleted_and_created_again_under_its_name_is_two_models(tmp_path:
         machine.teardown()
 
 
+def test_a_repo_created_again_under_its_name_while_lookups_fail_leaves_the_old_one_suspected(tmp_path: Path) -> None:
+    """An example the machine found (outsider, thorough profile): the old repo's lookup fails, so it stays suspected
+    beside the new repo of its name, which has appeared; once lookups answer, the old one is concluded."""
+    with HubFake("outsider") as registry:
+        FaultMachine.registry, FaultMachine.base_dir = registry, tmp_path
+        machine = FaultMachine()
+        for name in ("acme/alpha", "zeta/tiny"):
+            registry.add(name)
+        machine.clean_scan()
+        registry.remove("zeta/tiny")
+        registry.add("zeta/tiny")
+        registry.faults.extend(FAULTS["500"](registry.fault_paths["lookup"]) for _ in range(POLICY.attempts))
+        before = machine.models()
+        result = machine.run_scan()
+        machine.check_complete(before, [result.scan_id])
+        states = machine.conn.execute("SELECT state FROM models WHERE name = 'zeta/tiny' ORDER BY id").fetchall()
+        assert [row[0] for row in states] == ["suspected_missing", "present"]
+        machine.teardown()
+
+
 @pytest.mark.slow
 def test_faults_never_delete_what_exists_and_every_deletion_is_found_once_they_stop(tmp_path: Path) -> None:
     with OllamaFake() as registry:

@@ -151,13 +151,21 @@ def replay(conn: sqlite3.Connection, registry_id: int) -> dict[str, tuple[str, o
         else:
             raise AssertionError(f"event {event}: unexpected kind {kind}")
     current: dict[str, tuple[str, object]] = {}
+    holders: dict[str, int] = {}
     for model, status in state.items():
         if status not in ("withdrawn", "deleted"):  # suspected_missing removes nothing
             assert shutdown[model] is None or announced.get(model) == shutdown[model], (
                 f"model {model}'s shutdown on {shutdown[model]} was never announced")
             name, visibility, digest = seen[model]
-            assert name not in current, f"two models replay to the name {name}"
-            current[name] = (visibility, digest)
+            if name in current:
+                # Where keys are identities, a model still suspected may share its name with the one that took it
+                # (deleted and created again, the lookup of the old one failed): the name is the present model's.
+                other = holders[name]
+                assert "suspected_missing" in (status, state[other]) and "present" in (status, state[other]), (
+                    f"two models replay to the name {name}")
+                if status == "suspected_missing":
+                    continue
+            current[name], holders[name] = (visibility, digest), model
     return current
 
 
