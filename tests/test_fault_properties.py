@@ -44,8 +44,8 @@ import shutil
 import sqlite3
 import tempfile
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
-from contextlib import AbstractContextManager, closing
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, closing, contextmanager
 from pathlib import Path
 from typing import ClassVar, Protocol
 
@@ -520,35 +520,39 @@ class FaultMachine(RuleBasedStateMachine):
                     f"{name} is gone from the caller's view but {row['state']} in the ledger")
 
 
+@contextmanager
+def replaying(caller: str, tmp_path: Path, *names: str) -> Iterator[tuple[HubFake, FaultMachine]]:
+    """The fault machine on the Hub as `caller` sees it, with `names` added, to replay an example it found step by
+    step (a state machine takes no @example); its teardown, a clean scan and its checks, ends it."""
+    with HubFake(caller) as registry:
+        FaultMachine.registry, FaultMachine.base_dir = registry, tmp_path
+        machine = FaultMachine()
+        for name in names:
+            registry.add(name)
+        yield registry, machine
+        machine.teardown()
+
+
 @pytest.mark.parametrize("caller", ["anonymous", "outsider", "member"])
 def test_a_repo_renamed_onto_the_name_of_a_deleted_one_is_renamed(tmp_path: Path, caller: str) -> None:
     """An example the machine found (thorough profile, 25 steps; a state machine takes no @example, so it is
     replayed here): acme/alpha renamed to acme/beta after acme/beta was deleted. The engine matched the name
     first, took the listed repo for the deleted one, and left acme/alpha suspected for good, its lookup
     answering as a model the ledger held."""
-    with HubFake(caller) as registry:
-        FaultMachine.registry, FaultMachine.base_dir = registry, tmp_path
-        machine = FaultMachine()
-        for name in ("acme/alpha", "acme/beta", "acme/epsilon"):
-            registry.add(name)
+    with replaying(caller, tmp_path, "acme/alpha", "acme/beta", "acme/epsilon") as (registry, machine):
         machine.clean_scan()
         registry.remove("acme/beta")
         machine.clean_scan()
         registry.rename("acme/alpha", "acme/beta")
         machine.clean_scan()
         assert machine.conn.execute("SELECT COUNT(*) FROM events WHERE kind = 'renamed'").fetchone()[0] == 1
-        machine.teardown()
 
 
 def test_a_private_repo_renamed_where_the_token_cannot_read_is_withdrawn_never_deleted(tmp_path: Path) -> None:
     """An example the machine found: a private acme repo renamed into zeta, whose private repos the member's token
     does not read. The old name redirects there and the Hub answers 404, which said "deleted" because the token
     reads acme's repos; it is zeta's that count."""
-    with HubFake("member") as registry:
-        FaultMachine.registry, FaultMachine.base_dir = registry, tmp_path
-        machine = FaultMachine()
-        for name in ("acme/delta", "acme/beta"):
-            registry.add(name)
+    with replaying("member", tmp_path, "acme/delta", "acme/beta") as (registry, machine):
         registry.set_private("acme/beta", True)
         machine.clean_scan()
         registry.rename("acme/beta", "acme/epsilon")
@@ -556,33 +560,23 @@ def test_a_private_repo_renamed_where_the_token_cannot_read_is_withdrawn_never_d
         machine.clean_scan()
         state, = machine.conn.execute("SELECT state FROM models WHERE name = 'acme/beta'").fetchone()
         assert state == "withdrawn"
-        machine.teardown()
 
 
 @pytest.mark.parametrize("caller", ["anonymous", "outsider", "member"])
 def test_a_repo_deleted_and_created_again_under_its_name_is_two_models(tmp_path: Path, caller: str) -> None:
-    with HubFake(caller) as registry:
-        FaultMachine.registry, FaultMachine.base_dir = registry, tmp_path
-        machine = FaultMachine()
-        for name in ("acme/alpha", "acme/beta"):
-            registry.add(name)
+    with replaying(caller, tmp_path, "acme/alpha", "acme/beta") as (registry, machine):
         machine.clean_scan()
         registry.remove("acme/beta")
         registry.add("acme/beta")
         machine.clean_scan()
         rows = machine.conn.execute("SELECT state FROM models WHERE name = 'acme/beta' ORDER BY id").fetchall()
         assert [row[0] for row in rows] == [registry.unseen_state("acme/beta", "a key no repo has"), "present"]
-        machine.teardown()
 
 
 def test_a_repo_created_again_under_its_name_while_lookups_fail_leaves_the_old_one_suspected(tmp_path: Path) -> None:
     """An example the machine found (outsider, thorough profile): the old repo's lookup fails, so it stays suspected
     beside the new repo of its name, which has appeared; once lookups answer, the old one is concluded."""
-    with HubFake("outsider") as registry:
-        FaultMachine.registry, FaultMachine.base_dir = registry, tmp_path
-        machine = FaultMachine()
-        for name in ("acme/alpha", "zeta/tiny"):
-            registry.add(name)
+    with replaying("outsider", tmp_path, "acme/alpha", "zeta/tiny") as (registry, machine):
         machine.clean_scan()
         registry.remove("zeta/tiny")
         registry.add("zeta/tiny")
@@ -592,7 +586,6 @@ def test_a_repo_created_again_under_its_name_while_lookups_fail_leaves_the_old_o
         machine.check_complete(before, [result.scan_id])
         states = machine.conn.execute("SELECT state FROM models WHERE name = 'zeta/tiny' ORDER BY id").fetchall()
         assert [row[0] for row in states] == ["suspected_missing", "present"]
-        machine.teardown()
 
 
 @pytest.mark.slow
