@@ -350,6 +350,17 @@ def test_a_repo_renamed_back_to_a_name_it_had_serves_that_name(hub: FakeHub) -> 
     assert hub.redirects == {"acme/beta": "acme/alpha"}
 
 
+def test_renaming_one_repo_keeps_the_redirects_of_the_others(hub: FakeHub) -> None:
+    hub.add("acme/alpha")
+    hub.add("acme/gamma")
+    hub.rename("acme/alpha", "acme/beta")
+    hub.rename("acme/gamma", "acme/delta")
+    hub.rename("acme/beta", "acme/omega")
+    assert hub.redirects == {"acme/alpha": "acme/omega", "acme/beta": "acme/omega", "acme/gamma": "acme/delta"}
+    answer = adapter(hub, token=TOKEN).lookup("acme/gamma")
+    assert isinstance(answer, Found) and answer.record.name == "acme/delta"
+
+
 def test_a_lookup_is_retried_and_follows_a_rename(hub: FakeHub) -> None:
     alpha = hub.add("acme/alpha")
     hub.rename("acme/alpha", "other-org/alpha-renamed")
