@@ -1,7 +1,7 @@
 """The detection suite: scenarios of registry states, scanned by the real engine and adapters, scored.
 
-A scenario (evals/detection/*.yaml) names its registry (`local`, `hf`, `ollama` or `openai`; `evals.worlds` says what
-each can do), the Hub's caller (`anonymous`, `outsider`, `member`), and steps. Each
+A scenario (evals/detection/*.yaml) names its registry (`local`, `hf`, `ollama`, `openai` or `mlflow`; `evals.worlds`
+says what each can do), the Hub's caller (`anonymous`, `outsider`, `member`), and steps. Each
 step changes the registry (`do`), may arm faults for its scan (`faults`) or stop the scan after some pages
 as SIGTERM would (`stop_after_pages`), and lists the changes that truly happened in it (`truth`). Every
 step is followed by exactly one scan into the scenario's own ledger.
@@ -85,6 +85,7 @@ def run_scenario(scenario: Scenario, scratch: Path) -> CaseResult:
     """Play the scenario against its registry, one scan per step, into a ledger under `scratch`."""
     from weightkeeper.config import RegistryConfig
     from weightkeeper.ledger import Ledger
+    from weightkeeper.ledger.queries import kinds_after
     from weightkeeper.ledger.store import LedgerAdapterCache, LedgerDigestCache
     from weightkeeper.scan import Scanner
 
@@ -113,20 +114,13 @@ def run_scenario(scenario: Scenario, scratch: Path) -> CaseResult:
                                  should_stop=lambda: limit is not None and pages[0] >= limit).run()
                 unmet += world.disarm()
                 statuses.append(result.status)
+                # By position, not by scan id: a resumed scan keeps the id of the run it resumes.
                 recorded += [Event(kind, world.names.get(model, model), number)
-                             for kind, model in _events_since(ledger, len(recorded))]
+                             for kind, model in kinds_after(ledger, len(recorded))]
     finally:
         world.close()
     return CaseResult(scenario, score_case(scenario.truth(), recorded), statuses, unmet,
                       round(time.perf_counter() - started, 3))
-
-
-def _events_since(ledger: Any, seen: int) -> list[tuple[str, str]]:
-    """(kind, model name at the event) of the ledger's events after the first `seen`, in the order recorded.
-    Not by scan id: a resumed scan keeps the id of the run it resumes."""
-    return [(row["kind"], row["model"]) for row in ledger.conn.execute(
-        "SELECT e.kind, COALESCE(o.name, m.name) AS model FROM events e LEFT JOIN models m ON m.id = e.model_id"
-        " LEFT JOIN observations o ON o.id = e.observation_id ORDER BY e.id LIMIT -1 OFFSET ?", (seen,))]
 
 
 def run_suite(scratch: Path, *, scenarios: list[Scenario] | None = None,

@@ -9,9 +9,13 @@ an `add` may be an `adapter` (a LoRA's files), and on the Hub `downloads` and `l
 
 from __future__ import annotations
 
+import atexit
+import importlib.util
 import json
 import os
 import shutil
+import tempfile
+from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -304,6 +308,73 @@ class OpenAIWorld(ServedWorld):
                               timeout=TIMEOUT_SECONDS)
 
 
+class MLflowWorld:
+    """A real `mlflow server` (`evals.mlflow_server`), emptied for each scenario. One server serves every MLflow
+    scenario of a process: it takes 10-30 s to start. A model version is named MODEL/N: `add` creates version N
+    (and its registered model), and N must be the number MLflow gives it; `delete` removes a version, or with a
+    bare MODEL the registered model; `rename` renames a registered model (a bare MODEL); `update` moves a
+    version to a `stage`. It has no faults."""
+
+    kind = "mlflow"
+
+    def __init__(self) -> None:
+        self.server = _mlflow_server()
+        self.server.delete_all_models()
+        self.settings, self.names = {"url": self.server.url}, {}
+
+    def apply(self, operation: dict[str, Any]) -> None:
+        op, name = operation["op"], operation["name"]
+        model, _, number = name.rpartition("/")
+        try:
+            if op == "add" and model:
+                if self.server.client.get("registered-models/get", params={"name": model}).status_code != 200:
+                    self.server.create_model(model)
+                given = self.server.create_version(model)
+                if given != number:
+                    raise ScenarioError(f"MLflow numbered the new version of {model} {given}, not {number}")
+            elif op == "delete":
+                self.server.delete_version(model, number) if model else self.server.delete_model(name)
+            elif op == "rename" and not model:
+                self.server.rename_model(name, operation["to"])
+            elif op == "update" and model and "stage" in operation:
+                self.server.transition_stage(model, number, operation["stage"])
+            else:
+                raise ScenarioError(f"MLflow cannot {op!r} {name!r} (versions are MODEL/N; a rename is of a MODEL; "
+                                    "an update sets a version's stage)")
+        except AssertionError as exc:  # the server refused the change
+            raise ScenarioError(str(exc)) from exc
+
+    def arm(self, faults: list[dict[str, Any]]) -> None:
+        if faults:
+            raise ScenarioError("the MLflow registry has no faults")
+
+    def disarm(self) -> int:
+        return 0
+
+    def adapter(self, cache: Any, digests: Any) -> RegistryAdapter:
+        from tools.registries.mlflow_models import MLflowRegistry
+
+        return MLflowRegistry(self.server.url, token=None, page_size=2, policy=_retries(), timeout=10 * TIMEOUT_SECONDS)
+
+    def close(self) -> None:
+        pass  # the server serves the next MLflow scenario; it stops when the process exits
+
+
+@cache
+def _mlflow_server() -> Any:
+    from evals.mlflow_server import MLflowServer
+
+    if importlib.util.find_spec("mlflow") is None:
+        raise ScenarioError("the MLflow scenarios run a real `mlflow server`, and the mlflow package is not "
+                            "installed: install weightkeeper's dev extras (pip install -e '.[dev]')")
+    root = Path(tempfile.mkdtemp(prefix="weightkeeper-eval-mlflow-"))
+    server = MLflowServer(root)
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    atexit.register(server.stop)  # runs first: atexit calls in reverse order
+    server.start()
+    return server
+
+
 def _retries() -> Any:
     """Three attempts, short backoffs: a fault costs the suite milliseconds; three in a row fail the scan."""
     from tools.registries.http import RetryPolicy
@@ -330,5 +401,7 @@ def open_world(registry: str, caller: str, scratch: Path, *, files: str | None =
         return OllamaWorld()
     if registry == "openai":
         return OpenAIWorld()
-    raise ScenarioError(f"unknown registry {registry!r}; the detection suite serves 'local', 'hf', 'ollama' and "
-                        "'openai'")
+    if registry == "mlflow":
+        return MLflowWorld()
+    raise ScenarioError(f"unknown registry {registry!r}; the detection suite serves 'local', 'hf', 'ollama', "
+                        "'openai' and 'mlflow'")

@@ -38,6 +38,10 @@ class MemoryRegistry(Registry):
     fault: type[BaseException] = RegistryUnavailable
     # False: a missing model's lookup cannot tell deleted from hidden (the Hub's answer to an anonymous caller).
     conclusive: bool = True
+    # True: keys are identities (the Hub's _id); else content, and a model is its name (a local folder).
+    stable_keys: bool = False
+    # True: a model renamed while a listing was interrupted is found when it resumes (a lookup follows the rename).
+    resumes_see_renames: bool = False
     # What happened, for assertions. Listing faults happen in the read-ahead child: counted in shared memory.
     _listing_faults: Any = field(default_factory=lambda: multiprocessing.get_context("fork").Value("i", 0))
     lookup_faults: int = 0
@@ -80,6 +84,10 @@ class MemoryRegistry(Registry):
         record = self.models.get(name)
         if record is not None:
             return Found(record)
+        return self.name_taken(name, None)
+
+    def name_taken(self, name: str, other: ModelRecord | None) -> Gone | Withdrawn:
+        """Not found as `name` (another model, `other`, answering for it, where keys are stable)."""
         return Gone(f"{name} is not in the registry") if self.conclusive else Withdrawn(
             f"{name} is not visible to this caller: deleted or hidden")
 

@@ -36,14 +36,14 @@ def test_a_deletion_the_truth_does_not_hold_is_scored_a_false_deletion(tmp_path:
     assert not result.score.passed
 
 
-def test_the_known_false_deletion_behind_a_resumed_listing_is_scored_as_one(tmp_path: Path) -> None:
-    # A real false deletion the suite found (evals/findings/). When the engine is fixed this fails: then move
-    # the scenario into evals/detection/ and record a new baseline.
-    (finding,) = load_scenarios(REPO / "evals" / "findings")
-    result = run_scenario(finding, tmp_path / "run")
+def test_a_folder_renamed_behind_a_resumed_listing_is_a_late_rename_not_a_false_deletion(tmp_path: Path) -> None:
+    # A false deletion the suite once found: the resumed scan recorded `deleted`, the next one a new model.
+    (found,) = [s for s in load_scenarios() if s.name == "local-renamed-behind-a-resumed-listing"]
+    result = run_scenario(found, tmp_path / "run")
     assert result.scans == ["complete", "interrupted", "complete", "complete"]
-    assert result.score.false_deletions == [Event("deleted", "acme/m5", 2)]
-    assert result.score.missed == [Event("renamed", "acme/m0", 2)]
+    assert result.passed and result.score.false_deletions == []
+    assert [recorded for true, recorded in result.score.matched if true.kind == "renamed"] == [
+        Event("renamed", "acme/m0", 3)]  # by the scan after the resumed one, which listed from the start
 
 
 def test_an_event_recorded_twice_is_a_duplicate_and_one_never_recorded_is_missed() -> None:
@@ -87,10 +87,11 @@ def test_a_step_that_changes_a_model_its_registry_does_not_hold_says_which_step(
         run_scenario(load_scenarios(folder)[0], tmp_path / "run")
 
 
-def test_the_shipped_suite_has_at_least_30_scenarios_on_four_registries_and_all_three_hub_callers() -> None:
+def test_the_shipped_suite_has_at_least_30_scenarios_on_five_registries_and_all_three_hub_callers() -> None:
     scenarios = load_scenarios()
     assert len(scenarios) >= 30
-    assert {s.registry for s in scenarios} == {"local", "hf", "ollama", "openai"}
+    assert {s.registry for s in scenarios} == {"local", "hf", "ollama", "openai", "mlflow"}
+    assert sum(s.registry == "mlflow" for s in scenarios) >= 4
     assert {s.caller for s in scenarios if s.registry == "hf"} == {"anonymous", "outsider", "member"}
     assert any(step.get("stop_after_pages") for s in scenarios for step in s.steps)
 

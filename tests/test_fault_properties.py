@@ -18,8 +18,8 @@ the registry's real adapter, the real `Scanner` and a real SQLite `Ledger`.
 
 After every scan:
 
-- no `deleted` event names a model the registry still has: by name, and by key where keys are
-  stable identities (the Hub's `_id`). An Ollama key is a manifest digest, which changes with
+- no `deleted` event names a model the registry still has: by key where keys are stable identities
+  (the Hub's `_id`: a name may pass to a new repo), else by name. An Ollama key is a manifest digest, which changes with
   every update: `ollama cp ft:next ft:latest && ollama rm ft:next` leaves `ft:next` deleted by
   name while its digest lives on as `ft:latest`, by the engine's name-first rule;
 - no (scan, model, kind) event appears twice;
@@ -44,8 +44,8 @@ import shutil
 import sqlite3
 import tempfile
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
-from contextlib import AbstractContextManager, closing
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, closing, contextmanager
 from pathlib import Path
 from typing import ClassVar, Protocol
 
@@ -110,7 +110,7 @@ class FakeRegistry(Protocol):
 
     def visible(self) -> dict[str, str]: ...  # the models of `present` this caller's listing shows
 
-    def unseen_state(self, name: str) -> str: ...  # what the ledger must conclude of a known model not visible
+    def unseen_state(self, name: str, key: str) -> str: ...  # what the ledger must conclude of a model not visible
 
     def set_private(self, name: str, private: bool) -> None: ...
 
@@ -157,7 +157,7 @@ class OllamaFake(ServedFake):
     def visible(self) -> dict[str, str]:
         return self.present()
 
-    def unseen_state(self, name: str) -> str:
+    def unseen_state(self, name: str, key: str) -> str:
         return "deleted"  # Ollama's 404 is an answer for every caller
 
     def set_private(self, name: str, private: bool) -> None:
@@ -222,9 +222,11 @@ class HubFake(ServedFake):
         return {name: repo.key for name, repo in self.server.repos.items()
                 if not repo.private or name.split("/")[0] in self.reads}
 
-    def unseen_state(self, name: str) -> str:
-        # Only a 404 to a token that reads the owner's namespace says gone; a repo hidden from this caller exists.
-        return "deleted" if name not in self.server.repos and name.split("/")[0] in self.reads else "withdrawn"
+    def unseen_state(self, name: str, key: str) -> str:
+        # Only a 404 to a token that reads the owner's namespace says gone; a repo hidden from this caller exists,
+        # under this name or another it was renamed to (perhaps where the token does not read).
+        exists = any(repo.key == key for repo in self.server.repos.values())
+        return "deleted" if not exists and name.split("/")[0] in self.reads else "withdrawn"
 
     def set_private(self, name: str, private: bool) -> None:
         self.server.update(name, private=private)
@@ -253,30 +255,36 @@ class HubFake(ServedFake):
 # -- the oracle -----------------------------------------------------------------------------------
 
 
-def judge_identities(before: Iterable[sqlite3.Row], present: Mapping[str, str],
-                     now: Mapping[str, int]) -> tuple[list[str], dict[str, int]]:
+def judge_identities(before: Iterable[sqlite3.Row], present: Mapping[str, str], now: Mapping[str, int],
+                     stable_keys: bool) -> tuple[list[str], dict[str, int]]:
     """Whether each listed name is the ledger model it must be after a complete scan.
 
     `before` is the ledger's models before the scan, `present` the registry's {name: key}, and `now`
-    the ledger's {name: model id} after it. In the registry's words: a name the ledger knows keeps its
-    model, whatever state it was in. The new names of one key are, as far as they go, that key's
-    models that are not deleted and whose own names are gone: each one renamed, no model twice.
-    Which of them takes which is the engine's choice among equals. Any further new name is a new
-    model. Returns what is wrong, and {name: model id} of the renames.
+    the ledger's {name: model id} after it (the present model of each name). In the registry's words: a
+    model is its name, or where keys are stable its name and key, and the ledger keeps a model it knows,
+    whatever state it was in. The new names of one key are, as far as they go, that key's models that are
+    not deleted and are not themselves listed: each one renamed, no model twice. Which of them takes
+    which is the engine's choice among equals. Any further new name is a new model. Returns what is
+    wrong, and {name: model id} of the renames.
     """
+    def identity(name: str, key: str) -> tuple[str, str | None]:
+        return name, key if stable_keys else None
+
     rows = list(before)
-    known = {row["name"]: row["id"] for row in rows}
+    known = {identity(row["name"], row["key"]): row["id"] for row in rows}
+    listed = {identity(name, key) for name, key in present.items()}
     vanished: dict[str, set[int]] = defaultdict(set)
     for row in rows:
-        if row["state"] != "deleted" and row["name"] not in present:
+        if row["state"] != "deleted" and identity(row["name"], row["key"]) not in listed:
             vanished[row["key"]].add(row["id"])
     new_names: dict[str, list[str]] = defaultdict(list)
     wrong: list[str] = []
     for name, key in present.items():
-        if name not in known:
+        model = known.get(identity(name, key))
+        if model is None:
             new_names[key].append(name)
-        elif now[name] != known[name]:
-            wrong.append(f"{name} was model {known[name]}, the ledger now says {now[name]}")
+        elif now[name] != model:
+            wrong.append(f"{name} was model {model}, the ledger now says {now[name]}")
     renames: dict[str, int] = {}
     for key, names in new_names.items():
         taken = {name: now[name] for name in names if now[name] in vanished[key]}
@@ -422,18 +430,21 @@ class FaultMachine(RuleBasedStateMachine):
         result = self.run_scan()
         assert result.ok, result.error
         self.check_complete(before, [result.scan_id])
-        states = {row["name"]: row["state"] for row in self.models()}
         visible = self.registry.visible()
-        assert {name: state for name, state in states.items() if name not in visible} == {
-            name: self.registry.unseen_state(name) for name in states if name not in visible
-        }, "a model gone from this caller's view is not what the registry's answers let it conclude"
+        # Where keys are stable, a model is not the one visible under its name if their keys differ.
+        unseen = [row for row in self.models() if row["name"] not in visible
+                  or self.registry.stable_keys and visible[row["name"]] != row["key"]]
+        assert [(row["name"], row["state"]) for row in unseen] == [
+            (row["name"], self.registry.unseen_state(row["name"], row["key"])) for row in unseen
+        ], "a model gone from this caller's view is not what the registry's answers let it conclude"
         assert set(replay(self.conn, self.registry_id)) == set(visible)
 
     # -- scanning and checking
 
     def models(self) -> list[sqlite3.Row]:
-        return self.conn.execute("SELECT id, name, key, state FROM models WHERE registry_id = ? ORDER BY id",
-                                 (self.registry_id,)).fetchall()
+        """The ledger's models, those of each name that are not present first (a name is the present one's)."""
+        return self.conn.execute("SELECT id, name, key, state FROM models WHERE registry_id = ?"
+                                 " ORDER BY state = 'present', id", (self.registry_id,)).fetchall()
 
     def on_wait(self, seconds: float, why: str) -> None:
         self.waits += 1
@@ -447,7 +458,8 @@ class FaultMachine(RuleBasedStateMachine):
         last_event = self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
         self.waits, self.kill_at = 0, kill_at
         with self.registry.adapter(self.on_wait) as adapter:
-            scanner = Scanner(self.ledger, self.registry.config, adapter)
+            # A caller may come to see nothing (its last model renamed where it cannot read): not an outage then.
+            scanner = Scanner(self.ledger, self.registry.config, adapter, allow_empty=not self.registry.visible())
             try:
                 result = scanner.run()
             except KeyboardInterrupt:
@@ -467,8 +479,9 @@ class FaultMachine(RuleBasedStateMachine):
             " LEFT JOIN observations o ON o.id = e.observation_id WHERE e.id > ? ORDER BY e.id", (last_event,)
         ).fetchall()
         deleted = [(row["observed"], row["key"]) for row in new if row["kind"] == "deleted"]
+        # Where keys are stable, the key is the model: a deleted repo's name may name a new one now.
         wrongly = [(name, key) for name, key in deleted
-                   if name in present or self.registry.stable_keys and key in present.values()]
+                   if (key in present.values() if self.registry.stable_keys else name in present)]
         assert not wrongly, f"deleted, yet in the registry: {wrongly}"
         duplicated = self.conn.execute(
             "SELECT scan_id, model_id, kind, COUNT(*) FROM events GROUP BY scan_id, model_id, kind HAVING COUNT(*) > 1"
@@ -488,7 +501,8 @@ class FaultMachine(RuleBasedStateMachine):
         rows = {row["name"]: row for row in self.models()}
         listed = {name: (row["state"], row["key"]) for name, row in rows.items() if name in present}
         assert listed == {name: ("present", key) for name, key in present.items()}
-        wrong, renames = judge_identities(before, present, {name: row["id"] for name, row in rows.items()})
+        wrong, renames = judge_identities(before, present, {name: row["id"] for name, row in rows.items()},
+                                          self.registry.stable_keys)
         assert not wrong, "; ".join(wrong)
         marks = ", ".join("?" * len(scan_ids))
         for name, model_id in renames.items():
@@ -501,9 +515,77 @@ class FaultMachine(RuleBasedStateMachine):
             scan_ids)}
         for name, row in rows.items():
             if name not in present:
-                assert row["state"] == self.registry.unseen_state(name) or (
+                assert row["state"] == self.registry.unseen_state(name, row["key"]) or (
                     row["state"] in ("suspected_missing", "withdrawn") and name in failed_lookups), (
                     f"{name} is gone from the caller's view but {row['state']} in the ledger")
+
+
+@contextmanager
+def replaying(caller: str, tmp_path: Path, *names: str) -> Iterator[tuple[HubFake, FaultMachine]]:
+    """The fault machine on the Hub as `caller` sees it, with `names` added, to replay an example it found step by
+    step (a state machine takes no @example); its teardown, a clean scan and its checks, ends it."""
+    with HubFake(caller) as registry:
+        FaultMachine.registry, FaultMachine.base_dir = registry, tmp_path
+        machine = FaultMachine()
+        for name in names:
+            registry.add(name)
+        yield registry, machine
+        machine.teardown()
+
+
+@pytest.mark.parametrize("caller", ["anonymous", "outsider", "member"])
+def test_a_repo_renamed_onto_the_name_of_a_deleted_one_is_renamed(tmp_path: Path, caller: str) -> None:
+    """An example the machine found (thorough profile, 25 steps; a state machine takes no @example, so it is
+    replayed here): acme/alpha renamed to acme/beta after acme/beta was deleted. The engine matched the name
+    first, took the listed repo for the deleted one, and left acme/alpha suspected for good, its lookup
+    answering as a model the ledger held."""
+    with replaying(caller, tmp_path, "acme/alpha", "acme/beta", "acme/epsilon") as (registry, machine):
+        machine.clean_scan()
+        registry.remove("acme/beta")
+        machine.clean_scan()
+        registry.rename("acme/alpha", "acme/beta")
+        machine.clean_scan()
+        assert machine.conn.execute("SELECT COUNT(*) FROM events WHERE kind = 'renamed'").fetchone()[0] == 1
+
+
+def test_a_private_repo_renamed_where_the_token_cannot_read_is_withdrawn_never_deleted(tmp_path: Path) -> None:
+    """An example the machine found: a private acme repo renamed into zeta, whose private repos the member's token
+    does not read. The old name redirects there and the Hub answers 404, which said "deleted" because the token
+    reads acme's repos; it is zeta's that count."""
+    with replaying("member", tmp_path, "acme/delta", "acme/beta") as (registry, machine):
+        registry.set_private("acme/beta", True)
+        machine.clean_scan()
+        registry.rename("acme/beta", "acme/epsilon")
+        registry.rename("acme/epsilon", "zeta/tiny")
+        machine.clean_scan()
+        state, = machine.conn.execute("SELECT state FROM models WHERE name = 'acme/beta'").fetchone()
+        assert state == "withdrawn"
+
+
+@pytest.mark.parametrize("caller", ["anonymous", "outsider", "member"])
+def test_a_repo_deleted_and_created_again_under_its_name_is_two_models(tmp_path: Path, caller: str) -> None:
+    with replaying(caller, tmp_path, "acme/alpha", "acme/beta") as (registry, machine):
+        machine.clean_scan()
+        registry.remove("acme/beta")
+        registry.add("acme/beta")
+        machine.clean_scan()
+        rows = machine.conn.execute("SELECT state FROM models WHERE name = 'acme/beta' ORDER BY id").fetchall()
+        assert [row[0] for row in rows] == [registry.unseen_state("acme/beta", "a key no repo has"), "present"]
+
+
+def test_a_repo_created_again_under_its_name_while_lookups_fail_leaves_the_old_one_suspected(tmp_path: Path) -> None:
+    """An example the machine found (outsider, thorough profile): the old repo's lookup fails, so it stays suspected
+    beside the new repo of its name, which has appeared; once lookups answer, the old one is concluded."""
+    with replaying("outsider", tmp_path, "acme/alpha", "zeta/tiny") as (registry, machine):
+        machine.clean_scan()
+        registry.remove("zeta/tiny")
+        registry.add("zeta/tiny")
+        registry.faults.extend(FAULTS["500"](registry.fault_paths["lookup"]) for _ in range(POLICY.attempts))
+        before = machine.models()
+        result = machine.run_scan()
+        machine.check_complete(before, [result.scan_id])
+        states = machine.conn.execute("SELECT state FROM models WHERE name = 'zeta/tiny' ORDER BY id").fetchall()
+        assert [row[0] for row in states] == ["suspected_missing", "present"]
 
 
 @pytest.mark.slow

@@ -334,6 +334,33 @@ def test_a_lookup_that_says_nothing_about_the_model_concludes_nothing(hub: FakeH
         adapter(hub, token=TOKEN).lookup("acme/alpha")
 
 
+def test_redirects_in_a_loop_conclude_nothing(hub: FakeHub) -> None:
+    hub.add("acme/beta")
+    hub.redirects.update({"acme/alpha": "acme/gamma", "acme/gamma": "acme/alpha"})
+    with pytest.raises(RegistryUnavailable, match="redirects go round in a loop"):
+        adapter(hub, token=TOKEN).lookup("acme/alpha")
+
+
+def test_a_repo_renamed_back_to_a_name_it_had_serves_that_name(hub: FakeHub) -> None:
+    hub.add("acme/alpha")
+    hub.rename("acme/alpha", "acme/beta")
+    hub.rename("acme/beta", "acme/alpha")
+    answer = adapter(hub, token=TOKEN).lookup("acme/alpha")
+    assert isinstance(answer, Found) and answer.record.name == "acme/alpha"
+    assert hub.redirects == {"acme/beta": "acme/alpha"}
+
+
+def test_renaming_one_repo_keeps_the_redirects_of_the_others(hub: FakeHub) -> None:
+    hub.add("acme/alpha")
+    hub.add("acme/gamma")
+    hub.rename("acme/alpha", "acme/beta")
+    hub.rename("acme/gamma", "acme/delta")
+    hub.rename("acme/beta", "acme/omega")
+    assert hub.redirects == {"acme/alpha": "acme/omega", "acme/beta": "acme/omega", "acme/gamma": "acme/delta"}
+    answer = adapter(hub, token=TOKEN).lookup("acme/gamma")
+    assert isinstance(answer, Found) and answer.record.name == "acme/delta"
+
+
 def test_a_lookup_is_retried_and_follows_a_rename(hub: FakeHub) -> None:
     alpha = hub.add("acme/alpha")
     hub.rename("acme/alpha", "other-org/alpha-renamed")

@@ -111,6 +111,24 @@ def test_an_hmac_approval_of_an_older_ledger_is_kept_and_authorises_nothing(tmp_
                          " decided_at, signature) VALUES (1, 1, 1, 'reject', 'ada', 'cli', '2026', 'x')")
 
 
+def test_a_name_is_unique_among_present_models_only_after_migration_10(tmp_path: Path) -> None:
+    """Schema 9 made a name unique for good; from 10 a deleted model keeps its name beside a new one of that name,
+    and an unfinished scan's listing starts out not resumed."""
+    path = tmp_path / "ledger.sqlite3"
+    version_one_ledger(path)
+    with Ledger(path) as ledger:
+        conn = ledger.conn
+        assert conn.execute("SELECT listing_resumed FROM scans WHERE id = 2").fetchone()[0] == 0
+        model = "INSERT INTO models VALUES (?, 1, 'org/a', ?, ?, 'public', 42, 1, '2026', '2026')"
+        with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+            conn.execute(model, (2, "k2", "present"))
+        conn.execute("UPDATE models SET state = 'deleted' WHERE id = 1")
+        conn.execute(model, (2, "k2", "present"))
+        plan = " ".join(row[3] for row in conn.execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM models WHERE registry_id = 1 AND name = 'org/a'"))
+        assert "models_by_name" in plan or "models_present_name" in plan
+
+
 def test_the_consoles_poll_reads_an_index_not_every_review(tmp_path: Path) -> None:
     """ReviewQueue.fingerprint runs every two seconds while the console is open."""
     from weightkeeper.review import ReviewQueue

@@ -135,10 +135,16 @@ def kill_and_finish(home: Path, rng: random.Random) -> Counter:
     """Several killed scans (each resuming the last), then one run to completion; where the kills landed.
 
     The first kill comes between pages, the last once the listing is complete (a resumed resolution
-    is killed at once again), the others at random."""
+    is killed at once again), the others at random. A listing resumed after a kill only suspects what it
+    lacks (a folder renamed behind its cursor would look deleted): then one more scan, from the start,
+    concludes."""
     middle = [rng.choice(["delay", "pages"]) for _ in range(KILLS - 2)]
     landed = Counter(killed_scan(home, rng, how) for how in ["pages", *middle, "resolving"])
     scan_to_completion(home)
+    (resumed,) = read(home / "ledger.sqlite3", "SELECT listing_resumed FROM scans ORDER BY id DESC LIMIT 1")
+    if resumed:
+        scan_to_completion(home)
+        assert read(home / "ledger.sqlite3", "SELECT listing_resumed FROM scans ORDER BY id DESC LIMIT 1") == (0,)
     return landed
 
 

@@ -151,13 +151,21 @@ def replay(conn: sqlite3.Connection, registry_id: int) -> dict[str, tuple[str, o
         else:
             raise AssertionError(f"event {event}: unexpected kind {kind}")
     current: dict[str, tuple[str, object]] = {}
+    holders: dict[str, int] = {}
     for model, status in state.items():
         if status not in ("withdrawn", "deleted"):  # suspected_missing removes nothing
             assert shutdown[model] is None or announced.get(model) == shutdown[model], (
                 f"model {model}'s shutdown on {shutdown[model]} was never announced")
             name, visibility, digest = seen[model]
-            assert name not in current, f"two models replay to the name {name}"
-            current[name] = (visibility, digest)
+            if name in current:
+                # Where keys are identities, a model still suspected may share its name with the one that took it
+                # (deleted and created again, the lookup of the old one failed): the name is the present model's.
+                other = holders[name]
+                assert "suspected_missing" in (status, state[other]) and "present" in (status, state[other]), (
+                    f"two models replay to the name {name}")
+                if status == "suspected_missing":
+                    continue
+            current[name], holders[name] = (visibility, digest), model
     return current
 
 
@@ -438,6 +446,13 @@ class FaultyScanMachine(ScanMachine):
                 "SELECT model_name FROM problems WHERE scan_id = ? AND message LIKE 'lookup failed%'",
                 (result.scan_id,))}
             assert problems and problems <= suspects & failing_lookups
+        elif self.conn.execute("SELECT listing_resumed FROM scans WHERE id = ?", (result.scan_id,)).fetchone()[0]:
+            # A listing resumed after its cursor concludes nothing about what it lacks (a model renamed behind the
+            # cursor meanwhile would look deleted): each stays suspected, for the next scan, from the start, to end.
+            present = {row[0] for row in self.conn.execute(
+                "SELECT name FROM models WHERE registry_id = ? AND state = 'present'", (self.registry_id,))}
+            assert present <= set(self.registry.models), "a resumed listing left a model it lacks present"
+            assert "deleted" not in kinds and "withdrawn" not in kinds, f"a resumed listing concluded {kinds}"
         elif not self.stale:
             # A complete listing of one registry state and every lookup answered: the ledger is exact.
             self.check_exact()

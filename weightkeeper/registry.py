@@ -33,6 +33,20 @@ A kind is described once, by a `RegistryKind` in its adapter's module and regist
 `register_kind`: its settings in `weightkeeper.toml` (and so the `registry add` flags), how its
 adapter and its archive source are built, and how an archive of one of its models is pinned
 (docs/registry-kinds.md).
+
+`resumes_see_renames` says whether a model renamed while a listing was interrupted is still found
+when it resumes, though its new name may sort before the resume point: by a lookup of its old name
+(the Hub's redirect), by the listing itself (MLflow's re-reads every model updated since the listing
+began), or because nothing is ever renamed (OpenAI's ids). Then what a resumed listing lacks is
+looked up at once. Otherwise (a local folder, Ollama) a lookup's "gone" could be a rename: what the
+resumed listing lacks waits, suspected, for a listing from the start.
+
+`stable_keys` says whether a record's `key` is the model's identity for good (the Hub's `_id`), so
+that a name answering with another key is another model: a model deleted and another created under
+its name, or two names swapped. Such an adapter has `name_taken(name, other)`: what it concludes of
+the model last seen as `name` when a lookup of `name` answers with `other` and the listing shows the
+model's key nowhere (`Gone`, or `Withdrawn` where it could be hidden from this caller). Otherwise a
+key is content (a digest of files, a manifest) and a model is its name.
 """
 
 from __future__ import annotations
@@ -42,7 +56,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
-from weightkeeper.domain import RecordProblem
+from weightkeeper.domain import Gone, RecordProblem, Withdrawn
 
 if TYPE_CHECKING:
     from weightkeeper.config import RegistryConfig
@@ -81,6 +95,8 @@ class AdapterCache(Protocol):
 class RegistryAdapter(Protocol):
     kind: str
     unlisted: frozenset[Visibility]
+    stable_keys: bool
+    resumes_see_renames: bool
     # What the read-ahead child relays to the parent, which owns them; None when the adapter has none.
     cache: AdapterCache | None
     digests: DigestCache | None
@@ -102,12 +118,20 @@ class RegistryAdapter(Protocol):
                  traceback: TracebackType | None) -> None: ...
 
 
+class KeepsIdentities(RegistryAdapter, Protocol):
+    """An adapter with `stable_keys`."""
+
+    def name_taken(self, name: str, other: ModelRecord) -> Gone | Withdrawn: ...
+
+
 class Registry:
     """The base of an adapter: `records` written once, `close` and `with`, and the attributes the read-ahead
     child relays to the parent (None when the adapter has none)."""
 
     kind: ClassVar[str]
     unlisted: frozenset[Visibility] = frozenset()
+    stable_keys: ClassVar[bool] = False  # see the module's docstring
+    resumes_see_renames: ClassVar[bool] = False
     cache: AdapterCache | None = None  # kept in the ledger: the child asks the parent
     digests: DigestCache | None = None  # kept in the ledger: the child asks the parent
     on_wait: WaitReporter | None = None  # the progress display: the child tells the parent

@@ -15,7 +15,17 @@ only when a direct lookup says it is gone, or `withdrawn` when the registry's
 answer means "gone" and "hidden from you" alike (the Hub's to an anonymous
 caller). A withdrawn model is asked about again on every scan until it is seen
 (`restored`) or confirmed gone (`deleted`). A failed or interrupted listing
-concludes nothing about absent models; the next scan resumes it.
+concludes nothing about absent models; the next scan resumes it. A listing
+resumed after its cursor may have missed a model renamed behind the cursor
+meanwhile: what it lacks is only suspected, and looked up after the next
+listing, from the start (unless the registry finds such a model anyway,
+`resumes_see_renames`: the Hub's redirects, MLflow's re-read of recent updates).
+
+A listed model is the ledger's model of its name; where the registry's keys are
+identities (`stable_keys`: the Hub's `_id`) of its name and key. A name listed
+with another identity waits for the complete listing, like a possible rename:
+two names swapped are two renames, and a model deleted while another took its
+name is suspected, then concluded by a lookup, and the other appears.
 """
 
 from __future__ import annotations
@@ -27,7 +37,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field, fields, replace
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from weightkeeper.config import RegistryConfig, ScanSettings
 from weightkeeper.domain import (
@@ -51,12 +61,12 @@ from weightkeeper.domain import (
 )
 from weightkeeper.errors import LedgerError, RegistryUnavailable
 from weightkeeper.ledger import Ledger, now_iso
+from weightkeeper.ledger.scans import ScanStore
 from weightkeeper.ledger.store import NewEvent
 from weightkeeper.listed import ListedModels
 from weightkeeper.read_ahead import ReadPage, read_ahead
-from weightkeeper.registry import RegistryAdapter
-from weightkeeper.secrets import scrub
-from weightkeeper.untrusted import screened, shown
+from weightkeeper.registry import KeepsIdentities, RegistryAdapter
+from weightkeeper.untrusted import screened
 from weightkeeper.words import counted
 
 # Fields whose change is recorded as a new observation but is no event of its own.
@@ -64,6 +74,10 @@ BOOKKEEPING_FIELDS = frozenset({"downloads", "likes", "last_modified", "key"})
 DEPRECATION_FIELDS = frozenset({"shutdown_date", "successor"})
 STAGE = "stage"  # the key of `ModelRecord.extra` holding a registry's lifecycle stage
 LOOKUP_BATCH = 100
+COMPLETE_ABSENCE = "absent from a complete listing"
+RESUMED_ABSENCE = ("absent from a listing resumed after an interruption: it may have been renamed behind the point "
+                   "where the listing resumed, which a lookup of its old name cannot tell from a deletion; it is "
+                   "looked up after the next listing, from the start")
 T = TypeVar("T")
 
 
@@ -127,11 +141,6 @@ def _inner_changes(changed: list[str], prior: ModelRecord, record: ModelRecord) 
         else:
             named.append(name)
     return named
-
-
-def _problem_row(scan_id: int, name: str | None, message: str) -> tuple[int, str, str | None, str]:
-    """A problem as the ledger keeps it: registry text escaped, configured secrets scrubbed."""
-    return scan_id, now_iso(), name and shown(name), shown(scrub(message))
 
 
 class ScanStopped(Exception):
@@ -202,6 +211,9 @@ class Scanner:
         self.registry_seconds = 0.0
         self.conn: sqlite3.Connection = ledger.conn
         self.registry_id = ledger.registry_id(registry.name, registry.kind, registry.location)
+        self.scans = ScanStore(ledger, self.registry_id)
+        # A test double without the attribute is a registry whose keys are content, not identities.
+        self.stable_keys: bool = getattr(adapter, "stable_keys", False)
 
     def run(self) -> ScanResult:
         started = time.perf_counter()
@@ -217,12 +229,12 @@ class Scanner:
     def _scan(self, scan_id: int, phase: str, cursor: str | None, resumed: bool) -> None:
         try:
             if phase == "listing":
-                listed_before = self._models_seen(scan_id)
+                listed_before = self.scans.models_seen(scan_id)
                 self._list(scan_id, cursor)
-                if self._models_seen(scan_id) == listed_before:
+                if self.scans.models_seen(scan_id) == listed_before:
                     self._refuse_empty_listing(resumed_from=cursor)
-                with self.ledger.transaction() as conn:
-                    conn.execute("UPDATE scans SET phase = 'resolving', cursor = NULL WHERE id = ?", (scan_id,))
+                with self.ledger.transaction():
+                    self.scans.resolving(scan_id)
             self._resolve(scan_id)
         except ScanStopped:
             self._finish(scan_id, "interrupted", "stopped on request; the next scan resumes from the last committed page")
@@ -245,35 +257,16 @@ class Scanner:
 
     def result(self, scan_id: int, resumed: bool = False) -> ScanResult:
         """What the ledger holds about one scan of this registry."""
-        scan = self.conn.execute("SELECT * FROM scans WHERE id = ?", (scan_id,)).fetchone()
-        events = dict(self.conn.execute(
-            "SELECT kind, COUNT(*) FROM events WHERE scan_id = ? GROUP BY kind ORDER BY kind", (scan_id,)
-        ).fetchall())
-        problems = [dict(row) for row in self.conn.execute(
-            "SELECT model_name AS model, message FROM problems WHERE scan_id = ? ORDER BY id", (scan_id,)
-        )]
-        return ScanResult(self.registry.name, scan_id, scan["status"], resumed, scan["pages"], scan["models_seen"],
-                          events, problems, scan["error"])
+        scan = self.scans.summary(scan_id)
+        return ScanResult(self.registry.name, scan_id, scan.status, resumed, scan.pages, scan.models_seen,
+                          scan.events, scan.problems, scan.error)
 
     # -- the listing ------------------------------------------------------------------------
 
     def _start(self) -> tuple[int, str, str | None, bool]:
-        with self.ledger.transaction() as conn:
-            unfinished = conn.execute(
-                "SELECT id, phase, cursor FROM scans WHERE registry_id = ? AND phase != 'done' ORDER BY id DESC LIMIT 1",
-                (self.registry_id,),
-            ).fetchone()
-            if unfinished:
-                conn.execute(
-                    "UPDATE scans SET status = 'running', attempts = attempts + 1, error = NULL WHERE id = ?",
-                    (unfinished["id"],),
-                )
-                return unfinished["id"], unfinished["phase"], unfinished["cursor"], True
-            cursor = conn.execute(
-                "INSERT INTO scans (registry_id, started_at, status, phase) VALUES (?, ?, 'running', 'listing')",
-                (self.registry_id, now_iso()),
-            )
-            return cursor.lastrowid, "listing", None, False
+        with self.ledger.transaction():
+            start = self.scans.start()
+        return start.scan_id, start.phase, start.cursor, start.resumed
 
     def _list(self, scan_id: int, cursor: str | None) -> None:
         """Read pages from the registry and write them in batches, each with the cursor after its last page."""
@@ -303,11 +296,8 @@ class Scanner:
     def _write_batch(self, scan_id: int, batch: _Batch) -> None:
         listed = list(batch.records.values())
         with self.ledger.transaction() as conn:
-            page_no = conn.execute("SELECT pages FROM scans WHERE id = ?", (scan_id,)).fetchone()[0] + batch.pages
-            conn.executemany(
-                "INSERT INTO problems (scan_id, at, model_name, message) VALUES (?, ?, ?, ?)",
-                [_problem_row(scan_id, problem.name, problem.message) for problem in batch.problems],
-            )
+            page_no = self.scans.pages(scan_id) + batch.pages
+            self.scans.add_problems(scan_id, [(problem.name, problem.message) for problem in batch.problems])
             # A present model of the listed name with the same digest is unchanged: one probe of the name
             # index per listed model, aggregated in SQL. Only the rest is looked at more closely.
             matched, unmatched = conn.execute(
@@ -327,44 +317,40 @@ class Scanner:
             # A listed model that could not be read is still listed.
             for problem in batch.problems:
                 row = conn.execute(
-                    "SELECT id FROM models WHERE registry_id = ? AND name = ?", (self.registry_id, problem.name)
+                    "SELECT id FROM models WHERE registry_id = ? AND name = ? ORDER BY state = 'present' DESC, id DESC",
+                    (self.registry_id, problem.name),
                 ).fetchone()
                 by_name.append(row and row["id"])
-            self._keep_listed(scan_id, page_no, _json_extend(matched, [i for i in by_name if i is not None]))
-            conn.execute(
-                "UPDATE scans SET cursor = ?, pages = ?, models_seen = models_seen + ?, problems = problems + ?"
-                " WHERE id = ?",
-                (batch.cursor, page_no, len(batch.records) + len(batch.problems), len(batch.problems), scan_id),
-            )
+            self.scans.keep_listed(scan_id, page_no, _json_extend(matched, [i for i in by_name if i is not None]))
+            self.scans.advance(scan_id, batch.cursor, page_no, len(batch.records) + len(batch.problems),
+                               len(batch.problems))
 
     def _listed_by_name(self, scan_id: int, listed: list[tuple[RecordRow, int]]) -> list[int]:
         """Listed records that matched no present model of their name and digest: known models that changed,
         and new names. Return the ids of the models they are; a possible rename waits for the complete listing."""
         if not listed:
             return []
-        known = {row["name"]: row for row in self.conn.execute(
+        holders: dict[str, list[sqlite3.Row]] = {}
+        for model in self.conn.execute(
             # CROSS JOIN keeps this order: probe the index once per name, never scan the models.
-            "SELECT m.name, m.id, m.state, m.last_observation_id FROM json_each(?) j"
-            " CROSS JOIN models m ON m.registry_id = ? AND m.name = j.value",
+            "SELECT m.name, m.id, m.key, m.state, m.last_observation_id FROM json_each(?) j"
+            " CROSS JOIN models m ON m.registry_id = ? AND m.name = j.value ORDER BY m.state = 'present', m.id",
             (_json_array([row.name for row, _ in listed]), self.registry_id),
-        )}
-        ids, new = [], []
+        ):
+            holders.setdefault(model["name"], []).append(model)
+        ids, new, taken = [], [], set()
         for row, digest in listed:
-            model = known.get(row.name)
+            named = holders.get(row.name, [])
+            model = next((m for m in reversed(named) if not self.stable_keys or m["key"] == row.key), None)
             if model is None:
                 new.append((row, digest))
+                if any(m["state"] == ModelState.PRESENT for m in named):
+                    taken.add(row.name)  # by another model, which may be listed under another name: wait and see
             else:
                 self._observe(scan_id, model["id"], ModelRecord.from_row(row), model["last_observation_id"],
                               was=model["state"])
                 ids.append(model["id"])
-        return ids + self._new_names(scan_id, new)
-
-    def _keep_listed(self, scan_id: int, part: int, model_ids: str) -> None:
-        self.conn.execute("INSERT INTO scan_listed (scan_id, part, model_ids) VALUES (?, ?, ?)",
-                          (scan_id, part, model_ids))
-
-    def _models_seen(self, scan_id: int) -> int:
-        return self.conn.execute("SELECT models_seen FROM scans WHERE id = ?", (scan_id,)).fetchone()[0]
+        return ids + self._new_names(scan_id, new, taken)
 
     def _refuse_empty_listing(self, *, resumed_from: str | None) -> None:
         """This run listed nothing: if the registry had models, an unmounted folder is likelier than a mass deletion.
@@ -384,11 +370,12 @@ class Scanner:
                 "every model really was removed, scan again with --allow-empty"
             )
 
-    def _new_names(self, scan_id: int, listed: list[tuple[RecordRow, int]]) -> list[int]:
-        """Names the ledger has not seen: new models (their ids are returned), or perhaps known ones renamed.
+    def _new_names(self, scan_id: int, listed: list[tuple[RecordRow, int]], taken: set[str]) -> list[int]:
+        """Models the ledger has not seen under their names: new models (their ids are returned), or perhaps known
+        ones renamed, or new ones under a name a present model of another identity holds (`taken`).
 
-        Which of the two is only known once the listing is complete (is the old
-        name still there?), so a possible rename waits for the resolution.
+        Which it is is only known once the listing is complete (is the old
+        name still there? where is the name's holder now?), so these wait for the resolution.
         """
         if not listed:
             return []
@@ -397,11 +384,10 @@ class Scanner:
             " ON m.registry_id = ? AND m.key = j.value AND m.state != 'deleted'",
             (_json_array([row.key for row, _ in listed]), self.registry_id),
         )}
-        self.conn.executemany(
-            "INSERT OR REPLACE INTO deferred_records (scan_id, name, record) VALUES (?, ?, ?)",
-            [(scan_id, row.name, ModelRecord.from_row(row).to_json()) for row, _ in listed if row.key in known_keys],
-        )
-        return self._appear(scan_id, [(row, digest) for row, digest in listed if row.key not in known_keys])
+        self.scans.defer(scan_id, [(row.name, ModelRecord.from_row(row).to_json()) for row, _ in listed
+                                   if row.key in known_keys or row.name in taken])
+        return self._appear(scan_id, [(row, digest) for row, digest in listed
+                                      if row.key not in known_keys and row.name not in taken])
 
     def _appear(self, scan_id: int, new: list[tuple[RecordRow, int]]) -> list[int]:
         """Record new models, in bulk: a first scan meets every model of the registry here.
@@ -493,30 +479,28 @@ class Scanner:
     # -- after a complete listing -----------------------------------------------------------
 
     def _resolve(self, scan_id: int) -> None:
-        listed = self._listing(scan_id)
-        self._resolve_renames(scan_id, listed)
+        resumed = self.scans.listing_resumed(scan_id)
+        # A model renamed, while the scan was interrupted, to a name before the cursor is in neither part of a
+        # resumed listing. Unless the registry finds it anyway (`resumes_see_renames`), nothing absent from such a
+        # listing is concluded: it stays suspected, to be looked up after the next listing from the start.
+        wait = resumed and not getattr(self.adapter, "resumes_see_renames", False)
+        reason = RESUMED_ABSENCE if wait else COMPLETE_ABSENCE
+        listed = self.scans.listed(scan_id)
+        self._resolve_renames(scan_id, listed, reason)
         absent = self._absent(listed)
         # A model the listing leaves out by design is looked up quietly: only the answer may say something.
         # That is a hidden one, or one known only through lookups (renamed out of a Hub author's scope, say).
         expected = [row["visibility"] in self.adapter.unlisted or row["source"] == "lookup" for row in absent]
-        self._mark_missing(scan_id, [row for row, quiet in zip(absent, expected) if not quiet])
-        self._confirm_missing(scan_id, [row for row, quiet in zip(absent, expected) if quiet])
+        with self.ledger.transaction():
+            self._mark_missing(scan_id, [row for row, quiet in zip(absent, expected) if not quiet], reason)
+        if not wait:
+            self._confirm_missing(scan_id, [row for row, quiet in zip(absent, expected) if quiet])
         self._finish(scan_id, "complete", None)
 
-    def _listing(self, scan_id: int) -> ListedModels:
-        """Every known model the complete listing showed, from what each committed page kept."""
-        highest = self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM models").fetchone()[0]
-        listed = ListedModels(highest)
-        for (model_ids,) in self.conn.execute("SELECT model_ids FROM scan_listed WHERE scan_id = ?", (scan_id,)):
-            listed.add(json.loads(model_ids))
-        return listed
-
-    def _resolve_renames(self, scan_id: int, listed: ListedModels) -> None:
+    def _resolve_renames(self, scan_id: int, listed: ListedModels, reason: str) -> None:
         with self.ledger.transaction() as conn:
-            deferred = conn.execute(
-                "SELECT name, record FROM deferred_records WHERE scan_id = ? ORDER BY name", (scan_id,)
-            ).fetchall()
-            resolved = []
+            deferred = self.scans.deferred(scan_id)
+            plans: list[tuple[str, ModelRecord, sqlite3.Row | None]] = []
             for name, payload in deferred:
                 record = ModelRecord.from_json(payload)
                 # The old name must be absent from this complete listing: otherwise it is a copy.
@@ -527,6 +511,12 @@ class Scanner:
                     (self.registry_id, record.key),
                 ) if row["id"] not in listed), None)
                 if old:
+                    listed.add([old["id"]])
+                plans.append((name, record, old))
+            plans = self._free_names(scan_id, plans, listed, reason)
+            resolved = []
+            for name, record, old in plans:
+                if old:
                     self._observe(scan_id, old["id"], record, old["last_observation_id"], was=old["state"],
                                   renamed_from=old["name"])
                     model_id = old["id"]
@@ -535,9 +525,36 @@ class Scanner:
                     (model_id,) = self._appear(scan_id, [(row, row_digest(row))])
                 listed.add([model_id])
                 resolved.append(model_id)
-                conn.execute("DELETE FROM deferred_records WHERE scan_id = ? AND name = ?", (scan_id, name))
+                self.scans.resolved(scan_id, name)
             if resolved:  # kept as part 0, before the pages (numbered from 1), for a resumed resolution
-                self._keep_listed(scan_id, 0, json.dumps(resolved))
+                self.scans.keep_listed(scan_id, 0, json.dumps(resolved))
+
+    def _free_names(self, scan_id: int, plans: list[tuple[str, ModelRecord, sqlite3.Row | None]],
+                    listed: ListedModels, reason: str) -> list[tuple[str, ModelRecord, sqlite3.Row | None]]:
+        """Let the deferred records (name, record, the model it is, if known) take their names: a model renamed
+        among them leaves its old name, which another may take (two names swapped); a present model of another
+        identity holding one, absent from the listing, is suspected missing (a repo deleted and another created
+        under its name). Return the plans that can go ahead: a name a listed model holds cannot be taken."""
+        renamed = {old["id"] for _, _, old in plans if old}
+        going_ahead, suspects = [], {}
+        for plan in plans:
+            name, record, old = plan
+            holder = self.conn.execute(
+                "SELECT id, last_observation_id FROM models WHERE registry_id = ? AND name = ? AND state = 'present'",
+                (self.registry_id, record.name)).fetchone()
+            if holder is not None and holder["id"] not in renamed and holder["id"] in listed:
+                self._problem(scan_id, record.name, "listed twice, as two models, in one listing (did it change "
+                                                    "while it was read?); nothing concluded, the next scan looks again")
+                self.scans.resolved(scan_id, name)
+                continue
+            if holder is not None and holder["id"] in renamed:
+                self.conn.execute("UPDATE models SET name = ? WHERE id = ?", (f"\0renaming {holder['id']}",
+                                                                              holder["id"]))
+            elif holder is not None:
+                suspects[holder["id"]] = holder
+            going_ahead.append(plan)
+        self._mark_missing(scan_id, list(suspects.values()), f"{reason}; its name now lists another model")
+        return going_ahead
 
     def _absent(self, listed: ListedModels) -> list[sqlite3.Row]:
         """The present models the complete listing did not show."""
@@ -556,21 +573,19 @@ class Scanner:
             ).fetchall()
         return rows
 
-    def _mark_missing(self, scan_id: int, missing: list[sqlite3.Row]) -> None:
-        with self.ledger.transaction() as conn:
-            # It was last seen by the registry's previous complete scan, which listed it.
-            last_complete = conn.execute(
-                "SELECT MAX(started_at) FROM scans WHERE registry_id = ? AND status = 'complete'", (self.registry_id,)
-            ).fetchone()[0]
-            conn.executemany(
-                # Never before its first sighting: a model new in that scan was recorded after the scan began.
-                "UPDATE models SET state = 'suspected_missing', last_seen = MAX(first_seen, COALESCE(?, last_seen))"
-                " WHERE id = ?",
-                [(last_complete, row["id"]) for row in missing],
-            )
-            for row in missing:
-                self._event(EventKind.SUSPECTED_MISSING, row["id"], scan_id, row["last_observation_id"], None,
-                            {"reason": "absent from a complete listing"})
+    def _mark_missing(self, scan_id: int, missing: list[sqlite3.Row], reason: str) -> None:
+        """Suspect each of `missing` (rows with `id` and `last_observation_id`), inside the caller's transaction."""
+        # It was last seen by the registry's previous complete scan, which listed it.
+        last_complete = self.scans.last_complete_start()
+        self.conn.executemany(
+            # Never before its first sighting: a model new in that scan was recorded after the scan began.
+            "UPDATE models SET state = 'suspected_missing', last_seen = MAX(first_seen, COALESCE(?, last_seen))"
+            " WHERE id = ?",
+            [(last_complete, row["id"]) for row in missing],
+        )
+        for row in missing:
+            self._event(EventKind.SUSPECTED_MISSING, row["id"], scan_id, row["last_observation_id"], None,
+                        {"reason": reason})
 
     def _confirm_missing(self, scan_id: int, hidden: list[sqlite3.Row]) -> None:
         """Ask the registry about each suspect, each withdrawn model and each hidden model its listing leaves
@@ -617,10 +632,15 @@ class Scanner:
             record = answer.record if isinstance(answer, Found) else replace(prior, visibility=answer.visibility)
             if was == ModelState.PRESENT and comparable(prior, record) == record:
                 return  # still hidden, as recorded
+            if self.stable_keys and record.key != prior.key:
+                # The name answers for another model now: this one is not found under it, and not in the listing.
+                answer = cast(KeepsIdentities, self.adapter).name_taken(name, record)
+                self._not_found(scan_id, model_id, name, prior_observation, was, answer)
+                return
             renamed_from = None
             if record.name != name:  # the registry answered for the model under its new name (a redirect)
-                holder = self.conn.execute("SELECT id FROM models WHERE registry_id = ? AND name = ?",
-                                           (self.registry_id, record.name)).fetchone()
+                holder = self.conn.execute("SELECT id FROM models WHERE registry_id = ? AND name = ? AND state = ?",
+                                           (self.registry_id, record.name, ModelState.PRESENT)).fetchone()
                 if holder is not None:
                     self._problem(scan_id, name, f"a lookup answered as {record.name}, which the ledger holds "
                                                  "as another model; nothing concluded")
@@ -664,16 +684,8 @@ class Scanner:
         return f"absent from a complete listing, as expected: {why}; a direct lookup did not find it"
 
     def _problem(self, scan_id: int, name: str | None, message: str) -> None:
-        self.conn.execute("INSERT INTO problems (scan_id, at, model_name, message) VALUES (?, ?, ?, ?)",
-                          _problem_row(scan_id, name, message))
-        self.conn.execute("UPDATE scans SET problems = problems + 1 WHERE id = ?", (scan_id,))
+        self.scans.problem(scan_id, name, message)
 
     def _finish(self, scan_id: int, status: str, error: str | None) -> None:
-        with self.ledger.transaction() as conn:
-            if status == "complete":
-                conn.execute("DELETE FROM scan_listed WHERE scan_id = ?", (scan_id,))
-            conn.execute(
-                "UPDATE scans SET status = ?, phase = CASE WHEN ? = 'complete' THEN 'done' ELSE phase END,"
-                " finished_at = ?, error = ? WHERE id = ?",
-                (status, status, now_iso(), error and scrub(error), scan_id),
-            )
+        with self.ledger.transaction():
+            self.scans.finish(scan_id, status, error)

@@ -157,7 +157,10 @@ class FakeHub(ServedFake):
         repo = self.repos.pop(old)
         repo.id = new
         self.repos[new] = repo
-        self.redirects = {**{o: new for o, n in self.redirects.items() if n == old}, old: new}
+        # Every redirect to the old name now leads to the new one; other repos' redirects stay. A repo serves its
+        # name: a redirect left there by an earlier rename away from it is gone.
+        self.redirects = {o: new if n == old else n for o, n in self.redirects.items() if o != new}
+        self.redirects[old] = new
 
     def after_listing_page(self, pages: int, *faults: Fault) -> None:
         """Once `pages` listing pages have been served (counting from now), queue these faults."""

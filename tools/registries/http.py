@@ -146,6 +146,8 @@ def transport_faults(library: Any = None) -> Iterator[None]:
         raise Transient(f"timed out ({type(exc).__name__})") from exc
     except library.TransportError as exc:
         raise Transient(f"connection failed ({type(exc).__name__}: {exc})") from exc
+    except library.TooManyRedirects as exc:  # not a transport error: another attempt would go round again
+        raise RegistryUnavailable(f"the server's redirects go round in a loop ({exc}); nothing was concluded") from exc
 
 
 @functools.cache

@@ -17,7 +17,7 @@ from dataclasses import replace
 from datetime import datetime
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from tools.registries.http import (
     CLIENT_ERRORS,
@@ -75,6 +75,8 @@ class HubRegistry(Registry):
     kind = "hf"
     # Reading one model may ask for its file tree: a tree the Hub will not give makes that model a problem.
     unreadable = (RecordUnreadable, RegistryUnavailable)
+    stable_keys = True  # a repo's `_id` stays with it through renames; a repo created under a freed name gets another
+    resumes_see_renames = True  # a lookup of a renamed repo's old name follows the Hub's redirect to the new one
 
     def __init__(self, endpoint: str | None, *, author: str | None, search: str | None, filter: str | None,
                  files: str | None, token: str | None, cache: AdapterCache, on_wait: WaitReporter | None = None,
@@ -244,14 +246,30 @@ class HubRegistry(Registry):
         if status not in (401, 404) or status == 404 and code != "RepoNotFound":
             raise RegistryUnavailable(f"{what}: HTTP {status} {code or ''} {message or ''}".rstrip()
                                       + "; not an answer about the model, nothing was concluded")
+        said = f"HTTP {status}{' RepoNotFound' if code == 'RepoNotFound' else ''}"
+        # A renamed repo's old name redirects to its new one, perhaps in a namespace this token does not read.
+        asked = _repo_asked(str(response.url)) or name
+        if asked != name:
+            said = f"{said} after a redirect to {asked}"
+        return self._not_there(what, asked, said, conclusive=status == 404)
+
+    def name_taken(self, name: str, other: ModelRecord) -> Gone | Withdrawn:
+        """What it says of the repo last seen as `name` that the Hub answers for `name` with another repo (`other`,
+        of another `_id`), and lists the repo's `_id` nowhere: as much as a 404 for it would say to this caller."""
+        return self._not_there(f"looking up {name} at {self.endpoint}", name,
+                               f"{name} is now another repo (_id {other.key}) and the listing shows this one's _id "
+                               "nowhere", conclusive=True)
+
+    def _not_there(self, what: str, name: str, said: str, *, conclusive: bool) -> Gone | Withdrawn:
+        """A repo not found as `name`: `Gone` only when `conclusive` (a 404) and the token reads its owner's
+        namespace; otherwise the Hub would answer this caller the same for a repo hidden from it."""
         owner = name.partition("/")[0] if "/" in name else None
         whose = f"{owner}'s" if owner else "its owner's"
-        said = f"HTTP {status}{' RepoNotFound' if code == 'RepoNotFound' else ''}"
         if not self.authenticated:
             return Withdrawn(f"{said} to an anonymous request: the Hub answers an anonymous caller so for a private "
                              f"repo and for a deleted one alike; a token that reads {whose} repos would tell")
         readable = self.namespaces(what)
-        if status == 404 and owner in readable:
+        if conclusive and owner in readable:
             return Gone(f"{said} to the token of {self._user}, which reads {whose} private repos: deleted")
         return Withdrawn(f"{said} to the token of {self._user}, which does not read {whose} private repos: the "
                          "Hub answers it so for a private repo and for a deleted one alike")
@@ -431,6 +449,12 @@ def _moment(item: dict[str, Any], field: str) -> str | None:
     except (TypeError, ValueError) as exc:
         raise RecordUnreadable(f"its {field} {value!r} is not an ISO 8601 time") from exc
     return value
+
+
+def _repo_asked(url: str) -> str | None:
+    """The repo a lookup's URL (`.../api/models/{owner}/{name}`) asks about; None for any other URL."""
+    _, found, repo = urlsplit(url).path.partition("/api/models/")
+    return unquote(repo) if found and repo else None
 
 
 def _origin(url: str) -> tuple[str, str]:

@@ -50,6 +50,8 @@ class Vanished(RecordUnreadable):
 class LocalFolderRegistry(Registry):
     kind = "local"
     unlisted: frozenset[Visibility] = frozenset()  # every folder is listed, whatever its card says
+    stable_keys = False  # a key digests the files: a folder is its name, and a rename is found by its files
+    resumes_see_renames = False  # a renamed folder leaves nothing under its old name
 
     def __init__(self, root: Path, digests: DigestCache, *, page_size: int = 50) -> None:
         self.root, self.digests, self.page_size = root, digests, page_size

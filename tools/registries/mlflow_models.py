@@ -68,6 +68,10 @@ class _Position:
 
 class MLflowRegistry(Registry):
     kind = "mlflow"
+    # A version's key digests what never changes in it (number, creation time, source, run): a registered model
+    # renamed keeps its versions' keys, one deleted and created again under its name has versions of new keys.
+    stable_keys = True
+    resumes_see_renames = True  # the listing ends by re-reading every model updated since it began: renames too
     unlisted: frozenset[Visibility] = frozenset()  # the search lists every registered model the caller may read
 
     def __init__(self, url: str | None, *, token: str | None, on_wait: WaitReporter | None = None,
@@ -208,6 +212,13 @@ class MLflowRegistry(Registry):
             token = _next_token(answer, SEARCH_VERSIONS)
             if token is None:
                 return versions
+
+    def name_taken(self, name: str, other: ModelRecord) -> Gone:
+        """The version last seen as `name`, now answered for by another (`other`, created at {other.created_at})
+        and listed nowhere: its registered model was deleted and created again under the same name."""
+        return Gone(f"{GET_VERSION} answers for {name} with a version created at {other.created_at}, not the one "
+                    "recorded, and the listing shows the recorded one nowhere: its registered model was deleted and "
+                    "created again under its name")
 
     def _why_gone(self, model_name: str, number: str) -> str:
         if self._get(GET_MODEL, {"name": model_name}, missing_ok=True) is not None:

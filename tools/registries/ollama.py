@@ -31,6 +31,8 @@ DEFAULT_URL = "http://127.0.0.1:11434"
 class OllamaRegistry(Registry):
     kind = "ollama"
     unlisted: frozenset[Visibility] = frozenset()  # /api/tags lists every local tag
+    stable_keys = False  # a key is a manifest digest, which every new build of a tag replaces
+    resumes_see_renames = False  # `ollama cp` then `ollama rm` leaves nothing under the old name
 
     def __init__(self, url: str, *, cache: AdapterCache, on_wait: WaitReporter | None = None, timeout: float = 30.0,
                  policy: RetryPolicy = RetryPolicy()) -> None:

@@ -69,6 +69,9 @@ class Listed:
 class OpenAIRegistry(Registry):
     kind = "openai"
     unlisted: frozenset[Visibility] = frozenset()
+    # A model's id is its name and is never reused; its key (the job's id, once the job is listed) may change.
+    stable_keys = False
+    resumes_see_renames = True  # nothing is renamed: a model id not found is gone
 
     def __init__(self, base_url: str | None, *, api_key: str | None, deprecations: str | None,
                  on_wait: WaitReporter | None = None, policy: RetryPolicy = RetryPolicy(), timeout: float = 60.0,

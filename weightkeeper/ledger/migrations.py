@@ -395,7 +395,36 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX review_members_by_model ON review_members(model_id);
     CREATE INDEX review_members_by_review ON review_members(review_id);
     """,
-    # 10: the console asks for the newest change to any review every two seconds (ReviewQueue.fingerprint): without
+    # 10: a name is unique among a registry's present models only. Where a registry keeps stable identities
+    # (the Hub's _id), a name can pass from one model to another: a repo deleted and another created under its
+    # name, or renamed onto a deleted one's name. The model that had it keeps it in its history. And a scan
+    # remembers that its listing resumed after an interruption: a model missing from it may have been renamed
+    # behind the resume point, so it is only suspected until a listing from the start confirms it.
+    """
+    ALTER TABLE scans ADD COLUMN listing_resumed INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE models_rebuilt (
+        id INTEGER PRIMARY KEY,
+        registry_id INTEGER NOT NULL REFERENCES registries(id),
+        name TEXT NOT NULL,
+        key TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('present', 'suspected_missing', 'withdrawn', 'deleted')),
+        visibility TEXT NOT NULL,
+        digest INTEGER NOT NULL,
+        last_observation_id INTEGER NOT NULL,
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL  -- when an observation or, once it went missing, the last complete scan saw it
+    );
+    INSERT INTO models_rebuilt SELECT id, registry_id, name, key, state, visibility, digest, last_observation_id,
+        first_seen, last_seen FROM models;
+    DROP TABLE models;
+    ALTER TABLE models_rebuilt RENAME TO models;
+    CREATE INDEX models_by_name ON models(registry_id, name);
+    CREATE UNIQUE INDEX models_present_name ON models(registry_id, name) WHERE state = 'present';
+    CREATE INDEX models_by_key ON models(registry_id, key);
+    CREATE INDEX models_suspected ON models(registry_id) WHERE state = 'suspected_missing';
+    CREATE INDEX models_withdrawn ON models(registry_id) WHERE state = 'withdrawn';
+    """,
+    # 11: the console asks for the newest change to any review every two seconds (ReviewQueue.fingerprint): without
     # this index each poll reads every review's draft and evidence pages (30 ms at 10,000 reviews; 1 ms with it).
     "CREATE INDEX reviews_by_update ON reviews(updated_at)",
 )

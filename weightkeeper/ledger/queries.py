@@ -84,6 +84,13 @@ def events(ledger: Ledger, where: EventFilter = EventFilter()) -> list[dict[str,
     ]
 
 
+def kinds_after(ledger: Ledger, seen: int) -> list[tuple[str, str]]:
+    """(kind, the model's name at the event) of the ledger's events after its first `seen`, in the order recorded."""
+    return [(row["kind"], row["model"]) for row in ledger.conn.execute(
+        "SELECT e.kind, COALESCE(o.name, m.name) AS model FROM events e LEFT JOIN models m ON m.id = e.model_id"
+        " LEFT JOIN observations o ON o.id = e.observation_id ORDER BY e.id LIMIT -1 OFFSET ?", (seen,))]
+
+
 def stats(ledger: Ledger, *, registry: str | None = None, top: int = 10) -> dict[str, Any]:
     """How many models persist, were deleted or withdrawn (deleted or hidden, the registry does not tell this
     watcher which), were archived; events per ISO week; lineages most affected."""
