@@ -319,8 +319,11 @@ class ReviewQueue:
             " (SELECT reason FROM decisions d WHERE d.review_id = r.id ORDER BY d.id DESC LIMIT 1) AS reason,"
             f" u.reason AS deferral, u.until AS deferred_until FROM reviews r {_DEFERRED}"
             " JOIN registries g ON g.id = r.registry_id JOIN models m ON m.id = r.model_id"
-            f" JOIN events e ON e.id = r.event_id WHERE {_STATUS} IN ({marks}) ORDER BY r.priority DESC, r.id"
-            " LIMIT :limit", {**{f"s{index}": status for index, status in enumerate(statuses)},
+            " JOIN events e ON e.id = r.event_id"
+            # The first `limit` chosen on id and priority alone: the columns above are then made for those rows
+            # only, not for every review before the sort.
+            f" WHERE r.id IN (SELECT r.id FROM reviews r {_DEFERRED} WHERE {_STATUS} IN ({marks})"
+            " ORDER BY r.priority DESC, r.id LIMIT :limit) ORDER BY r.priority DESC, r.id", {**{f"s{index}": status for index, status in enumerate(statuses)},
                               "limit": -1 if limit is None else limit, "today": self.today()})]
 
     def members(self, review_id: int) -> list[str]:
