@@ -583,8 +583,7 @@ class ReviewQueue:
     def fingerprint(self) -> tuple[Any, ...]:
         """Changes whenever a review arrives or is decided, an event is recorded, or a day begins (a deferral may
         end)."""
-        return (*self.conn.execute("SELECT COUNT(*), MAX(updated_at), (SELECT MAX(id) FROM events)"
-                                   " FROM reviews").fetchone(), self.today())
+        return (*self.conn.execute(LATEST_CHANGE).fetchone(), self.today())
 
     def decided(self, statuses: tuple[str, ...]) -> list[sqlite3.Row]:
         """Reviews in `statuses`, or with any decision: id, status, draft, evidence, model (its name now), by id."""
@@ -630,6 +629,8 @@ def deferral_reason(until: date | None, reason: str | None) -> str | None:
 
 
 # Each review's latest deferral, and the date it ends, read back from its signed reason (`deferral_reason`).
+# What the console polls every two seconds (`fingerprint`): read from indexes (reviews_by_update), not the reviews.
+LATEST_CHANGE = "SELECT COUNT(*), MAX(updated_at), (SELECT MAX(id) FROM events) FROM reviews"
 _DEFERRALS = (
     "(SELECT d.review_id, COALESCE(d.reason, '') AS reason,"
     " CASE WHEN d.reason GLOB 'until [0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*' THEN substr(d.reason, 7, 10) END"
