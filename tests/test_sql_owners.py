@@ -14,9 +14,6 @@ SQL_CALLS = frozenset({"execute", "executemany", "executescript"})
 OWNERS = (
     "weightkeeper/ledger/",
     "weightkeeper/review.py",
-    # The scan's bookkeeping lives in ledger/scans.py (ScanStore); its diff still reads and writes the models and
-    # events tables itself, until that moves behind the ledger too.
-    "weightkeeper/scan.py",
     # The safety suite plays an attacker who can write the ledger (raw rows, as no API of ours would write them) and
     # scores what a run left by reading the tables itself, independently of the code it measures.
     "evals/safety_attacks.py",

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import gc
 import json
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
@@ -42,7 +41,6 @@ from typing import TypeVar, cast
 from weightkeeper.config import RegistryConfig, ScanSettings
 from weightkeeper.domain import (
     CARD_FILE,
-    FIRST_SEEN,
     EventKind,
     FileEntry,
     Found,
@@ -55,12 +53,12 @@ from weightkeeper.domain import (
     RecordRow,
     Visibility,
     Withdrawn,
-    canonical_json,
     comparable,
     row_digest,
 )
 from weightkeeper.errors import LedgerError, RegistryUnavailable
 from weightkeeper.ledger import Ledger, now_iso
+from weightkeeper.ledger.models import ModelRow, ModelStore, json_extend
 from weightkeeper.ledger.scans import ScanStore
 from weightkeeper.ledger.store import NewEvent
 from weightkeeper.listed import ListedModels
@@ -73,11 +71,11 @@ from weightkeeper.words import counted
 BOOKKEEPING_FIELDS = frozenset({"downloads", "likes", "last_modified", "key"})
 DEPRECATION_FIELDS = frozenset({"shutdown_date", "successor"})
 STAGE = "stage"  # the key of `ModelRecord.extra` holding a registry's lifecycle stage
-LOOKUP_BATCH = 100
 COMPLETE_ABSENCE = "absent from a complete listing"
 RESUMED_ABSENCE = ("absent from a listing resumed after an interruption: it may have been renamed behind the point "
                    "where the listing resumed, which a lookup of its old name cannot tell from a deletion; it is "
                    "looked up after the next listing, from the start")
+LOOKUP_BATCH = 100  # lookups asked between two commits
 T = TypeVar("T")
 
 
@@ -147,19 +145,6 @@ class ScanStopped(Exception):
     """The scan was asked to stop (SIGTERM under `watch`); what it committed stands and is resumed."""
 
 
-def _json_array(items: list) -> str:
-    """A batch's names, keys or (name, digest) pairs as JSON text for `json_each`, by orjson: a first scan
-    sends each listed model three times (its name and digest, its name, its key)."""
-    return canonical_json(items).decode()
-
-
-def _json_extend(array: str, more: list[int]) -> str:
-    """The JSON array text `array` with `more` appended, without parsing what it holds."""
-    if not more:
-        return array
-    return f"{array[:-1]}{',' if array != '[]' else ''}{','.join(map(str, more))}]"
-
-
 @contextmanager
 def _collecting_less() -> Iterator[None]:
     """Run the cyclic garbage collector less often during a scan.
@@ -209,9 +194,8 @@ class Scanner:
         self.ledger, self.registry, self.adapter, self.allow_empty = ledger, registry, adapter, allow_empty
         self.settings, self.should_stop, self.progress = settings, should_stop, progress
         self.registry_seconds = 0.0
-        self.conn: sqlite3.Connection = ledger.conn
         self.registry_id = ledger.registry_id(registry.name, registry.kind, registry.location)
-        self.scans = ScanStore(ledger, self.registry_id)
+        self.scans, self.models = ScanStore(ledger, self.registry_id), ModelStore(ledger, self.registry_id)
         # A test double without the attribute is a registry whose keys are content, not identities.
         self.stable_keys: bool = getattr(adapter, "stable_keys", False)
 
@@ -272,8 +256,7 @@ class Scanner:
         """Read pages from the registry and write them in batches, each with the cursor after its last page."""
         batch, flushed, pages, models = _Batch(), time.perf_counter(), 0, 0
         # The present models' digests: the child sends a record matching one (unchanged) without its data.
-        known = frozenset(digest for (digest,) in self.conn.execute(
-            "SELECT digest FROM models WHERE registry_id = ? AND state = 'present'", (self.registry_id,)))
+        known = self.models.present_digests()
         try:
             with closing(read_ahead(self.adapter, cursor, known)) as listing:
                 for page in self._timed(listing):
@@ -295,33 +278,19 @@ class Scanner:
 
     def _write_batch(self, scan_id: int, batch: _Batch) -> None:
         listed = list(batch.records.values())
-        with self.ledger.transaction() as conn:
+        with self.ledger.transaction():
             page_no = self.scans.pages(scan_id) + batch.pages
             self.scans.add_problems(scan_id, [(problem.name, problem.message) for problem in batch.problems])
-            # A present model of the listed name with the same digest is unchanged: one probe of the name
-            # index per listed model, aggregated in SQL. Only the rest is looked at more closely.
-            matched, unmatched = conn.execute(
-                "SELECT json_group_array(m.id) FILTER (WHERE m.id IS NOT NULL),"
-                " json_group_array(j.key) FILTER (WHERE m.id IS NULL)"
-                " FROM json_each(?) j LEFT JOIN models m ON m.registry_id = ?"
-                " AND m.name = json_extract(j.value, '$[0]') AND m.state = 'present'"
-                " AND m.digest = json_extract(j.value, '$[1]')",
-                (_json_array([(name, digest) for name, (_, digest) in batch.records.items()]), self.registry_id),
-            ).fetchone()
-            changed = [listed[position] for position in json.loads(unmatched)]
+            matched, unmatched = self.models.unchanged([(name, digest) for name, (_, digest) in batch.records.items()])
+            changed = [listed[position] for position in unmatched]
             if any(row is None for row, _ in changed):
                 # Sent without its data, a record matched a present model when it was read, and this scan
                 # changes a model only after reading its name in full: something else changed the ledger.
                 raise LedgerError("a model the scan read as unchanged was changed meanwhile; nothing was concluded")
             by_name: list[int | None] = self._listed_by_name(scan_id, changed)
             # A listed model that could not be read is still listed.
-            for problem in batch.problems:
-                row = conn.execute(
-                    "SELECT id FROM models WHERE registry_id = ? AND name = ? ORDER BY state = 'present' DESC, id DESC",
-                    (self.registry_id, problem.name),
-                ).fetchone()
-                by_name.append(row and row["id"])
-            self.scans.keep_listed(scan_id, page_no, _json_extend(matched, [i for i in by_name if i is not None]))
+            by_name += [self.models.latest_of_name(problem.name) for problem in batch.problems]
+            self.scans.keep_listed(scan_id, page_no, json_extend(matched, [i for i in by_name if i is not None]))
             self.scans.advance(scan_id, batch.cursor, page_no, len(batch.records) + len(batch.problems),
                                len(batch.problems))
 
@@ -330,14 +299,7 @@ class Scanner:
         and new names. Return the ids of the models they are; a possible rename waits for the complete listing."""
         if not listed:
             return []
-        holders: dict[str, list[sqlite3.Row]] = {}
-        for model in self.conn.execute(
-            # CROSS JOIN keeps this order: probe the index once per name, never scan the models.
-            "SELECT m.name, m.id, m.key, m.state, m.last_observation_id FROM json_each(?) j"
-            " CROSS JOIN models m ON m.registry_id = ? AND m.name = j.value ORDER BY m.state = 'present', m.id",
-            (_json_array([row.name for row, _ in listed]), self.registry_id),
-        ):
-            holders.setdefault(model["name"], []).append(model)
+        holders = self.models.holders([row.name for row, _ in listed])
         ids, new, taken = [], [], set()
         for row, digest in listed:
             named = holders.get(row.name, [])
@@ -358,9 +320,7 @@ class Scanner:
         A resumed listing may rightly have nothing left after its cursor; then the registry
         still lists something from the start.
         """
-        present = self.conn.execute(
-            "SELECT COUNT(*) FROM models WHERE registry_id = ? AND state = 'present'", (self.registry_id,)
-        ).fetchone()[0]
+        present = self.models.present_count()
         if self.allow_empty or not present:
             return
         if resumed_from is None or next(self._timed(self.adapter.pages(None)), None) is None:
@@ -379,50 +339,11 @@ class Scanner:
         """
         if not listed:
             return []
-        known_keys = {key for (key,) in self.conn.execute(
-            "SELECT DISTINCT m.key FROM json_each(?) j CROSS JOIN models m"
-            " ON m.registry_id = ? AND m.key = j.value AND m.state != 'deleted'",
-            (_json_array([row.key for row, _ in listed]), self.registry_id),
-        )}
+        known_keys = self.models.known_keys([row.key for row, _ in listed])
         self.scans.defer(scan_id, [(row.name, ModelRecord.from_row(row).to_json()) for row, _ in listed
                                    if row.key in known_keys or row.name in taken])
-        return self._appear(scan_id, [(row, digest) for row, digest in listed
+        return self.models.appear(scan_id, [(row, digest) for row, digest in listed
                                       if row.key not in known_keys and row.name not in taken])
-
-    def _appear(self, scan_id: int, new: list[tuple[RecordRow, int]]) -> list[int]:
-        """Record new models, in bulk: a first scan meets every model of the registry here.
-
-        Their `appeared` events are derived from their observations in one SQL statement rather than
-        built one by one in Python; so are the `deprecation_announced` of those listed with a shutdown
-        date, marked `first_seen`: the announcement was made before the ledger saw the model, not when.
-        """
-        if not new:
-            return []
-        now, first_model, first = now_iso(), self.ledger.next_id("models"), self.ledger.next_id("observations")
-        last = first + len(new) - 1
-        model_ids = list(range(first_model, first_model + len(new)))
-        self.conn.executemany(
-            "INSERT INTO models (id, registry_id, name, key, state, visibility, digest, last_observation_id, first_seen,"
-            " last_seen) VALUES (?, ?, ?, ?, 'present', ?, ?, ?, ?, ?)",
-            [(model_id, self.registry_id, row.name, row.key, row.visibility, digest, first + i, now, now)
-             for i, (model_id, (row, digest)) in enumerate(zip(model_ids, new))],
-        )
-        self.ledger.add_observations(
-            scan_id, [(model_id, row, digest) for model_id, (row, digest) in zip(model_ids, new)], first_id=first)
-        self.conn.execute(
-            "INSERT INTO events (at, kind, registry_id, model_id, scan_id, observation_id, detail)"
-            " SELECT observed_at, ?, ?, model_id, scan_id, id, CASE WHEN shutdown_date IS NULL"
-            " THEN json_object('visibility', visibility)"
-            " ELSE json_object('shutdown_date', shutdown_date, 'visibility', visibility) END"
-            " FROM observations WHERE id BETWEEN ? AND ? ORDER BY id",
-            (EventKind.APPEARED.value, self.registry_id, first, last))
-        self.conn.execute(
-            "INSERT INTO events (at, kind, registry_id, model_id, scan_id, observation_id, detail)"
-            " SELECT observed_at, ?, ?, model_id, scan_id, id, json_object(?, json('true'),"
-            " 'shutdown_date', shutdown_date, 'successor', successor)"
-            " FROM observations WHERE id BETWEEN ? AND ? AND shutdown_date IS NOT NULL ORDER BY id",
-            (EventKind.DEPRECATION_ANNOUNCED.value, self.registry_id, FIRST_SEEN, first, last))
-        return model_ids
 
     def _observe(
         self,
@@ -443,11 +364,10 @@ class Scanner:
         digest = row_digest(row)
         if was == ModelState.PRESENT and renamed_from is None and comparable(prior, record) == record:
             # Nothing changed; the stored digest was computed otherwise (by an earlier weightkeeper).
-            self.conn.execute("UPDATE models SET digest = ?, last_seen = ? WHERE id = ?", (digest, now_iso(), model_id))
+            self.models.seen_unchanged(model_id, digest)
             return
         (observation_id,) = self.ledger.add_observations(scan_id, [(model_id, row, digest)], source=source)
-        # Only the columns that change: an indexed column in the SET list costs a write to its index.
-        columns = {"digest": digest, "last_observation_id": observation_id, "last_seen": now_iso()}
+        columns: dict[str, object] = {"digest": digest, "last_observation_id": observation_id, "last_seen": now_iso()}
         if record.name != prior.name:
             columns["name"] = record.name
         if record.key != prior.key:
@@ -456,8 +376,7 @@ class Scanner:
             columns["visibility"] = record.visibility.value
         if was != ModelState.PRESENT:
             columns["state"] = ModelState.PRESENT.value
-        self.conn.execute(f"UPDATE models SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?",
-                          (*columns.values(), model_id))
+        self.models.update(model_id, columns)
         events = change_events(prior, record)
         if renamed_from is not None:
             events.insert(0, (EventKind.RENAMED, {"from": renamed_from, "to": record.name}))
@@ -498,18 +417,13 @@ class Scanner:
         self._finish(scan_id, "complete", None)
 
     def _resolve_renames(self, scan_id: int, listed: ListedModels, reason: str) -> None:
-        with self.ledger.transaction() as conn:
+        with self.ledger.transaction():
             deferred = self.scans.deferred(scan_id)
-            plans: list[tuple[str, ModelRecord, sqlite3.Row | None]] = []
+            plans: list[tuple[str, ModelRecord, ModelRow | None]] = []
             for name, payload in deferred:
                 record = ModelRecord.from_json(payload)
                 # The old name must be absent from this complete listing: otherwise it is a copy.
-                old = next((row for row in conn.execute(
-                    "SELECT id, name, state, last_observation_id FROM models WHERE registry_id = ? AND key = ?"
-                    # A model listed last time before one long suspected: both may share the key (two tags).
-                    " AND state != 'deleted' ORDER BY state = 'present' DESC, id",
-                    (self.registry_id, record.key),
-                ) if row["id"] not in listed), None)
+                old = next((row for row in self.models.of_key(record.key) if row["id"] not in listed), None)
                 if old:
                     listed.add([old["id"]])
                 plans.append((name, record, old))
@@ -522,15 +436,15 @@ class Scanner:
                     model_id = old["id"]
                 else:
                     row = record.row()
-                    (model_id,) = self._appear(scan_id, [(row, row_digest(row))])
+                    (model_id,) = self.models.appear(scan_id, [(row, row_digest(row))])
                 listed.add([model_id])
                 resolved.append(model_id)
                 self.scans.resolved(scan_id, name)
             if resolved:  # kept as part 0, before the pages (numbered from 1), for a resumed resolution
                 self.scans.keep_listed(scan_id, 0, json.dumps(resolved))
 
-    def _free_names(self, scan_id: int, plans: list[tuple[str, ModelRecord, sqlite3.Row | None]],
-                    listed: ListedModels, reason: str) -> list[tuple[str, ModelRecord, sqlite3.Row | None]]:
+    def _free_names(self, scan_id: int, plans: list[tuple[str, ModelRecord, ModelRow | None]],
+                    listed: ListedModels, reason: str) -> list[tuple[str, ModelRecord, ModelRow | None]]:
         """Let the deferred records (name, record, the model it is, if known) take their names: a model renamed
         among them leaves its old name, which another may take (two names swapped); a present model of another
         identity holding one, absent from the listing, is suspected missing (a repo deleted and another created
@@ -539,63 +453,36 @@ class Scanner:
         going_ahead, suspects = [], {}
         for plan in plans:
             name, record, old = plan
-            holder = self.conn.execute(
-                "SELECT id, last_observation_id FROM models WHERE registry_id = ? AND name = ? AND state = 'present'",
-                (self.registry_id, record.name)).fetchone()
+            holder = self.models.present_holder(record.name)
             if holder is not None and holder["id"] not in renamed and holder["id"] in listed:
                 self._problem(scan_id, record.name, "listed twice, as two models, in one listing (did it change "
                                                     "while it was read?); nothing concluded, the next scan looks again")
                 self.scans.resolved(scan_id, name)
                 continue
             if holder is not None and holder["id"] in renamed:
-                self.conn.execute("UPDATE models SET name = ? WHERE id = ?", (f"\0renaming {holder['id']}",
-                                                                              holder["id"]))
+                self.models.free_name(holder["id"])
             elif holder is not None:
                 suspects[holder["id"]] = holder
             going_ahead.append(plan)
         self._mark_missing(scan_id, list(suspects.values()), f"{reason}; its name now lists another model")
         return going_ahead
 
-    def _absent(self, listed: ListedModels) -> list[sqlite3.Row]:
+    def _absent(self, listed: ListedModels) -> list[ModelRow]:
         """The present models the complete listing did not show."""
-        present = self.conn.cursor()
-        present.row_factory = None  # plain tuples: a row per present model
-        present.execute(
-            "SELECT id FROM models WHERE registry_id = ? AND state = 'present'", (self.registry_id,))
-        absent = listed.absent(model_id for (model_id,) in present)
-        rows = []
-        for start in range(0, len(absent), LOOKUP_BATCH):
-            ids = absent[start : start + LOOKUP_BATCH]
-            rows += self.conn.execute(
-                "SELECT m.id, m.name, m.last_observation_id, m.state, m.visibility, o.source FROM models m"
-                f" JOIN observations o ON o.id = m.last_observation_id WHERE m.id IN ({', '.join('?' * len(ids))})"
-                " ORDER BY m.id", ids,
-            ).fetchall()
-        return rows
+        return self.models.with_last_source(listed.absent(self.models.present_ids()))
 
-    def _mark_missing(self, scan_id: int, missing: list[sqlite3.Row], reason: str) -> None:
+    def _mark_missing(self, scan_id: int, missing: list[ModelRow], reason: str) -> None:
         """Suspect each of `missing` (rows with `id` and `last_observation_id`), inside the caller's transaction."""
         # It was last seen by the registry's previous complete scan, which listed it.
-        last_complete = self.scans.last_complete_start()
-        self.conn.executemany(
-            # Never before its first sighting: a model new in that scan was recorded after the scan began.
-            "UPDATE models SET state = 'suspected_missing', last_seen = MAX(first_seen, COALESCE(?, last_seen))"
-            " WHERE id = ?",
-            [(last_complete, row["id"]) for row in missing],
-        )
+        self.models.suspect([row["id"] for row in missing], self.scans.last_complete_start())
         for row in missing:
             self._event(EventKind.SUSPECTED_MISSING, row["id"], scan_id, row["last_observation_id"], None,
                         {"reason": reason})
 
-    def _confirm_missing(self, scan_id: int, hidden: list[sqlite3.Row]) -> None:
+    def _confirm_missing(self, scan_id: int, hidden: list[ModelRow]) -> None:
         """Ask the registry about each suspect, each withdrawn model and each hidden model its listing leaves
         out; lookups run outside transactions, answers are written in batches."""
-        # The state is written into the query, or SQLite cannot use its partial index.
-        suspects = [tuple(row) for state, index in (("suspected_missing", "models_suspected"),
-                                                    ("withdrawn", "models_withdrawn"))
-                    for row in self.conn.execute(
-                        f"SELECT id, name, last_observation_id, state FROM models INDEXED BY {index}"
-                        f" WHERE registry_id = ? AND state = '{state}' ORDER BY id", (self.registry_id,))]
+        suspects = self.models.unresolved()
         suspects += [(row["id"], row["name"], row["last_observation_id"], row["state"]) for row in hidden]
         for start in range(0, len(suspects), LOOKUP_BATCH):
             if self.should_stop():
@@ -639,8 +526,7 @@ class Scanner:
                 return
             renamed_from = None
             if record.name != name:  # the registry answered for the model under its new name (a redirect)
-                holder = self.conn.execute("SELECT id FROM models WHERE registry_id = ? AND name = ? AND state = ?",
-                                           (self.registry_id, record.name, ModelState.PRESENT)).fetchone()
+                holder = self.models.present_holder(record.name)
                 if holder is not None:
                     self._problem(scan_id, name, f"a lookup answered as {record.name}, which the ledger holds "
                                                  "as another model; nothing concluded")
@@ -656,29 +542,26 @@ class Scanner:
         answer would be the same for a model hidden from us (nothing new for one already withdrawn, or
         recorded private: the answer a private model gets)."""
         gone = isinstance(answer, Gone)
-        if not gone and (was == ModelState.WITHDRAWN or was == ModelState.PRESENT and self.conn.execute(
-                "SELECT visibility FROM models WHERE id = ?", (model_id,)).fetchone()[0] == Visibility.PRIVATE):
+        if not gone and (was == ModelState.WITHDRAWN or was == ModelState.PRESENT
+                        and self.models.visibility(model_id) == Visibility.PRIVATE):
             return
         if was == ModelState.PRESENT:  # a model the listing leaves out: suspected and concluded at once
             self._event(EventKind.SUSPECTED_MISSING, model_id, scan_id, prior_observation, None,
                         {"reason": self._why_looked_up(prior_observation)})
         observation_id = self.ledger.add_gone_observation(model_id, scan_id, name, answer.reason)
         state = ModelState.DELETED if gone else ModelState.WITHDRAWN
-        self.conn.execute("UPDATE models SET state = ? WHERE id = ?", (state.value, model_id))
+        self.models.set_state(model_id, state)
         detail = {"reason": answer.reason}
         # Two names of one model (Ollama tags of one manifest): this name is gone, the model is not.
-        survivor = self.conn.execute(
-            "SELECT other.name FROM models gone JOIN models other ON other.registry_id = gone.registry_id"
-            " AND other.key = gone.key AND other.id != gone.id AND other.state = 'present'"
-            " WHERE gone.id = ? ORDER BY other.id LIMIT 1", (model_id,)).fetchone()
+        survivor = self.models.other_name_of_key(model_id)
         if survivor is not None:
-            detail["key_still_listed_as"] = survivor[0]
+            detail["key_still_listed_as"] = survivor
         kind = EventKind.DELETED if gone else EventKind.WITHDRAWN
         self._event(kind, model_id, scan_id, observation_id, prior_observation, detail)
 
     def _why_looked_up(self, observation_id: int) -> str:
         """Why a model absent from the listing was looked up rather than suspected: what its last observation says."""
-        (visibility,) = self.conn.execute("SELECT visibility FROM observations WHERE id = ?", (observation_id,)).fetchone()
+        visibility = self.models.observed_visibility(observation_id)
         why = (f"recorded as {visibility}, which this registry's listing leaves out" if visibility in self.adapter.unlisted
                else "last seen through a direct lookup, not in a listing")
         return f"absent from a complete listing, as expected: {why}; a direct lookup did not find it"
