@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 import sys
 from pathlib import Path
 
@@ -6,11 +8,16 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 
 import os  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from typing import TYPE_CHECKING  # noqa: E402
 
 import pytest  # noqa: E402
 from hypothesis import settings  # noqa: E402
 
 from weightkeeper.cli.main import set_library_environment  # noqa: E402
+
+if TYPE_CHECKING:
+    from postgres_server import PostgresServer
 
 set_library_environment()  # the tests' process starts here, as the command's does in main()
 
@@ -75,3 +82,31 @@ def console_home(built_console_home: Path, tmp_path: Path, monkeypatch: pytest.M
     settings = config.config_path(home)  # its registry is the copy's own
     settings.write_text(settings.read_text().replace(str(built_console_home / "home"), str(home)))
     return home
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of this test process's own (tests/postgres_server.py), started on first use.
+
+    Its folder is made with `tempfile`, not pytest's: under root the server runs as the `postgres` user, who
+    cannot enter pytest's owner-only temporary folders."""
+    import shutil
+    import tempfile
+
+    from postgres_server import PostgresServer
+
+    server = PostgresServer(Path(tempfile.mkdtemp(prefix="weightkeeper-pg-")))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop("immediate")
+        shutil.rmtree(server.root, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer, request: pytest.FixtureRequest) -> str:
+    """The URL of an empty database of this test's own on the session's PostgreSQL server."""
+    import hashlib
+
+    return postgres_server.create_database("t_" + hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:16])
