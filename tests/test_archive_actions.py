@@ -267,6 +267,27 @@ def test_verify_names_a_corrupted_file_records_it_and_repairs_it_from_the_mirror
     assert (listed["id"], listed["versions"], listed["files"]) == ("team/acme/med-ft", 1, 9)
 
 
+def test_verify_records_its_fixity_on_the_archived_model_after_a_rename_and_a_new_model_under_its_old_name(
+        deprecated: Path) -> None:
+    from weightkeeper.cli.main import main
+
+    review = the_review(deprecated)
+    approve_archive(deprecated, review)
+    run_executor(deprecated, review.id)
+    root = deprecated / "registry"
+    (root / "acme/med-ft").rename(root / "acme/med-ft-2026")
+    scan_registries(deprecated, ["team"], log=None)
+    write_model(root, "acme/med-ft", weights=WEIGHTS[::-1])  # another model now holds the archived one's old name
+    scan_registries(deprecated, ["team"], log=None)
+
+    assert main(["archive", "verify", "team/acme/med-ft", "--home", str(deprecated)]) == 0
+
+    with Ledger(config.load(deprecated).ledger_path) as ledger:
+        (model,) = ledger.conn.execute(
+            "SELECT m.name FROM events e JOIN models m ON m.id = e.model_id WHERE e.kind = 'fixity_ok'").fetchall()
+    assert model["name"] == "acme/med-ft-2026"
+
+
 # -- MLflow: a model version's artifacts, through the tracking server's artifact proxy -------------------------
 
 

@@ -107,8 +107,7 @@ def archive_restore(home: Path, object_id: str, dest: Path, version: str | None)
 
 
 def _record(ledger: Ledger, object_id: str, report: Any) -> None:
-    registry, _, model = object_id.partition("/")
-    row = queries.model_ids(ledger, registry, model)
+    row = queries.archived_model(ledger, object_id)
     if row is None:
         raise WeightkeeperError(f"the archive holds {object_id}, which this ledger does not know; was the archive "
                                 "path pointed at another home's archive?")

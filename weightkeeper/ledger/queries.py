@@ -204,11 +204,12 @@ def model_keys(ledger: Ledger) -> list[str]:
     return [row[0] for row in ledger.conn.execute("SELECT key FROM models")]
 
 
-def model_ids(ledger: Ledger, registry: str, model: str) -> tuple[int, int] | None:
-    """(registry id, model id) of the model the registry lists under `model` now, or None."""
+def archived_model(ledger: Ledger, object_id: str) -> tuple[int, int] | None:
+    """(registry id, model id) of the model an archive object holds: the one its verified archiving was recorded
+    on, whatever the model is called now and whichever model holds its old name."""
     row = ledger.conn.execute(
-        "SELECT m.registry_id, m.id FROM models m JOIN registries r ON r.id = m.registry_id"
-        " WHERE r.name = ? AND m.name = ?", (registry, model)).fetchone()
+        "SELECT registry_id, model_id FROM events WHERE kind = ? AND json_extract(detail, '$.object_id') = ?"
+        " ORDER BY id DESC LIMIT 1", (EventKind.ARCHIVE_VERIFIED.value, object_id)).fetchone()
     return (row[0], row[1]) if row else None
 
 
