@@ -309,7 +309,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
     home = _home(args)
     path = config.write_default(home, force=args.force)
-    with Ledger(config.load(home).ledger_path) as ledger:
+    with Ledger(config.load(home).store) as ledger:
         print(f"wrote {path}\nledger {ledger.path}")
         if not reviewer_keys(ledger.conn):
             name = reviewer_name(args.reviewer)
@@ -461,7 +461,7 @@ def cmd_ledger(args: argparse.Namespace) -> int:
                                 f"known kinds: {', '.join(kind.value for kind in EventKind)}")
     where = EventFilter(kinds=kinds, registry=args.registry, model=args.model, since=_since(args.since))
     settings = config.load(_home(args))
-    with Ledger.for_reading(settings.ledger_path) as ledger:
+    with Ledger.for_reading(settings.store) as ledger:
         if args.registry:
             require_registry(ledger, args.registry, settings.registries)
         if args.model:
@@ -476,7 +476,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     from weightkeeper.ledger.queries import require_registry, stats
 
     settings = config.load(_home(args))
-    with Ledger.for_reading(settings.ledger_path) as ledger:
+    with Ledger.for_reading(settings.store) as ledger:
         if args.registry:
             require_registry(ledger, args.registry, settings.registries)
         figures = stats(ledger, registry=args.registry)
