@@ -61,3 +61,56 @@ def unused_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def test_a_scan_event_appended_again_is_recorded_once_on_postgresql(postgres_url: str) -> None:
+    """The events' natural key (scan, model, kind): a repeated append adds nothing; the database refuses to
+    rewrite the event either way."""
+    from weightkeeper.domain import EventKind, ModelRecord
+    from weightkeeper.ledger.models import ModelStore
+    from weightkeeper.ledger.scans import ScanStore
+    from weightkeeper.ledger.store import NewEvent
+
+    with Ledger(postgres_url) as ledger:
+        registry = ledger.registry_id("lab", "local", "/models")
+        with ledger.transaction(registry=registry):
+            scan_id = ScanStore(ledger, registry).start().scan_id
+            record = ModelRecord(name="acme/med-ft", key="k1")
+            (model_id,) = ModelStore(ledger, registry).appear(scan_id, [(record.row(), record.digest())])
+            updated = NewEvent(EventKind.UPDATED, registry, model_id, scan_id, None, None, {"changed": ["license"]})
+            ledger.add_events([updated])
+            ledger.add_events([updated, updated])
+        kinds = [row[0] for row in ledger.conn.execute("SELECT kind FROM events ORDER BY id")]
+        assert kinds == ["appeared", "updated"]
+
+
+def test_scans_of_two_registries_write_side_by_side_on_postgresql(postgres_url: str) -> None:
+    """Two processes' worth of scans at once (threads, each with its ledger): each registry's models get blocks
+    of ids of their own, and every model appears once."""
+    import threading
+
+    from registry_fakes import MemoryRegistry
+    from test_scan_engine import record
+
+    from weightkeeper.scan import Scanner
+
+    registries = {name: MemoryRegistry(models={f"{name}/m{i:02d}": record(f"{name}/m{i:02d}") for i in range(40)},
+                                       page_size=4) for name in ("left", "right")}
+    results, start = {}, threading.Barrier(2)
+
+    def scan(name: str) -> None:
+        with Ledger(postgres_url) as ledger:
+            start.wait()
+            results[name] = Scanner(ledger, registries[name].config(name), registries[name]).run()
+
+    threads = [threading.Thread(target=scan, args=(name,)) for name in registries]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert {name: (result.status, result.events) for name, result in results.items()} == {
+        name: ("complete", {"appeared": 40}) for name in registries}
+    with Ledger(postgres_url) as ledger:
+        rows = ledger.conn.execute("SELECT m.name, o.name FROM models m JOIN observations o"
+                                   " ON o.id = m.last_observation_id AND o.model_id = m.id").fetchall()
+        assert len(rows) == 80 and all(model == observed for model, observed in rows)

@@ -26,8 +26,8 @@ from weightkeeper.witness import fingerprint
 
 
 @pytest.fixture(autouse=True)
-def ada(deleted: Path) -> None:
-    """ada is the ledger's reviewer, her key in the test's keys folder."""
+def ada(on_each_store: str | Path, deleted: Path) -> None:
+    """ada is the ledger's reviewer, her key in the test's keys folder; on each backend (`on_each_store`)."""
     with Ledger(config.load(deleted).store) as ledger:
         reviewer(ledger, deleted)
 

@@ -9,6 +9,7 @@ committed, or once the listing is complete), read from the ledger while the scan
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -22,8 +23,12 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    import psycopg
 
 from weightkeeper import config
 from weightkeeper.ledger import Ledger
@@ -92,8 +97,7 @@ def read(ledger: Path, sql: str, params: tuple = ()) -> tuple | None:
         import psycopg
 
         try:
-            with psycopg.connect(url, autocommit=True) as conn:
-                return conn.execute(placeholders(sql) if params else sql, params or None).fetchone()
+            return _reader(url).execute(placeholders(sql) if params else sql, params or None).fetchone()
         except psycopg.Error:
             return None
     if not ledger.exists():
@@ -103,6 +107,15 @@ def read(ledger: Path, sql: str, params: tuple = ()) -> tuple | None:
             return conn.execute(sql, params).fetchone()
     except sqlite3.Error:
         return None
+
+
+@functools.cache
+def _reader(url: str) -> psycopg.Connection:
+    """One connection per database for the polls (a connection is a server process: one per poll would be
+    hundreds a second)."""
+    import psycopg
+
+    return psycopg.connect(url, autocommit=True)
 
 
 def scan_to_completion(home: Path) -> subprocess.CompletedProcess:

@@ -33,7 +33,13 @@ def store_migrate(home: Path, url: str) -> bool:
     for table in tables:
         mark = "ok" if table.same else "MISMATCH"
         print(f"{table.table:<20} {table.rows:>12,} {table.copied_rows:>12,}  {table.copied_digest[:16]}  {mark}")
-    wrong = [table.table for table in tables if not table.same]
+    import asyncio
+
+    from weightkeeper.ledger.checkpoints import copy_checkpoints
+
+    checkpoints, copied = asyncio.run(copy_checkpoints(home, url))
+    print(f"{'checkpoints':<20} {checkpoints:>12,} {copied:>12,}  {'':16}  {'ok' if checkpoints == copied else 'MISMATCH'}")
+    wrong = [table.table for table in tables if not table.same] + (["checkpoints"] if checkpoints != copied else [])
     if wrong:
         print(f"weightkeeper: error: the copy differs from {source} in {', '.join(wrong)}; the SQLite ledger is "
               "unchanged and still the home's: drop the database and try again", file=sys.stderr)

@@ -71,13 +71,20 @@ def copy_ledger(source: Ledger, url: str, *, progress: Callable[[str, int], None
         if occupied:
             raise LedgerError(f"the ledger at {shown_url(url)} is not empty (its {', '.join(occupied)} hold rows); "
                               "`store migrate` copies only into an empty one: create a new database for it")
+        import psycopg
+
         columns = {table: table_columns(target.conn, table) for table in TABLES}
-        with target.transaction():
-            for table in TABLES:
-                copied = _copy_table(source.conn, target.conn, table, columns[table])
-                if progress:
-                    progress(table, copied)
-            _continue_sequences(target.conn)
+        table = ""
+        try:
+            with target.transaction():
+                for table in TABLES:
+                    copied = _copy_table(source.conn, target.conn, table, columns[table])
+                    if progress:
+                        progress(table, copied)
+                _continue_sequences(target.conn)
+        except psycopg.Error as exc:  # a row the schema refuses (an event recorded twice by an old bug, say)
+            raise LedgerError(f"PostgreSQL refused a row of {table}: {exc}; nothing was copied (the copy is one "
+                              "transaction)") from None
         return [TableCopy(table, *table_digest(source.conn, table, columns[table]),
                           *table_digest(target.conn, table, columns[table])) for table in TABLES]
 

@@ -189,13 +189,14 @@ class ModelStore:
             " SELECT observed_at, ?, ?, model_id, scan_id, id, CASE WHEN shutdown_date IS NULL"
             f" THEN {json_object}('visibility', visibility)"
             f" ELSE {json_object}('shutdown_date', shutdown_date, 'visibility', visibility) END"
-            " FROM observations WHERE id BETWEEN ? AND ? ORDER BY id",
+            " FROM observations WHERE id BETWEEN ? AND ? ORDER BY id ON CONFLICT DO NOTHING",
             (EventKind.APPEARED.value, self.registry_id, first, last))
         self.conn.execute(
             "INSERT INTO events (at, kind, registry_id, model_id, scan_id, observation_id, detail)"
             f" SELECT observed_at, ?, ?, model_id, scan_id, id, {json_object}('{FIRST_SEEN}', {true},"
             " 'shutdown_date', shutdown_date, 'successor', successor)"
-            " FROM observations WHERE id BETWEEN ? AND ? AND shutdown_date IS NOT NULL ORDER BY id",
+            " FROM observations WHERE id BETWEEN ? AND ? AND shutdown_date IS NOT NULL ORDER BY id"
+            " ON CONFLICT DO NOTHING",
             (EventKind.DEPRECATION_ANNOUNCED.value, self.registry_id, first, last))
         return model_ids
 

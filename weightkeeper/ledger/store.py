@@ -272,11 +272,12 @@ class Ledger:
         return first
 
     def add_events(self, events: Sequence[NewEvent]) -> None:
-        """Append events; a secret in a detail (a server's message quoting a token) is scrubbed first."""
+        """Append events; a secret in a detail (a server's message quoting a token) is scrubbed first. An event
+        already recorded under its natural key (on PostgreSQL: its scan, model and kind) is not appended again."""
         at = now_iso()
         self.conn.executemany(
             "INSERT INTO events (at, kind, registry_id, model_id, scan_id, observation_id, prior_observation_id, detail)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             [(at, e.kind.value, e.registry_id, e.model_id, e.scan_id, e.observation_id, e.prior_observation_id,
               canonical_json(scrubbed(e.detail)).decode()) for e in events],
         )
