@@ -13,7 +13,7 @@ thread it refuses a recipient on the do-not-contact list. The documenter puts ev
 into one dossier; the advocate recalls from memory (tools/memory.py) the approved precedents and
 reviewers' notes on cases like the lead model's; the draft records which.
 
-One thread per proposal (a recipient's open letter), checkpointed with `AsyncSqliteSaver` in the home
+One thread per proposal (a recipient's open letter), checkpointed where the ledger is (weightkeeper/ledger/checkpoints.py)
 (`durability="sync"`: a thread's step is on disk before the next starts). A new event of the recipient
 while the proposal is open runs its thread again from the start with every model, and the review row
 becomes a new version. The review gate only calls `interrupt()`; writing the review-queue row is done
@@ -30,7 +30,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
 
@@ -47,7 +46,6 @@ from weightkeeper.review import Review, ReviewQueue
 if TYPE_CHECKING:
     from agents.llm_critic import LLMCritic
 
-CHECKPOINTS = "checkpoints.sqlite3"
 # (dossier, recipient, settings, the critic's findings on the previous draft, what memory recalled) -> a
 # draft, or an awaitable of one: the offline drafter is a plain function, the LLM drafter
 # (agents/llm_drafter.py) a coroutine.
@@ -207,17 +205,16 @@ class _compiled:
 
     def __init__(self, ledger: Ledger, home: Path, settings: ProposalSettings, drafter: Drafter,
                  llm_critic: LLMCritic | None = None, memory: Memory | None = None) -> None:
-        self.graph = build(ledger, home, settings, drafter, llm_critic, memory)
-        self.path = home / CHECKPOINTS
-
-    async def __aenter__(self) -> Any:
         from weightkeeper.ledger import checkpoints
 
-        self.conn = await checkpoints.connect(self.path)
-        return self.graph.compile(checkpointer=AsyncSqliteSaver(self.conn))
+        self.graph = build(ledger, home, settings, drafter, llm_critic, memory)
+        self.saver = checkpoints.saver(ledger, home)
 
-    async def __aexit__(self, *exc: object) -> None:
-        await self.conn.close()
+    async def __aenter__(self) -> Any:
+        return self.graph.compile(checkpointer=await self.saver.__aenter__())
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.saver.__aexit__(*exc)
 
 
 async def _run_thread(app: Any, ledger: Ledger, planned: coordinator.Letter) -> list[Outcome]:

@@ -104,9 +104,42 @@ def postgres_server() -> Iterator[PostgresServer]:
         shutil.rmtree(server.root, ignore_errors=True)
 
 
+def _database_name(request: pytest.FixtureRequest) -> str:
+    import hashlib
+
+    return "t_" + hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:16]
+
+
 @pytest.fixture
 def postgres_url(postgres_server: PostgresServer, request: pytest.FixtureRequest) -> str:
     """The URL of an empty database of this test's own on the session's PostgreSQL server."""
-    import hashlib
+    return postgres_server.create_database(_database_name(request))
 
-    return postgres_server.create_database("t_" + hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:16])
+
+@pytest.fixture(scope="session")
+def ledger_template(postgres_server: PostgresServer) -> str:
+    """The name of a database holding an empty ledger (its schema made once per session), copied by `store`."""
+    from weightkeeper.ledger import Ledger
+
+    Ledger(postgres_server.create_database("ledger_template")).close()
+    return "ledger_template"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
+    """Where a test's ledger lives, once on each backend: a SQLite file's path, or the URL of a PostgreSQL database
+    of the test's own, an empty ledger copied from `ledger_template`."""
+    if request.param == "sqlite":
+        return tmp_path / "ledger.sqlite3"
+    server = request.getfixturevalue("postgres_server")
+    return server.create_database(_database_name(request), template=request.getfixturevalue("ledger_template"))
+
+
+@pytest.fixture
+def on_each_store(store: str | Path, monkeypatch: pytest.MonkeyPatch) -> str | Path:
+    """The test's homes keep their ledger in `store`: a SQLite file in each home as configured, or the test's
+    PostgreSQL database, named in $WEIGHTKEEPER_DATABASE_URL (which wins over the config, in the test's process
+    and in the commands it starts)."""
+    if isinstance(store, str):
+        monkeypatch.setenv("WEIGHTKEEPER_DATABASE_URL", store)
+    return store

@@ -33,7 +33,7 @@ def demo_home(home: Path, *, reviewer: str = "ada", keys: Path | None = None) ->
         scan_registries(home, ["demo"], log=None)
         apply_demo_changes(root)
         scan_registries(home, ["demo"], log=None)
-        with Ledger(config.load(home).ledger_path) as ledger:
+        with Ledger(config.load(home).store) as ledger:
             enroll(ledger, home, reviewer, directory=keys)
         propose(home, model=None, limit=None, log=lambda line: None)
     return home
@@ -45,7 +45,7 @@ def desk(home: Path, reviewer: str = "ada") -> Desk:
 
 def crowd(home: Path, count: int) -> None:
     """`count` more pending proposals, copies of review 1 at varied priorities: an inbox of that size."""
-    with Ledger(config.load(home).ledger_path) as ledger, ledger.transaction() as conn:
+    with Ledger(config.load(home).store) as ledger, ledger.transaction() as conn:
         conn.execute(
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)"
             " INSERT INTO reviews (thread_id, interrupt_id, registry_id, model_id, event_id, recipient, priority,"

@@ -26,3 +26,10 @@ def scan_events(ledger_path: Path, scan_id: int) -> list[tuple[str, str, dict]]:
         (scan_id,),
     )
     return [(row["kind"], row["model"], json.loads(row["detail"])) for row in rows]
+
+
+def integrity_errors() -> tuple[type[Exception], ...]:
+    """What either backend raises when the database refuses a write (a trigger, a constraint)."""
+    import psycopg
+
+    return sqlite3.IntegrityError, psycopg.IntegrityError

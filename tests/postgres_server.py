@@ -65,12 +65,12 @@ class PostgresServer:
         if (self.data / "postmaster.pid").exists():
             self._run(postgres_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
 
-    def create_database(self, name: str) -> str:
-        """A new, empty database; returns its URL."""
+    def create_database(self, name: str, template: str | None = None) -> str:
+        """A new database, empty or a copy of `template`; returns its URL."""
         import psycopg
 
         with psycopg.connect(self.url(), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
         return self.url(name)
 
     def _run(self, *command: str) -> None:

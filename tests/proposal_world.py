@@ -47,19 +47,19 @@ def scan_twice(home: Path, first: list[ModelRecord], then: list[ModelRecord], *,
     """Scan a registry holding `first`, then again holding `then`: the ledger records what changed. Not
     `conclusive`: a vanished model's lookup cannot tell deleted from hidden, so it is withdrawn."""
     registry = MemoryRegistry(models={record.name: record for record in first}, page_size=10, conclusive=conclusive)
-    with Ledger(config.load(home).ledger_path) as ledger:
+    with Ledger(config.load(home).store) as ledger:
         Scanner(ledger, registry.config(), registry).run()
         registry.models = {record.name: record for record in then}
         Scanner(ledger, registry.config(), registry, allow_empty=True).run()
 
 
 def run_propose(home: Path, settings: ProposalSettings = ProposalSettings(), **kwargs: object) -> list:
-    with Ledger(config.load(home).ledger_path) as ledger:
+    with Ledger(config.load(home).store) as ledger:
         return asyncio.run(propose(ledger, home, settings, **kwargs))
 
 
 def queue(home: Path) -> tuple[Ledger, ReviewQueue]:
-    ledger = Ledger(config.load(home).ledger_path)
+    ledger = Ledger(config.load(home).store)
     return ledger, ReviewQueue(ledger)
 
 
@@ -83,16 +83,23 @@ def outbox(home: Path) -> list[Path]:
 
 def unguarded(ledger: Ledger, *tables: str) -> None:
     """As any writer of the ledger may: drop the triggers that keep these tables append-only."""
+    triggers = {"sqlite": "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?",
+                "postgres": "SELECT tgname FROM pg_trigger WHERE tgrelid = CAST(? AS regclass) AND NOT tgisinternal"}
     for table in tables:
-        for (name,) in ledger.conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?",
-                                           (table,)).fetchall():
-            ledger.conn.execute(f"DROP TRIGGER {name}")
+        for (name,) in ledger.conn.execute(triggers[ledger.dialect], (table,)).fetchall():
+            ledger.conn.execute(f"DROP TRIGGER {name}" + (f" ON {table}" if ledger.dialect == "postgres" else ""))
+
+
+def without_foreign_keys(ledger: Ledger) -> None:
+    """As any writer of the ledger may: stop the database checking references on this connection."""
+    ledger.conn.execute("PRAGMA foreign_keys = OFF" if ledger.dialect == "sqlite"
+                        else "SET session_replication_role = replica")
 
 
 def replace_reviewers(ledger: Ledger, home: Path, keys: Path, review_id: int) -> None:
     """The attacker's own root reviewer in place of the ledger's, and an approval signed with its key."""
     unguarded(ledger, "reviewers", "decisions")
-    ledger.conn.execute("PRAGMA foreign_keys = OFF")  # executions name the decisions deleted
+    without_foreign_keys(ledger)  # executions name the decisions deleted
     ledger.conn.execute("DELETE FROM decisions")
     ledger.conn.execute("UPDATE reviews SET status = 'pending' WHERE id = ?", (review_id,))
     ledger.conn.execute("DELETE FROM reviewers")

@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -21,6 +20,7 @@ import pytest
 from fake_github import FakeGitHub
 from fake_webhook import FakeWebhook
 from http_fakes import Reply, Request
+from ledger_reading import integrity_errors
 from proposal_world import approve, outbox, queue, replace_reviewers, reviewer, run_propose, unguarded
 
 from agents import executor
@@ -35,6 +35,9 @@ from weightkeeper.proposals import Finding
 from weightkeeper.errors import WeightkeeperError
 from weightkeeper.review import ApprovalRefused, Claim, ReviewError, ReviewQueue, decision_fields, reviewer_keys
 from weightkeeper.signing import SigningKeyError, add_reviewer, signer
+
+pytestmark = pytest.mark.usefixtures("on_each_store")
+
 
 GITHUB_TOKEN = "ghp_wkTestToken0123456789abcdefABCDEF"
 
@@ -69,14 +72,14 @@ def test_a_later_signed_reject_defer_or_edit_is_not_undone_by_resetting_the_stat
         ledger.conn.execute("UPDATE reviews SET status = 'approved' WHERE id = ?", (review.id,))
     (done,) = act(deleted)
     assert f"latest signed decision is {later}" in done["refused"]
-    with Ledger(config.load(deleted).ledger_path) as ledger:
+    with Ledger(config.load(deleted).store) as ledger:
         assert executions(ledger) == 0 and f"latest signed decision is {later}" in refusals(ledger)[0]
     assert outbox(deleted) == []
 
 
 def test_act_says_a_review_was_refused_and_where_to_read_why(deleted: Path) -> None:
     (outcome,) = run_propose(deleted)
-    with Ledger(config.load(deleted).ledger_path) as ledger:
+    with Ledger(config.load(deleted).store) as ledger:
         ledger.conn.execute("UPDATE reviews SET status = 'approved' WHERE id = ?", (outcome.review_id,))
     done = subprocess.run([sys.executable, "-m", "weightkeeper.cli.main", "--home", str(deleted), "act"],
                           capture_output=True, text=True, timeout=120)
@@ -111,7 +114,7 @@ def test_one_refused_review_does_not_stop_the_others_in_an_act_run(deleted: Path
             "INSERT INTO reviews (thread_id, interrupt_id, registry_id, model_id, event_id, recipient, priority,"
             " status, version, draft, evidence, findings, created_at, updated_at) SELECT thread_id || '-x',"
             " interrupt_id, registry_id, model_id, event_id, recipient, priority + 1, 'approved', 1, draft,"
-            " evidence, findings, created_at, updated_at FROM reviews WHERE id = ?", (review.id,)).lastrowid
+            " evidence, findings, created_at, updated_at FROM reviews WHERE id = ? RETURNING id", (review.id,)).fetchone()[0]
         ledger.conn.execute(
             "INSERT INTO decisions (review_id, version, decision, action_index, payload_sha256, reviewer, channel,"
             " decided_at, signature) VALUES (?, 1, 'approve', 0, ?, 'ada', 'cli', '2026-01-01', ?)",
@@ -134,17 +137,17 @@ def test_a_used_approval_copied_runs_nothing_a_second_time(deleted: Path) -> Non
             " reason, overrides, previous, scheme, decided_at, signature) SELECT review_id, version, decision,"
             " action_index, payload_sha256, reviewer, channel, reason, overrides, previous, scheme, decided_at,"
             " signature FROM decisions WHERE decision = 'approve'")
-    with Ledger(config.load(deleted).ledger_path) as ledger:
-        with pytest.raises(sqlite3.IntegrityError, match="append-only: this insert would replace"):
+    with Ledger(config.load(deleted).store) as ledger:
+        with pytest.raises(integrity_errors(), match="append-only: this insert would replace|one_approval_per_action"):
             ledger.conn.execute(copy)
         # With the database's guards dropped, the copy goes in; the chain and the key still hold.
-        ledger.conn.execute("DROP TRIGGER decisions_are_never_replaced")
+        unguarded(ledger, "decisions")
         ledger.conn.execute("DROP INDEX one_approval_per_action")
         ledger.conn.execute(copy)
         ledger.conn.execute("UPDATE reviews SET status = 'approved' WHERE id = ?", (outcome.review_id,))
     (done,) = act(deleted)
     assert "does not follow the review's previous decision" in done["refused"]
-    with Ledger(config.load(deleted).ledger_path) as ledger:
+    with Ledger(config.load(deleted).store) as ledger:
         assert executions(ledger) == 1
     assert len(outbox(deleted)) == 1
 
@@ -185,7 +188,8 @@ def test_a_reviewer_written_into_the_ledger_by_its_writer_cannot_approve(
         with pytest.raises(ReviewError, match="endorsed by a recorded reviewer"):
             add_reviewer(ledger, "mallory", mallory.public_key, endorser=mallory)
         row = {"name": "mallory", "public_key": mallory.public_key, "added_by": "mallory", "added_at": "2026"}
-        ledger.conn.execute("INSERT INTO reviewers VALUES (:name, :public_key, :added_by, :added_at, :signature)",
+        ledger.conn.execute("INSERT INTO reviewers (name, public_key, added_by, added_at, signature)"
+                            " VALUES (:name, :public_key, :added_by, :added_at, :signature)",
                             {**row, "signature": "00" * 64})
         from weightkeeper.deciding import HumanReviewer
 
@@ -208,36 +212,43 @@ def test_a_reviewer_written_into_the_ledger_by_its_writer_cannot_approve(
 
 # -- append-only for real -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("table", "change"), [
-    ("events", "kind = 'restored'"),
-    ("decisions", "decision = 'approve', reason = 'rewritten'"),
-    ("executions", "claimed_at = '1970-01-01'"),
-    ("execution_results", "outcome = 'failed'"),
-    ("reviewers", "added_at = '1970-01-01'"),
+@pytest.mark.parametrize(("table", "key", "change"), [
+    ("events", "id", "kind = 'restored'"),
+    ("decisions", "id", "decision = 'approve', reason = 'rewritten'"),
+    ("executions", "id", "claimed_at = '1970-01-01'"),
+    ("execution_results", "execution_id", "outcome = 'failed'"),
+    ("reviewers", "name", "added_at = '1970-01-01'"),
 ])
-def test_insert_or_replace_cannot_rewrite_an_append_only_row(deleted: Path, table: str, change: str) -> None:
+def test_insert_or_replace_cannot_rewrite_an_append_only_row(deleted: Path, table: str, key: str, change: str) -> None:
     (outcome,) = run_propose(deleted)
     approve(deleted, outcome.review_id)
     act(deleted)
-    with Ledger(config.load(deleted).ledger_path) as ledger:
+    with Ledger(config.load(deleted).store) as ledger:
         conn = ledger.conn
-        before = [tuple(row) for row in conn.execute(f"SELECT * FROM {table} ORDER BY rowid")]
-        conn.execute(f"CREATE TEMP TABLE changed AS SELECT * FROM {table} ORDER BY rowid LIMIT 1")
+        before = [tuple(row) for row in conn.execute(f"SELECT * FROM {table} ORDER BY {key}")]
+        conn.execute(f"CREATE TEMP TABLE changed AS SELECT * FROM {table} ORDER BY {key} LIMIT 1")
         conn.execute(f"UPDATE changed SET {change}")
-        for verb in ("INSERT OR REPLACE", "REPLACE"):
-            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-                conn.execute(f"{verb} INTO {table} SELECT * FROM changed")
-        assert [tuple(row) for row in conn.execute(f"SELECT * FROM {table} ORDER BY rowid")] == before
+        # SQLite's replacing inserts, and PostgreSQL's upsert (an UPDATE, as SQLite's upsert is too).
+        replacing = {"sqlite": [f"{verb} INTO {table} SELECT * FROM changed" for verb in ("INSERT OR REPLACE", "REPLACE")],
+                     "postgres": [f"INSERT INTO {table} SELECT * FROM changed ON CONFLICT ({key}) DO UPDATE SET {change}"]}
+        for attack in replacing[ledger.dialect]:
+            with pytest.raises(integrity_errors(), match="append-only"):
+                conn.execute(attack)
+        assert [tuple(row) for row in conn.execute(f"SELECT * FROM {table} ORDER BY {key}")] == before
 
 
 def test_insert_or_replace_of_an_execution_under_a_new_id_is_refused(deleted: Path) -> None:
     (outcome,) = run_propose(deleted)
     approve(deleted, outcome.review_id)
     act(deleted)
-    with Ledger(config.load(deleted).ledger_path) as ledger:
-        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-            ledger.conn.execute("INSERT OR REPLACE INTO executions (id, decision_id, idempotency_key, claimed_at)"
-                                " SELECT id + 100, decision_id + 100, idempotency_key, claimed_at FROM executions")
+    replacing = {"sqlite": "INSERT OR REPLACE INTO executions (id, decision_id, idempotency_key, claimed_at)"
+                           " SELECT id + 100, decision_id + 100, idempotency_key, claimed_at FROM executions",
+                 "postgres": "INSERT INTO executions (id, decision_id, idempotency_key, claimed_at)"
+                             " SELECT id + 100, decision_id + 100, idempotency_key, claimed_at FROM executions"
+                             " ON CONFLICT (idempotency_key) DO UPDATE SET id = excluded.id"}
+    with Ledger(config.load(deleted).store) as ledger:
+        with pytest.raises(integrity_errors(), match="append-only"):
+            ledger.conn.execute(replacing[ledger.dialect])
         assert executions(ledger) == 1
 
 
@@ -250,7 +261,7 @@ THREAT = Finding("error", "tone", "the draft threatens the owner and links https
 def threatening(deleted: Path) -> int:
     """A queued review whose draft the critic found an error in (as an obedient LLM's threatening draft)."""
     (outcome,) = run_propose(deleted)
-    with Ledger(config.load(deleted).ledger_path) as ledger:
+    with Ledger(config.load(deleted).store) as ledger:
         ledger.conn.execute("UPDATE reviews SET findings = ? WHERE id = ?",
                             (json.dumps([THREAT.to_dict()]), outcome.review_id))
     return outcome.review_id
@@ -327,7 +338,7 @@ def test_a_changed_endpoint_after_approval_sends_nothing_anywhere(deleted: Path,
     with FakeGitHub(tokens={GITHUB_TOKEN}) as elsewhere:
         elsewhere.add_repo("acme/models")
         moved = replace(config.load(deleted).proposals, github_api=elsewhere.url)
-        with Ledger(config.load(deleted).ledger_path) as ledger:
+        with Ledger(config.load(deleted).store) as ledger:
             (done,) = executor.execute(ledger, deleted, outcome.review_id, settings=moved)
         assert f"approved for {github.url}, but `github_api` in [proposals] is now {elsewhere.url}" in done["error"]
         assert elsewhere.server.requests == [] and github.server.requests == []
@@ -345,27 +356,36 @@ def test_a_hub_discussion_names_its_hub_and_refuses_another(deleted: Path) -> No
 
 # -- leases: two executors, and a crash ----------------------------------------------------------------------
 
-def _act_at(home: str, start: multiprocessing.synchronize.Barrier) -> None:
+def _act_at(home: str, url: str | None, start: multiprocessing.synchronize.Barrier) -> None:
+    if url is not None:
+        os.environ["WEIGHTKEEPER_DATABASE_URL"] = url
     start.wait()
     act(Path(home))
 
 
-ROUNDS = 50
+ROUNDS = {"sqlite": 50, "postgres": 10}  # each PostgreSQL round copies the database, a tenth of a second
 
 
 @pytest.mark.slow
 def test_two_act_processes_started_together_publish_each_approval_once(
-        tmp_path_factory: pytest.TempPathFactory, deleted: Path) -> None:
+        tmp_path_factory: pytest.TempPathFactory, deleted: Path, store: str | Path, request: pytest.FixtureRequest,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    rounds = ROUNDS["postgres" if isinstance(store, str) else "sqlite"]
     with FakeWebhook() as webhook:
         set_proposals(deleted, f'channel = "webhook"\nwebhook_url = "{webhook.hook}"')
         (outcome,) = run_propose(deleted, config.load(deleted).proposals)
         approve(deleted, outcome.review_id)
         copies = tmp_path_factory.mktemp("homes")  # outside `deleted`, which is the test's tmp_path
-        homes = [shutil.copytree(deleted, copies / f"home-{n}") for n in range(ROUNDS)]
+        homes = [shutil.copytree(deleted, copies / f"home-{n}") for n in range(rounds)]
+        if isinstance(store, str):  # and a copy of its database for each home
+            database, server = store.rsplit("/", 1)[1], request.getfixturevalue("postgres_server")
+            urls = [server.create_database(f"{database}_{n}", template=database) for n in range(rounds)]
+        else:
+            urls = [None] * rounds
         context = multiprocessing.get_context("fork")
-        for home in homes:
+        for home, url in zip(homes, urls):
             start = context.Barrier(2)
-            pair = [context.Process(target=_act_at, args=(str(home), start)) for _ in range(2)]
+            pair = [context.Process(target=_act_at, args=(str(home), url, start)) for _ in range(2)]
             for process in pair:
                 process.start()
             for process in pair:
@@ -373,11 +393,47 @@ def test_two_act_processes_started_together_publish_each_approval_once(
                 assert process.exitcode == 0
         posts = webhook.posts()
     # Every home holds the same approval, so one key: a home whose two executors both ran would post twice.
-    assert len(posts) == ROUNDS and len(webhook.delivered) == 1
-    for home in homes:
-        with Ledger(config.load(home).ledger_path) as ledger:
+    assert len(posts) == rounds and len(webhook.delivered) == 1
+    for home, url in zip(homes, urls):
+        if url is not None:
+            monkeypatch.setenv("WEIGHTKEEPER_DATABASE_URL", url)
+        with Ledger(config.load(home).store) as ledger:
             assert executions(ledger) == 1
             assert ledger.conn.execute("SELECT COUNT(*) FROM events WHERE kind = 'action_executed'").fetchone()[0] == 1
+
+
+def _approve_at(home: str, review_id: int, name: str, start: multiprocessing.synchronize.Barrier,
+                said: multiprocessing.Queue) -> None:
+    start.wait()
+    try:
+        approve(Path(home), review_id, name)
+        said.put((name, None))
+    except ReviewError as exc:
+        said.put((name, str(exc)))
+
+
+def test_two_reviewers_approving_one_proposal_at_once_make_one_approval_and_the_other_is_told_why(
+        deleted: Path) -> None:
+    (outcome,) = run_propose(deleted)
+    with Ledger(config.load(deleted).store) as ledger:
+        reviewer(ledger, deleted)  # ada, the root, who endorses bob
+    reviewer_add(deleted, "bob", by="ada", public_key=None)
+    context = multiprocessing.get_context("fork")
+    start, said = context.Barrier(2), context.Queue()
+    pair = [context.Process(target=_approve_at, args=(str(deleted), outcome.review_id, name, start, said))
+            for name in ("ada", "bob")]
+    for process in pair:
+        process.start()
+    for process in pair:
+        process.join(60)
+        assert process.exitcode == 0
+    answers = dict(said.get(timeout=5) for _ in pair)
+    (approver,) = [name for name, refusal in answers.items() if refusal is None]
+    (refusal,) = [refusal for refusal in answers.values() if refusal is not None]
+    assert refusal == f"review {outcome.review_id} is approved: only a pending or deferred proposal can be approved"
+    with Ledger(config.load(deleted).store) as ledger:
+        decisions = ReviewQueue(ledger).decisions(outcome.review_id)
+    assert [(row["decision"], row["reviewer"]) for row in decisions] == [("approve", approver)]
 
 
 def test_a_second_executor_skips_an_action_a_live_one_holds_and_says_who(deleted: Path) -> None:
@@ -416,7 +472,7 @@ def test_sigkill_between_claim_and_publish_is_recovered_under_the_same_key(delet
     assert child.exitcode == -signal.SIGKILL
     assert len(keys) == 2 and len(set(keys)) == 1 and len(webhook.delivered) == 1
     assert done["already_published"] is True
-    with Ledger(config.load(deleted).ledger_path) as ledger:
+    with Ledger(config.load(deleted).store) as ledger:
         assert executions(ledger) == 1
         assert [tuple(row) for row in ledger.conn.execute("SELECT outcome FROM execution_results")] == [("done",)]
 
@@ -438,12 +494,12 @@ def test_a_reviewer_key_is_owner_only_and_never_inside_the_home(proposal_home: P
 
 
 def test_a_new_reviewer_counts_only_once_a_recorded_one_endorsed_them(proposal_home: Path) -> None:
-    with Ledger(config.load(proposal_home).ledger_path) as ledger:
+    with Ledger(config.load(proposal_home).store) as ledger:
         reviewer(ledger, proposal_home)  # ada, the first
     key = reviewer_add(proposal_home, "bob", by="ada", public_key=None)
     with pytest.raises(ReviewError, match="endorsed by a recorded reviewer's key"):
         reviewer_add(proposal_home, "carol", by=None, public_key=None)  # carol endorsing herself
-    with Ledger(config.load(proposal_home).ledger_path) as ledger:
+    with Ledger(config.load(proposal_home).store) as ledger:
         assert reviewer_keys(ledger.conn) == {"ada": reviewer(ledger, proposal_home).signer.public_key, "bob": key}
 
 
@@ -503,11 +559,11 @@ def test_a_withdrawal_cut_from_the_end_of_the_chain_does_not_revive_the_approval
                                                                                  withdrawal: str) -> None:
     (outcome,) = run_propose(deleted)
     approve(deleted, outcome.review_id)
-    with Ledger(config.load(deleted).ledger_path) as ledger:
+    with Ledger(config.load(deleted).store) as ledger:
         cut(ledger, outcome.review_id, withdrawal, withdraw(ledger, deleted, outcome.review_id, withdrawal))
     (done,) = act(deleted)
     assert GONE.format(outcome.review_id) in done["refused"] and "reviewer trust --reset" in done["refused"]
-    with Ledger(config.load(deleted).ledger_path) as ledger:
+    with Ledger(config.load(deleted).store) as ledger:
         assert executions(ledger) == 0 and GONE.format(outcome.review_id) in refusals(ledger)[0]
     assert outbox(deleted) == []
 
@@ -548,7 +604,7 @@ def test_a_decision_rolled_back_is_never_anchored(deleted: Path) -> None:
 def test_a_replaced_reviewers_table_cannot_approve_once_the_ledger_was_seen(
         deleted: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     (outcome,) = run_propose(deleted)
-    with Ledger(config.load(deleted).ledger_path) as ledger:
+    with Ledger(config.load(deleted).store) as ledger:
         ada = reviewer(ledger, deleted)  # as `weightkeeper init` does: ada is the root, pinned in her witness
         replace_reviewers(ledger, deleted, tmp_path_factory.mktemp("mallory-keys"), outcome.review_id)
     (done,) = act(deleted)
@@ -556,7 +612,7 @@ def test_a_replaced_reviewers_table_cannot_approve_once_the_ledger_was_seen(
 
     assert "root reviewer" in done["refused"] and fingerprint(ada.signer.public_key) in done["refused"]
     assert "reviewer trust --reset" in done["refused"]
-    with Ledger(config.load(deleted).ledger_path) as ledger:
+    with Ledger(config.load(deleted).store) as ledger:
         assert executions(ledger) == 0 and "root reviewer" in refusals(ledger)[0]
     assert outbox(deleted) == []
 
@@ -579,7 +635,7 @@ def test_a_ledger_first_verified_here_pins_its_root_and_says_so_once(
     assert "pinned" in said and fingerprint(ada.signer.public_key) in said and len(outbox(deleted)) == 1
     act(deleted)
     assert "pinned" not in capsys.readouterr().err
-    with Ledger(config.load(deleted).ledger_path) as ledger:
+    with Ledger(config.load(deleted).store) as ledger:
         replace_reviewers(ledger, deleted, tmp_path_factory.mktemp("mallory-keys"), first.review_id)
         ledger.conn.execute("UPDATE reviews SET status = 'approved' WHERE id = ?", (first.review_id,))
     (done,) = act(deleted)
@@ -593,15 +649,16 @@ def test_the_witness_is_owner_only_and_never_inside_the_home(deleted: Path, revi
     act(deleted)
     witness = reviewer_keys_dir / "witness.json"
     assert witness.stat().st_mode & 0o777 == 0o600 and reviewer_keys_dir.stat().st_mode & 0o077 == 0
-    assert str(config.load(deleted).ledger_path.resolve()) in witness.read_text()
-    monkeypatch.setenv("WEIGHTKEEPER_KEYS_DIR", str(deleted / "keys"))
-    with Ledger(config.load(deleted).ledger_path) as ledger:
-        with pytest.raises(WeightkeeperError, match="is inside the folder of the ledger"):
-            ReviewQueue(ledger).approvals(ReviewQueue(ledger).get(outcome.review_id))
+    with Ledger(config.load(deleted).store) as ledger:
+        assert str(ledger.path if ledger.url else ledger.path.resolve()) in witness.read_text()
+        if ledger.url is None:  # a PostgreSQL ledger has no folder a keys folder could be inside
+            monkeypatch.setenv("WEIGHTKEEPER_KEYS_DIR", str(deleted / "keys"))
+            with pytest.raises(WeightkeeperError, match="is inside the folder of the ledger"):
+                ReviewQueue(ledger).approvals(ReviewQueue(ledger).get(outcome.review_id))
     assert not (deleted / "keys").exists()
     witness.chmod(0o644)
     monkeypatch.setenv("WEIGHTKEEPER_KEYS_DIR", str(reviewer_keys_dir))
-    with Ledger(config.load(deleted).ledger_path) as ledger:
+    with Ledger(config.load(deleted).store) as ledger:
         reviews = ReviewQueue(ledger)
         with pytest.raises(WeightkeeperError, match="can be read or written by others"):
             reviews.chain(reviews.get(outcome.review_id))
@@ -630,7 +687,7 @@ def test_a_decision_made_with_another_reviewers_keys_is_anchored_here_once_verif
     assert reject["signature"] not in (reviewer_keys_dir / "witness.json").read_text()
     assert act(deleted) == []  # nothing to run, but the chain is verified here: bob's reject is anchored
     assert reject["signature"] in (reviewer_keys_dir / "witness.json").read_text()
-    with Ledger(config.load(deleted).ledger_path) as ledger:
+    with Ledger(config.load(deleted).store) as ledger:
         cut(ledger, outcome.review_id, "reject", draft)
     (done,) = act(deleted)
     assert GONE.format(outcome.review_id) in done["refused"] and outbox(deleted) == []

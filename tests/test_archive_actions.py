@@ -54,27 +54,27 @@ def deprecated(proposal_home: Path) -> Path:
 
 
 def the_review(home: Path) -> Review:
-    with Ledger(config.load(home).ledger_path) as ledger:
+    with Ledger(config.load(home).store) as ledger:
         (review,) = ReviewQueue(ledger).list()
     return review
 
 
 def approve_archive(home: Path, review: Review) -> int:
     index = next(i for i, action in enumerate(review.draft.actions) if action.kind == "archive")
-    with Ledger(config.load(home).ledger_path) as ledger:
+    with Ledger(config.load(home).store) as ledger:
         reviewer(ledger, home).approve(
             ReviewQueue(ledger), review.id, version=review.version, payload_sha256s={index: review.payload_sha256(index)})
     return index
 
 
 def run_executor(home: Path, review_id: int) -> list[dict]:
-    with Ledger(config.load(home).ledger_path) as ledger:
+    with Ledger(config.load(home).store) as ledger:
         return execute(ledger, home, review_id)
 
 
 def events(home: Path, *kinds: str) -> list[dict]:
     marks = ", ".join("?" * len(kinds))
-    with Ledger(config.load(home).ledger_path) as ledger:
+    with Ledger(config.load(home).store) as ledger:
         return [{**json.loads(row["detail"]), "kind": row["kind"]} for row in ledger.conn.execute(
             f"SELECT kind, detail FROM events WHERE kind IN ({marks}) ORDER BY id", kinds)]
 
@@ -106,7 +106,7 @@ def test_an_approved_archive_is_verified_restorable_and_carries_its_provenance(d
     assert {f["path"]: f["sha256"] for f in files}["model.safetensors"] == __import__("hashlib").sha256(
         WEIGHTS).hexdigest()
     assert json.loads((restored / "provenance" / "evidence.json").read_text())["model"] == "acme/med-ft"
-    with Ledger(config.load(deprecated).ledger_path) as ledger:
+    with Ledger(config.load(deprecated).store) as ledger:
         assert ReviewQueue(ledger).get(review.id).status == "executed"
     assert run_executor(deprecated, review.id) == []  # once: a second run finds nothing to do
 
@@ -122,7 +122,7 @@ def test_without_an_approval_nothing_is_downloaded(deprecated: Path) -> None:
 def test_an_approval_for_another_revision_downloads_nothing(deprecated: Path) -> None:
     review = the_review(deprecated)
     approve_archive(deprecated, review)
-    with Ledger(config.load(deprecated).ledger_path) as ledger:  # the stored action now names another revision
+    with Ledger(config.load(deprecated).store) as ledger:  # the stored action now names another revision
         draft = json.loads(ledger.conn.execute("SELECT draft FROM reviews WHERE id = ?", (review.id,)).fetchone()[0])
         draft["actions"][1]["parameters"]["revision"] = "files-" + "0" * 32
         with ledger.transaction() as conn:
@@ -166,7 +166,7 @@ def test_each_reachable_model_of_a_letter_keeps_its_own_archive_and_only_the_app
     archives = {action.parameters["model"]: index for index, action in enumerate(review.draft.actions)
                 if action.kind == "archive"}
     assert sorted(archives) == ["acme/law-ft", "acme/med-ft"]
-    with Ledger(config.load(proposal_home).ledger_path) as ledger:
+    with Ledger(config.load(proposal_home).store) as ledger:
         index = archives["acme/law-ft"]
         reviewer(ledger, proposal_home).approve(ReviewQueue(ledger), review.id, version=review.version,
                                                 payload_sha256s={index: review.payload_sha256(index)})
@@ -316,7 +316,7 @@ def retired(home: Path, tracking: MLflowServer, name: str, version: str) -> Revi
     tracking.transition_stage(name, version, "Archived")
     scan_registries(home, ["tracking"], log=None)
     run_propose(home)
-    with Ledger(config.load(home).ledger_path) as ledger:
+    with Ledger(config.load(home).store) as ledger:
         (review,) = [review for review in ReviewQueue(ledger).list() if review.model == f"{name}/{version}"]
     assert review.event == "stage_changed"
     return review
@@ -458,7 +458,7 @@ def test_only_the_approvals_in_force_run_and_complete_a_review(deprecated: Path)
     """Both actions approved, then deferred, then only the archive approved again: the publish does not run,
     and the archive alone executes the review."""
     review = the_review(deprecated)
-    with Ledger(config.load(deprecated).ledger_path) as ledger:
+    with Ledger(config.load(deprecated).store) as ledger:
         reviews, ada = ReviewQueue(ledger), reviewer(ledger, deprecated)
         ada.approve(reviews, review.id, version=1, payload_sha256s={0: review.payload_sha256(0)})
         ada.defer(reviews, review.id, version=1)

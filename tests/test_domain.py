@@ -62,13 +62,13 @@ def test_json_round_trip() -> None:
     assert ModelRecord.from_json(bare.to_json()) == bare
 
 
-def test_the_ledger_gives_back_the_record_it_was_given(tmp_path: Path) -> None:
-    with Ledger(tmp_path / "ledger.sqlite3") as ledger:
+def test_the_ledger_gives_back_the_record_it_was_given(store: str | Path) -> None:
+    with Ledger(store) as ledger:
         registry_id = ledger.registry_id("r", "local", "/x")
         ledger.conn.execute("INSERT INTO scans (registry_id, started_at, status, phase) VALUES (?, 'now', 'running', 'listing')",
                             (registry_id,))
         ledger.conn.execute("INSERT INTO models (registry_id, name, key, state, visibility, digest, last_observation_id,"
-                            " first_seen, last_seen) VALUES (?, 'org/model', 'k', 'present', 'public', '', 0, 'now', 'now')",
+                            " first_seen, last_seen) VALUES (?, 'org/model', 'k', 'present', 'public', 0, 0, 'now', 'now')",
                             (registry_id,))
         for original in (FULL, ModelRecord(name="org/model", key="k")):
             (observation,) = ledger.add_observations(1, [(1, original.row(), original.digest())])

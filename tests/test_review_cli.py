@@ -26,9 +26,9 @@ from weightkeeper.witness import fingerprint
 
 
 @pytest.fixture(autouse=True)
-def ada(deleted: Path) -> None:
-    """ada is the ledger's reviewer, her key in the test's keys folder."""
-    with Ledger(config.load(deleted).ledger_path) as ledger:
+def ada(on_each_store: str | Path, deleted: Path) -> None:
+    """ada is the ledger's reviewer, her key in the test's keys folder; on each backend (`on_each_store`)."""
+    with Ledger(config.load(deleted).store) as ledger:
         reviewer(ledger, deleted)
 
 
@@ -60,7 +60,7 @@ def on_terminal(command: list[str], answer: callable, timeout: float = 60) -> tu
 
 
 def status(home: Path, review_id: int) -> str:
-    with Ledger(config.load(home).ledger_path) as ledger:
+    with Ledger(config.load(home).store) as ledger:
         return ReviewQueue(ledger).get(review_id).status
 
 
@@ -81,7 +81,7 @@ def test_a_typed_approval_on_a_terminal_records_it_and_runs_the_action(deleted: 
     assert status(deleted, outcome.review_id) == "executed"
     (letter,) = outbox(deleted)
     assert f"review {outcome.review_id} action 0, publish to outbox acme: published: {letter}" in output
-    with Ledger(config.load(deleted).ledger_path) as ledger:
+    with Ledger(config.load(deleted).store) as ledger:
         (decision,) = ReviewQueue(ledger).decisions(outcome.review_id)
         assert (decision["reviewer"], decision["channel"], decision["decision"]) == ("ada", "cli", "approve")
 
@@ -101,20 +101,20 @@ def test_a_rejection_for_a_refusing_recipient_blocks_them(deleted: Path) -> None
                                lambda phrase: phrase)
     assert code == 0, output
     assert status(deleted, outcome.review_id) == "rejected"
-    with Ledger(config.load(deleted).ledger_path) as ledger:
+    with Ledger(config.load(deleted).store) as ledger:
         assert ledger.conn.execute("SELECT owner FROM contact_blocks").fetchall()[0][0] == "acme"
 
 
 def test_an_edit_on_a_terminal_keeps_the_reviewers_note_and_the_changed_lines(deleted: Path, tmp_path: Path) -> None:
     (outcome,) = run_propose(deleted)
-    with Ledger(config.load(deleted).ledger_path) as ledger:
+    with Ledger(config.load(deleted).store) as ledger:
         body = ReviewQueue(ledger).get(outcome.review_id).draft.body
     edited = tmp_path / "body.md"
     edited.write_text(body.replace("Hello acme,", "Dear acme team,"), encoding="utf-8")
     code, output = on_terminal(cli(deleted, "review", "edit", str(outcome.review_id), "--reviewer", "ada",
                                    "--body", str(edited), "--reason", "greet the team"), lambda phrase: phrase)
     assert code == 0 and "now version 2" in output, output
-    with Ledger(config.load(deleted).ledger_path) as ledger:
+    with Ledger(config.load(deleted).store) as ledger:
         (decision,) = ReviewQueue(ledger).decisions(outcome.review_id)
     assert decision["reason"] == "greet the team\n\n-Hello acme,\n+Dear acme team,"
 
@@ -123,7 +123,7 @@ def test_reviewer_trust_reset_re_pins_the_root_only_after_a_typed_confirmation(
         deleted: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     """The ledger's reviewers replaced (rebuilt on purpose, say): refused until this user re-pins its root."""
     (outcome,) = run_propose(deleted)
-    with Ledger(config.load(deleted).ledger_path) as ledger:
+    with Ledger(config.load(deleted).store) as ledger:
         replace_reviewers(ledger, deleted, tmp_path_factory.mktemp("rebuilt-keys"), outcome.review_id)
         mallory = fingerprint(reviewer_keys(ledger.conn)["mallory"])
     shown = subprocess.run(cli(deleted, "reviewer", "trust"), capture_output=True, text=True, timeout=120)
@@ -147,12 +147,12 @@ def test_a_review_that_cannot_be_approved_is_refused_before_it_is_shown_or_confi
                                                                                      case: str) -> None:
     (outcome,) = run_propose(deleted)
     if case == "rejected":
-        with Ledger(config.load(deleted).ledger_path) as ledger:
+        with Ledger(config.load(deleted).store) as ledger:
             queue = ReviewQueue(ledger)
             reviewer(ledger, deleted).reject(queue, outcome.review_id, version=1, reason="not now")
         why = "is rejected: only a pending or deferred proposal can be approved"
     else:
-        with Ledger(config.load(deleted).ledger_path) as ledger:
+        with Ledger(config.load(deleted).store) as ledger:
             ledger.conn.execute("UPDATE reviews SET findings = ? WHERE id = ?", (json.dumps(
                 [{"severity": "error", "code": "tone", "message": "a threat"}]), outcome.review_id))
         why = "has critic errors not overridden"
@@ -220,7 +220,7 @@ def time_machine_at(day: date):  # noqa: ANN201 (time_machine's own type)
 
 def test_a_deferral_without_a_date_stays_deferred(deleted: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (outcome,) = run_propose(deleted)
-    with Ledger(config.load(deleted).ledger_path) as ledger:
+    with Ledger(config.load(deleted).store) as ledger:
         reviewer(ledger, deleted).defer(ReviewQueue(ledger), outcome.review_id, version=1, reason="ask me later")
     (still,) = listed(deleted, datetime.now(UTC).date() + timedelta(days=3650), capsys)
     assert (still["status"], still["deferral"], still["deferred_until"]) == ("deferred", "ask me later", None)

@@ -9,6 +9,7 @@ committed, or once the listing is complete), read from the ledger while the scan
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -19,12 +20,23 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+if TYPE_CHECKING:
+    import psycopg
+
+from weightkeeper import config
+from weightkeeper.ledger import Ledger
+from weightkeeper.ledger.database import Connection, placeholders
+
+# On each backend: the scans' ledger is the home's SQLite file, or the test's PostgreSQL database.
+pytestmark = [pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL"),
+              pytest.mark.usefixtures("on_each_store")]
 
 REPO = Path(__file__).resolve().parents[1]
 ORGS = 6
@@ -79,7 +91,15 @@ def scan_command(home: Path) -> list[str]:
 
 
 def read(ledger: Path, sql: str, params: tuple = ()) -> tuple | None:
-    """One row from the ledger while a scan may be writing it; None when it cannot be read yet."""
+    """One row from the ledger (the file `ledger`, or the PostgreSQL database of $WEIGHTKEEPER_DATABASE_URL)
+    while a scan may be writing it; None when it cannot be read yet."""
+    if url := os.environ.get("WEIGHTKEEPER_DATABASE_URL"):
+        import psycopg
+
+        try:
+            return _reader(url).execute(placeholders(sql) if params else sql, params or None).fetchone()
+        except psycopg.Error:
+            return None
     if not ledger.exists():
         return None
     try:
@@ -87,6 +107,15 @@ def read(ledger: Path, sql: str, params: tuple = ()) -> tuple | None:
             return conn.execute(sql, params).fetchone()
     except sqlite3.Error:
         return None
+
+
+@functools.cache
+def _reader(url: str) -> psycopg.Connection:
+    """One connection per database for the polls (a connection is a server process: one per poll would be
+    hundreds a second)."""
+    import psycopg
+
+    return psycopg.connect(url, autocommit=True)
 
 
 def scan_to_completion(home: Path) -> subprocess.CompletedProcess:
@@ -151,16 +180,17 @@ def kill_and_finish(home: Path, rng: random.Random) -> Counter:
 # -- reading the ledger ----------------------------------------------------------------------------
 
 
-def connect(home: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(home / "ledger.sqlite3")
-    conn.row_factory = sqlite3.Row
-    return conn
+@contextmanager
+def connect(home: Path) -> Iterator[Connection]:
+    with Ledger(config.load(home).store) as ledger:
+        yield ledger.conn
 
 
-def check_sound(conn: sqlite3.Connection) -> None:
+def check_sound(conn: Connection) -> None:
     """Whatever happened: the database is intact, every scan finished, no scan repeated anything."""
-    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    if conn.dialect == "sqlite":  # PostgreSQL checks its pages and references itself
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
     unfinished = conn.execute("SELECT id, status, phase FROM scans WHERE status != 'complete' OR phase != 'done'")
     assert [tuple(row) for row in unfinished] == []
     repeated = conn.execute(
@@ -173,7 +203,7 @@ def check_sound(conn: sqlite3.Connection) -> None:
     assert [tuple(row) for row in observed_twice] == [], "a scan observed the same model twice"
 
 
-def events_by_model(conn: sqlite3.Connection, after: int) -> dict[str, list[str]]:
+def events_by_model(conn: Connection, after: int) -> dict[str, list[str]]:
     """Event kinds after event id `after`, by the model's current name."""
     found: dict[str, list[str]] = defaultdict(list)
     for name, kind in conn.execute(
@@ -202,7 +232,7 @@ def test_killed_scans_record_every_model_and_change_exactly_once(tmp_path: Path,
     # however often the scan was killed.
     landed = kill_and_finish(home, rng)
     assert landed["listing"] >= 1, f"no kill landed mid-listing: {dict(landed)}"
-    with closing(connect(home)) as conn:
+    with connect(home) as conn:
         check_sound(conn)
         kinds = events_by_model(conn, 0)
         assert set(kinds) == set(names), "models lost or invented"
@@ -233,7 +263,7 @@ def test_killed_scans_record_every_model_and_change_exactly_once(tmp_path: Path,
     assert model_names(root) == untouched | changed | hidden | added | {new_name}
 
     landed_again = kill_and_finish(home, rng)
-    with closing(connect(home)) as conn:
+    with connect(home) as conn:
         check_sound(conn)
         kinds = events_by_model(conn, after)
         expected = {
@@ -289,7 +319,7 @@ def test_a_killed_scan_resumed_while_the_registry_is_unmounted_deletes_nothing(t
     root.mkdir()  # the empty mount point
     events_before = read(ledger, "SELECT COUNT(*) FROM events")[0]
     resumed = subprocess.run(scan_command(home), cwd=REPO, capture_output=True, text=True, timeout=TIMEOUT)
-    with closing(connect(home)) as conn:
+    with connect(home) as conn:
         concluded = [tuple(row) for row in conn.execute(
             "SELECT e.kind, m.name FROM events e JOIN models m ON m.id = e.model_id WHERE e.id > ?"
             " AND e.kind IN ('suspected_missing', 'deleted') ORDER BY e.id", (events_before,))]
@@ -299,7 +329,7 @@ def test_a_killed_scan_resumed_while_the_registry_is_unmounted_deletes_nothing(t
     root.rmdir()
     os.rename(unmounted, root)  # mounted again
     scan_to_completion(home)
-    with closing(connect(home)) as conn:
+    with connect(home) as conn:
         check_sound(conn)
         assert conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] == events_before
         assert dict(conn.execute("SELECT name, state FROM models").fetchall()) == dict.fromkeys(names, "present")

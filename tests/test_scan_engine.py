@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
+from ledger_reading import integrity_errors
 from registry_fakes import MemoryRegistry, SharedList
 
 from weightkeeper.config import ScanSettings
@@ -31,8 +32,8 @@ def record(name: str, key: str | None = None, **changes: object) -> ModelRecord:
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> Ledger:
-    with Ledger(tmp_path / "ledger.sqlite3") as opened:
+def ledger(store: str | Path) -> Ledger:
+    with Ledger(store) as opened:
         yield opened
 
 
@@ -288,9 +289,9 @@ def test_same_identity_under_a_new_name_is_a_rename_but_a_copy_is_a_new_model(le
 
 def test_events_are_append_only(ledger: Ledger) -> None:
     scan(ledger, registry_of(record("a/one")))
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+    with pytest.raises(integrity_errors(), match="append-only"):
         ledger.conn.execute("UPDATE events SET kind = 'deleted'")
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+    with pytest.raises(integrity_errors(), match="append-only"):
         ledger.conn.execute("DELETE FROM events")
     assert ledger.conn.execute("SELECT kind FROM events").fetchall()[0][0] == "appeared"
 

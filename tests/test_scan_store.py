@@ -8,13 +8,13 @@ from weightkeeper.ledger import Ledger
 from weightkeeper.ledger.scans import ScanStart, ScanStore
 
 
-def store(ledger: Ledger) -> ScanStore:
+def scans_of(ledger: Ledger) -> ScanStore:
     return ScanStore(ledger, ledger.registry_id("mem", "memory", "memory://mem"))
 
 
-def test_an_unfinished_scan_is_resumed_and_its_listing_counts_as_resumed_only_after_a_cursor(tmp_path: Path) -> None:
-    with Ledger(tmp_path / "ledger.sqlite3") as ledger:
-        scans = store(ledger)
+def test_an_unfinished_scan_is_resumed_and_its_listing_counts_as_resumed_only_after_a_cursor(store: str | Path) -> None:
+    with Ledger(store) as ledger:
+        scans = scans_of(ledger)
         first = scans.start()
         assert first == ScanStart(first.scan_id, "listing", None, False)
         scans.finish(first.scan_id, "interrupted", "stopped")
@@ -29,9 +29,9 @@ def test_an_unfinished_scan_is_resumed_and_its_listing_counts_as_resumed_only_af
         assert scans.start().phase == "resolving" and scans.listing_resumed(first.scan_id), "kept by a later run"
 
 
-def test_listed_parts_last_until_their_scan_completes_and_problems_are_counted(tmp_path: Path) -> None:
-    with Ledger(tmp_path / "ledger.sqlite3") as ledger:
-        scans = store(ledger)
+def test_listed_parts_last_until_their_scan_completes_and_problems_are_counted(store: str | Path) -> None:
+    with Ledger(store) as ledger:
+        scans = scans_of(ledger)
         scan_id = scans.start().scan_id
         scans.keep_listed(scan_id, 1, "[1, 3]")
         scans.keep_listed(scan_id, 0, "[9]")

@@ -175,7 +175,7 @@ def prepared(home: Path) -> dict[str, str]:
     from weightkeeper.ledger import Ledger
 
     keys = keymap(home)
-    with Ledger(config.load(home).ledger_path):
+    with Ledger(config.load(home).store):
         return keys
 
 

@@ -115,7 +115,7 @@ class Desk:
     @contextmanager
     def opened(self) -> Iterator[tuple[config.Config, Ledger]]:
         settings = config.load(self.home)
-        with Ledger(settings.ledger_path) as ledger:
+        with Ledger(settings.store) as ledger:
             yield settings, ledger
 
     # -- reading ------------------------------------------------------------------------------

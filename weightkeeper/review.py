@@ -39,6 +39,7 @@ from weightkeeper import letter
 from weightkeeper.domain import EventKind, canonical_json
 from weightkeeper.errors import WeightkeeperError
 from weightkeeper.ledger import Ledger, now_iso
+from weightkeeper.ledger.database import NO_LIMIT, json_member
 from weightkeeper.ledger.store import NewEvent, holder_alive
 from weightkeeper.proposals import Dossier, Draft, Finding, PlannedAction
 from weightkeeper.witness import Seen, Witness, described, keys_dir
@@ -248,13 +249,13 @@ class ReviewQueue:
                 review_id = conn.execute(
                     "INSERT INTO reviews (thread_id, interrupt_id, registry_id, model_id, event_id, recipient, priority,"
                     " status, draft, evidence, findings, created_at, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)",
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?) RETURNING id",
                     (thread_id, interrupt_id, registry_id, evidence.lead.model_id, evidence.lead.event_id, recipient, priority,
-                     *texts, now, now)).lastrowid
+                     *texts, now, now)).fetchone()[0]
             members = [model.event_id for model in evidence.models] + ([before.event_id] if open_row else [])
             conn.executemany(
-                "INSERT OR IGNORE INTO review_members (event_id, review_id, model_id, similarity)"
-                " SELECT id, ?, model_id, ? FROM events WHERE id = ? AND id != ?",
+                "INSERT INTO review_members (event_id, review_id, model_id, similarity)"
+                " SELECT id, ?, model_id, ? FROM events WHERE id = ? AND id != ? ON CONFLICT DO NOTHING",
                 [(review_id, (similarity or {}).get(event_id), event_id, evidence.lead.event_id) for event_id in members])
             if open_row is not None:
                 covered = {model.event_id for model in before.evidence.models}
@@ -271,39 +272,43 @@ class ReviewQueue:
             return review_id
 
     def get(self, review_id: int) -> Review:
-        row = self.conn.execute(f"{_SELECT} WHERE r.id = :id", {"id": review_id, "today": self.today()}).fetchone()
+        row = self.conn.execute(f"{_SELECT[self.conn.dialect]} WHERE r.id = :id", {"id": review_id, "today": self.today()}).fetchone()
         if row is None:
             raise ReviewError(f"there is no review {review_id}; `weightkeeper review list` shows the queue")
         return _review(row)
 
     def list(self, status: str | None = None) -> list[Review]:
         """The reviews (those in `status`, as `_STATUS` reads it: a deferral that ended is pending), pending first."""
-        where = "WHERE shown = :status" if status else ""
+        where = f"WHERE {_STATUS} = :status" if status else ""
         return [_review(row) for row in self.conn.execute(
-            f"{_SELECT} {where} ORDER BY shown != 'pending', r.priority DESC, r.id",
+            f"{_SELECT[self.conn.dialect]} {where} ORDER BY {_STATUS} != 'pending', r.priority DESC, r.id",
             {"status": status, "today": self.today()})]
 
     def open_for(self, recipient: str) -> Review | None:
         """The recipient's open proposal: pending, deferred, or approved with no letter sent yet."""
         row = self.conn.execute(
             "SELECT id FROM reviews WHERE recipient = ? AND status IN ('pending', 'deferred', 'approved')"
-            " AND NOT EXISTS (SELECT 1 FROM events WHERE kind = 'action_executed'"
-            " AND json_extract(detail, '$.review_id') = reviews.id AND json_extract(detail, '$.kind') = 'publish')"
-            " ORDER BY id DESC LIMIT 1", (recipient,)).fetchone()
+            f" AND NOT EXISTS (SELECT 1 FROM events WHERE kind = 'action_executed' AND {self._member('detail', 'review_id')}"
+            f" = reviews.id AND {self._member('detail', 'kind')} = 'publish') ORDER BY id DESC LIMIT 1",
+            (recipient,)).fetchone()
         return row and self.get(row["id"])
 
     def last_sent(self, recipient: str) -> tuple[int, str] | None:
         """The recipient's latest letter that was sent (a publish action that ran): (review id, when)."""
         row = self.conn.execute(
-            "SELECT r.id, e.at FROM events e JOIN reviews r ON r.id = json_extract(e.detail, '$.review_id')"
-            " WHERE e.kind = 'action_executed' AND json_extract(e.detail, '$.kind') = 'publish' AND r.recipient = ?"
+            f"SELECT r.id, e.at FROM events e JOIN reviews r ON r.id = {self._member('e.detail', 'review_id')}"
+            f" WHERE e.kind = 'action_executed' AND {self._member('e.detail', 'kind')} = 'publish' AND r.recipient = ?"
             " ORDER BY e.id DESC LIMIT 1", (recipient,)).fetchone()
         return row and (row["id"], row["at"])
 
     def amendments(self, review_id: int) -> int:
         """How many times new events joined the review (each a new version, as an edit is)."""
         return self.conn.execute("SELECT COUNT(*) FROM events WHERE kind = 'proposal_amended'"
-                                 " AND json_extract(detail, '$.review_id') = ?", (review_id,)).fetchone()[0]
+                                 f" AND {self._member('detail', 'review_id')} = ?", (review_id,)).fetchone()[0]
+
+    def _member(self, document: str, key: str) -> str:
+        """SQL reading a member of a JSON column in this ledger's dialect (a review id as an integer)."""
+        return json_member(self.conn.dialect, document, key, integer=key == "review_id")
 
     def headlines(self, statuses: tuple[str, ...], limit: int | None = None) -> list[Headline]:
         """The reviews in these statuses as one line each, highest priority first (the first `limit`): what an
@@ -311,20 +316,18 @@ class ReviewQueue:
         marks = ", ".join(f":s{index}" for index in range(len(statuses)))
         return [Headline(**row) for row in self.conn.execute(
             f"SELECT r.id, {_STATUS} AS status, r.priority, r.recipient, r.version, r.created_at, g.name AS registry,"
-            " m.name AS model, e.kind AS event, json_extract(r.draft, '$.drafter') AS drafter,"
-            " json_extract(r.draft, '$.title') AS title,"
-            " (SELECT COUNT(*) FROM json_each(r.findings) f WHERE json_extract(f.value, '$.severity') = 'error')"
-            " AS errors, json_array_length(r.findings) AS findings,"
+            f" m.name AS model, e.kind AS event, {self._member('r.draft', 'drafter')} AS drafter,"
+            f" {self._member('r.draft', 'title')} AS title, {_FINDINGS[self.conn.dialect]},"
             " (SELECT COUNT(*) FROM review_members x WHERE x.review_id = r.id) AS members,"
             " (SELECT reason FROM decisions d WHERE d.review_id = r.id ORDER BY d.id DESC LIMIT 1) AS reason,"
-            f" u.reason AS deferral, u.until AS deferred_until FROM reviews r {_DEFERRED}"
+            f" u.reason AS deferral, u.until AS deferred_until FROM reviews r {_DEFERRED[self.conn.dialect]}"
             " JOIN registries g ON g.id = r.registry_id JOIN models m ON m.id = r.model_id"
             " JOIN events e ON e.id = r.event_id"
             # The first `limit` chosen on id and priority alone: the columns above are then made for those rows
             # only, not for every review before the sort.
-            f" WHERE r.id IN (SELECT r.id FROM reviews r {_DEFERRED} WHERE {_STATUS} IN ({marks})"
+            f" WHERE r.id IN (SELECT r.id FROM reviews r {_DEFERRED[self.conn.dialect]} WHERE {_STATUS} IN ({marks})"
             " ORDER BY r.priority DESC, r.id LIMIT :limit) ORDER BY r.priority DESC, r.id", {**{f"s{index}": status for index, status in enumerate(statuses)},
-                              "limit": -1 if limit is None else limit, "today": self.today()})]
+                              "limit": NO_LIMIT if limit is None else limit, "today": self.today()})]
 
     def members(self, review_id: int) -> list[str]:
         """The names of the near-duplicate models a review covers beside its own, most similar first."""
@@ -464,8 +467,8 @@ class ReviewQueue:
                     skipped.append(Skipped(review.id, index, *other))
                     continue
                 execution_id = execution["id"] if execution is not None else conn.execute(
-                    "INSERT INTO executions (decision_id, idempotency_key, claimed_at) VALUES (?, ?, ?)",
-                    (approval["id"], key, now_iso())).lastrowid
+                    "INSERT INTO executions (decision_id, idempotency_key, claimed_at) VALUES (?, ?, ?) RETURNING id",
+                    (approval["id"], key, now_iso())).fetchone()[0]
                 action = review.draft.actions[index]
                 claims.append(Claim(execution_id, review, index, action, review.payload(index), key, holder, _SEAL))
         return claims, skipped
@@ -551,7 +554,7 @@ class ReviewQueue:
                         for approval in self.approvals(self.get(review.id))]
             except ApprovalRefused:  # decided otherwise since the claim: the status stays as the reviewer left it
                 keys = []
-            done = conn.execute(
+            done = keys and conn.execute(
                 "SELECT COUNT(*) FROM executions x JOIN execution_results res ON res.execution_id = x.id"
                 f" AND res.outcome = 'done' WHERE x.idempotency_key IN ({', '.join('?' * len(keys))})", keys).fetchone()[0]
             if keys and done == len(keys):
@@ -577,7 +580,7 @@ class ReviewQueue:
         rows = self.conn.execute(
             "SELECT d.action_index, res.outcome, res.detail FROM decisions d JOIN executions x ON x.decision_id = d.id"
             " JOIN execution_results res ON res.execution_id = x.id WHERE d.review_id = ? AND d.version = ?"
-            " ORDER BY res.rowid", (review.id, review.version)).fetchall()
+            " ORDER BY res.execution_id", (review.id, review.version)).fetchall()
         return {row["action_index"]: {"outcome": row["outcome"], **json.loads(row["detail"])} for row in rows}
 
     def fingerprint(self) -> tuple[Any, ...]:
@@ -631,22 +634,32 @@ def deferral_reason(until: date | None, reason: str | None) -> str | None:
 # Each review's latest deferral, and the date it ends, read back from its signed reason (`deferral_reason`).
 # What the console polls every two seconds (`fingerprint`): read from indexes (reviews_by_update), not the reviews.
 LATEST_CHANGE = "SELECT COUNT(*), MAX(updated_at), (SELECT MAX(id) FROM events) FROM reviews"
+_DATED = {"sqlite": "d.reason GLOB 'until [0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*'",
+          "postgres": "d.reason ~ '^until [0-9]{4}-[0-9]{2}-[0-9]{2}'"}
 _DEFERRALS = (
     "(SELECT d.review_id, COALESCE(d.reason, '') AS reason,"
-    " CASE WHEN d.reason GLOB 'until [0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*' THEN substr(d.reason, 7, 10) END"
+    " CASE WHEN {dated} THEN substr(d.reason, 7, 10) END"
     " AS until FROM decisions d WHERE d.id IN (SELECT MAX(id) FROM decisions WHERE decision = 'defer'"
     " GROUP BY review_id))"
 )
+# The critic's errors and findings of a review, counted without decoding it in Python.
+_FINDINGS = {
+    "sqlite": "(SELECT COUNT(*) FROM json_each(r.findings) f WHERE json_extract(f.value, '$.severity') = 'error')"
+              " AS errors, json_array_length(r.findings) AS findings",
+    "postgres": "(SELECT COUNT(*) FROM json_array_elements(CAST(r.findings AS json)) f"
+                " WHERE f ->> 'severity' = 'error') AS errors, json_array_length(CAST(r.findings AS json)) AS findings",
+}
 # A review's status as people see it: a deferral ends on its date (`:today`, by the queue's clock) and the review
 # is pending again, its earlier deferral kept beside it. Deferred and pending reviews may be decided alike, so
 # this changes what is shown and listed, never what may be approved (that is the signed decision log's).
 _STATUS = "CASE WHEN r.status = 'deferred' AND u.until <= :today THEN 'pending' ELSE r.status END"
-_DEFERRED = f"LEFT JOIN {_DEFERRALS} u ON u.review_id = r.id"
-_SELECT = (
+_DEFERRED = {dialect: f"LEFT JOIN {_DEFERRALS.format(dated=dated)} u ON u.review_id = r.id"
+             for dialect, dated in _DATED.items()}
+_SELECT = {dialect: (
     f"SELECT r.*, {_STATUS} AS shown, u.reason AS deferral, u.until AS deferred_until, g.name AS registry,"
-    f" m.name AS model, e.kind AS event FROM reviews r {_DEFERRED}"
+    f" m.name AS model, e.kind AS event FROM reviews r {deferred}"
     " JOIN registries g ON g.id = r.registry_id JOIN models m ON m.id = r.model_id JOIN events e ON e.id = r.event_id"
-)
+) for dialect, deferred in _DEFERRED.items()}
 
 
 def _review(row: sqlite3.Row) -> Review:

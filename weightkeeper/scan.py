@@ -217,7 +217,7 @@ class Scanner:
                 self._list(scan_id, cursor)
                 if self.scans.models_seen(scan_id) == listed_before:
                     self._refuse_empty_listing(resumed_from=cursor)
-                with self.ledger.transaction():
+                with self.ledger.transaction(registry=self.registry_id):
                     self.scans.resolving(scan_id)
             self._resolve(scan_id)
         except ScanStopped:
@@ -248,7 +248,7 @@ class Scanner:
     # -- the listing ------------------------------------------------------------------------
 
     def _start(self) -> tuple[int, str, str | None, bool]:
-        with self.ledger.transaction():
+        with self.ledger.transaction(registry=self.registry_id):
             start = self.scans.start()
         return start.scan_id, start.phase, start.cursor, start.resumed
 
@@ -278,7 +278,7 @@ class Scanner:
 
     def _write_batch(self, scan_id: int, batch: _Batch) -> None:
         listed = list(batch.records.values())
-        with self.ledger.transaction():
+        with self.ledger.transaction(registry=self.registry_id):
             page_no = self.scans.pages(scan_id) + batch.pages
             self.scans.add_problems(scan_id, [(problem.name, problem.message) for problem in batch.problems])
             matched, unmatched = self.models.unchanged([(name, digest) for name, (_, digest) in batch.records.items()])
@@ -410,14 +410,14 @@ class Scanner:
         # A model the listing leaves out by design is looked up quietly: only the answer may say something.
         # That is a hidden one, or one known only through lookups (renamed out of a Hub author's scope, say).
         expected = [row["visibility"] in self.adapter.unlisted or row["source"] == "lookup" for row in absent]
-        with self.ledger.transaction():
+        with self.ledger.transaction(registry=self.registry_id):
             self._mark_missing(scan_id, [row for row, quiet in zip(absent, expected) if not quiet], reason)
         if not wait:
             self._confirm_missing(scan_id, [row for row, quiet in zip(absent, expected) if quiet])
         self._finish(scan_id, "complete", None)
 
     def _resolve_renames(self, scan_id: int, listed: ListedModels, reason: str) -> None:
-        with self.ledger.transaction():
+        with self.ledger.transaction(registry=self.registry_id):
             deferred = self.scans.deferred(scan_id)
             plans: list[tuple[str, ModelRecord, ModelRow | None]] = []
             for name, payload in deferred:
@@ -489,7 +489,7 @@ class Scanner:
                 raise ScanStopped
             batch = suspects[start : start + LOOKUP_BATCH]
             answers = [(suspect, self._lookup(suspect[1])) for suspect in batch]
-            with self.ledger.transaction():
+            with self.ledger.transaction(registry=self.registry_id):
                 for (model_id, name, prior_observation, was), answer in answers:
                     self._write_answer(scan_id, model_id, name, prior_observation, was, answer)
 
@@ -570,5 +570,5 @@ class Scanner:
         self.scans.problem(scan_id, name, message)
 
     def _finish(self, scan_id: int, status: str, error: str | None) -> None:
-        with self.ledger.transaction():
+        with self.ledger.transaction(registry=self.registry_id):
             self.scans.finish(scan_id, status, error)

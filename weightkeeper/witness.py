@@ -83,11 +83,12 @@ class Witness:
         self.path = folder / WITNESS_NAME
 
     @contextmanager
-    def seen(self, ledger: Path) -> Iterator[Seen]:
-        """What this user has seen of `ledger`, locked against this user's other processes while the block
-        runs, and written back (atomically, fsynced) if the block changed it and did not raise."""
-        key, folder = str(ledger.resolve()), self.folder.resolve()
-        if folder.is_relative_to(ledger.resolve().parent):
+    def seen(self, ledger: Path | str) -> Iterator[Seen]:
+        """What this user has seen of `ledger` (a SQLite file, or a PostgreSQL ledger's URL without its password),
+        locked against this user's other processes while the block runs, and written back (atomically, fsynced)
+        if the block changed it and did not raise."""
+        key, folder = str(ledger) if isinstance(ledger, str) else str(ledger.resolve()), self.folder.resolve()
+        if isinstance(ledger, Path) and folder.is_relative_to(ledger.resolve().parent):
             raise WitnessError(f"the keys folder {folder} is inside the folder of the ledger {ledger}: whoever writes "
                                f"the ledger could rewrite what it is checked against. Point ${KEYS_ENV} elsewhere "
                                "(default: the user configuration folder)")

@@ -83,7 +83,7 @@ def verify_archive(settings: config.Config, object_id: str | None, *, sample: in
         return []
     targets = [object_id] if object_id else [item.object_id for item in store.objects()]
     reports = []
-    with Ledger.for_reading(settings.ledger_path) as ledger:
+    with Ledger.for_reading(settings.store) as ledger:
         if ledger.read_only and repair:
             raise WeightkeeperError(f"the home {settings.path.parent} is read-only: --repair cannot restore files "
                                     "or record it; verify without --repair, or repair as the home's owner")

@@ -41,7 +41,7 @@ def run_demo(home: Path | None) -> int:
     second = _scan(home)
 
     settings = config.load(home)
-    with Ledger(settings.ledger_path) as ledger:
+    with Ledger(settings.store) as ledger:
         documented = events(ledger, EventFilter(scan_id=second))
         _heading("What the ledger documented in the second scan")
         print_events(documented, "table")
@@ -85,7 +85,7 @@ def _archive_one(home: Path, keys: Path) -> str | None:
     from weightkeeper.signing import enroll
 
     settings = config.load(home)
-    with Ledger(settings.ledger_path) as ledger:
+    with Ledger(settings.store) as ledger:
         queue = ReviewQueue(ledger)
         review, index = next((review, index) for review in queue.list("pending")
                              for index, action in enumerate(review.draft.actions) if action.kind == "archive")

@@ -257,6 +257,15 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--version", metavar="N", help="the version (default the latest)")
     restore.set_defaults(handler=cmd_archive_restore)
 
+    store = commands.add_parser("store", parents=[home], help="where the ledger is kept: move it into PostgreSQL")
+    store_commands = store.add_subparsers(title="store commands", metavar="ACTION", required=True)
+    migrate = store_commands.add_parser(
+        "migrate", parents=[home], help="copy this home's SQLite ledger into an empty PostgreSQL database and "
+                                        "verify the copy (row counts and a digest per table); the file is kept")
+    migrate.add_argument("--to", metavar="URL", required=True,
+                         help="the database, postgresql://user[:password]@host[:port]/database")
+    migrate.set_defaults(handler=cmd_store_migrate, home_use="read")
+
     evaluate = commands.add_parser("eval", parents=[home], help="measure the agents on fixed scenarios; write "
                                                                 "results.json and report.md",
                                    description="Runs an evaluation suite in a scratch folder under the home "
@@ -309,7 +318,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
     home = _home(args)
     path = config.write_default(home, force=args.force)
-    with Ledger(config.load(home).ledger_path) as ledger:
+    with Ledger(config.load(home).store) as ledger:
         print(f"wrote {path}\nledger {ledger.path}")
         if not reviewer_keys(ledger.conn):
             name = reviewer_name(args.reviewer)
@@ -461,7 +470,7 @@ def cmd_ledger(args: argparse.Namespace) -> int:
                                 f"known kinds: {', '.join(kind.value for kind in EventKind)}")
     where = EventFilter(kinds=kinds, registry=args.registry, model=args.model, since=_since(args.since))
     settings = config.load(_home(args))
-    with Ledger.for_reading(settings.ledger_path) as ledger:
+    with Ledger.for_reading(settings.store) as ledger:
         if args.registry:
             require_registry(ledger, args.registry, settings.registries)
         if args.model:
@@ -476,7 +485,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     from weightkeeper.ledger.queries import require_registry, stats
 
     settings = config.load(_home(args))
-    with Ledger.for_reading(settings.ledger_path) as ledger:
+    with Ledger.for_reading(settings.store) as ledger:
         if args.registry:
             require_registry(ledger, args.registry, settings.registries)
         figures = stats(ledger, registry=args.registry)
@@ -575,6 +584,12 @@ def cmd_archive_show(args: argparse.Namespace) -> int:
 
     archive_show(_home(args), args.id)
     return EXIT_OK
+
+
+def cmd_store_migrate(args: argparse.Namespace) -> int:
+    from weightkeeper.cli.storing import store_migrate
+
+    return EXIT_OK if store_migrate(_home(args), args.to) else EXIT_FAILED
 
 
 def cmd_archive_verify(args: argparse.Namespace) -> int:

@@ -36,7 +36,7 @@ REVIEWER_ENV = "WEIGHTKEEPER_REVIEWER"
 @contextmanager
 def _opened(home: Path, *, write: bool = True) -> Iterator[tuple[config.Config, Ledger]]:
     settings = config.load(home)
-    with (Ledger(settings.ledger_path) if write else Ledger.for_reading(settings.ledger_path)) as ledger:
+    with (Ledger(settings.store) if write else Ledger.for_reading(settings.store)) as ledger:
         yield settings, ledger
 
 

@@ -23,7 +23,7 @@ def scan_registries(home: Path, names: list[str], *, log: Callable[[str], object
     chosen = chosen_registries(settings, names)
     display = display or display_for(log)
     results = []
-    with Ledger(settings.ledger_path) as ledger:
+    with Ledger(settings.store) as ledger:
         for registry in chosen:
             if should_stop():
                 break

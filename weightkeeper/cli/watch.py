@@ -38,7 +38,7 @@ def watch(home: Path, names: list[str], stop: threading.Event, *, jitter: float 
     settings = config.load(home)
     chosen = chosen_registries(settings, names)
     display = LogLines(log, timestamps=True)
-    with Ledger(settings.ledger_path) as ledger:
+    with Ledger(settings.store) as ledger:
         # Each job: its schedule, and what running it once says.
         jobs: dict[str, tuple[str, Callable[[], str]]] = {
             registry.name: (registry.schedule, lambda registry=registry: describe(

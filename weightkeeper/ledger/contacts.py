@@ -10,8 +10,9 @@ from weightkeeper.ledger.store import Ledger, now_iso
 def block(ledger: Ledger, owner: str, *, reason: str | None, by: str) -> None:
     """Put `owner` on the list (again: a new reason and time replace the old)."""
     with ledger.transaction() as conn:
-        conn.execute("INSERT OR REPLACE INTO contact_blocks (owner, reason, blocked_at, blocked_by)"
-                     " VALUES (?, ?, ?, ?)", (owner, reason, now_iso(), by))
+        conn.execute("INSERT INTO contact_blocks (owner, reason, blocked_at, blocked_by) VALUES (?, ?, ?, ?)"
+                     " ON CONFLICT (owner) DO UPDATE SET reason = excluded.reason, blocked_at = excluded.blocked_at,"
+                     " blocked_by = excluded.blocked_by", (owner, reason, now_iso(), by))
 
 
 def unblock(ledger: Ledger, owner: str) -> bool:

@@ -13,10 +13,32 @@ import sqlite3
 from collections.abc import Iterator
 
 from weightkeeper.domain import FIRST_SEEN, EventKind, ModelState, RecordRow, canonical_json
+from weightkeeper.ledger.database import Row
 from weightkeeper.ledger.store import Ledger, now_iso
 
-ModelRow = sqlite3.Row  # columns as each query names them; by name or by position
+ModelRow = sqlite3.Row | Row  # columns as each query names them; by name or by position
 IDS_PER_QUERY = 100
+
+# Where the dialects differ, both versions. The items of a JSON array parameter as rows `j` (`j.value`), joined
+# with what follows (on SQLite, CROSS JOIN keeps this order: probe the index once per item, never scan the models):
+_JOINED_ITEMS = {"sqlite": "json_each(?) j CROSS JOIN",
+                 "postgres": "jsonb_array_elements_text(CAST(? AS jsonb)) j(value) JOIN"}
+# Of listed (name, digest) pairs, the ids of the present models matching one and the positions of those matching
+# none, both as JSON arrays (one probe of the name index per pair, aggregated in SQL).
+_UNCHANGED = {
+    "sqlite": "SELECT json_group_array(m.id) FILTER (WHERE m.id IS NOT NULL),"
+              " json_group_array(j.key) FILTER (WHERE m.id IS NULL)"
+              " FROM json_each(?) j LEFT JOIN models m ON m.registry_id = ?"
+              " AND m.name = json_extract(j.value, '$[0]') AND m.state = 'present'"
+              " AND m.digest = json_extract(j.value, '$[1]')",
+    "postgres": "SELECT COALESCE(json_agg(m.id) FILTER (WHERE m.id IS NOT NULL), '[]')::text,"
+                " COALESCE(json_agg(j.position - 1) FILTER (WHERE m.id IS NULL), '[]')::text"
+                " FROM jsonb_array_elements(CAST(? AS jsonb)) WITH ORDINALITY j(value, position)"
+                " LEFT JOIN models m ON m.registry_id = ? AND m.name = j.value ->> 0 AND m.state = 'present'"
+                " AND m.digest = CAST(j.value ->> 1 AS bigint)",
+}
+# A JSON object of an event's detail made in SQL, and JSON's true in it.
+_JSON_OBJECT = {"sqlite": ("json_object", "json('true')"), "postgres": ("json_build_object", "true")}
 
 
 def json_array(items: list) -> str:
@@ -53,23 +75,16 @@ class ModelStore:
         """Of the listed (name, digest) pairs, the ids of the present models of that name with that digest (as a
         JSON array) and the positions of the pairs that matched none. One probe of the name index per pair,
         aggregated in SQL."""
-        matched, unmatched = self.conn.execute(
-            "SELECT json_group_array(m.id) FILTER (WHERE m.id IS NOT NULL),"
-            " json_group_array(j.key) FILTER (WHERE m.id IS NULL)"
-            " FROM json_each(?) j LEFT JOIN models m ON m.registry_id = ?"
-            " AND m.name = json_extract(j.value, '$[0]') AND m.state = 'present'"
-            " AND m.digest = json_extract(j.value, '$[1]')",
-            (json_array(listed), self.registry_id),
-        ).fetchone()
+        matched, unmatched = self.conn.execute(_UNCHANGED[self.conn.dialect],
+                                               (json_array(listed), self.registry_id)).fetchone()
         return matched, json.loads(unmatched)
 
     def holders(self, names: list[str]) -> dict[str, list[ModelRow]]:
         """Every model that holds or held each name (name, id, key, state, last_observation_id), present ones last."""
         holders: dict[str, list[ModelRow]] = {}
         for model in self.conn.execute(
-            # CROSS JOIN keeps this order: probe the index once per name, never scan the models.
-            "SELECT m.name, m.id, m.key, m.state, m.last_observation_id FROM json_each(?) j"
-            " CROSS JOIN models m ON m.registry_id = ? AND m.name = j.value ORDER BY m.state = 'present', m.id",
+            f"SELECT m.name, m.id, m.key, m.state, m.last_observation_id FROM {_JOINED_ITEMS[self.conn.dialect]}"
+            " models m ON m.registry_id = ? AND m.name = j.value ORDER BY m.state = 'present', m.id",
             (json_array(names), self.registry_id),
         ):
             holders.setdefault(model["name"], []).append(model)
@@ -92,7 +107,7 @@ class ModelStore:
     def known_keys(self, keys: list[str]) -> set[str]:
         """Which of `keys` a model not deleted has."""
         return {key for (key,) in self.conn.execute(
-            "SELECT DISTINCT m.key FROM json_each(?) j CROSS JOIN models m"
+            f"SELECT DISTINCT m.key FROM {_JOINED_ITEMS[self.conn.dialect]} models m"
             " ON m.registry_id = ? AND m.key = j.value AND m.state != 'deleted'",
             (json_array(keys), self.registry_id),
         )}
@@ -126,11 +141,12 @@ class ModelStore:
 
     def unresolved(self) -> list[tuple[int, str, int, str]]:
         """(id, name, last_observation_id, state) of the suspected missing, then the withdrawn models."""
-        # The state is written into the query, or SQLite cannot use its partial index.
+        # The state is written into the query, or SQLite cannot use its partial index (which it is told to).
         return [tuple(row) for state, index in (("suspected_missing", "models_suspected"),
                                                 ("withdrawn", "models_withdrawn"))
                 for row in self.conn.execute(
-                    f"SELECT id, name, last_observation_id, state FROM models INDEXED BY {index}"
+                    f"SELECT id, name, last_observation_id, state FROM models"
+                    f"{f' INDEXED BY {index}' if self.conn.dialect == 'sqlite' else ''}"
                     f" WHERE registry_id = ? AND state = '{state}' ORDER BY id", (self.registry_id,))]
 
     def visibility(self, model_id: int) -> str:
@@ -155,7 +171,8 @@ class ModelStore:
         """
         if not new:
             return []
-        now, first_model, first = now_iso(), self.ledger.next_id("models"), self.ledger.next_id("observations")
+        now = now_iso()
+        first_model, first = self.ledger.reserve_ids("models", len(new)), self.ledger.reserve_ids("observations", len(new))
         last = first + len(new) - 1
         model_ids = list(range(first_model, first_model + len(new)))
         self.conn.executemany(
@@ -166,19 +183,21 @@ class ModelStore:
         )
         self.ledger.add_observations(
             scan_id, [(model_id, row, digest) for model_id, (row, digest) in zip(model_ids, new)], first_id=first)
+        json_object, true = _JSON_OBJECT[self.conn.dialect]
         self.conn.execute(
             "INSERT INTO events (at, kind, registry_id, model_id, scan_id, observation_id, detail)"
             " SELECT observed_at, ?, ?, model_id, scan_id, id, CASE WHEN shutdown_date IS NULL"
-            " THEN json_object('visibility', visibility)"
-            " ELSE json_object('shutdown_date', shutdown_date, 'visibility', visibility) END"
-            " FROM observations WHERE id BETWEEN ? AND ? ORDER BY id",
+            f" THEN {json_object}('visibility', visibility)"
+            f" ELSE {json_object}('shutdown_date', shutdown_date, 'visibility', visibility) END"
+            " FROM observations WHERE id BETWEEN ? AND ? ORDER BY id ON CONFLICT DO NOTHING",
             (EventKind.APPEARED.value, self.registry_id, first, last))
         self.conn.execute(
             "INSERT INTO events (at, kind, registry_id, model_id, scan_id, observation_id, detail)"
-            " SELECT observed_at, ?, ?, model_id, scan_id, id, json_object(?, json('true'),"
+            f" SELECT observed_at, ?, ?, model_id, scan_id, id, {json_object}('{FIRST_SEEN}', {true},"
             " 'shutdown_date', shutdown_date, 'successor', successor)"
-            " FROM observations WHERE id BETWEEN ? AND ? AND shutdown_date IS NOT NULL ORDER BY id",
-            (EventKind.DEPRECATION_ANNOUNCED.value, self.registry_id, FIRST_SEEN, first, last))
+            " FROM observations WHERE id BETWEEN ? AND ? AND shutdown_date IS NOT NULL ORDER BY id"
+            " ON CONFLICT DO NOTHING",
+            (EventKind.DEPRECATION_ANNOUNCED.value, self.registry_id, first, last))
         return model_ids
 
     def seen_unchanged(self, model_id: int, digest: int) -> None:
@@ -195,14 +214,15 @@ class ModelStore:
 
     def free_name(self, model_id: int) -> None:
         """Move a renamed model off its old name, so that another can take it before it takes its new one."""
-        self.conn.execute("UPDATE models SET name = ? WHERE id = ?", (f"\0renaming {model_id}", model_id))
+        # A name no registry lists (PostgreSQL's text holds no NUL, so not "\0").
+        self.conn.execute("UPDATE models SET name = ? WHERE id = ?", (f"\x01renaming {model_id}", model_id))
 
     def suspect(self, model_ids: list[int], last_seen: str | None) -> None:
         """Mark models suspected missing, last seen at `last_seen` (never before their first sighting)."""
         self.conn.executemany(
-            "UPDATE models SET state = 'suspected_missing', last_seen = MAX(first_seen, COALESCE(?, last_seen))"
-            " WHERE id = ?",
-            [(last_seen, model_id) for model_id in model_ids],
+            "UPDATE models SET state = 'suspected_missing', last_seen = CASE WHEN first_seen > COALESCE(?, last_seen)"
+            " THEN first_seen ELSE COALESCE(?, last_seen) END WHERE id = ?",
+            [(last_seen, last_seen, model_id) for model_id in model_ids],
         )
 
     def observed_visibility(self, observation_id: int) -> str:

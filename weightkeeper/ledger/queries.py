@@ -13,6 +13,7 @@ from typing import Any
 
 from weightkeeper.domain import EventKind
 from weightkeeper.errors import UnknownRegistryError, WeightkeeperError
+from weightkeeper.ledger.database import NO_LIMIT
 from weightkeeper.ledger.store import Ledger
 
 
@@ -88,7 +89,7 @@ def kinds_after(ledger: Ledger, seen: int) -> list[tuple[str, str]]:
     """(kind, the model's name at the event) of the ledger's events after its first `seen`, in the order recorded."""
     return [(row["kind"], row["model"]) for row in ledger.conn.execute(
         "SELECT e.kind, COALESCE(o.name, m.name) AS model FROM events e LEFT JOIN models m ON m.id = e.model_id"
-        " LEFT JOIN observations o ON o.id = e.observation_id ORDER BY e.id LIMIT -1 OFFSET ?", (seen,))]
+        " LEFT JOIN observations o ON o.id = e.observation_id ORDER BY e.id LIMIT ? OFFSET ?", (NO_LIMIT, seen))]
 
 
 def stats(ledger: Ledger, *, registry: str | None = None, top: int = 10) -> dict[str, Any]:
@@ -98,13 +99,13 @@ def stats(ledger: Ledger, *, registry: str | None = None, top: int = 10) -> dict
     conn = ledger.conn
     models = conn.execute(
         "SELECT COUNT(*) AS tracked,"
-        " COALESCE(SUM(m.state = 'present'), 0) AS persist,"
-        " COALESCE(SUM(m.state = 'suspected_missing'), 0) AS suspected_missing,"
-        " COALESCE(SUM(m.state = 'deleted'), 0) AS deleted,"
-        " COALESCE(SUM(m.state = 'deleted' AND a.model_id IS NULL), 0) AS deleted_unarchived,"
-        " COALESCE(SUM(m.state = 'withdrawn'), 0) AS withdrawn,"
-        " COALESCE(SUM(a.model_id IS NOT NULL), 0) AS archived,"
-        " COALESCE(SUM(m.state = 'present' AND m.visibility != 'public'), 0) AS hidden"
+        " COUNT(CASE WHEN m.state = 'present' THEN 1 END) AS persist,"
+        " COUNT(CASE WHEN m.state = 'suspected_missing' THEN 1 END) AS suspected_missing,"
+        " COUNT(CASE WHEN m.state = 'deleted' THEN 1 END) AS deleted,"
+        " COUNT(CASE WHEN m.state = 'deleted' AND a.model_id IS NULL THEN 1 END) AS deleted_unarchived,"
+        " COUNT(CASE WHEN m.state = 'withdrawn' THEN 1 END) AS withdrawn,"
+        " COUNT(CASE WHEN a.model_id IS NOT NULL THEN 1 END) AS archived,"
+        " COUNT(CASE WHEN m.state = 'present' AND m.visibility != 'public' THEN 1 END) AS hidden"
         " FROM models m JOIN registries r ON r.id = m.registry_id"
         f" LEFT JOIN (SELECT DISTINCT model_id FROM events WHERE kind = '{EventKind.ARCHIVE_VERIFIED}') a"
         f" ON a.model_id = m.id {scope}",

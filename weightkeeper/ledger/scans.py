@@ -57,15 +57,15 @@ class ScanStore:
             resuming = unfinished["phase"] == "listing" and unfinished["cursor"] is not None
             self.conn.execute(
                 "UPDATE scans SET status = 'running', attempts = attempts + 1, error = NULL,"
-                " listing_resumed = listing_resumed OR ? WHERE id = ?",
+                " listing_resumed = CASE WHEN ? THEN 1 ELSE listing_resumed END WHERE id = ?",
                 (resuming, unfinished["id"]),
             )
             return ScanStart(unfinished["id"], unfinished["phase"], unfinished["cursor"], True)
-        cursor = self.conn.execute(
-            "INSERT INTO scans (registry_id, started_at, status, phase) VALUES (?, ?, 'running', 'listing')",
+        scan_id = self.conn.execute(
+            "INSERT INTO scans (registry_id, started_at, status, phase) VALUES (?, ?, 'running', 'listing') RETURNING id",
             (self.registry_id, now_iso()),
-        )
-        return ScanStart(cursor.lastrowid, "listing", None, False)
+        ).fetchone()[0]
+        return ScanStart(scan_id, "listing", None, False)
 
     def listing_resumed(self, scan_id: int) -> bool:
         """Whether some run of the scan's listing started after a committed cursor."""
@@ -124,7 +124,8 @@ class ScanStore:
 
     def defer(self, scan_id: int, records: list[tuple[str, str]]) -> None:
         """(name, record as JSON) of listed records whose model only the complete listing tells."""
-        self.conn.executemany("INSERT OR REPLACE INTO deferred_records (scan_id, name, record) VALUES (?, ?, ?)",
+        self.conn.executemany("INSERT INTO deferred_records (scan_id, name, record) VALUES (?, ?, ?)"
+                              " ON CONFLICT (scan_id, name) DO UPDATE SET record = excluded.record",
                               [(scan_id, name, record) for name, record in records])
 
     def deferred(self, scan_id: int) -> list[tuple[str, str]]:

@@ -1,4 +1,4 @@
-"""The ledger: one SQLite file in the home directory (WAL, busy_timeout).
+"""The ledger: one SQLite file in the home directory (WAL, busy_timeout), or a PostgreSQL database (`[store] url`).
 
 Events are append-only. Models and scans hold current state and may change;
 what justified every change is an observation that an event points at.
@@ -20,6 +20,14 @@ from typing import Any, NamedTuple
 
 from weightkeeper.domain import EventKind, ModelRecord, RecordRow, canonical_json
 from weightkeeper.errors import LeaseHeld, LedgerError
+from weightkeeper.ledger.database import (
+    Connection,
+    PostgresConnection,
+    SqliteConnection,
+    is_url,
+    open_postgres,
+    shown_url,
+)
 from weightkeeper.ledger.migrations import MIGRATIONS, migrate
 from weightkeeper.secrets import scrub, scrubbed
 
@@ -30,6 +38,9 @@ CACHE_KIB = 64 * 1024
 PAGE_BYTES = 8192
 WAL_CHECKPOINT_PAGES = 64 * 1024 * 1024 // PAGE_BYTES  # 64 MiB of WAL
 LEASE_SECONDS = 60.0
+# PostgreSQL advisory locks (two int4 keys): the ledger's, taken shared by a registry's scan and exclusive by any
+# other write; a registry's, by the writes of its scan; the id reservation's, while a block of ids is taken.
+_LEDGER_LOCK, _REGISTRY_LOCK, _IDS_LOCK = 0x776B0001, 0x776B0002, 0x776B0003
 # The fields of a `RecordRow` that are columns of `observations` (named alike); lineage and files are tables.
 _STORED_COLUMNS = len(RecordRow._fields) - 2
 
@@ -52,15 +63,31 @@ def now_iso() -> str:
 
 
 class Ledger:
-    def __init__(self, path: Path, *, read_only: bool = False) -> None:
-        """Opened for writing (created and migrated as needed), or `read_only` for a home the user may only read."""
-        self.path, self.read_only = path, read_only
+    conn: Connection
+
+    def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
+        """The SQLite file at `path`, or the PostgreSQL database at a `postgresql://` URL. Opened for writing
+        (created and migrated as needed), or `read_only` for a SQLite home the user may only read."""
+        self.read_only, self._pool = read_only, None
+        if isinstance(path, str) and is_url(path):
+            # `path` names the ledger in messages and in the reviewers' witness: the URL without its password.
+            self.url, self.path = path, shown_url(path)
+            self._pool, self.conn = open_postgres(path)
+            try:
+                migrate(self.conn)
+            except BaseException:
+                self.close()
+                raise
+            return
+        path = Path(path)
+        self.url, self.path = None, path
         if read_only:
             self.conn = _read_only(path)
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+            self.conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
+                                        factory=SqliteConnection)
             self.conn.row_factory = sqlite3.Row
             self.conn.execute(f"PRAGMA page_size={PAGE_BYTES}")  # a new ledger's; an existing one keeps its own
             self.conn.execute("PRAGMA journal_mode=WAL")
@@ -76,14 +103,23 @@ class Ledger:
             raise LedgerError(f"cannot open the ledger at {path}: {exc}; is it a weightkeeper ledger?") from exc
 
     @classmethod
-    def for_reading(cls, path: Path) -> Ledger:
+    def for_reading(cls, path: Path | str) -> Ledger:
         """The ledger of a command that only reads: read-only when the user may not write it (a mounted
-        backup, another user's home), so such a home still answers."""
+        backup, another user's home), so such a home still answers. A PostgreSQL ledger's rights are the server's."""
+        if isinstance(path, str) and is_url(path):
+            return cls(path)
+        path = Path(path)
         writable = os.access(path.parent, os.W_OK | os.X_OK) and (not path.exists() or os.access(path, os.W_OK))
         return cls(path, read_only=not writable)
 
+    @property
+    def dialect(self) -> str:
+        return self.conn.dialect
+
     def close(self) -> None:
         self.conn.close()
+        if self._pool is not None:
+            self._pool.close()
 
     def __enter__(self) -> Ledger:
         return self
@@ -92,9 +128,20 @@ class Ledger:
         self.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """All or nothing: a crash inside leaves the ledger as it was before."""
-        self.conn.execute("BEGIN IMMEDIATE")
+    def transaction(self, *, registry: int | None = None) -> Iterator[Connection]:
+        """All or nothing: a crash inside leaves the ledger as it was before. One writer at a time, except that on
+        PostgreSQL the writes of scans of different registries (`registry`: the one this transaction writes for)
+        run side by side: each holds its registry's lock and the ledger's lock shared, any other write the ledger's
+        lock alone. Ids the scans share are reserved in blocks (`reserve_ids`)."""
+        if self.conn.dialect == "sqlite":
+            self.conn.execute("BEGIN IMMEDIATE")
+        else:
+            self.conn.execute("BEGIN")
+            if registry is None:
+                self.conn.execute("SELECT pg_advisory_xact_lock(?, 0)", (_LEDGER_LOCK,))
+            else:
+                self.conn.execute("SELECT pg_advisory_xact_lock_shared(?, 0), pg_advisory_xact_lock(?, ?)",
+                                  (_LEDGER_LOCK, _REGISTRY_LOCK, registry))
         try:
             yield self.conn
         except BaseException:
@@ -103,14 +150,14 @@ class Ledger:
         self.conn.execute("COMMIT")
 
     @contextmanager
-    def meanwhile(self, interval: float, work: Callable[[sqlite3.Connection], object], *,
+    def meanwhile(self, interval: float, work: Callable[[Connection], object], *,
                    once_more: bool = False) -> Iterator[None]:
-        """Run `work` on a second connection every `interval` seconds while the block runs
-        (and once more after it, with `once_more`)."""
+        """Run `work` on a second connection (on PostgreSQL, the pool's) every `interval` seconds while the block
+        runs (and once more after it, with `once_more`)."""
         stop = threading.Event()
 
         def loop() -> None:
-            with closing(sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)) as conn:
+            with self._second_connection() as conn:
                 while not stop.wait(interval):
                     work(conn)
                 if once_more:
@@ -125,12 +172,25 @@ class Ledger:
             worker.join()
 
     @contextmanager
+    def _second_connection(self) -> Iterator[Connection]:
+        if self._pool is not None:
+            with self._pool.connection() as raw:
+                yield PostgresConnection(raw)
+            return
+        with closing(sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                     factory=SqliteConnection)) as conn:
+            yield conn
+
+    @contextmanager
     def checkpoints_in_background(self, interval: float = 0.2) -> Iterator[None]:
         """While a long run of writes goes on, copy the WAL into the database from a second connection.
 
         The copying (and its fsyncs) then runs on another core instead of stalling a commit now and
-        then; before this returns, what the WAL still holds is copied too.
+        then; before this returns, what the WAL still holds is copied too. PostgreSQL has no WAL of ours to copy.
         """
+        if self.conn.dialect == "postgres":
+            yield
+            return
 
         def checkpoint(conn: sqlite3.Connection) -> None:
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
@@ -166,7 +226,7 @@ class Ledger:
                                 f"skipped. Its lease lapses {max(0, until - time.time()):.0f} s after its last "
                                 "renewal if that process died")
 
-        def renew(conn: sqlite3.Connection) -> None:
+        def renew(conn: Connection) -> None:
             conn.execute("UPDATE scan_leases SET expires_at = ? WHERE registry_id = ? AND holder = ?",
                          (time.time() + ttl, registry_id, holder))
 
@@ -183,8 +243,8 @@ class Ledger:
         with self.transaction() as conn:
             before = conn.execute("SELECT id, kind, location FROM registries WHERE name = ?", (name,)).fetchone()
             if before is None:
-                return conn.execute("INSERT INTO registries (name, kind, location, created_at) VALUES (?, ?, ?, ?)",
-                                    (name, kind, location, now_iso())).lastrowid
+                return conn.execute("INSERT INTO registries (name, kind, location, created_at) VALUES (?, ?, ?, ?)"
+                                    " RETURNING id", (name, kind, location, now_iso())).fetchone()[0]
             if (before["kind"], before["location"]) != (kind, location):
                 conn.execute("UPDATE registries SET kind = ?, location = ? WHERE id = ?", (kind, location, before["id"]))
                 unfinished = "SELECT id FROM scans WHERE registry_id = ? AND phase != 'done'"
@@ -193,16 +253,31 @@ class Ledger:
                              " WHERE registry_id = ? AND phase != 'done'", (before["id"],))
             return before["id"]
 
-    def next_id(self, table: str) -> int:
-        """The id the next row of `table` gets; inside a write transaction, ids from it on are ours to assign."""
-        return self.conn.execute(f"SELECT COALESCE(MAX(id), 0) + 1 FROM {table}").fetchone()[0]
+    def reserve_ids(self, table: str, count: int) -> int:
+        """The first of `count` consecutive ids of `table` (models, observations) that are this transaction's to
+        assign. On SQLite the write transaction owns every id after the highest; on PostgreSQL the block is taken
+        from the table's sequence at once (under a lock held only while it is taken), so that scans of other
+        registries writing meanwhile take other blocks. A block a rolled-back transaction took stays unused."""
+        if self.conn.dialect == "sqlite":
+            return self.conn.execute(f"SELECT COALESCE(MAX(id), 0) + 1 FROM {table}").fetchone()[0]
+        sequence = f"{table}_id_seq"
+        with self._pool.connection() as raw:  # its own, in autocommit: the lock is released at once
+            raw.execute("SELECT pg_advisory_lock(%s, 0)", (_IDS_LOCK,))
+            try:
+                first = raw.execute("SELECT nextval(%s)", (sequence,)).fetchone()[0]
+                if count > 1:
+                    raw.execute("SELECT setval(%s, %s)", (sequence, first + count - 1))
+            finally:
+                raw.execute("SELECT pg_advisory_unlock(%s, 0)", (_IDS_LOCK,))
+        return first
 
     def add_events(self, events: Sequence[NewEvent]) -> None:
-        """Append events; a secret in a detail (a server's message quoting a token) is scrubbed first."""
+        """Append events; a secret in a detail (a server's message quoting a token) is scrubbed first. An event
+        already recorded under its natural key (on PostgreSQL: its scan, model and kind) is not appended again."""
         at = now_iso()
         self.conn.executemany(
             "INSERT INTO events (at, kind, registry_id, model_id, scan_id, observation_id, prior_observation_id, detail)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             [(at, e.kind.value, e.registry_id, e.model_id, e.scan_id, e.observation_id, e.prior_observation_id,
               canonical_json(scrubbed(e.detail)).decode()) for e in events],
         )
@@ -210,7 +285,7 @@ class Ledger:
     def add_observations(self, scan_id: int, items: Sequence[tuple[int, RecordRow, int]], *,
                          source: str = "listing", first_id: int | None = None) -> list[int]:
         """Record what a registry said of each (model id, record row, record digest); return the observation ids."""
-        first = self.next_id("observations") if first_id is None else first_id
+        first = self.reserve_ids("observations", len(items)) if first_id is None else first_id
         ids = range(first, first + len(items))
         at = now_iso()
         self.conn.executemany(
@@ -248,12 +323,11 @@ class Ledger:
         return ModelRecord.from_row(RecordRow(*(row[name] for name in stored), tuple(lineage), tuple(files)))
 
     def add_gone_observation(self, model_id: int, scan_id: int, name: str, reason: str) -> int:
-        cursor = self.conn.execute(
+        return self.conn.execute(
             "INSERT INTO observations (model_id, scan_id, observed_at, source, found, name, lookup_detail)"
-            " VALUES (?, ?, ?, 'lookup', 0, ?, ?)",
+            " VALUES (?, ?, ?, 'lookup', 0, ?, ?) RETURNING id",
             (model_id, scan_id, now_iso(), name, scrub(reason)),
-        )
-        return cursor.lastrowid
+        ).fetchone()[0]
 
 
 def _read_only(path: Path) -> sqlite3.Connection:
@@ -263,7 +337,8 @@ def _read_only(path: Path) -> sqlite3.Connection:
         raise LedgerError(f"there is no ledger at {path} yet, and this home is read-only: nothing was recorded here")
     uri = path.resolve().as_uri()
     for mode in ("mode=ro", "immutable=1"):
-        conn = sqlite3.connect(f"{uri}?{mode}", uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        conn = sqlite3.connect(f"{uri}?{mode}", uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
+                               factory=SqliteConnection)
         conn.row_factory = sqlite3.Row
         try:
             version = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0]
@@ -316,7 +391,9 @@ class LedgerDigestCache:
 
     def put(self, path: str, size: int, stamp: str, sha256: str) -> None:
         self.conn.execute(
-            "INSERT OR REPLACE INTO file_digests (registry_id, path, size, stamp, sha256) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO file_digests (registry_id, path, size, stamp, sha256) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (registry_id, path) DO UPDATE SET size = excluded.size, stamp = excluded.stamp,"
+            " sha256 = excluded.sha256",
             (self.registry_id, path, size, stamp, sha256),
         )
 
@@ -334,5 +411,6 @@ class LedgerAdapterCache:
         return row and row[0]
 
     def put(self, key: str, value: str) -> None:
-        self.conn.execute("INSERT OR REPLACE INTO adapter_cache (registry_id, key, value) VALUES (?, ?, ?)",
+        self.conn.execute("INSERT INTO adapter_cache (registry_id, key, value) VALUES (?, ?, ?)"
+                          " ON CONFLICT (registry_id, key) DO UPDATE SET value = excluded.value",
                           (self.registry_id, key, value))
