@@ -90,6 +90,7 @@ def console_home(built_console_home: Path, tmp_path: Path, monkeypatch: pytest.M
 MLFLOW_USERS = frozenset({"test_archive_actions.py", "test_evals.py", "test_mlflow_registry.py"})
 
 
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: pytest without xdist (`-p no:xdist`) does not know it
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
     """`--dist loadfile`, with the files of MLFLOW_USERS one scope."""
     if config.getvalue("dist") != "loadfile":
