@@ -310,15 +310,15 @@ class OpenAIWorld(ServedWorld):
 
 class MLflowWorld:
     """A real `mlflow server` (`evals.mlflow_server`), emptied for each scenario. One server serves every MLflow
-    scenario of a process: it takes 10-30 s to start. A model version is named MODEL/N: `add` creates version N
-    (and its registered model), and N must be the number MLflow gives it; `delete` removes a version, or with a
-    bare MODEL the registered model; `rename` renames a registered model (a bare MODEL); `update` moves a
-    version to a `stage`. It has no faults."""
+    scenario of a process (`shared_mlflow_server`): it takes 10-30 s to start. A model version is named MODEL/N:
+    `add` creates version N (and its registered model), and N must be the number MLflow gives it; `delete` removes
+    a version, or with a bare MODEL the registered model; `rename` renames a registered model (a bare MODEL);
+    `update` moves a version to a `stage`. It has no faults."""
 
     kind = "mlflow"
 
     def __init__(self) -> None:
-        self.server = _mlflow_server()
+        self.server = shared_mlflow_server()
         self.server.delete_all_models()
         self.settings, self.names = {"url": self.server.url}, {}
 
@@ -360,6 +360,16 @@ class MLflowWorld:
         pass  # the server serves the next MLflow scenario; it stops when the process exits
 
 
+def shared_mlflow_server() -> Any:
+    """This process's one real `mlflow server` (`evals.mlflow_server`), running: every MLflow scenario uses it, and
+    so do the tests (their `mlflow_server` fixture). Started on first use, and again should a test have stopped it.
+    It serves its artifacts, for the tests that archive a version's files."""
+    server = _mlflow_server()
+    if not server.is_running():
+        server.start()
+    return server
+
+
 @cache
 def _mlflow_server() -> Any:
     from evals.mlflow_server import MLflowServer
@@ -368,7 +378,7 @@ def _mlflow_server() -> Any:
         raise ScenarioError("the MLflow scenarios run a real `mlflow server`, and the mlflow package is not "
                             "installed: install weightkeeper's dev extras (pip install -e '.[dev]')")
     root = Path(tempfile.mkdtemp(prefix="weightkeeper-eval-mlflow-"))
-    server = MLflowServer(root)
+    server = MLflowServer(root, serve_artifacts=True)
     atexit.register(shutil.rmtree, root, ignore_errors=True)
     atexit.register(server.stop)  # runs first: atexit calls in reverse order
     server.start()

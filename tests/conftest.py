@@ -17,6 +17,7 @@ from hypothesis import settings  # noqa: E402
 from weightkeeper.cli.main import set_library_environment  # noqa: E402
 
 if TYPE_CHECKING:
+    from mlflow_server import MLflowServer
     from postgres_server import PostgresServer
 
 set_library_environment()  # the tests' process starts here, as the command's does in main()
@@ -82,6 +83,37 @@ def console_home(built_console_home: Path, tmp_path: Path, monkeypatch: pytest.M
     settings = config.config_path(home)  # its registry is the copy's own
     settings.write_text(settings.read_text().replace(str(built_console_home / "home"), str(home)))
     return home
+
+
+# The test files that use the real `mlflow server` (the `mlflow_server` fixture). Under `--dist loadfile` they run in
+# one worker, as if one file, so that worker alone starts a server (10-30 s), once.
+MLFLOW_USERS = frozenset({"test_archive_actions.py", "test_evals.py", "test_mlflow_registry.py"})
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: pytest without xdist (`-p no:xdist`) does not know it
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """`--dist loadfile`, with the files of MLFLOW_USERS one scope."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class MLflowUsersTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            file = super()._split_scope(nodeid)
+            return "mlflow server users" if Path(file).name in MLFLOW_USERS else file
+
+    return MLflowUsersTogether(config, log)
+
+
+@pytest.fixture
+def mlflow_server() -> MLflowServer:
+    """The process's real `mlflow server` (evals.worlds.shared_mlflow_server, which the detection suite's MLflow
+    scenarios use too), running, its registry empty. A file that uses it belongs in MLFLOW_USERS."""
+    from evals.worlds import shared_mlflow_server
+
+    server = shared_mlflow_server()
+    server.delete_all_models()
+    return server
 
 
 @pytest.fixture(scope="session")

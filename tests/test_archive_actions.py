@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import ocfl
@@ -291,14 +290,10 @@ def test_verify_records_its_fixity_on_the_archived_model_after_a_rename_and_a_ne
 # -- MLflow: a model version's artifacts, through the tracking server's artifact proxy -------------------------
 
 
-@pytest.fixture(scope="module")
-def tracking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MLflowServer]:
-    """A real `mlflow server` serving its artifacts (started once: it takes 10-30 s); each test registers
-    models of its own names."""
-    server = MLflowServer(tmp_path_factory.mktemp("mlflow"), serve_artifacts=True)
-    server.start()
-    yield server
-    server.stop()
+@pytest.fixture
+def tracking(mlflow_server: MLflowServer) -> MLflowServer:
+    """The process's real `mlflow server` (tests/conftest.py), which serves its artifacts, its registry empty."""
+    return mlflow_server
 
 
 def mlflow_model(folder: Path) -> dict[str, bytes]:

@@ -20,6 +20,8 @@ import pytest
 from proposal_world import approve, outbox, run_propose
 from test_cli import REPO, clean_env, make_model, ok, wk
 
+from weightkeeper.signing import KEYS_ENV
+
 READ_COMMANDS = (("ledger",), ("stats",), ("review", "list"), ("archive", "list"))
 HOME_COMMANDS = (("init",), ("scan",), ("review", "list"), ("ledger",), ("stats",),
                  ("registry", "add", "x", "--kind", "local", "--path", "/tmp", "--no-check"))
@@ -73,16 +75,25 @@ def make_read_only(home: Path) -> None:
                    | stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH | (stat.S_IXOTH | stat.S_IXGRP if path.is_dir() else 0))
 
 
-@pytest.fixture
-def read_only_home(tmp_path: Path) -> Path:
-    """A home with one scanned model and its ledger, then made read-only for everyone."""
-    home, models = tmp_path / "home", tmp_path / "models"
+@pytest.fixture(scope="module")
+def built_read_only_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A home with one scanned model and its ledger, then made read-only for everyone, and its reviewer's keys
+    folder: built once (three commands), since the tests only read it."""
+    base = tmp_path_factory.mktemp("read-only")
+    home, models, env = base / "home", base / "models", clean_env(**{KEYS_ENV: str(base / "keys")})
     make_model(models, "alice/llama-ft")
-    ok(wk("init", home=home))
-    ok(wk("registry", "add", "lab", "--kind", "local", "--path", models, home=home))
-    ok(wk("scan", home=home))
+    ok(wk("init", home=home, env=env))
+    ok(wk("registry", "add", "lab", "--kind", "local", "--path", models, home=home, env=env))
+    ok(wk("scan", home=home, env=env))
     make_read_only(home)
-    return home
+    return base
+
+
+@pytest.fixture
+def read_only_home(built_read_only_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The module's read-only home; a copy of its reviewer's keys is this test's keys folder."""
+    monkeypatch.setenv(KEYS_ENV, str(shutil.copytree(built_read_only_home / "keys", tmp_path / "keys")))
+    return built_read_only_home / "home"
 
 
 @pytest.mark.parametrize("command", READ_COMMANDS, ids=" ".join)

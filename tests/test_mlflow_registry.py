@@ -1,7 +1,7 @@
 """The MLflow Model Registry adapter against a real `mlflow server`, scanned into a real SQLite ledger.
 
-One server runs for the module (starting one takes 10-30 s); each test changes its registry
-through the REST API, scans it with the real scan engine, and empties the registry afterwards.
+One server runs for the process (starting one takes 10-30 s; tests/conftest.py's `mlflow_server`); each test
+changes its registry, emptied for it, through the REST API and scans it with the real scan engine.
 Only the answers MLflow cannot be made to give here (401, HTML, a foreign 404) come from a fake.
 """
 
@@ -38,22 +38,10 @@ EACH_PAGE = ScanSettings(commit_records=1)
 TOKEN = "s3cret-test-token"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MLflowServer]:
-    server = MLflowServer(tmp_path_factory.mktemp("mlflow"))
-    server.start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def mlflow(server: MLflowServer) -> Iterator[MLflowServer]:
-    """The module's server with an empty registry, emptied again after the test."""
-    if not server.is_running():
-        server.start()
-    yield server
-    if server.is_running():
-        server.delete_all_models()
+def mlflow(mlflow_server: MLflowServer) -> MLflowServer:
+    """The process's server (tests/conftest.py) with an empty registry."""
+    return mlflow_server
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -135,13 +123,15 @@ def test_versions_appear_with_lineage_stage_aliases_and_tags(mlflow: MLflowServe
 
     record = stored_record(ledger, "alpha/2")
     run_id, artifact_uri = mlflow.source_run()
+    source = mlflow.call("GET", "model-versions/get?name=alpha&version=2")["model_version"]["source"]
+    assert source.startswith(f"{artifact_uri}/model-")  # numbered by the server's versions so far
     assert record.revision == "2"
     assert record.created_at.endswith("+00:00") and record.last_modified.endswith("+00:00")
     assert record.extra == {
         "stage": "None", "aliases": ["champion"],
         "tags": {"base_model": "acme/alpha-base", "base_model_relation": "adapter"},
         "model_tags": {"base_model": "meta/llama", "team": "nlp"},
-        "source": f"{artifact_uri}/model-2", "run_id": run_id, "model_id": None, "status": "READY",
+        "source": source, "run_id": run_id, "model_id": None, "status": "READY",
     }
     assert stored_record(ledger, "alpha/1").extra["aliases"] == []
     # A lookup builds the very record the listing built, so an unlisted-then-found model reads as unchanged.
@@ -406,8 +396,8 @@ def test_lookup_gone_only_on_resource_does_not_exist() -> None:
 
 
 def test_server_killed_mid_scan_fails_and_concludes_nothing(mlflow: MLflowServer, tmp_path: Path) -> None:
-    """Last in the module: the server stays down (starting it again costs 10-30 s; the `mlflow` fixture
-    does should a later test need it)."""
+    """Last in the module: the server stays down (starting it again costs 10-30 s; `mlflow_server` does should
+    a later test need it)."""
     ledger = tmp_path / "ledger.sqlite3"
     for name in ("m1", "m2", "m3", "m4"):
         mlflow.create_model(name)

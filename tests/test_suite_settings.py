@@ -1,9 +1,11 @@
-"""The suite's own settings: Hypothesis profiles bound every run, `thorough` widens it, `slow` marks the slowest."""
+"""The suite's own settings: Hypothesis profiles bound every run, `thorough` widens it, `slow` marks the slowest,
+the files that use the MLflow server share a worker."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -43,3 +45,14 @@ def test_the_slowest_tests_are_marked_slow_so_the_quick_loop_leaves_them_out() -
         "tests/test_fault_properties.py::test_faults_never_delete_what_exists_and_every_deletion_is_found_once_they_stop",
         "tests/test_fault_properties.py::test_no_caller_of_the_hub_records_a_deletion_of_a_model_that_exists",
     }
+
+
+def test_every_file_that_uses_the_mlflow_server_runs_in_the_worker_that_started_it() -> None:
+    """The files listed in conftest.MLFLOW_USERS share one xdist worker and its server; one left out would start
+    another (10-30 s). test_evals.py is listed though it never names the fixture: its detection suite's MLflow
+    scenarios use the same server."""
+    import conftest
+
+    using = {path.name for path in TESTS.glob("test_*.py") if re.search(r"\bmlflow_server\b", path.read_text())}
+    assert using and using <= conftest.MLFLOW_USERS
+    assert "test_evals.py" in conftest.MLFLOW_USERS
