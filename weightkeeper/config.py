@@ -98,6 +98,12 @@ fixity = ["sha1"]         # digests kept beside sha256 in each object's fixity b
 verify_schedule = "30 3 * * 0"   # cron: `weightkeeper watch` re-verifies every object (Sundays 03:30)
 # verify_sample = 100     # files per object a scheduled verification checks (all when left out)
 
+# [store]                 # a team's installation: the PostgreSQL database its workers share (`weightkeeper worker`)
+# url = "postgresql://weightkeeper@db.example.org/weightkeeper"   # no password here: $PGPASSWORD, ~/.pgpass, or
+#                         # the whole URL in $WEIGHTKEEPER_DATABASE_URL, which wins over this
+# [workers]
+# stall_seconds = 60      # a job whose worker sent no heartbeat for this long is taken up again by another
+
 # [console.keys]          # the review console's keys (`weightkeeper review`; `?` there shows them), by binding id
 # "inbox.reject" = "x"     # e.g. reject with x instead of r
 
@@ -106,6 +112,7 @@ verify_schedule = "30 3 * * 0"   # cron: `weightkeeper watch` re-verifies every 
 #   path      = "/srv/models"      # local: the folder of model folders (ORG/NAME/ with config.json, weights, README.md)
 #   endpoint  = "https://huggingface.co"  # hf: the Hub (default the public one); then at least one of:
 #   author    = "my-org"           # hf: models of this user or organisation
+#   authors   = ["my-org", "lab"]  # hf: or several, each scanned as a registry of its own (NAME/my-org, …)
 #   search    = "llama"            # hf: models whose name contains this
 #   filter    = "base_model:finetune:meta-llama/Llama-3.1-8B"   # hf: models with this tag
 #   files     = "my-org/*"         # hf: record file lists (sizes, sha256) of the models matching this glob
@@ -148,6 +155,12 @@ class RegistryConfig:
                 f"export {self.token_env}=... or remove token_env from its table in weightkeeper.toml"
             )
         return token
+
+    def shards(self) -> list[RegistryConfig]:
+        """The registries scanned for this one: its kind's shards (`NAME/PART`, each a registry of its own in the
+        ledger), or itself."""
+        kind = registry_kind(self.kind)
+        return kind.shards(self) if kind is not None and kind.shards is not None else [self]
 
     @property
     def location(self) -> str:
@@ -251,6 +264,29 @@ class ConsoleSettings:
     keys: dict[str, str] = field(default_factory=dict)
 
 
+STORE_URL_ENV = "WEIGHTKEEPER_DATABASE_URL"
+POSTGRES_URL = re.compile(r"^postgres(ql)?://")
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    """A team's shared PostgreSQL database (`[store] url`; $WEIGHTKEEPER_DATABASE_URL, when set, wins and may hold
+    a password, which the config never does). The workers keep their job queue there."""
+
+    url: str | None = None
+
+    def __post_init__(self) -> None:
+        name_secret_variables(STORE_URL_ENV)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    """`weightkeeper worker`: a job whose worker sent no heartbeat for `stall_seconds` (killed, or its machine
+    gone) is taken up again by another worker, from what the first one committed."""
+
+    stall_seconds: float = 60.0
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     path: Path
@@ -262,6 +298,16 @@ class Config:
     memory: MemorySettings = MemorySettings()
     archive: ArchiveSettings = ArchiveSettings()
     console: ConsoleSettings = ConsoleSettings()
+    store: StoreSettings = StoreSettings()
+    workers: WorkerSettings = WorkerSettings()
+
+    def store_url(self, environ: Mapping[str, str] = os.environ) -> str | None:
+        """The PostgreSQL URL of the shared store, read now; None for a home of one machine."""
+        return environ.get(STORE_URL_ENV) or self.store.url
+
+    def scanned(self) -> dict[str, RegistryConfig]:
+        """Every registry a scan covers, by its name in the ledger: each configured one, or each of its shards."""
+        return {shard.name: shard for registry in self.registries.values() for shard in registry.shards()}
 
     def memory_path(self) -> Path:
         return self.memory.path or self.path.parent / MEMORY_NAME
@@ -329,11 +375,12 @@ def _validate(path: Path, text: str, raw: dict[str, Any]) -> Config:
     def fail(message: str, table: str | None, key: str | None) -> ConfigError:
         return ConfigError(path, message, line=_key_line(text, table, key), key=key)
 
-    unknown = set(raw) - {"ledger", "scan", "proposals", "llm", "memory", "archive", "console", "registries"}
+    unknown = set(raw) - {"ledger", "scan", "proposals", "llm", "memory", "archive", "console", "store", "workers",
+                          "registries"}
     if unknown:
         key = sorted(unknown)[0]
         raise fail("unknown top-level key; expected [ledger], [scan], [proposals], [llm], [memory], [archive], "
-                   "[console] or [registries.NAME]", None, key)
+                   "[console], [store], [workers] or [registries.NAME]", None, key)
     ledger = raw.get("ledger", {})
     if not isinstance(ledger, dict) or set(ledger) - {"path"}:
         raise fail("[ledger] takes only `path`", "ledger", next(iter(set(ledger) - {"path"}), None))
@@ -347,6 +394,8 @@ def _validate(path: Path, text: str, raw: dict[str, Any]) -> Config:
     memory = _memory_settings(raw.get("memory", {}), path.parent, fail)
     archive = _archive_settings(raw.get("archive", {}), path.parent, fail)
     console = _console_settings(raw.get("console", {}), fail)
+    store = _store_settings(raw.get("store", {}), fail)
+    workers = _worker_settings(raw.get("workers", {}), fail)
     registries: dict[str, RegistryConfig] = {}
     for name, table in raw.get("registries", {}).items():
         where = f"registries.{name}"
@@ -366,9 +415,17 @@ def _validate(path: Path, text: str, raw: dict[str, Any]) -> Config:
         for key in sorted(set(table) - spec.required - spec.optional - COMMON_REGISTRY_KEYS):
             raise fail(f"not a setting of a {kind} registry", where, key)
         for key, value in table.items():
+            declared = spec.setting(key)
+            if declared is not None and declared.many:
+                if not (isinstance(value, list) and value and all(isinstance(v, str) and v.strip() for v in value)):
+                    raise fail('must be a list of strings, like ["a", "b"]', where, key)
+                if len(set(value)) != len(value):
+                    raise fail("names a value twice", where, key)
+                if declared.excludes in table:
+                    raise fail(f"`{key}` replaces `{declared.excludes}`: keep one of them", where, key)
+                continue
             if not isinstance(value, str):
                 raise fail("must be a string", where, key)
-            declared = spec.setting(key)
             if declared is not None and declared.url and not URL_PATTERN.match(value):
                 raise fail("must be an http:// or https:// URL", where, key)
         if spec.one_of and not any(table.get(key) for key in spec.one_of):
@@ -388,7 +445,29 @@ def _validate(path: Path, text: str, raw: dict[str, Any]) -> Config:
         token_env = token_env or spec.token_env
         registries[name] = RegistryConfig(name, kind, settings, schedule, token_env)
     return Config(path=path, ledger_path=ledger_path, registries=registries, scan=scan, proposals=proposals,
-                  llm=llm, memory=memory, archive=archive, console=console)
+                  llm=llm, memory=memory, archive=archive, console=console, store=store, workers=workers)
+
+
+def _store_settings(table: Any, fail: Callable[[str, str | None, str | None], ConfigError]) -> StoreSettings:
+    _check_table(table, "store", StoreSettings, fail)
+    url = table.get("url")
+    if url is None:
+        return StoreSettings()
+    if not isinstance(url, str) or not POSTGRES_URL.match(url):
+        raise fail('must be a PostgreSQL URL, like "postgresql://weightkeeper@db.example.org/weightkeeper"', "store",
+                   "url")
+    if re.match(r"^[^:]+://[^/@]*:[^/@]*@", url):
+        raise fail(f"holds a password, and secrets never go in this file: give it in $PGPASSWORD or ~/.pgpass, or "
+                   f"the whole URL in ${STORE_URL_ENV}", "store", "url")
+    return StoreSettings(url)
+
+
+def _worker_settings(table: Any, fail: Callable[[str, str | None, str | None], ConfigError]) -> WorkerSettings:
+    _check_table(table, "workers", WorkerSettings, fail)
+    seconds = table.get("stall_seconds", WorkerSettings().stall_seconds)
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 1 <= seconds <= 86_400:
+        raise fail("must be a number of seconds between 1 and 86400", "workers", "stall_seconds")
+    return WorkerSettings(float(seconds))
 
 
 def _console_settings(table: Any, fail: Callable[[str, str | None, str | None], ConfigError]) -> ConsoleSettings:
@@ -607,6 +686,6 @@ def _line_from_message(message: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _toml_value(value: str) -> str:
-    # A JSON string is a valid TOML basic string (same escapes).
+def _toml_value(value: str | list[str]) -> str:
+    # A JSON string, or array of strings, is valid TOML (same escapes).
     return json.dumps(value, ensure_ascii=False)

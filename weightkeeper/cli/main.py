@@ -359,7 +359,10 @@ def cmd_registry_add(args: argparse.Namespace) -> int:
     if args.schedule is not None and not config.valid_cron(args.schedule):
         raise WeightkeeperError(f"--schedule {args.schedule!r} is not a cron expression; use five fields such as "
                                 f"'{config.DEFAULT_SCHEDULE}' (minute hour day month weekday)")
-    settings = {option: value for option, value in given.items() if option != "token_env"}
+    settings: dict[str, Any] = {option: value for option, value in given.items() if option != "token_env"}
+    for option in [setting.name for setting in kind.settings if setting.many]:
+        if option in settings:
+            settings[option] = [part.strip() for part in settings[option].split(",") if part.strip()]
     for option in [setting.name for setting in kind.settings if setting.file]:
         if option in settings and "://" not in settings[option]:
             settings[option] = str(Path(settings[option]).expanduser().resolve())
@@ -463,7 +466,7 @@ def cmd_ledger(args: argparse.Namespace) -> int:
     settings = config.load(_home(args))
     with Ledger.for_reading(settings.ledger_path) as ledger:
         if args.registry:
-            require_registry(ledger, args.registry, settings.registries)
+            require_registry(ledger, args.registry, settings.scanned())
         if args.model:
             require_model(ledger, args.model)
         print_events(events(ledger, where), args.format)
@@ -478,7 +481,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     settings = config.load(_home(args))
     with Ledger.for_reading(settings.ledger_path) as ledger:
         if args.registry:
-            require_registry(ledger, args.registry, settings.registries)
+            require_registry(ledger, args.registry, settings.scanned())
         figures = stats(ledger, registry=args.registry)
     if args.json:
         print(json.dumps(figures, indent=2))
