@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from fake_hub import FakeHub, _one
+from http_fakes import Reply, Request
+
 from weightkeeper import config
+from weightkeeper.cli.main import main
 from weightkeeper.errors import ConfigError
 
 
@@ -35,3 +52,154 @@ def test_bad_store_and_worker_settings_say_what_to_do(tmp_path: Path, text: str,
     with pytest.raises(ConfigError, match=message) as raised:
         config.load(write_config(tmp_path, text))
     assert raised.value.key == key
+
+
+def hub_config(hub_url: str, authors: list[str], store: str, *, stall: float = 2, extra: str = "") -> str:
+    return (f'[ledger]\npath = "ledger.sqlite3"\n\n[scan]\ncommit_records = 1\n\n[store]\nurl = "{store}"\n\n'
+            f'[workers]\nstall_seconds = {stall}\n\n{extra}'
+            f'[registries.hub]\nkind = "hf"\nendpoint = "{hub_url}"\nauthors = {json.dumps(authors)}\n'
+            'schedule = "0 0 1 1 *"\n')
+
+
+def test_the_planner_queues_each_due_shard_once_and_a_scan_already_queued_is_not_queued_again(
+        tmp_path: Path, postgres_url: str) -> None:
+    from procrastinate.schema import SchemaManager
+
+    from weightkeeper.ledger.jobs import apply_schema
+    from weightkeeper.cli.workers import Workers
+
+    home = write_config(tmp_path, hub_config("http://127.0.0.1:9", ["acme", "beta", "gamma"], postgres_url))
+    assert apply_schema(postgres_url, SchemaManager.get_schema())
+    assert not apply_schema(postgres_url, SchemaManager.get_schema()), "applied once"
+    workers = Workers(home)
+
+    async def plan_twice() -> tuple[str, str, list]:
+        async with workers.app.open_async():
+            first, second = await workers.plan_now(), await workers.plan_now()
+            return first, second, await workers.app.job_manager.list_jobs_async(task="scan")
+
+    first, second, jobs = asyncio.run(plan_twice())
+    assert first == "planned 3 scan(s) (hub/acme, hub/beta, hub/gamma) and 0 approved review(s)"
+    assert second == "planned 0 scan(s) and 0 approved review(s)"
+    assert sorted((job.lock, job.queueing_lock, job.task_kwargs["registry"]) for job in jobs) == [
+        ("scan:hub/acme", "scan:hub/acme", "hub/acme"), ("scan:hub/beta", "scan:hub/beta", "hub/beta"),
+        ("scan:hub/gamma", "scan:hub/gamma", "hub/gamma")]
+
+
+def test_the_worker_needs_a_store_and_says_where_to_set_it(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(config.STORE_URL_ENV, raising=False)
+    home = write_config(tmp_path, "")
+    assert main(["--home", str(home), "worker", "--once"]) == 2
+    assert "set `url` in [store]" in capsys.readouterr().err
+
+
+# -- real workers, killed -------------------------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+AUTHORS = ["acme", "beta", "gamma", "delta"]
+MODELS_PER_AUTHOR = 6  # 3 pages of 2, each committed alone
+PAGE_SECONDS = 0.25
+TIMEOUT = 90.0
+
+
+class SlowHub(FakeHub):
+    """A Hub whose listing pages take a while (so a kill lands mid-scan), counting the listings of each author
+    in flight at once."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.page_seconds = PAGE_SECONDS
+        self.in_flight: Counter[str] = Counter()
+        self.most_at_once: Counter[str] = Counter()
+        self.lock = threading.Lock()
+
+    def _list(self, request: Request, orgs: set[str] | None) -> Reply:
+        author = _one(request.query, "author") or ""
+        with self.lock:
+            self.in_flight[author] += 1
+            self.most_at_once[author] = max(self.most_at_once[author], self.in_flight[author])
+        try:
+            time.sleep(self.page_seconds)
+            with self.lock:
+                return super()._list(request, orgs)
+        finally:
+            with self.lock:
+                self.in_flight[author] -= 1
+
+
+def start_worker(home: Path, *extra: str) -> subprocess.Popen:
+    # A session of its own: the kill takes the worker and its scan's read-ahead child, as a machine's loss would.
+    return subprocess.Popen([sys.executable, "-m", "weightkeeper.cli.main", "--home", str(home), "worker", *extra],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+
+
+def kill(worker: subprocess.Popen) -> str:
+    os.killpg(worker.pid, signal.SIGKILL)
+    out, _ = worker.communicate(timeout=20)
+    return out
+
+
+def stop(worker: subprocess.Popen) -> str:
+    worker.send_signal(signal.SIGTERM)
+    out, _ = worker.communicate(timeout=30)
+    assert worker.returncode == 0, out
+    return out
+
+
+def poll(what: Callable[[], Any], message: str, until: float = TIMEOUT) -> Any:
+    started = time.monotonic()
+    while time.monotonic() - started < until:
+        try:
+            found = what()
+        except sqlite3.OperationalError:  # the ledger not made yet
+            found = None
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting until {message}")
+
+
+def rows(ledger: Path, sql: str, *params: Any) -> list[tuple]:
+    with closing(sqlite3.connect(ledger, timeout=30)) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def recorded_events(ledger: Path) -> Counter[tuple[str, str | None, str]]:
+    return Counter(rows(ledger, "SELECT e.kind, m.name, e.detail FROM events e LEFT JOIN models m ON m.id = e.model_id"))
+
+
+@pytest.mark.slow
+def test_two_workers_scan_every_shard_once_though_one_is_killed_mid_scan(tmp_path: Path, postgres_url: str) -> None:
+    with SlowHub(page_size=2) as hub:
+        for author in AUTHORS:
+            for i in range(MODELS_PER_AUTHOR):
+                hub.add(f"{author}/model-{i}", downloads=i)
+        home = write_config(tmp_path / "team", hub_config(hub.url, AUTHORS, postgres_url))
+        ledger = home / "ledger.sqlite3"
+        first = start_worker(home)
+        second = start_worker(home)
+        # Mid-scan: a shard's listing has committed a page and the first worker holds its lease.
+        (registry, pages), = poll(lambda: rows(
+            ledger, "SELECT r.name, s.pages FROM scans s JOIN registries r ON r.id = s.registry_id"
+                    " JOIN scan_leases l ON l.registry_id = r.id"
+                    " WHERE s.phase = 'listing' AND s.pages >= 1 AND l.holder LIKE ? LIMIT 1",
+            f"%:{first.pid}:%"), "the first worker is mid-scan")
+        kill(first)
+        scans = poll(lambda: (found := rows(ledger, "SELECT r.name, s.status, s.attempts FROM scans s JOIN registries r"
+                                                    " ON r.id = s.registry_id ORDER BY r.name")) and len(found) == len(
+            AUTHORS) and all(status == "complete" for _, status, _ in found) and found,
+            "every shard's scan is complete")
+        log = stop(second)
+        hub.page_seconds = 0
+        clean = write_config(tmp_path / "clean", hub_config(hub.url, AUTHORS, postgres_url))
+        assert main(["--home", str(clean), "scan"]) == 0
+
+    assert [name for name, _, _ in scans] == sorted(f"hub/{author}" for author in AUTHORS)
+    assert dict((name, attempts) for name, _, attempts in scans)[registry] == 2, "resumed, not started again"
+    assert recorded_events(ledger) == recorded_events(clean / "ledger.sqlite3")
+    assert sum(count for (kind, _, _), count in recorded_events(ledger).items() if kind == "appeared") == (
+        len(AUTHORS) * MODELS_PER_AUTHOR)
+    assert set(hub.most_at_once.values()) == {1}, "no author was listed by two workers at once"
+    assert "stalled job(s) taken up again (scan[" in log and f"'{registry}'" in log, log

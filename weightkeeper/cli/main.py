@@ -157,6 +157,19 @@ def build_parser() -> argparse.ArgumentParser:
                        help="start each scan up to this many seconds after its cron time (default 30)")
     watch.set_defaults(handler=cmd_watch)
 
+    worker = commands.add_parser(
+        "worker", parents=[home], help="run a worker of a team's installation (jobs in PostgreSQL)",
+        description="Runs the scans each registry's schedule makes due (one job per registry or shard, never two at "
+                    "once), the actions of approved proposals, and the drafting after a scan when auto_propose is "
+                    "on, with other workers sharing the job queue in [store] url ($WEIGHTKEEPER_DATABASE_URL). The "
+                    "jobs of a worker killed or lost are taken up again after [workers] stall_seconds. SIGTERM or "
+                    "Ctrl-C stops after the current page of a scan.")
+    worker.add_argument("--concurrency", type=int, default=1, metavar="N",
+                        help="jobs this worker runs at once (default 1)")
+    worker.add_argument("--once", action="store_true",
+                        help="plan the due work, run what is queued, and exit (for cron, and tests)")
+    worker.set_defaults(handler=cmd_worker)
+
     ledger = commands.add_parser("ledger", parents=[home], help="show recorded events")
     ledger.add_argument("--kind", action="append", default=[], metavar="KIND",
                         help="only this event kind (repeat, or separate with commas)")
@@ -448,6 +461,15 @@ def cmd_watch(args: argparse.Namespace) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     watch(_home(args), args.names, stop, jitter=args.jitter, log=lambda line: print(line, flush=True))
+    return EXIT_OK
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from weightkeeper.cli.working import run_worker
+
+    if args.concurrency < 1:
+        raise WeightkeeperError("--concurrency must be 1 or more jobs")
+    run_worker(_home(args), concurrency=args.concurrency, once=args.once, log=lambda line: print(line, flush=True))
     return EXIT_OK
 
 

@@ -1,0 +1,69 @@
+"""`weightkeeper worker`: run procrastinate workers over the home's job queue (weightkeeper/cli/workers.py).
+
+It applies procrastinate's schema when the database has none, then runs until SIGTERM or SIGINT, which ends a
+running scan after its current page (committed and resumable, as `watch` stops) and lets the other jobs finish.
+One line is logged per job. `once` plans and recovers at once, runs what is queued, and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from weightkeeper.cli.progress import stamp
+from weightkeeper.secrets import scrub
+
+
+def run_worker(home: Path, *, concurrency: int = 1, once: bool = False,
+               log: Callable[[str], object] = print) -> None:
+    from procrastinate.schema import SchemaManager
+
+    from weightkeeper.ledger.jobs import apply_schema
+    from weightkeeper.cli.workers import Workers
+
+    workers = Workers(home, log=log)
+    if apply_schema(workers.url, SchemaManager.get_schema()):
+        log(f"{stamp()} created the job queue's tables (procrastinate's schema)")
+    asyncio.run(_work(workers, concurrency, once, log))
+
+
+async def _work(workers: Any, concurrency: int, once: bool, log: Callable[[str], object]) -> None:
+    stall = workers.settings.workers.stall_seconds
+
+    async def logged(call_next: Callable[[], Any], context: Any, worker: Any) -> Any:
+        try:
+            result = await call_next()
+        except BaseException as exc:
+            log(f"{stamp()} {context.job.call_string} failed: {scrub(f'{type(exc).__name__}: {exc}')}")
+            raise
+        log(f"{stamp()} {context.job.call_string}: {result}")
+        return result
+
+    name = f"{socket.gethostname()}:{os.getpid()}"
+    async with workers.app.open_async():
+        if once:
+            log(f"{stamp()} {await workers.recover_now()}")
+            log(f"{stamp()} {await workers.plan_now()}")
+        runner = asyncio.create_task(workers.app.run_worker_async(
+            name=name, concurrency=concurrency, wait=not once, install_signal_handlers=False,
+            worker_middleware=[logged], update_heartbeat_interval=max(0.5, stall / 4), stalled_worker_timeout=stall,
+            fetch_job_polling_interval=1.0))
+
+        def stop() -> None:
+            workers.stopping.set()
+            runner.cancel()
+
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop)
+        log(f"{stamp()} worker {name} started (concurrency {concurrency}{', once' if once else ''})")
+        try:
+            await runner
+        except asyncio.CancelledError:
+            pass
+    log(f"{stamp()} worker stopped; an interrupted scan resumes at its next run")
