@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from fake_hub import FakeHub, _one
+from fake_webhook import FakeWebhook
 from http_fakes import Reply, Request
 
 from weightkeeper import config
@@ -84,6 +85,36 @@ def test_the_planner_queues_each_due_shard_once_and_a_scan_already_queued_is_not
     assert sorted((job.lock, job.queueing_lock, job.task_kwargs["registry"]) for job in jobs) == [
         ("scan:hub/acme", "scan:hub/acme", "hub/acme"), ("scan:hub/beta", "scan:hub/beta", "hub/beta"),
         ("scan:hub/gamma", "scan:hub/gamma", "hub/gamma")]
+
+
+def test_a_scan_job_whose_registry_is_being_scanned_elsewhere_is_skipped_by_the_lease(
+        tmp_path: Path, postgres_url: str) -> None:
+    """The second line behind the queueing lock: a scan started outside the queue (`weightkeeper scan`, `watch`)."""
+    from weightkeeper.cli.workers import Workers
+    from weightkeeper.ledger import Ledger
+
+    home = write_config(tmp_path, hub_config("http://127.0.0.1:9", ["acme"], postgres_url))
+    shard = config.load(home).scanned()["hub/acme"]
+    with Ledger(home / "ledger.sqlite3") as ledger, ledger.scan_lease(
+            ledger.registry_id(shard.name, shard.kind, shard.location), shard.name):
+        line = Workers(home)._scan("hub/acme")
+    assert line.startswith("hub/acme: not scanned (skipped)") and "is being scanned by" in line
+
+
+def test_worker_once_runs_the_due_scans_and_exits(tmp_path: Path, postgres_url: str,
+                                                  capsys: pytest.CaptureFixture) -> None:
+    with FakeHub(page_size=2) as hub:
+        for name in ("acme/a", "acme/b", "acme/c", "beta/a"):
+            hub.add(name)
+        home = write_config(tmp_path, hub_config(hub.url, ["acme", "beta"], postgres_url))
+        assert main(["--home", str(home), "worker", "--once"]) == 0
+        first = capsys.readouterr().out
+        assert main(["--home", str(home), "worker", "--once"]) == 0
+        second = capsys.readouterr().out
+    assert "created the job queue's tables" in first and "planned 2 scan(s) (hub/acme, hub/beta)" in first
+    assert "scan[" in first and "(registry='hub/acme'): hub/acme: scan 1 complete — 3 models in 2 pages" in first
+    assert "(registry='hub/beta'): hub/beta: scan 2 complete — 1 model in 1 page" in first
+    assert "created" not in second and "planned 0 scan(s)" in second and "scan[" not in second
 
 
 def test_the_worker_needs_a_store_and_says_where_to_set_it(tmp_path: Path, capsys: pytest.CaptureFixture,
@@ -203,3 +234,68 @@ def test_two_workers_scan_every_shard_once_though_one_is_killed_mid_scan(tmp_pat
         len(AUTHORS) * MODELS_PER_AUTHOR)
     assert set(hub.most_at_once.values()) == {1}, "no author was listed by two workers at once"
     assert "stalled job(s) taken up again (scan[" in log and f"'{registry}'" in log, log
+
+
+@pytest.mark.slow
+def test_sigterm_ends_a_scan_after_its_page_and_the_next_run_resumes_it(tmp_path: Path, postgres_url: str) -> None:
+    with SlowHub(page_size=2) as hub:
+        for i in range(12):
+            hub.add(f"acme/model-{i:02d}")
+        home = write_config(tmp_path, hub_config(hub.url, ["acme"], postgres_url))
+        ledger = home / "ledger.sqlite3"
+        worker = start_worker(home)
+        poll(lambda: rows(ledger, "SELECT 1 FROM scans WHERE pages >= 1"), "a page is committed")
+        log = stop(worker)
+        (status, pages), = rows(ledger, "SELECT status, pages FROM scans")
+        assert status == "interrupted" and pages < 6 and "scan 1 interrupted" in log and "worker stopped" in log
+        assert rows(ledger, "SELECT COUNT(*) FROM models") == [(pages * 2,)], "every committed page, no half page"
+        hub.page_seconds = 0
+        assert main(["--home", str(home), "worker", "--once"]) == 0
+    assert rows(ledger, "SELECT status, attempts, models_seen FROM scans") == [("complete", 2, 12)]
+
+
+class SlowWebhook(FakeWebhook):
+    """A receiver that takes a while to act on a delivery (so a kill lands while the POST is in flight), one
+    delivery at a time, as a receiver's database serialises its idempotency keys."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrived = threading.Event()
+        self.lock = threading.Lock()
+
+    def route(self, request: Request) -> Reply:
+        self.arrived.set()
+        with self.lock:
+            time.sleep(1.0)
+            return super().route(request)
+
+
+@pytest.mark.slow
+def test_an_approved_publish_whose_worker_is_killed_mid_post_is_published_once_by_another(
+        tmp_path: Path, postgres_url: str) -> None:
+    from proposal_world import approve, model, run_propose, scan_twice
+
+    with SlowWebhook() as webhook:
+        home = write_config(tmp_path, f'[store]\nurl = "{postgres_url}"\n\n[workers]\nstall_seconds = 2\n\n'
+                                      f'[proposals]\nchannel = "webhook"\nwebhook_url = "{webhook.hook}"\n')
+        scan_twice(home, [model("acme/med-ft"), model("acme/other")], [model("acme/other")])
+        (outcome,) = run_propose(home, config.load(home).proposals)
+        approve(home, outcome.review_id)
+        first = start_worker(home)
+        posted = webhook.arrived.wait(TIMEOUT)
+        first_log = kill(first)
+        assert posted, f"the first worker posts:\n{first_log}"
+        log = stop_when(start_worker(home), lambda: rows(
+            config.load(home).ledger_path, "SELECT 1 FROM events WHERE kind = 'action_executed'"))
+    ledger = config.load(home).ledger_path
+    assert len(webhook.posts()) == 2, "the killed worker's POST, and the same one again"
+    assert len({post.headers["idempotency-key"] for post in webhook.posts()}) == 1
+    assert len(webhook.delivered) == 1, "acted on once"
+    assert rows(ledger, "SELECT COUNT(*) FROM events WHERE kind = 'action_executed'") == [(1,)]
+    assert rows(ledger, "SELECT status FROM reviews WHERE id = ?", outcome.review_id) == [("executed",)]
+    assert f"resume[" in log and "action 0 done (webhook" in log, log
+
+
+def stop_when(worker: subprocess.Popen, done: Callable[[], Any]) -> str:
+    poll(done, "the worker did it")
+    return stop(worker)

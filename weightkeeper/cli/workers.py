@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -81,7 +80,6 @@ class Due:
 
 def due_work(home: Path, running: set[str], now: datetime) -> Due:
     """The scans due at `now` (by schedule, or unfinished) but not `running`, and the approved reviews."""
-    from weightkeeper.cli.scanning import chosen_registries
     from weightkeeper.cli.watch import next_run
     from weightkeeper.ledger import queries
     from weightkeeper.review import ReviewQueue
@@ -89,9 +87,10 @@ def due_work(home: Path, running: set[str], now: datetime) -> Due:
     settings = config.load(home)
     with open_ledger(settings) as ledger:
         scans = []
-        for registry in chosen_registries(settings, []):
+        for registry in settings.scanned().values():
             last, _ = queries.last_scan(ledger, registry.name)
-            began = None if last is None else datetime.fromisoformat(last["started_at"])
+            # Schedules are read in local time, as `watch` reads them.
+            began = None if last is None else datetime.fromisoformat(last["started_at"]).astimezone()
             if registry.name not in running and (
                     began is None or last["phase"] != "done" or next_run(registry.schedule, began) <= now):
                 scans.append(registry.name)
@@ -103,10 +102,10 @@ class Workers:
     """The procrastinate app of one home, its tasks registered; `stopping` set asks running scans to end after
     their current page, committed and resumable."""
 
-    def __init__(self, home: Path, *, log: Callable[[str], object] = print) -> None:
+    def __init__(self, home: Path) -> None:
         import procrastinate
 
-        self.home, self.log = home, log
+        self.home = home
         self.settings = config.load(home)
         self.url = store_url(self.settings)
         self.stopping = threading.Event()

@@ -8,15 +8,18 @@ One line is logged per job. `once` plans and recovers at once, runs what is queu
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
-import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from weightkeeper.cli.progress import stamp
 from weightkeeper.secrets import scrub
+
+if TYPE_CHECKING:
+    from weightkeeper.cli.workers import Workers
 
 
 def run_worker(home: Path, *, concurrency: int = 1, once: bool = False,
@@ -26,13 +29,13 @@ def run_worker(home: Path, *, concurrency: int = 1, once: bool = False,
     from weightkeeper.ledger.jobs import apply_schema
     from weightkeeper.cli.workers import Workers
 
-    workers = Workers(home, log=log)
+    workers = Workers(home)
     if apply_schema(workers.url, SchemaManager.get_schema()):
         log(f"{stamp()} created the job queue's tables (procrastinate's schema)")
     asyncio.run(_work(workers, concurrency, once, log))
 
 
-async def _work(workers: Any, concurrency: int, once: bool, log: Callable[[str], object]) -> None:
+async def _work(workers: Workers, concurrency: int, once: bool, log: Callable[[str], object]) -> None:
     stall = workers.settings.workers.stall_seconds
 
     async def logged(call_next: Callable[[], Any], context: Any, worker: Any) -> Any:
