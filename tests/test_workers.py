@@ -106,7 +106,8 @@ def test_worker_once_runs_the_due_scans_and_exits(tmp_path: Path, postgres_url: 
     with FakeHub(page_size=2) as hub:
         for name in ("acme/a", "acme/b", "acme/c", "beta/a"):
             hub.add(name)
-        home = write_config(tmp_path, hub_config(hub.url, ["acme", "beta"], postgres_url))
+        home = write_config(tmp_path, hub_config(hub.url, ["acme", "beta"], postgres_url, extra=(
+            "[proposals]\nauto_propose = true\n\n[memory]\nenabled = false\n\n")))
         assert main(["--home", str(home), "worker", "--once"]) == 0
         first = capsys.readouterr().out
         assert main(["--home", str(home), "worker", "--once"]) == 0
@@ -114,6 +115,7 @@ def test_worker_once_runs_the_due_scans_and_exits(tmp_path: Path, postgres_url: 
     assert "created the job queue's tables" in first and "planned 2 scan(s) (hub/acme, hub/beta)" in first
     assert "scan[" in first and "(registry='hub/acme'): hub/acme: scan 1 complete — 3 models in 2 pages" in first
     assert "(registry='hub/beta'): hub/beta: scan 2 complete — 1 model in 1 page" in first
+    assert first.count("propose[") == 1 and "0 proposals queued for review" in first, "drafted once, after the scans"
     assert "created" not in second and "planned 0 scan(s)" in second and "scan[" not in second
 
 
