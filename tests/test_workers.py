@@ -87,6 +87,38 @@ def test_the_planner_queues_each_due_shard_once_and_a_scan_already_queued_is_not
         ("scan:hub/gamma", "scan:hub/gamma", "hub/gamma")]
 
 
+def test_a_stalled_workers_job_is_queued_again_unless_its_work_already_is(tmp_path: Path, postgres_url: str) -> None:
+    import psycopg
+    from procrastinate.schema import SchemaManager
+
+    from weightkeeper.cli.workers import Workers, scan_lock
+    from weightkeeper.ledger.jobs import apply_schema
+
+    home = write_config(tmp_path, hub_config("http://127.0.0.1:9", ["acme", "beta"], postgres_url))
+    apply_schema(postgres_url, SchemaManager.get_schema())
+    workers = Workers(home)
+
+    async def silent_worker_with_two_scans() -> tuple[str, list[tuple[str, str]]]:
+        async with workers.app.open_async():
+            manager = workers.app.job_manager
+            await workers.plan_now()
+            silent = await manager.register_worker()
+            assert await manager.fetch_job(queues=None, worker_id=silent) is not None
+            assert await manager.fetch_job(queues=None, worker_id=silent) is not None
+            # hub/beta's scan is queued again meanwhile (by `weightkeeper worker --once`, say): its queueing lock is taken.
+            await workers.scan.configure(lock=scan_lock("hub/beta"), queueing_lock=scan_lock("hub/beta")).defer_async(
+                registry="hub/beta")
+            with psycopg.connect(postgres_url, autocommit=True) as conn:
+                conn.execute("UPDATE procrastinate_workers SET last_heartbeat = now() - interval '1 minute'")
+            line = await workers.recover_now()
+            jobs = await manager.list_jobs_async(task="scan")
+            return line, sorted((job.task_kwargs["registry"], str(job.status)) for job in jobs)
+
+    line, jobs = asyncio.run(silent_worker_with_two_scans())
+    assert line.startswith("2 stalled job(s) taken up again (scan[")
+    assert jobs == [("hub/acme", "todo"), ("hub/beta", "aborted"), ("hub/beta", "todo")]
+
+
 def test_a_scan_job_whose_registry_is_being_scanned_elsewhere_is_skipped_by_the_lease(
         tmp_path: Path, postgres_url: str) -> None:
     """The second line behind the queueing lock: a scan started outside the queue (`weightkeeper scan`, `watch`)."""

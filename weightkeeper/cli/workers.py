@@ -171,7 +171,7 @@ class Workers:
 
     async def recover_now(self) -> str:
         """Put the jobs of stalled workers back in the queue; one whose work was queued again meanwhile (its
-        queueing lock taken) is marked failed instead, since the queued job does the same work."""
+        queueing lock taken) is aborted instead, since the queued job does the same work."""
         import procrastinate
         from procrastinate.exceptions import UniqueViolation
 
@@ -181,7 +181,7 @@ class Workers:
             try:
                 await manager.retry_job(job)
             except UniqueViolation:
-                await manager.finish_job(job, status=procrastinate.jobs.Status.FAILED, delete_job=False)
+                await manager.finish_job(job, status=procrastinate.jobs.Status.ABORTED, delete_job=False)
         return f"{len(stalled)} stalled job(s) taken up again" + (
             f" ({', '.join(job.call_string for job in stalled)})" if stalled else "")
 
