@@ -75,3 +75,11 @@ def test_a_scan_records_each_shard_as_a_registry_of_its_own(tmp_path: Path) -> N
                               " ORDER BY m.name").fetchall()
     assert models == [("hub/acme", "acme/model-0"), ("hub/acme", "acme/model-1"), ("hub/acme", "acme/model-2"),
                       ("hub/beta", "beta/model-0"), ("hub/beta", "beta/model-1")]
+
+
+def test_registry_check_checks_every_shard(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    with FakeHub(page_size=2) as hub:
+        home = hub_home(tmp_path, hub.url, 'authors = ["acme", "beta"]')
+        assert main(["--home", str(home), "registry", "check", "hub"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("hub: ok: ") and "of acme" in out and "of beta" in out and out.count("; ") >= 1

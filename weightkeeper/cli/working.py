@@ -55,6 +55,7 @@ async def _work(workers: Workers, concurrency: int, once: bool, log: Callable[[s
         runner = asyncio.create_task(workers.app.run_worker_async(
             name=name, concurrency=concurrency, wait=not once, install_signal_handlers=False,
             worker_middleware=[logged], update_heartbeat_interval=max(0.5, stall / 4), stalled_worker_timeout=stall,
+            # A retried job, or one whose lock was released, is announced to no one: polling finds it.
             fetch_job_polling_interval=1.0))
 
         def stop() -> None:
