@@ -35,7 +35,8 @@ def write_config(home: Path, text: str) -> Path:
 
 
 def test_the_store_url_comes_from_the_config_or_the_environment_which_wins(tmp_path: Path) -> None:
-    home = write_config(tmp_path, '[store]\nurl = "postgresql://wk@db.example.org/wk"\n\n[workers]\nstall_seconds = 5\n')
+    home = write_config(tmp_path, '[store]\nurl = "postgresql://wk@db.example.org/wk"\n\n'
+                                  '[workers]\nstall_seconds = 5\n')
     settings = config.load(home)
     assert settings.store_url({}) == "postgresql://wk@db.example.org/wk"
     assert settings.store_url({config.STORE_URL_ENV: "postgresql://wk:pw@other/wk"}) == "postgresql://wk:pw@other/wk"
@@ -105,7 +106,7 @@ def test_a_stalled_workers_job_is_queued_again_unless_its_work_already_is(tmp_pa
             silent = await manager.register_worker()
             assert await manager.fetch_job(queues=None, worker_id=silent) is not None
             assert await manager.fetch_job(queues=None, worker_id=silent) is not None
-            # hub/beta's scan is queued again meanwhile (by `weightkeeper worker --once`, say): its queueing lock is taken.
+            # hub/beta's scan is queued again meanwhile (by `worker --once`, say): its queueing lock is taken.
             await workers.scan.configure(lock=scan_lock("hub/beta"), queueing_lock=scan_lock("hub/beta")).defer_async(
                 registry="hub/beta")
             with psycopg.connect(postgres_url, autocommit=True) as conn:
@@ -232,7 +233,8 @@ def rows(ledger: Path, sql: str, *params: Any) -> list[tuple]:
 
 
 def recorded_events(ledger: Path) -> Counter[tuple[str, str | None, str]]:
-    return Counter(rows(ledger, "SELECT e.kind, m.name, e.detail FROM events e LEFT JOIN models m ON m.id = e.model_id"))
+    return Counter(rows(ledger, "SELECT e.kind, m.name, e.detail FROM events e"
+                                " LEFT JOIN models m ON m.id = e.model_id"))
 
 
 @pytest.mark.slow
@@ -333,3 +335,11 @@ def test_an_approved_publish_whose_worker_is_killed_mid_post_is_published_once_b
 def stop_when(worker: subprocess.Popen, done: Callable[[], Any]) -> str:
     poll(done, "the worker did it")
     return stop(worker)
+
+
+def test_a_store_that_does_not_answer_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    home = write_config(tmp_path, '[store]\nurl = "postgresql://wk@127.0.0.1:9/wk"\n')
+    assert main(["--home", str(home), "worker", "--once"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot reach the job queue's database" in err and "check `url` in [store]" in err
+    assert "Traceback" not in err

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from weightkeeper.cli.progress import stamp
+from weightkeeper.config import STORE_URL_ENV
+from weightkeeper.errors import WeightkeeperError
 from weightkeeper.secrets import scrub
 
 if TYPE_CHECKING:
@@ -29,9 +31,16 @@ def run_worker(home: Path, *, concurrency: int = 1, once: bool = False,
     from weightkeeper.ledger.jobs import apply_schema
     from weightkeeper.cli.workers import Workers
 
+    import psycopg
+
     workers = Workers(home)
-    if apply_schema(workers.url, SchemaManager.get_schema()):
-        log(f"{stamp()} created the job queue's tables (procrastinate's schema)")
+    try:
+        if apply_schema(workers.url, SchemaManager.get_schema()):
+            log(f"{stamp()} created the job queue's tables (procrastinate's schema)")
+    except psycopg.OperationalError as exc:
+        raise WeightkeeperError(
+            f"cannot reach the job queue's database: {str(exc).strip()}; check `url` in [store] of "
+            f"{workers.settings.path} (or ${STORE_URL_ENV}) and that PostgreSQL accepts this user there") from None
     asyncio.run(_work(workers, concurrency, once, log))
 
 
@@ -53,7 +62,7 @@ async def _work(workers: Workers, concurrency: int, once: bool, log: Callable[[s
             log(f"{stamp()} {await workers.recover_now()}")
             log(f"{stamp()} {await workers.plan_now()}")
         runner = asyncio.create_task(workers.app.run_worker_async(
-            name=name, concurrency=concurrency, wait=not once, install_signal_handlers=False,
+            name=name, concurrency=concurrency, wait=not once, install_signal_handlers=False, delete_jobs="successful",
             worker_middleware=[logged], update_heartbeat_interval=max(0.5, stall / 4), stalled_worker_timeout=stall,
             # A retried job, or one whose lock was released, is announced to no one: polling finds it.
             fetch_job_polling_interval=1.0))
