@@ -27,6 +27,7 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 NAME_RULE = "registry names use letters, digits, '.', '_' and '-' (at most 64)"
 ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 ENV_NAME_RULE = "must be the *name* of an environment variable (like HF_TOKEN), not a token"
+DATABASE_URL_ENV = "WEIGHTKEEPER_DATABASE_URL"  # the whole store URL, password included: wins over [store]
 URL_PATTERN = re.compile(r"^https?://[^\s/]+")
 DEFAULT_SCHEDULE = "17 * * * *"
 
@@ -39,6 +40,12 @@ TEMPLATE = """\
 [ledger]
 # The SQLite ledger (append-only events, observations, scans).
 path = "{ledger}"
+
+# [store]
+# A team's PostgreSQL database, where `weightkeeper worker` keeps its job queue:
+# url = "postgresql://weightkeeper@db.example.org/weightkeeper"
+# password_env = "WEIGHTKEEPER_DATABASE_PASSWORD"   # the variable holding its password, never the password
+# $WEIGHTKEEPER_DATABASE_URL, when set, is the whole URL and wins over this table.
 
 [scan]
 # A scan commits what it has listed, with the cursor to resume from, once it holds this many
@@ -98,10 +105,7 @@ fixity = ["sha1"]         # digests kept beside sha256 in each object's fixity b
 verify_schedule = "30 3 * * 0"   # cron: `weightkeeper watch` re-verifies every object (Sundays 03:30)
 # verify_sample = 100     # files per object a scheduled verification checks (all when left out)
 
-# [store]                 # a team's installation: the PostgreSQL database its workers share (`weightkeeper worker`)
-# url = "postgresql://weightkeeper@db.example.org/weightkeeper"   # no password here: $PGPASSWORD, ~/.pgpass, or
-#                         # the whole URL in $WEIGHTKEEPER_DATABASE_URL, which wins over this
-# [workers]
+# [workers]               # `weightkeeper worker`, a team's installation (its job queue is in [store]'s database)
 # stall_seconds = 60      # a job whose worker sent no heartbeat for this long is taken up again by another
 
 # [console.keys]          # the review console's keys (`weightkeeper review`; `?` there shows them), by binding id
@@ -264,19 +268,15 @@ class ConsoleSettings:
     keys: dict[str, str] = field(default_factory=dict)
 
 
-STORE_URL_ENV = "WEIGHTKEEPER_DATABASE_URL"
-POSTGRES_URL = re.compile(r"^postgres(ql)?://")
-
-
 @dataclass(frozen=True, slots=True)
 class StoreSettings:
-    """A team's shared PostgreSQL database (`[store] url`; $WEIGHTKEEPER_DATABASE_URL, when set, wins and may hold
-    a password, which the config never does). The workers keep their job queue there."""
+    """`[store]`: the ledger in PostgreSQL at `url`, its password in the environment variable `password_env`."""
 
     url: str | None = None
+    password_env: str | None = None
 
     def __post_init__(self) -> None:
-        name_secret_variables(STORE_URL_ENV)
+        name_secret_variables(self.password_env, DATABASE_URL_ENV)
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,6 +291,7 @@ class WorkerSettings:
 class Config:
     path: Path
     ledger_path: Path
+    store_settings: StoreSettings = StoreSettings()
     registries: dict[str, RegistryConfig] = field(default_factory=dict)
     scan: ScanSettings = ScanSettings()
     proposals: ProposalSettings = ProposalSettings()
@@ -298,16 +299,32 @@ class Config:
     memory: MemorySettings = MemorySettings()
     archive: ArchiveSettings = ArchiveSettings()
     console: ConsoleSettings = ConsoleSettings()
-    store: StoreSettings = StoreSettings()
     workers: WorkerSettings = WorkerSettings()
-
-    def store_url(self, environ: Mapping[str, str] = os.environ) -> str | None:
-        """The PostgreSQL URL of the shared store, read now; None for a home of one machine."""
-        return environ.get(STORE_URL_ENV) or self.store.url
 
     def scanned(self) -> dict[str, RegistryConfig]:
         """Every registry a scan covers, by its name in the ledger: each configured one, or each of its shards."""
         return {shard.name: shard for registry in self.registries.values() for shard in registry.shards()}
+
+    @property
+    def store(self) -> Path | str:
+        """Where the home's ledger is: the PostgreSQL URL of `$WEIGHTKEEPER_DATABASE_URL`, else of `[store] url`
+        (its password from `password_env`), else the SQLite file of `[ledger] path`. Every command opens it so."""
+        from urllib.parse import quote, urlsplit, urlunsplit
+
+        if os.environ.get(DATABASE_URL_ENV):
+            return os.environ[DATABASE_URL_ENV]
+        url, password_env = self.store_settings.url, self.store_settings.password_env
+        if url is None:
+            return self.ledger_path
+        if password_env is None:
+            return url
+        password = os.environ.get(password_env)
+        if not password:
+            raise ConfigError(self.path, f"[store] password_env names ${password_env}, which is not set; export "
+                              "the database password in it", key="password_env")
+        parts = urlsplit(url)
+        return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:{quote(password, safe='')}@"
+                                                f"{parts.netloc.rpartition('@')[2]}"))
 
     def memory_path(self) -> Path:
         return self.memory.path or self.path.parent / MEMORY_NAME
@@ -375,12 +392,12 @@ def _validate(path: Path, text: str, raw: dict[str, Any]) -> Config:
     def fail(message: str, table: str | None, key: str | None) -> ConfigError:
         return ConfigError(path, message, line=_key_line(text, table, key), key=key)
 
-    unknown = set(raw) - {"ledger", "scan", "proposals", "llm", "memory", "archive", "console", "store", "workers",
+    unknown = set(raw) - {"ledger", "store", "scan", "proposals", "llm", "memory", "archive", "console", "workers",
                           "registries"}
     if unknown:
         key = sorted(unknown)[0]
-        raise fail("unknown top-level key; expected [ledger], [scan], [proposals], [llm], [memory], [archive], "
-                   "[console], [store], [workers] or [registries.NAME]", None, key)
+        raise fail("unknown top-level key; expected [ledger], [store], [scan], [proposals], [llm], [memory], "
+                   "[archive], [console], [workers] or [registries.NAME]", None, key)
     ledger = raw.get("ledger", {})
     if not isinstance(ledger, dict) or set(ledger) - {"path"}:
         raise fail("[ledger] takes only `path`", "ledger", next(iter(set(ledger) - {"path"}), None))
@@ -388,13 +405,13 @@ def _validate(path: Path, text: str, raw: dict[str, Any]) -> Config:
     if not ledger_path.is_absolute():
         ledger_path = path.parent / ledger_path
 
+    store = _store_settings(raw.get("store", {}), fail)
     scan = _scan_settings(raw.get("scan", {}), fail)
     proposals = _proposal_settings(raw.get("proposals", {}), fail)
     llm = _llm_settings(raw["llm"], fail) if "llm" in raw else None
     memory = _memory_settings(raw.get("memory", {}), path.parent, fail)
     archive = _archive_settings(raw.get("archive", {}), path.parent, fail)
     console = _console_settings(raw.get("console", {}), fail)
-    store = _store_settings(raw.get("store", {}), fail)
     workers = _worker_settings(raw.get("workers", {}), fail)
     registries: dict[str, RegistryConfig] = {}
     for name, table in raw.get("registries", {}).items():
@@ -444,22 +461,28 @@ def _validate(path: Path, text: str, raw: dict[str, Any]) -> Config:
                 settings[key] = str((path.parent / Path(settings[key]).expanduser()).resolve())
         token_env = token_env or spec.token_env
         registries[name] = RegistryConfig(name, kind, settings, schedule, token_env)
-    return Config(path=path, ledger_path=ledger_path, registries=registries, scan=scan, proposals=proposals,
-                  llm=llm, memory=memory, archive=archive, console=console, store=store, workers=workers)
+    return Config(path=path, ledger_path=ledger_path, store_settings=store, registries=registries, scan=scan,
+                  proposals=proposals, llm=llm, memory=memory, archive=archive, console=console, workers=workers)
 
 
 def _store_settings(table: Any, fail: Callable[[str, str | None, str | None], ConfigError]) -> StoreSettings:
-    _check_table(table, "store", StoreSettings, fail)
-    url = table.get("url")
-    if url is None:
-        return StoreSettings()
-    if not isinstance(url, str) or not POSTGRES_URL.match(url):
-        raise fail('must be a PostgreSQL URL, like "postgresql://weightkeeper@db.example.org/weightkeeper"', "store",
-                   "url")
-    if re.match(r"^[^:]+://[^/@]*:[^/@]*@", url):
-        raise fail(f"holds a password, and secrets never go in this file: give it in $PGPASSWORD or ~/.pgpass, or "
-                   f"the whole URL in ${STORE_URL_ENV}", "store", "url")
-    return StoreSettings(url)
+    if not isinstance(table, dict) or set(table) - {"url", "password_env"}:
+        raise fail("[store] takes only `url` and `password_env`", "store",
+                   next(iter(set(table) - {"url", "password_env"}), None) if isinstance(table, dict) else None)
+    url, password_env = table.get("url"), table.get("password_env")
+    if url is not None:
+        from urllib.parse import urlsplit
+
+        if not isinstance(url, str) or not url.startswith(("postgresql://", "postgres://")):
+            raise fail("must be a PostgreSQL URL, postgresql://user@host[:port]/database", "store", "url")
+        if urlsplit(url).password is not None:
+            raise fail("holds a password: the file must not; name the variable holding it in `password_env`",
+                       "store", "url")
+    if password_env is not None and (not isinstance(password_env, str) or not ENV_NAME_PATTERN.match(password_env)):
+        raise fail(ENV_NAME_RULE, "store", "password_env")
+    if password_env is not None and url is None:
+        raise fail("names a password for no `url`", "store", "password_env")
+    return StoreSettings(url, password_env)
 
 
 def _worker_settings(table: Any, fail: Callable[[str, str | None, str | None], ConfigError]) -> WorkerSettings:

@@ -56,13 +56,14 @@ def recover_cron(stall_seconds: float) -> str:
 
 
 def store_url(settings: config.Config) -> str:
-    url = settings.store_url()
-    if url is None:
+    """The PostgreSQL database of the home's store, where the job queue is."""
+    store = settings.store
+    if not isinstance(store, str):
         raise WeightkeeperError(
             f"weightkeeper worker keeps its job queue in PostgreSQL: set `url` in [store] of {settings.path} "
-            f"(postgresql://USER@HOST/DATABASE) or ${config.STORE_URL_ENV}; on one machine, `weightkeeper watch` "
-            "needs none")
-    return url
+            f"(postgresql://USER@HOST/DATABASE) or ${config.DATABASE_URL_ENV}; on one machine, `weightkeeper "
+            "watch` needs none")
+    return store
 
 
 def open_ledger(settings: config.Config) -> Ledger:

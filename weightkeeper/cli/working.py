@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from weightkeeper.cli.progress import stamp
-from weightkeeper.config import STORE_URL_ENV
+from weightkeeper.config import DATABASE_URL_ENV
 from weightkeeper.errors import WeightkeeperError
 from weightkeeper.secrets import scrub
 
@@ -40,7 +40,7 @@ def run_worker(home: Path, *, concurrency: int = 1, once: bool = False,
     except psycopg.OperationalError as exc:
         raise WeightkeeperError(
             f"cannot reach the job queue's database: {str(exc).strip()}; check `url` in [store] of "
-            f"{workers.settings.path} (or ${STORE_URL_ENV}) and that PostgreSQL accepts this user there") from None
+            f"{workers.settings.path} (or ${DATABASE_URL_ENV}) and that PostgreSQL accepts this user there") from None
     asyncio.run(_work(workers, concurrency, once, log))
 
 
