@@ -130,7 +130,7 @@ def test_a_scan_job_whose_registry_is_being_scanned_elsewhere_is_skipped_by_the_
     shard = config.load(home).scanned()["hub/acme"]
     with Ledger(home / "ledger.sqlite3") as ledger, ledger.scan_lease(
             ledger.registry_id(shard.name, shard.kind, shard.location), shard.name):
-        line = Workers(home)._scan("hub/acme")
+        line = asyncio.run(Workers(home)._scan("hub/acme"))
     assert line.startswith("hub/acme: not scanned (skipped)") and "is being scanned by" in line
 
 

@@ -36,6 +36,8 @@ from weightkeeper.ledger import Ledger
 if TYPE_CHECKING:
     import procrastinate
 
+    from weightkeeper.scan import ScanResult
+
 PLAN_CRON = "* * * * *"
 PROPOSE_LOCK = "propose"
 
@@ -119,22 +121,26 @@ class Workers:
         self.scan = app.task(name="scan")(self._scan)
         self.propose = app.task(name="propose")(self._propose)
         self.resume = app.task(name="resume")(self._resume)
-        self.plan = app.periodic(cron=PLAN_CRON, periodic_id="plan")(app.task(name="plan")(self._planned))
-        self.recover = app.periodic(cron=recover_cron(stall), periodic_id="recover")(
-            app.task(name="recover")(self._recovered))
+        app.periodic(cron=PLAN_CRON, periodic_id="plan")(app.task(name="plan")(self._planned))
+        app.periodic(cron=recover_cron(stall), periodic_id="recover")(app.task(name="recover")(self._recovered))
 
     # -- the tasks --------------------------------------------------------------------------------------------
 
-    def _scan(self, registry: str) -> str:
-        from weightkeeper.cli.scanning import chosen_registries, describe, scan_one
+    async def _scan(self, registry: str) -> str:
+        from weightkeeper.cli.scanning import describe
 
         settings = config.load(self.home)  # read at each job: a registry added since is scanned as configured
+        result = await asyncio.to_thread(self._scan_one, settings, registry)
+        if result.ok and settings.proposals.auto_propose:
+            await self._defer(self.propose, PROPOSE_LOCK)
+        return describe(result)
+
+    def _scan_one(self, settings: config.Config, registry: str) -> ScanResult:
+        from weightkeeper.cli.scanning import chosen_registries, scan_one
+
         (chosen,) = chosen_registries(settings, [registry])
         with open_ledger(settings) as ledger:
-            result = scan_one(ledger, chosen, settings.scan, should_stop=self.stopping.is_set)
-        if result.ok and settings.proposals.auto_propose:
-            self._defer(self.propose, PROPOSE_LOCK)
-        return describe(result)
+            return scan_one(ledger, chosen, settings.scan, should_stop=self.stopping.is_set)
 
     def _propose(self) -> str:
         from weightkeeper.cli.reviewing import propose
@@ -164,9 +170,9 @@ class Workers:
         running = {job.task_kwargs["registry"] for job in await self.app.job_manager.list_jobs_async(
             task="scan", status="doing")}
         due = await asyncio.to_thread(due_work, self.home, running, datetime.now().astimezone())
-        scans = [name for name in due.scans if await self._defer_async(self.scan, scan_lock(name), registry=name)]
+        scans = [name for name in due.scans if await self._defer(self.scan, scan_lock(name), registry=name)]
         resumes = [review_id for review_id, thread in due.resumes
-                   if await self._defer_async(self.resume, thread_lock(thread), review_id=review_id)]
+                   if await self._defer(self.resume, thread_lock(thread), review_id=review_id)]
         return (f"planned {len(scans)} scan(s)" + (f" ({', '.join(scans)})" if scans else "")
                 + f" and {len(resumes)} approved review(s)" + (f" ({', '.join(map(str, resumes))})" if resumes else ""))
 
@@ -186,16 +192,8 @@ class Workers:
         return f"{len(stalled)} stalled job(s) taken up again" + (
             f" ({', '.join(job.call_string for job in stalled)})" if stalled else "")
 
-    def _defer(self, task: procrastinate.tasks.Task, lock: str, **kwargs: Any) -> bool:
-        from procrastinate.exceptions import AlreadyEnqueued
-
-        try:
-            task.configure(lock=lock, queueing_lock=lock).defer(**kwargs)
-        except AlreadyEnqueued:
-            return False
-        return True
-
-    async def _defer_async(self, task: procrastinate.tasks.Task, lock: str, **kwargs: Any) -> bool:
+    async def _defer(self, task: procrastinate.tasks.Task, lock: str, **kwargs: Any) -> bool:
+        """Queue a job of `task` under `lock` (also its queueing lock); False when one already waits."""
         from procrastinate.exceptions import AlreadyEnqueued
 
         try:
