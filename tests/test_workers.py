@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from contextlib import closing
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,27 @@ def test_the_planner_queues_each_due_shard_once_and_a_scan_already_queued_is_not
     assert sorted((job.lock, job.queueing_lock, job.task_kwargs["registry"]) for job in jobs) == [
         ("scan:hub/acme", "scan:hub/acme", "hub/acme"), ("scan:hub/beta", "scan:hub/beta", "hub/beta"),
         ("scan:hub/gamma", "scan:hub/gamma", "hub/gamma")]
+
+
+def test_an_interrupted_scan_is_due_at_once_and_a_failed_one_waits_for_its_schedule(
+        tmp_path: Path, postgres_url: str) -> None:
+    from weightkeeper.cli.workers import due_work
+
+    with FakeHub(page_size=2) as hub:
+        hub.add("acme/a")
+        hub.add("beta/a")
+        home = write_config(tmp_path, hub_config(hub.url, ["acme", "beta", "gamma"], postgres_url).replace(
+            'schedule = "0 0 1 1 *"', 'schedule = "0 * * * *"'))
+        assert main(["--home", str(home), "scan", "hub/acme", "hub/beta"]) == 0
+    with closing(sqlite3.connect(home / "ledger.sqlite3")) as conn, conn:
+        conn.execute("UPDATE scans SET status = 'failed', phase = 'listing' WHERE id = 1")
+        conn.execute("UPDATE scans SET status = 'interrupted', phase = 'listing' WHERE id = 2")
+        started = conn.execute("SELECT started_at FROM scans WHERE id = 1").fetchone()[0]
+    began = datetime.fromisoformat(started).astimezone()
+    assert due_work(home, set(), began).scans == ["hub/beta", "hub/gamma"]
+    assert due_work(home, {"hub/beta"}, began).scans == ["hub/gamma"], "not while its job runs"
+    assert due_work(home, set(), began.replace(minute=0, second=0) + timedelta(hours=1)).scans == [
+        "hub/acme", "hub/beta", "hub/gamma"]
 
 
 def test_a_stalled_workers_job_is_queued_again_unless_its_work_already_is(tmp_path: Path, postgres_url: str) -> None:

@@ -7,7 +7,7 @@ is decided here. What keeps work from running twice at once:
   the ledger and resumes an unfinished scan from its committed cursor. Its jobs carry the lock and the
   queueing lock `scan:NAME`: one such job runs at a time and one more may wait.
 - `plan` (periodic, every minute) defers the scan of every registry or shard whose cron schedule came round
-  since its last scan began, or whose last scan is unfinished, unless one is running; and the `resume` of every
+  since its last scan began, or whose last scan stopped unfinished, unless one is running; and the `resume` of every
   approved review, whose actions have not all run. `AlreadyEnqueued` is the normal case of work already queued.
 - `resume` continues an approved proposal's thread, where the executor runs its actions (each under its
   lease and idempotency key), locked per thread (`thread:ID`); `propose` drafts, one run at a time, after a
@@ -82,7 +82,10 @@ class Due:
 
 
 def due_work(home: Path, running: set[str], now: datetime) -> Due:
-    """The scans due at `now` (by schedule, or unfinished) but not `running`, and the approved reviews."""
+    """The scans due at `now` but not `running`, and the approved reviews. A scan is due when the registry has
+    none, when its last one stopped before finishing (interrupted, or its process gone: it resumes), or when the
+    schedule came round since the last one began; a failed scan waits for the schedule, so a registry that is
+    down is not asked again every minute."""
     from weightkeeper.cli.watch import next_run
     from weightkeeper.ledger import queries
     from weightkeeper.review import ReviewQueue
@@ -94,8 +97,8 @@ def due_work(home: Path, running: set[str], now: datetime) -> Due:
             last, _ = queries.last_scan(ledger, registry.name)
             # Schedules are read in local time, as `watch` reads them.
             began = None if last is None else datetime.fromisoformat(last["started_at"]).astimezone()
-            if registry.name not in running and (
-                    began is None or last["phase"] != "done" or next_run(registry.schedule, began) <= now):
+            if registry.name not in running and (began is None or last["status"] in ("running", "interrupted")
+                                                 or next_run(registry.schedule, began) <= now):
                 scans.append(registry.name)
         resumes = [(review.id, review.thread_id) for review in ReviewQueue(ledger).list("approved")]
     return Due(scans, resumes)
