@@ -110,6 +110,27 @@ def test_an_interrupted_scan_is_due_at_once_and_a_failed_one_waits_for_its_sched
         "hub/acme", "hub/beta", "hub/gamma"]
 
 
+def test_an_approved_review_is_planned_until_its_actions_ran_or_failed(tmp_path: Path, postgres_url: str) -> None:
+    from agents import executor
+    from proposal_world import approve, model, run_propose, scan_twice
+    from weightkeeper.cli.workers import due_work
+    from weightkeeper.ledger import Ledger
+
+    with FakeWebhook(token="the-receivers-own") as webhook:  # we send none: refused, not retried
+        home = write_config(tmp_path, f'[store]\nurl = "{postgres_url}"\n\n'
+                                      f'[proposals]\nchannel = "webhook"\nwebhook_url = "{webhook.hook}"\n')
+        scan_twice(home, [model("acme/med-ft"), model("acme/other")], [model("acme/other")])
+        (outcome,) = run_propose(home, config.load(home).proposals)
+        now = datetime.now().astimezone()
+        assert due_work(home, set(), now).resumes == []
+        approve(home, outcome.review_id)
+        ((review_id, thread),) = due_work(home, set(), now).resumes
+        with Ledger(home / "ledger.sqlite3") as ledger:
+            (done,) = executor.execute(ledger, home, review_id)
+        assert "401" in done["error"] and review_id == outcome.review_id and thread
+        assert due_work(home, set(), now).resumes == [], "a failed action is not run again"
+
+
 def test_a_stalled_workers_job_is_queued_again_unless_its_work_already_is(tmp_path: Path, postgres_url: str) -> None:
     import psycopg
     from procrastinate.schema import SchemaManager

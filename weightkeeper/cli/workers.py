@@ -82,7 +82,7 @@ class Due:
 
 
 def due_work(home: Path, running: set[str], now: datetime) -> Due:
-    """The scans due at `now` but not `running`, and the approved reviews. A scan is due when the registry has
+    """The scans due at `now` but not `running`, and the approved reviews with actions left to run. A scan is due when the registry has
     none, when its last one stopped before finishing (interrupted, or its process gone: it resumes), or when the
     schedule came round since the last one began; a failed scan waits for the schedule, so a registry that is
     down is not asked again every minute."""
@@ -100,7 +100,9 @@ def due_work(home: Path, running: set[str], now: datetime) -> Due:
             if registry.name not in running and (began is None or last["status"] in ("running", "interrupted")
                                                  or next_run(registry.schedule, began) <= now):
                 scans.append(registry.name)
-        resumes = [(review.id, review.thread_id) for review in ReviewQueue(ledger).list("approved")]
+        queue = ReviewQueue(ledger)  # an approved review with an action approved and not yet run (or resumable)
+        resumes = [(review.id, review.thread_id) for review in queue.list("approved")
+                   if "approved" in queue.action_states(review)]
     return Due(scans, resumes)
 
 
