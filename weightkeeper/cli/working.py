@@ -72,11 +72,18 @@ async def _work(workers: Workers, concurrency: int, once: bool, log: Callable[[s
             runner.cancel()
 
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        # Put back as they were afterwards (asyncio would leave Python's defaults): a caller in this process keeps
+        # its own.
+        before = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+        for signum in before:
             loop.add_signal_handler(signum, stop)
         log(f"{stamp()} worker {name} started (concurrency {concurrency}{', once' if once else ''})")
         try:
             await runner
         except asyncio.CancelledError:
             pass
+        finally:
+            for signum, handler in before.items():
+                loop.remove_signal_handler(signum)
+                signal.signal(signum, handler)
     log(f"{stamp()} worker stopped; an interrupted scan resumes at its next run")
