@@ -42,7 +42,8 @@ TEMPLATE = """\
 path = "{ledger}"
 
 # [store]
-# The ledger, the review queue and the proposals' checkpoints in PostgreSQL instead (a team's shared store):
+# The ledger, the review queue, the proposals' checkpoints and the workers' job queue in PostgreSQL instead
+# (a team's shared store):
 # url = "postgresql://weightkeeper@db.example.org/weightkeeper"
 # password_env = "WEIGHTKEEPER_DATABASE_PASSWORD"   # the variable holding its password, never the password
 # $WEIGHTKEEPER_DATABASE_URL, when set, is the whole URL and wins over this table.
@@ -105,6 +106,9 @@ fixity = ["sha1"]         # digests kept beside sha256 in each object's fixity b
 verify_schedule = "30 3 * * 0"   # cron: `weightkeeper watch` re-verifies every object (Sundays 03:30)
 # verify_sample = 100     # files per object a scheduled verification checks (all when left out)
 
+# [workers]               # `weightkeeper worker`, a team's installation (its job queue is in [store]'s database)
+# stall_seconds = 60      # a job whose worker sent no heartbeat for this long is taken up again by another
+
 # [console.keys]          # the review console's keys (`weightkeeper review`; `?` there shows them), by binding id
 # "inbox.reject" = "x"     # e.g. reject with x instead of r
 
@@ -113,6 +117,7 @@ verify_schedule = "30 3 * * 0"   # cron: `weightkeeper watch` re-verifies every 
 #   path      = "/srv/models"      # local: the folder of model folders (ORG/NAME/ with config.json, weights, README.md)
 #   endpoint  = "https://huggingface.co"  # hf: the Hub (default the public one); then at least one of:
 #   author    = "my-org"           # hf: models of this user or organisation
+#   authors   = ["my-org", "lab"]  # hf: or several, each scanned as a registry of its own (NAME/my-org, …)
 #   search    = "llama"            # hf: models whose name contains this
 #   filter    = "base_model:finetune:meta-llama/Llama-3.1-8B"   # hf: models with this tag
 #   files     = "my-org/*"         # hf: record file lists (sizes, sha256) of the models matching this glob
@@ -155,6 +160,12 @@ class RegistryConfig:
                 f"export {self.token_env}=... or remove token_env from its table in weightkeeper.toml"
             )
         return token
+
+    def shards(self) -> list[RegistryConfig]:
+        """The registries scanned for this one: its kind's shards (`NAME/PART`, each a registry of its own in the
+        ledger), or itself."""
+        kind = registry_kind(self.kind)
+        return kind.shards(self) if kind is not None and kind.shards is not None else [self]
 
     @property
     def location(self) -> str:
@@ -270,6 +281,14 @@ class StoreSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    """`weightkeeper worker`: a job whose worker sent no heartbeat for `stall_seconds` (killed, or its machine
+    gone) is taken up again by another worker, from what the first one committed."""
+
+    stall_seconds: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path
     ledger_path: Path
@@ -281,6 +300,11 @@ class Config:
     memory: MemorySettings = MemorySettings()
     archive: ArchiveSettings = ArchiveSettings()
     console: ConsoleSettings = ConsoleSettings()
+    workers: WorkerSettings = WorkerSettings()
+
+    def scanned(self) -> dict[str, RegistryConfig]:
+        """Every registry a scan covers, by its name in the ledger: each configured one, or each of its shards."""
+        return {shard.name: shard for registry in self.registries.values() for shard in registry.shards()}
 
     @property
     def store(self) -> Path | str:
@@ -369,11 +393,12 @@ def _validate(path: Path, text: str, raw: dict[str, Any]) -> Config:
     def fail(message: str, table: str | None, key: str | None) -> ConfigError:
         return ConfigError(path, message, line=_key_line(text, table, key), key=key)
 
-    unknown = set(raw) - {"ledger", "store", "scan", "proposals", "llm", "memory", "archive", "console", "registries"}
+    unknown = set(raw) - {"ledger", "store", "scan", "proposals", "llm", "memory", "archive", "console", "workers",
+                          "registries"}
     if unknown:
         key = sorted(unknown)[0]
         raise fail("unknown top-level key; expected [ledger], [store], [scan], [proposals], [llm], [memory], "
-                   "[archive], [console] or [registries.NAME]", None, key)
+                   "[archive], [console], [workers] or [registries.NAME]", None, key)
     ledger = raw.get("ledger", {})
     if not isinstance(ledger, dict) or set(ledger) - {"path"}:
         raise fail("[ledger] takes only `path`", "ledger", next(iter(set(ledger) - {"path"}), None))
@@ -388,6 +413,7 @@ def _validate(path: Path, text: str, raw: dict[str, Any]) -> Config:
     memory = _memory_settings(raw.get("memory", {}), path.parent, fail)
     archive = _archive_settings(raw.get("archive", {}), path.parent, fail)
     console = _console_settings(raw.get("console", {}), fail)
+    workers = _worker_settings(raw.get("workers", {}), fail)
     registries: dict[str, RegistryConfig] = {}
     for name, table in raw.get("registries", {}).items():
         where = f"registries.{name}"
@@ -407,9 +433,17 @@ def _validate(path: Path, text: str, raw: dict[str, Any]) -> Config:
         for key in sorted(set(table) - spec.required - spec.optional - COMMON_REGISTRY_KEYS):
             raise fail(f"not a setting of a {kind} registry", where, key)
         for key, value in table.items():
+            declared = spec.setting(key)
+            if declared is not None and declared.many:
+                if not (isinstance(value, list) and value and all(isinstance(v, str) and v.strip() for v in value)):
+                    raise fail('must be a list of strings, like ["a", "b"]', where, key)
+                if len(set(value)) != len(value):
+                    raise fail("names a value twice", where, key)
+                if declared.excludes in table:
+                    raise fail(f"`{key}` replaces `{declared.excludes}`: keep one of them", where, key)
+                continue
             if not isinstance(value, str):
                 raise fail("must be a string", where, key)
-            declared = spec.setting(key)
             if declared is not None and declared.url and not URL_PATTERN.match(value):
                 raise fail("must be an http:// or https:// URL", where, key)
         if spec.one_of and not any(table.get(key) for key in spec.one_of):
@@ -429,7 +463,7 @@ def _validate(path: Path, text: str, raw: dict[str, Any]) -> Config:
         token_env = token_env or spec.token_env
         registries[name] = RegistryConfig(name, kind, settings, schedule, token_env)
     return Config(path=path, ledger_path=ledger_path, store_settings=store, registries=registries, scan=scan,
-                  proposals=proposals, llm=llm, memory=memory, archive=archive, console=console)
+                  proposals=proposals, llm=llm, memory=memory, archive=archive, console=console, workers=workers)
 
 
 def _store_settings(table: Any, fail: Callable[[str, str | None, str | None], ConfigError]) -> StoreSettings:
@@ -450,6 +484,14 @@ def _store_settings(table: Any, fail: Callable[[str, str | None, str | None], Co
     if password_env is not None and url is None:
         raise fail("names a password for no `url`", "store", "password_env")
     return StoreSettings(url, password_env)
+
+
+def _worker_settings(table: Any, fail: Callable[[str, str | None, str | None], ConfigError]) -> WorkerSettings:
+    _check_table(table, "workers", WorkerSettings, fail)
+    seconds = table.get("stall_seconds", WorkerSettings().stall_seconds)
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 1 <= seconds <= 86_400:
+        raise fail("must be a number of seconds between 1 and 86400", "workers", "stall_seconds")
+    return WorkerSettings(float(seconds))
 
 
 def _console_settings(table: Any, fail: Callable[[str, str | None, str | None], ConfigError]) -> ConsoleSettings:
@@ -668,6 +710,6 @@ def _line_from_message(message: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _toml_value(value: str) -> str:
-    # A JSON string is a valid TOML basic string (same escapes).
+def _toml_value(value: str | list[str]) -> str:
+    # A JSON string, or array of strings, is valid TOML (same escapes).
     return json.dumps(value, ensure_ascii=False)

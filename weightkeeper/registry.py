@@ -191,6 +191,8 @@ class Setting:
     default: str | None = None  # what the kind uses when the table leaves the key out
     url: bool = False  # must be an http:// or https:// URL
     file: bool = False  # a file or folder, relative to the config file unless absolute (or an http(s) URL)
+    many: bool = False  # a list of strings in the table; `registry add` takes them separated by commas
+    excludes: str | None = None  # a setting this one replaces: a table holds one of them
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +215,10 @@ class RegistryKind:
     archived; `files_listed` says whether an archive needs the observation to have listed the model's
     files (an MLflow version's artifacts are listed when archived, an OpenAI fine-tune's archive is its
     metadata); `pin` says what pins an archive of a record, the same when planned and when run.
-    `one_of`, with `one_of_because`, asks for at least one of those settings."""
+    `one_of`, with `one_of_because`, asks for at least one of those settings. `shards` (None: never split)
+    splits one configured registry into the registries that are scanned, each a registry of its own in the
+    ledger (its own cursor, lease and complete listing), named `NAME/PART`; it returns the registry itself
+    when its config asks for no split."""
 
     name: str
     settings: tuple[Setting, ...]
@@ -225,6 +230,7 @@ class RegistryKind:
     one_of: tuple[str, ...] = ()
     one_of_because: str = ""
     location: Callable[[RegistryConfig], str] | None = None  # None: its first URL or file setting
+    shards: Callable[[RegistryConfig], list[RegistryConfig]] | None = None
 
     @property
     def required(self) -> frozenset[str]:

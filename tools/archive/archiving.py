@@ -75,7 +75,7 @@ def archive(ledger: Ledger, settings: Config, claim: Claim) -> dict[str, Any]:
 def _archive(ledger: Ledger, settings: Config, claim: Claim, target: str,
              started: Callable[[], None]) -> dict[str, Any]:
     params = claim.action.parameters
-    registry = settings.registries.get(params["registry"])
+    registry = settings.scanned().get(params["registry"])
     if registry is None:
         raise SourceError(f"the registry {params['registry']!r} is no longer in the config, so its files cannot be "
                           "fetched; add it back to archive this approval")

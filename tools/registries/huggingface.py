@@ -485,8 +485,24 @@ def _archive_source(config: RegistryConfig, record: ModelRecord) -> Any:
 
 
 def _location(config: RegistryConfig) -> str:
-    scope = "&".join(f"{key}={config.settings[key]}" for key in SCOPE if config.settings.get(key))
+    scope = "&".join(f"{key}={_joined(config.settings[key])}" for key in (*SCOPE, "authors") if config.settings.get(key))
     return f"{config.setting('endpoint')}/api/models?{scope}"
+
+
+def _joined(value: str | list[str]) -> str:
+    return ",".join(value) if isinstance(value, list) else value
+
+
+def _shards(config: RegistryConfig) -> list[RegistryConfig]:
+    """With `authors`, one registry per author, named NAME/AUTHOR and watching that author's models (with the
+    registry's search and filter, if any); without, the registry itself. A model moved from one author to
+    another is a rename the Hub's redirect shows to the shard it left."""
+    authors = config.settings.get("authors")
+    if not authors:
+        return [config]
+    settings = {key: value for key, value in config.settings.items() if key != "authors"}
+    return [replace(config, name=f"{config.name}/{author}", settings={**settings, "author": author})
+            for author in authors]
 
 
 KIND = register_kind(RegistryKind(
@@ -494,6 +510,8 @@ KIND = register_kind(RegistryKind(
     settings=(
         Setting("endpoint", f"the Hub (default {DEFAULT_ENDPOINT})", metavar="URL", default=DEFAULT_ENDPOINT, url=True),
         Setting("author", "watch this user's or organisation's models", metavar="ORG"),
+        Setting("authors", "watch these users' or organisations' models, each scanned as a registry of its own "
+                "(NAME/ORG), which workers scan in parallel", metavar="ORG,ORG", many=True, excludes="author"),
         Setting("search", "watch models whose name contains TEXT", metavar="TEXT"),
         Setting("filter", "watch models with this tag, e.g. base_model:finetune:meta-llama/Llama-3.1-8B",
                 metavar="TAG"),
@@ -502,7 +520,8 @@ KIND = register_kind(RegistryKind(
     adapter=_adapter,
     archive_source=_archive_source,
     files_listed=True,
-    one_of=SCOPE,
+    one_of=(*SCOPE, "authors"),
     one_of_because="watches a scope",
     location=_location,
+    shards=_shards,
 ))

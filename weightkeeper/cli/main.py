@@ -157,6 +157,19 @@ def build_parser() -> argparse.ArgumentParser:
                        help="start each scan up to this many seconds after its cron time (default 30)")
     watch.set_defaults(handler=cmd_watch)
 
+    worker = commands.add_parser(
+        "worker", parents=[home], help="run a worker of a team's installation (jobs in PostgreSQL)",
+        description="Runs the scans each registry's schedule makes due (one job per registry or shard, never two at "
+                    "once), the actions of approved proposals, and the drafting after a scan when auto_propose is "
+                    "on, with other workers sharing the job queue in [store] url ($WEIGHTKEEPER_DATABASE_URL). The "
+                    "jobs of a worker killed or lost are taken up again after [workers] stall_seconds. SIGTERM or "
+                    "Ctrl-C stops after the current page of a scan.")
+    worker.add_argument("--concurrency", type=int, default=1, metavar="N",
+                        help="jobs this worker runs at once (default 1)")
+    worker.add_argument("--once", action="store_true",
+                        help="plan the due work, run what is queued, and exit (for cron, and tests)")
+    worker.set_defaults(handler=cmd_worker)
+
     ledger = commands.add_parser("ledger", parents=[home], help="show recorded events")
     ledger.add_argument("--kind", action="append", default=[], metavar="KIND",
                         help="only this event kind (repeat, or separate with commas)")
@@ -368,7 +381,10 @@ def cmd_registry_add(args: argparse.Namespace) -> int:
     if args.schedule is not None and not config.valid_cron(args.schedule):
         raise WeightkeeperError(f"--schedule {args.schedule!r} is not a cron expression; use five fields such as "
                                 f"'{config.DEFAULT_SCHEDULE}' (minute hour day month weekday)")
-    settings = {option: value for option, value in given.items() if option != "token_env"}
+    settings: dict[str, Any] = {option: value for option, value in given.items() if option != "token_env"}
+    for option in [setting.name for setting in kind.settings if setting.many]:
+        if option in settings:
+            settings[option] = [part.strip() for part in settings[option].split(",") if part.strip()]
     for option in [setting.name for setting in kind.settings if setting.file]:
         if option in settings and "://" not in settings[option]:
             settings[option] = str(Path(settings[option]).expanduser().resolve())
@@ -457,6 +473,15 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    from weightkeeper.cli.working import run_worker
+
+    if args.concurrency < 1:
+        raise WeightkeeperError("--concurrency must be 1 or more jobs")
+    run_worker(_home(args), concurrency=args.concurrency, once=args.once, log=lambda line: print(line, flush=True))
+    return EXIT_OK
+
+
 def cmd_ledger(args: argparse.Namespace) -> int:
     from weightkeeper.cli.render import print_events
     from weightkeeper.domain import EventKind
@@ -472,7 +497,7 @@ def cmd_ledger(args: argparse.Namespace) -> int:
     settings = config.load(_home(args))
     with Ledger.for_reading(settings.store) as ledger:
         if args.registry:
-            require_registry(ledger, args.registry, settings.registries)
+            require_registry(ledger, args.registry, settings.scanned())
         if args.model:
             require_model(ledger, args.model)
         print_events(events(ledger, where), args.format)
@@ -487,7 +512,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     settings = config.load(_home(args))
     with Ledger.for_reading(settings.store) as ledger:
         if args.registry:
-            require_registry(ledger, args.registry, settings.registries)
+            require_registry(ledger, args.registry, settings.scanned())
         figures = stats(ledger, registry=args.registry)
     if args.json:
         print(json.dumps(figures, indent=2))

@@ -36,15 +36,21 @@ def scan_registries(home: Path, names: list[str], *, log: Callable[[str], object
 
 
 def chosen_registries(settings: config.Config, names: list[str]) -> list[config.RegistryConfig]:
-    """The registries named (all when none are), refusing a name the config does not hold, and refusing to
-    watch nothing: a scheduled scan of no registry would report success forever."""
+    """The registries the names cover (all when none are given), as they are scanned: a registry split into
+    shards (the Hub's `authors`) is its shards, and a shard may be named alone (`hub/acme`). Refuses a name the
+    config does not hold, and refuses to watch nothing: a scheduled scan of no registry would report success
+    forever."""
+    scanned = settings.scanned()
     for name in names:
-        if name not in settings.registries:
-            raise UnknownRegistryError(name, sorted(settings.registries))
+        if name not in settings.registries and name not in scanned:
+            raise UnknownRegistryError(name, sorted({*settings.registries, *scanned}))
     if not settings.registries:
         raise WeightkeeperError(f"no registries configured in {settings.path}: there is nothing to scan; add one "
                                 "with `weightkeeper registry add NAME --kind local --path DIR`")
-    return [settings.registries[name] for name in names or settings.registries]
+    if not names:
+        return list(scanned.values())
+    return [shard for name in names
+            for shard in (settings.registries[name].shards() if name in settings.registries else [scanned[name]])]
 
 
 def scan_one(ledger: Ledger, registry: config.RegistryConfig, settings: config.ScanSettings, *,
@@ -80,12 +86,16 @@ def open_adapter(ledger: Ledger, registry: config.RegistryConfig, *,
 
 
 def check_registry(registry: config.RegistryConfig) -> str:
-    """What `registry check` and `registry add` verify: the registry answers and accepts its credentials.
-    Raises RegistryUnavailable with the reason. Nothing is recorded: a registry that is refused leaves no trace."""
+    """What `registry check` and `registry add` verify: the registry (each of its shards) answers and accepts its
+    credentials. Raises RegistryUnavailable with the reason. Nothing is recorded: a registry that is refused
+    leaves no trace."""
     from tools.registries import open_registry
 
-    with open_registry(registry, digests=_Uncached(), cache=_Uncached()) as adapter:
-        return adapter.check()
+    verified = []
+    for shard in registry.shards():
+        with open_registry(shard, digests=_Uncached(), cache=_Uncached()) as adapter:
+            verified.append(adapter.check())
+    return "; ".join(verified)
 
 
 class _Uncached:

@@ -47,7 +47,7 @@ def watch(home: Path, names: list[str], stop: threading.Event, *, jitter: float 
         if not names:
             jobs[VERIFY_JOB] = (settings.archive.verify_schedule, lambda: _verify(settings))
         now = datetime.now().astimezone()
-        due = {name: now if name in settings.registries and queries.scan_unfinished(ledger, name) else
+        due = {name: now if name != VERIFY_JOB and queries.scan_unfinished(ledger, name) else
                _jittered(next_run(schedule, now), jitter) for name, (schedule, _) in jobs.items()}
         for name, (schedule, _) in jobs.items():
             what = "verification" if name == VERIFY_JOB else "scan"

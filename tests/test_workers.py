@@ -1,0 +1,393 @@
+"""`weightkeeper worker`: procrastinate workers sharing one PostgreSQL job queue and the home's ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from contextlib import closing
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fake_hub import FakeHub, _one
+from fake_webhook import FakeWebhook
+from http_fakes import Reply, Request
+
+from weightkeeper import config
+from weightkeeper.cli.main import main
+from weightkeeper.errors import ConfigError
+
+
+def write_config(home: Path, text: str) -> Path:
+    home.mkdir(exist_ok=True)
+    (home / "weightkeeper.toml").write_text(text, encoding="utf-8")
+    return home
+
+
+def test_the_worker_settings_and_the_store_they_share(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from weightkeeper.cli.workers import store_url
+
+    monkeypatch.delenv(config.DATABASE_URL_ENV, raising=False)
+    home = write_config(tmp_path, '[store]\nurl = "postgresql://wk@db.example.org/wk"\n\n'
+                                  '[workers]\nstall_seconds = 5\n')
+    settings = config.load(home)
+    assert settings.workers.stall_seconds == 5.0 and store_url(settings) == "postgresql://wk@db.example.org/wk"
+    monkeypatch.setenv(config.DATABASE_URL_ENV, "postgresql://wk:pw@other/wk")
+    assert store_url(settings) == "postgresql://wk:pw@other/wk"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[workers]\nstall_seconds = 0\n", "between 1 and 86400"),
+    ('[workers]\nstall_seconds = "60"\n', "between 1 and 86400"),
+    ("[workers]\nheartbeat = 5\n", r"\[workers\] takes `stall_seconds`"),
+])
+def test_bad_worker_settings_say_what_to_do(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        config.load(write_config(tmp_path, text))
+
+
+def hub_config(hub_url: str, authors: list[str], store: str, *, stall: float = 2, extra: str = "") -> str:
+    return (f'[ledger]\npath = "ledger.sqlite3"\n\n[scan]\ncommit_records = 1\n\n[store]\nurl = "{store}"\n\n'
+            f'[workers]\nstall_seconds = {stall}\n\n{extra}'
+            f'[registries.hub]\nkind = "hf"\nendpoint = "{hub_url}"\nauthors = {json.dumps(authors)}\n'
+            'schedule = "0 0 1 1 *"\n')
+
+
+def test_the_planner_queues_each_due_shard_once_and_a_scan_already_queued_is_not_queued_again(
+        tmp_path: Path, postgres_url: str) -> None:
+    from procrastinate.schema import SchemaManager
+
+    from weightkeeper.ledger.jobs import apply_schema
+    from weightkeeper.cli.workers import Workers
+
+    home = write_config(tmp_path, hub_config("http://127.0.0.1:9", ["acme", "beta", "gamma"], postgres_url))
+    assert apply_schema(postgres_url, SchemaManager.get_schema())
+    assert not apply_schema(postgres_url, SchemaManager.get_schema()), "applied once"
+    workers = Workers(home)
+
+    async def plan_twice() -> tuple[str, str, list]:
+        async with workers.app.open_async():
+            first, second = await workers.plan_now(), await workers.plan_now()
+            return first, second, await workers.app.job_manager.list_jobs_async(task="scan")
+
+    first, second, jobs = asyncio.run(plan_twice())
+    assert first == "planned 3 scan(s) (hub/acme, hub/beta, hub/gamma) and 0 approved review(s)"
+    assert second == "planned 0 scan(s) and 0 approved review(s)"
+    assert sorted((job.lock, job.queueing_lock, job.task_kwargs["registry"]) for job in jobs) == [
+        ("scan:hub/acme", "scan:hub/acme", "hub/acme"), ("scan:hub/beta", "scan:hub/beta", "hub/beta"),
+        ("scan:hub/gamma", "scan:hub/gamma", "hub/gamma")]
+
+
+def test_an_interrupted_scan_is_due_at_once_and_a_failed_one_waits_for_its_schedule(
+        tmp_path: Path, postgres_url: str) -> None:
+    from weightkeeper.cli.workers import due_work
+
+    with FakeHub(page_size=2) as hub:
+        hub.add("acme/a")
+        hub.add("beta/a")
+        home = write_config(tmp_path, hub_config(hub.url, ["acme", "beta", "gamma"], postgres_url).replace(
+            'schedule = "0 0 1 1 *"', 'schedule = "0 * * * *"'))
+        assert main(["--home", str(home), "scan", "hub/acme", "hub/beta"]) == 0
+    with closing(sqlite3.connect(home / "ledger.sqlite3")) as conn, conn:
+        conn.execute("UPDATE scans SET status = 'failed', phase = 'listing' WHERE id = 1")
+        conn.execute("UPDATE scans SET status = 'interrupted', phase = 'listing' WHERE id = 2")
+        started = conn.execute("SELECT started_at FROM scans WHERE id = 1").fetchone()[0]
+    began = datetime.fromisoformat(started).astimezone()
+    assert due_work(home, set(), began).scans == ["hub/beta", "hub/gamma"]
+    assert due_work(home, {"hub/beta"}, began).scans == ["hub/gamma"], "not while its job runs"
+    assert due_work(home, set(), began.replace(minute=0, second=0) + timedelta(hours=1)).scans == [
+        "hub/acme", "hub/beta", "hub/gamma"]
+
+
+def test_an_approved_review_is_planned_until_its_actions_ran_or_failed(tmp_path: Path, postgres_url: str) -> None:
+    from agents import executor
+    from proposal_world import approve, model, run_propose, scan_twice
+    from weightkeeper.cli.workers import due_work
+    from weightkeeper.ledger import Ledger
+
+    with FakeWebhook(token="the-receivers-own") as webhook:  # we send none: refused, not retried
+        home = write_config(tmp_path, f'[store]\nurl = "{postgres_url}"\n\n'
+                                      f'[proposals]\nchannel = "webhook"\nwebhook_url = "{webhook.hook}"\n')
+        scan_twice(home, [model("acme/med-ft"), model("acme/other")], [model("acme/other")])
+        (outcome,) = run_propose(home, config.load(home).proposals)
+        now = datetime.now().astimezone()
+        assert due_work(home, set(), now).resumes == []
+        approve(home, outcome.review_id)
+        ((review_id, thread),) = due_work(home, set(), now).resumes
+        with Ledger(home / "ledger.sqlite3") as ledger:
+            (done,) = executor.execute(ledger, home, review_id)
+        assert "401" in done["error"] and review_id == outcome.review_id and thread
+        assert due_work(home, set(), now).resumes == [], "a failed action is not run again"
+
+
+def test_a_stalled_workers_job_is_queued_again_unless_its_work_already_is(tmp_path: Path, postgres_url: str) -> None:
+    import psycopg
+    from procrastinate.schema import SchemaManager
+
+    from weightkeeper.cli.workers import Workers, scan_lock
+    from weightkeeper.ledger.jobs import apply_schema
+
+    home = write_config(tmp_path, hub_config("http://127.0.0.1:9", ["acme", "beta"], postgres_url))
+    apply_schema(postgres_url, SchemaManager.get_schema())
+    workers = Workers(home)
+
+    async def silent_worker_with_two_scans() -> tuple[str, list[tuple[str, str]]]:
+        async with workers.app.open_async():
+            manager = workers.app.job_manager
+            await workers.plan_now()
+            silent = await manager.register_worker()
+            assert await manager.fetch_job(queues=None, worker_id=silent) is not None
+            assert await manager.fetch_job(queues=None, worker_id=silent) is not None
+            # hub/beta's scan is queued again meanwhile (by `worker --once`, say): its queueing lock is taken.
+            await workers.scan.configure(lock=scan_lock("hub/beta"), queueing_lock=scan_lock("hub/beta")).defer_async(
+                registry="hub/beta")
+            with psycopg.connect(postgres_url, autocommit=True) as conn:
+                conn.execute("UPDATE procrastinate_workers SET last_heartbeat = now() - interval '1 minute'")
+            line = await workers.recover_now()
+            jobs = await manager.list_jobs_async(task="scan")
+            return line, sorted((job.task_kwargs["registry"], str(job.status)) for job in jobs)
+
+    line, jobs = asyncio.run(silent_worker_with_two_scans())
+    assert line.startswith("2 stalled job(s) taken up again (scan[")
+    assert jobs == [("hub/acme", "todo"), ("hub/beta", "aborted"), ("hub/beta", "todo")]
+
+
+def test_a_scan_job_whose_registry_is_being_scanned_elsewhere_is_skipped_by_the_lease(
+        tmp_path: Path, postgres_url: str) -> None:
+    """The second line behind the queueing lock: a scan started outside the queue (`weightkeeper scan`, `watch`)."""
+    from weightkeeper.cli.workers import Workers
+    from weightkeeper.ledger import Ledger
+
+    home = write_config(tmp_path, hub_config("http://127.0.0.1:9", ["acme"], postgres_url))
+    shard = config.load(home).scanned()["hub/acme"]
+    with Ledger(home / "ledger.sqlite3") as ledger, ledger.scan_lease(
+            ledger.registry_id(shard.name, shard.kind, shard.location), shard.name):
+        line = asyncio.run(Workers(home)._scan("hub/acme"))
+    assert line.startswith("hub/acme: not scanned (skipped)") and "is being scanned by" in line
+
+
+def test_worker_once_runs_the_due_scans_and_exits(tmp_path: Path, postgres_url: str,
+                                                  capsys: pytest.CaptureFixture) -> None:
+    with FakeHub(page_size=2) as hub:
+        for name in ("acme/a", "acme/b", "acme/c", "beta/a"):
+            hub.add(name)
+        home = write_config(tmp_path, hub_config(hub.url, ["acme", "beta"], postgres_url, extra=(
+            "[proposals]\nauto_propose = true\n\n[memory]\nenabled = false\n\n")))
+        assert main(["--home", str(home), "worker", "--once"]) == 0
+        first = capsys.readouterr().out
+        ours = signal.signal(signal.SIGTERM, handler := lambda *_: None)
+        try:
+            assert main(["--home", str(home), "worker", "--once"]) == 0
+            assert signal.getsignal(signal.SIGTERM) is handler, "the worker put the process's handler back"
+        finally:
+            signal.signal(signal.SIGTERM, ours)
+        second = capsys.readouterr().out
+    assert "created the job queue's tables" in first and "planned 2 scan(s) (hub/acme, hub/beta)" in first
+    assert "scan[" in first and "(registry='hub/acme'): hub/acme: scan 1 complete — 3 models in 2 pages" in first
+    assert "(registry='hub/beta'): hub/beta: scan 2 complete — 1 model in 1 page" in first
+    assert first.count("propose[") == 1 and "0 proposals queued for review" in first, "drafted once, after the scans"
+    assert "created" not in second and "planned 0 scan(s)" in second and "scan[" not in second
+
+
+def test_the_worker_needs_a_store_and_says_where_to_set_it(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(config.DATABASE_URL_ENV, raising=False)
+    home = write_config(tmp_path, "")
+    assert main(["--home", str(home), "worker", "--once"]) == 2
+    assert "set `url` in [store]" in capsys.readouterr().err
+
+
+# -- real workers, killed -------------------------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+AUTHORS = ["acme", "beta", "gamma", "delta"]
+MODELS_PER_AUTHOR = 6  # 3 pages of 2, each committed alone
+PAGE_SECONDS = 0.25
+TIMEOUT = 90.0
+
+
+class SlowHub(FakeHub):
+    """A Hub whose listing pages take a while (so a kill lands mid-scan), counting the listings of each author
+    in flight at once."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.page_seconds = PAGE_SECONDS
+        self.in_flight: Counter[str] = Counter()
+        self.most_at_once: Counter[str] = Counter()
+        self.lock = threading.Lock()
+
+    def _list(self, request: Request, orgs: set[str] | None) -> Reply:
+        author = _one(request.query, "author") or ""
+        with self.lock:
+            self.in_flight[author] += 1
+            self.most_at_once[author] = max(self.most_at_once[author], self.in_flight[author])
+        try:
+            time.sleep(self.page_seconds)
+            with self.lock:
+                return super()._list(request, orgs)
+        finally:
+            with self.lock:
+                self.in_flight[author] -= 1
+
+
+def start_worker(home: Path, *extra: str) -> subprocess.Popen:
+    # A session of its own: the kill takes the worker and its scan's read-ahead child, as a machine's loss would.
+    return subprocess.Popen([sys.executable, "-m", "weightkeeper.cli.main", "--home", str(home), "worker", *extra],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+
+
+def kill(worker: subprocess.Popen) -> str:
+    os.killpg(worker.pid, signal.SIGKILL)
+    out, _ = worker.communicate(timeout=20)
+    return out
+
+
+def stop(worker: subprocess.Popen) -> str:
+    worker.send_signal(signal.SIGTERM)
+    out, _ = worker.communicate(timeout=30)
+    assert worker.returncode == 0, out
+    return out
+
+
+def poll(what: Callable[[], Any], message: str, until: float = TIMEOUT) -> Any:
+    started = time.monotonic()
+    while time.monotonic() - started < until:
+        try:
+            found = what()
+        except sqlite3.OperationalError:  # the ledger not made yet
+            found = None
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting until {message}")
+
+
+def rows(ledger: Path, sql: str, *params: Any) -> list[tuple]:
+    with closing(sqlite3.connect(ledger, timeout=30)) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def recorded_events(ledger: Path) -> Counter[tuple[str, str | None, str]]:
+    return Counter(rows(ledger, "SELECT e.kind, m.name, e.detail FROM events e"
+                                " LEFT JOIN models m ON m.id = e.model_id"))
+
+
+@pytest.mark.slow
+def test_two_workers_scan_every_shard_once_though_one_is_killed_mid_scan(tmp_path: Path, postgres_url: str) -> None:
+    with SlowHub(page_size=2) as hub:
+        for author in AUTHORS:
+            for i in range(MODELS_PER_AUTHOR):
+                hub.add(f"{author}/model-{i}", downloads=i)
+        home = write_config(tmp_path / "team", hub_config(hub.url, AUTHORS, postgres_url))
+        ledger = home / "ledger.sqlite3"
+        first = start_worker(home)
+        second = start_worker(home)
+        # Mid-scan: a shard's listing has committed a page and the first worker holds its lease.
+        (registry, pages), = poll(lambda: rows(
+            ledger, "SELECT r.name, s.pages FROM scans s JOIN registries r ON r.id = s.registry_id"
+                    " JOIN scan_leases l ON l.registry_id = r.id"
+                    " WHERE s.phase = 'listing' AND s.pages >= 1 AND l.holder LIKE ? LIMIT 1",
+            f"%:{first.pid}:%"), "the first worker is mid-scan")
+        kill(first)
+        scans = poll(lambda: (found := rows(ledger, "SELECT r.name, s.status, s.attempts FROM scans s JOIN registries r"
+                                                    " ON r.id = s.registry_id ORDER BY r.name")) and len(found) == len(
+            AUTHORS) and all(status == "complete" for _, status, _ in found) and found,
+            "every shard's scan is complete")
+        log = stop(second)
+        hub.page_seconds = 0
+        clean = write_config(tmp_path / "clean", hub_config(hub.url, AUTHORS, postgres_url))
+        assert main(["--home", str(clean), "scan"]) == 0
+
+    assert [name for name, _, _ in scans] == sorted(f"hub/{author}" for author in AUTHORS)
+    assert dict((name, attempts) for name, _, attempts in scans)[registry] == 2, "resumed, not started again"
+    assert recorded_events(ledger) == recorded_events(clean / "ledger.sqlite3")
+    assert sum(count for (kind, _, _), count in recorded_events(ledger).items() if kind == "appeared") == (
+        len(AUTHORS) * MODELS_PER_AUTHOR)
+    assert set(hub.most_at_once.values()) == {1}, "no author was listed by two workers at once"
+    assert "stalled job(s) taken up again (scan[" in log and f"'{registry}'" in log, log
+
+
+@pytest.mark.slow
+def test_sigterm_ends_a_scan_after_its_page_and_the_next_run_resumes_it(tmp_path: Path, postgres_url: str) -> None:
+    with SlowHub(page_size=2) as hub:
+        for i in range(12):
+            hub.add(f"acme/model-{i:02d}")
+        home = write_config(tmp_path, hub_config(hub.url, ["acme"], postgres_url))
+        ledger = home / "ledger.sqlite3"
+        worker = start_worker(home)
+        poll(lambda: rows(ledger, "SELECT 1 FROM scans WHERE pages >= 1"), "a page is committed")
+        log = stop(worker)
+        (status, pages), = rows(ledger, "SELECT status, pages FROM scans")
+        assert status == "interrupted" and pages < 6 and "scan 1 interrupted" in log and "worker stopped" in log
+        assert rows(ledger, "SELECT COUNT(*) FROM models") == [(pages * 2,)], "every committed page, no half page"
+        hub.page_seconds = 0
+        assert main(["--home", str(home), "worker", "--once"]) == 0
+    assert rows(ledger, "SELECT status, attempts, models_seen FROM scans") == [("complete", 2, 12)]
+
+
+class SlowWebhook(FakeWebhook):
+    """A receiver that takes a while to act on a delivery (so a kill lands while the POST is in flight), one
+    delivery at a time, as a receiver's database serialises its idempotency keys."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrived = threading.Event()
+        self.lock = threading.Lock()
+
+    def route(self, request: Request) -> Reply:
+        self.arrived.set()
+        with self.lock:
+            time.sleep(1.0)
+            return super().route(request)
+
+
+@pytest.mark.slow
+def test_an_approved_publish_whose_worker_is_killed_mid_post_is_published_once_by_another(
+        tmp_path: Path, postgres_url: str) -> None:
+    from proposal_world import approve, model, run_propose, scan_twice
+
+    with SlowWebhook() as webhook:
+        home = write_config(tmp_path, f'[store]\nurl = "{postgres_url}"\n\n[workers]\nstall_seconds = 2\n\n'
+                                      f'[proposals]\nchannel = "webhook"\nwebhook_url = "{webhook.hook}"\n')
+        scan_twice(home, [model("acme/med-ft"), model("acme/other")], [model("acme/other")])
+        (outcome,) = run_propose(home, config.load(home).proposals)
+        approve(home, outcome.review_id)
+        first = start_worker(home)
+        posted = webhook.arrived.wait(TIMEOUT)
+        first_log = kill(first)
+        assert posted, f"the first worker posts:\n{first_log}"
+        log = stop_when(start_worker(home), lambda: rows(
+            config.load(home).ledger_path, "SELECT 1 FROM events WHERE kind = 'action_executed'"))
+    ledger = config.load(home).ledger_path
+    assert len(webhook.posts()) == 2, "the killed worker's POST, and the same one again"
+    assert len({post.headers["idempotency-key"] for post in webhook.posts()}) == 1
+    assert len(webhook.delivered) == 1, "acted on once"
+    assert rows(ledger, "SELECT COUNT(*) FROM events WHERE kind = 'action_executed'") == [(1,)]
+    assert rows(ledger, "SELECT status FROM reviews WHERE id = ?", outcome.review_id) == [("executed",)]
+    assert f"resume[" in log and "action 0 done (webhook" in log, log
+
+
+def stop_when(worker: subprocess.Popen, done: Callable[[], Any]) -> str:
+    poll(done, "the worker did it")
+    return stop(worker)
+
+
+def test_a_store_that_does_not_answer_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    home = write_config(tmp_path, '[store]\nurl = "postgresql://wk@127.0.0.1:9/wk"\n')
+    assert main(["--home", str(home), "worker", "--once"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot reach the job queue's database" in err and "check `url` in [store]" in err
+    assert "Traceback" not in err
