@@ -30,7 +30,7 @@ DEPLOY = REPO / "deploy"
 UNITS = DEPLOY / "systemd"
 COMPOSE = yaml.safe_load((DEPLOY / "compose.yaml").read_text(encoding="utf-8"))
 IMAGE = "weightkeeper:local"  # the image compose.yaml builds from deploy/Dockerfile
-HOME = "/var/lib/weightkeeper"  # the units' home
+HOME = "/var/lib/weightkeeper/home"  # weightkeeper's home in the image and in the units
 INSTALLED_BIN = "/opt/weightkeeper/bin/"  # where the units expect the venv: see the README
 COMMANDS = {command for action in build_parser()._actions if isinstance(action, argparse._SubParsersAction)
             for command in action.choices}
@@ -121,10 +121,11 @@ def test_the_compose_services_wire_the_store_the_memory_and_the_workers() -> Non
     assert worker["deploy"]["replicas"] >= 2 and worker["stop_signal"] == "SIGTERM"
     assert review["tty"] and review["stdin_open"] and review["profiles"] == ["console"]  # `run --rm review` only
     for service in (worker, review):
-        assert f"home:{HOME}/home" in service["volumes"]
+        assert f"home:{HOME}" in service["volumes"]
         assert service["environment"]["PGPASSWORD"].startswith("${POSTGRES_PASSWORD:?")
     assert services["chroma"]["command"][0] == "run" and "chroma:/data" in services["chroma"]["volumes"]
-    assert set(COMPOSE["volumes"]) == {"postgres", "chroma", "home"}
+    assert "witness:/var/lib/weightkeeper/.config/weightkeeper/keys" in worker["volumes"]  # outside the home
+    assert set(COMPOSE["volumes"]) == {"postgres", "chroma", "home", "witness"}
 
 
 def test_the_chroma_server_is_the_version_of_the_installed_client() -> None:
@@ -191,7 +192,8 @@ def test_the_units_that_run_weightkeeper_are_hardened(name: str) -> None:
     service = unit(name)["Service"]
     assert service["User"] == "weightkeeper" and service["EnvironmentFile"] == "/etc/weightkeeper/weightkeeper.env"
     assert service["NoNewPrivileges"] == "yes" and service["ProtectSystem"] == "strict"
-    assert HOME in service["ReadWritePaths"].split() and f"--home {HOME}" in service["ExecStart"]
+    assert f"--home {HOME}" in service["ExecStart"]
+    assert any(Path(HOME).is_relative_to(path) for path in service["ReadWritePaths"].split())
     assert service["KillSignal"] == "SIGTERM" and int(service["TimeoutStopSec"]) >= 60
     assert service["ExecStart"].startswith(INSTALLED_BIN)
     assert "Environment" not in service  # values come from the EnvironmentFile only
