@@ -250,3 +250,13 @@ def test_no_secret_is_written_under_deploy() -> None:
         for name, value in service.get("environment", {}).items():
             if SECRET_NAME.search(name):
                 assert re.fullmatch(r"\$\{\w+(:\?[^}]*)?\}", value), f"{name} must come from deploy/.env"
+
+
+def test_the_image_copies_every_package_the_project_installs() -> None:
+    """A package added to pyproject.toml must reach the image: deploy/Dockerfile copies it, and the build
+    context's allowlist (deploy/Dockerfile.dockerignore) lets it through."""
+    packages = {pattern.rstrip("*") for pattern in tomllib.loads((REPO / "pyproject.toml").read_text(
+        encoding="utf-8"))["tool"]["setuptools"]["packages"]["find"]["include"]}
+    copied = set(re.findall(r"^COPY (\w+) /src/\1$", (DEPLOY / "Dockerfile").read_text(encoding="utf-8"), re.M))
+    allowed = set(re.findall(r"^!(\w+)$", (DEPLOY / "Dockerfile.dockerignore").read_text(encoding="utf-8"), re.M))
+    assert packages == copied and packages <= allowed
