@@ -3,15 +3,10 @@ Compose Specification's schema (tests/data/compose-spec.md says where it comes f
 line a service or a unit runs, or the README's "Running a team's installation" shows, is one weightkeeper's own
 parser accepts; the units pass `systemd-analyze verify` and are hardened; the example config loads; the image
 installs the extra the workers need; and no secret is written in any file of the folder. Nothing here starts a
-container or a unit.
-
-What other helpers of issue 19 add (`worker`, `[store]`, procrastinate; `store migrate`) is a strict xfail while
-it is missing, expecting exactly the refusal its absence causes: once it is merged, the mark no longer applies
-and the test must pass."""
+container or a unit."""
 
 from __future__ import annotations
 
-import argparse
 import configparser
 import json
 import re
@@ -28,7 +23,6 @@ import yaml
 
 from weightkeeper import config
 from weightkeeper.cli.main import build_parser
-from weightkeeper.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
@@ -38,11 +32,6 @@ IMAGE = "weightkeeper:local"  # the image compose.yaml builds from deploy/Docker
 HOME = "/var/lib/weightkeeper/home"  # weightkeeper's home in the image and in the units
 PASSWORD_ENV = "WEIGHTKEEPER_DATABASE_PASSWORD"  # what deploy/weightkeeper.toml's [store] password_env names
 INSTALLED_BIN = "/opt/weightkeeper/bin/"  # where the units expect the venv: see the README
-COMMANDS = {command for action in build_parser()._actions if isinstance(action, argparse._SubParsersAction)
-            for command in action.choices}
-# Commands that other helpers of issue 19 add; until they are merged the parser refuses them, and says so.
-PENDING = {"worker": "helper (2) of issue 19 adds `weightkeeper worker`",
-           "store": "helper (1) of issue 19 adds `weightkeeper store migrate`"}
 README_SECTION = re.search(r"^## Running a team's installation\n(.*?)^## ",
                            (REPO / "README.md").read_text(encoding="utf-8"), re.S | re.M)
 
@@ -92,10 +81,7 @@ def command_of(argv: list[str]) -> str:
 
 
 @pytest.mark.parametrize(("where", "argv"), [
-    pytest.param(where, argv, id=f"{where}: {shlex.join(argv)}", marks=pytest.mark.xfail(
-        command_of(argv) in PENDING and command_of(argv) not in COMMANDS, reason=PENDING.get(command_of(argv), ""),
-        raises=SystemExit, strict=True))
-    for where, argv in weightkeeper_command_lines()])
+    pytest.param(where, argv, id=f"{where}: {shlex.join(argv)}") for where, argv in weightkeeper_command_lines()])
 def test_every_weightkeeper_command_deploy_runs_or_shows_is_one_the_parser_accepts(where: str,
                                                                                    argv: list[str]) -> None:
     args = build_parser().parse_args(argv)
@@ -141,8 +127,6 @@ def test_the_chroma_server_is_the_version_of_the_installed_client() -> None:
     assert tag == version("chromadb"), "pin chromadb/chroma to the chromadb client weightkeeper installs"
 
 
-@pytest.mark.xfail(not (hasattr(config, "StoreSettings") and hasattr(config, "WorkerSettings")), raises=ConfigError,
-                   strict=True, reason="helpers (1) and (2) of issue 19 add [store] and [workers] to the config")
 def test_the_example_config_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """deploy/weightkeeper.toml as shipped, and with its commented registry examples switched on; the ledger is
     the compose file's PostgreSQL, with the password of the variable compose sets."""
@@ -168,12 +152,7 @@ def provided(requirements: list[str]) -> set[str]:
     return {DEPENDENCY_NAME.match(requirement)[0].lower() for requirement in requirements}
 
 
-@pytest.mark.parametrize("package", [
-    "psycopg",
-    pytest.param("procrastinate", marks=pytest.mark.xfail(
-        "procrastinate" not in (REPO / "pyproject.toml").read_text(encoding="utf-8"),
-        reason="helper (2) of issue 19 adds procrastinate to pyproject.toml", raises=AssertionError, strict=True)),
-])
+@pytest.mark.parametrize("package", ["psycopg", "procrastinate", "langgraph-checkpoint-postgres"])
 def test_the_image_installs_what_the_workers_import(package: str) -> None:
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     installs = [line for line in (DEPLOY / "Dockerfile").read_text(encoding="utf-8").splitlines()

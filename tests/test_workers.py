@@ -6,14 +6,12 @@ import asyncio
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from contextlib import closing
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,7 +24,8 @@ from http_fakes import Reply, Request
 
 from weightkeeper import config
 from weightkeeper.cli.main import main
-from weightkeeper.errors import ConfigError
+from weightkeeper.errors import ConfigError, LedgerError
+from weightkeeper.ledger import Ledger
 
 
 def write_config(home: Path, text: str) -> Path:
@@ -57,9 +56,11 @@ def test_bad_worker_settings_say_what_to_do(tmp_path: Path, text: str, message: 
         config.load(write_config(tmp_path, text))
 
 
-def hub_config(hub_url: str, authors: list[str], store: str, *, stall: float = 2, extra: str = "") -> str:
-    return (f'[ledger]\npath = "ledger.sqlite3"\n\n[scan]\ncommit_records = 1\n\n[store]\nurl = "{store}"\n\n'
-            f'[workers]\nstall_seconds = {stall}\n\n{extra}'
+def hub_config(hub_url: str, authors: list[str], store: str | None, *, stall: float = 2, extra: str = "") -> str:
+    """A Hub registry of `authors`, a shard each; its ledger in the PostgreSQL `store` (None: the home's SQLite)."""
+    return ('[ledger]\npath = "ledger.sqlite3"\n\n[scan]\ncommit_records = 1\n\n'
+            + (f'[store]\nurl = "{store}"\n\n' if store else '')
+            + f'[workers]\nstall_seconds = {stall}\n\n{extra}'
             f'[registries.hub]\nkind = "hf"\nendpoint = "{hub_url}"\nauthors = {json.dumps(authors)}\n'
             'schedule = "0 0 1 1 *"\n')
 
@@ -99,7 +100,7 @@ def test_an_interrupted_scan_is_due_at_once_and_a_failed_one_waits_for_its_sched
         home = write_config(tmp_path, hub_config(hub.url, ["acme", "beta", "gamma"], postgres_url).replace(
             'schedule = "0 0 1 1 *"', 'schedule = "0 * * * *"'))
         assert main(["--home", str(home), "scan", "hub/acme", "hub/beta"]) == 0
-    with closing(sqlite3.connect(home / "ledger.sqlite3")) as conn, conn:
+    with Ledger(config.load(home).store) as ledger, ledger.transaction() as conn:
         conn.execute("UPDATE scans SET status = 'failed', phase = 'listing' WHERE id = 1")
         conn.execute("UPDATE scans SET status = 'interrupted', phase = 'listing' WHERE id = 2")
         started = conn.execute("SELECT started_at FROM scans WHERE id = 1").fetchone()[0]
@@ -114,7 +115,6 @@ def test_an_approved_review_is_planned_until_its_actions_ran_or_failed(tmp_path:
     from agents import executor
     from proposal_world import approve, model, run_propose, scan_twice
     from weightkeeper.cli.workers import due_work
-    from weightkeeper.ledger import Ledger
 
     with FakeWebhook(token="the-receivers-own") as webhook:  # we send none: refused, not retried
         home = write_config(tmp_path, f'[store]\nurl = "{postgres_url}"\n\n'
@@ -125,7 +125,7 @@ def test_an_approved_review_is_planned_until_its_actions_ran_or_failed(tmp_path:
         assert due_work(home, set(), now).resumes == []
         approve(home, outcome.review_id)
         ((review_id, thread),) = due_work(home, set(), now).resumes
-        with Ledger(home / "ledger.sqlite3") as ledger:
+        with Ledger(config.load(home).store) as ledger:
             (done,) = executor.execute(ledger, home, review_id)
         assert "401" in done["error"] and review_id == outcome.review_id and thread
         assert due_work(home, set(), now).resumes == [], "a failed action is not run again"
@@ -167,11 +167,10 @@ def test_a_scan_job_whose_registry_is_being_scanned_elsewhere_is_skipped_by_the_
         tmp_path: Path, postgres_url: str) -> None:
     """The second line behind the queueing lock: a scan started outside the queue (`weightkeeper scan`, `watch`)."""
     from weightkeeper.cli.workers import Workers
-    from weightkeeper.ledger import Ledger
 
     home = write_config(tmp_path, hub_config("http://127.0.0.1:9", ["acme"], postgres_url))
     shard = config.load(home).scanned()["hub/acme"]
-    with Ledger(home / "ledger.sqlite3") as ledger, ledger.scan_lease(
+    with Ledger(config.load(home).store) as ledger, ledger.scan_lease(
             ledger.registry_id(shard.name, shard.kind, shard.location), shard.name):
         line = asyncio.run(Workers(home)._scan("hub/acme"))
     assert line.startswith("hub/acme: not scanned (skipped)") and "is being scanned by" in line
@@ -267,7 +266,7 @@ def poll(what: Callable[[], Any], message: str, until: float = TIMEOUT) -> Any:
     while time.monotonic() - started < until:
         try:
             found = what()
-        except sqlite3.OperationalError:  # the ledger not made yet
+        except LedgerError:  # the ledger not made yet
             found = None
         if found:
             return found
@@ -275,14 +274,17 @@ def poll(what: Callable[[], Any], message: str, until: float = TIMEOUT) -> Any:
     raise AssertionError(f"timed out waiting until {message}")
 
 
-def rows(ledger: Path, sql: str, *params: Any) -> list[tuple]:
-    with closing(sqlite3.connect(ledger, timeout=30)) as conn:
-        return conn.execute(sql, params).fetchall()
+def rows(home: Path, sql: str, *params: Any) -> list[tuple]:
+    """What the home's ledger (its store: SQLite or PostgreSQL) answers to `sql`."""
+    with Ledger.for_reading(config.load(home).store) as ledger:
+        return [tuple(row) for row in ledger.conn.execute(sql, params)]
 
 
-def recorded_events(ledger: Path) -> Counter[tuple[str, str | None, str]]:
-    return Counter(rows(ledger, "SELECT e.kind, m.name, e.detail FROM events e"
-                                " LEFT JOIN models m ON m.id = e.model_id"))
+def recorded_events(home: Path) -> Counter[tuple[str, str | None, str]]:
+    """The ledger's events as (kind, model name, detail), details compared as JSON values (each backend writes
+    its own JSON text)."""
+    return Counter((kind, name, json.dumps(json.loads(detail), sort_keys=True)) for kind, name, detail in rows(
+        home, "SELECT e.kind, m.name, e.detail FROM events e LEFT JOIN models m ON m.id = e.model_id"))
 
 
 @pytest.mark.slow
@@ -292,29 +294,28 @@ def test_two_workers_scan_every_shard_once_though_one_is_killed_mid_scan(tmp_pat
             for i in range(MODELS_PER_AUTHOR):
                 hub.add(f"{author}/model-{i}", downloads=i)
         home = write_config(tmp_path / "team", hub_config(hub.url, AUTHORS, postgres_url))
-        ledger = home / "ledger.sqlite3"
         first = start_worker(home)
         second = start_worker(home)
         # Mid-scan: a shard's listing has committed a page and the first worker holds its lease.
         (registry, pages), = poll(lambda: rows(
-            ledger, "SELECT r.name, s.pages FROM scans s JOIN registries r ON r.id = s.registry_id"
+            home, "SELECT r.name, s.pages FROM scans s JOIN registries r ON r.id = s.registry_id"
                     " JOIN scan_leases l ON l.registry_id = r.id"
                     " WHERE s.phase = 'listing' AND s.pages >= 1 AND l.holder LIKE ? LIMIT 1",
             f"%:{first.pid}:%"), "the first worker is mid-scan")
         kill(first)
-        scans = poll(lambda: (found := rows(ledger, "SELECT r.name, s.status, s.attempts FROM scans s JOIN registries r"
+        scans = poll(lambda: (found := rows(home, "SELECT r.name, s.status, s.attempts FROM scans s JOIN registries r"
                                                     " ON r.id = s.registry_id ORDER BY r.name")) and len(found) == len(
             AUTHORS) and all(status == "complete" for _, status, _ in found) and found,
             "every shard's scan is complete")
         log = stop(second)
         hub.page_seconds = 0
-        clean = write_config(tmp_path / "clean", hub_config(hub.url, AUTHORS, postgres_url))
+        clean = write_config(tmp_path / "clean", hub_config(hub.url, AUTHORS, None))
         assert main(["--home", str(clean), "scan"]) == 0
 
     assert [name for name, _, _ in scans] == sorted(f"hub/{author}" for author in AUTHORS)
     assert dict((name, attempts) for name, _, attempts in scans)[registry] == 2, "resumed, not started again"
-    assert recorded_events(ledger) == recorded_events(clean / "ledger.sqlite3")
-    assert sum(count for (kind, _, _), count in recorded_events(ledger).items() if kind == "appeared") == (
+    assert recorded_events(home) == recorded_events(clean)
+    assert sum(count for (kind, _, _), count in recorded_events(home).items() if kind == "appeared") == (
         len(AUTHORS) * MODELS_PER_AUTHOR)
     assert set(hub.most_at_once.values()) == {1}, "no author was listed by two workers at once"
     assert "stalled job(s) taken up again (scan[" in log and f"'{registry}'" in log, log
@@ -326,16 +327,15 @@ def test_sigterm_ends_a_scan_after_its_page_and_the_next_run_resumes_it(tmp_path
         for i in range(12):
             hub.add(f"acme/model-{i:02d}")
         home = write_config(tmp_path, hub_config(hub.url, ["acme"], postgres_url))
-        ledger = home / "ledger.sqlite3"
         worker = start_worker(home)
-        poll(lambda: rows(ledger, "SELECT 1 FROM scans WHERE pages >= 1"), "a page is committed")
+        poll(lambda: rows(home, "SELECT 1 FROM scans WHERE pages >= 1"), "a page is committed")
         log = stop(worker)
-        (status, pages), = rows(ledger, "SELECT status, pages FROM scans")
+        (status, pages), = rows(home, "SELECT status, pages FROM scans")
         assert status == "interrupted" and pages < 6 and "scan 1 interrupted" in log and "worker stopped" in log
-        assert rows(ledger, "SELECT COUNT(*) FROM models") == [(pages * 2,)], "every committed page, no half page"
+        assert rows(home, "SELECT COUNT(*) FROM models") == [(pages * 2,)], "every committed page, no half page"
         hub.page_seconds = 0
         assert main(["--home", str(home), "worker", "--once"]) == 0
-    assert rows(ledger, "SELECT status, attempts, models_seen FROM scans") == [("complete", 2, 12)]
+    assert rows(home, "SELECT status, attempts, models_seen FROM scans") == [("complete", 2, 12)]
 
 
 class SlowWebhook(FakeWebhook):
@@ -369,15 +369,13 @@ def test_an_approved_publish_whose_worker_is_killed_mid_post_is_published_once_b
         posted = webhook.arrived.wait(TIMEOUT)
         first_log = kill(first)
         assert posted, f"the first worker posts:\n{first_log}"
-        log = stop_when(start_worker(home), lambda: rows(
-            config.load(home).ledger_path, "SELECT 1 FROM events WHERE kind = 'action_executed'"))
-    ledger = config.load(home).ledger_path
+        log = stop_when(start_worker(home), lambda: rows(home, "SELECT 1 FROM events WHERE kind = 'action_executed'"))
     assert len(webhook.posts()) == 2, "the killed worker's POST, and the same one again"
     assert len({post.headers["idempotency-key"] for post in webhook.posts()}) == 1
     assert len(webhook.delivered) == 1, "acted on once"
-    assert rows(ledger, "SELECT COUNT(*) FROM events WHERE kind = 'action_executed'") == [(1,)]
-    assert rows(ledger, "SELECT status FROM reviews WHERE id = ?", outcome.review_id) == [("executed",)]
-    assert f"resume[" in log and "action 0 done (webhook" in log, log
+    assert rows(home, "SELECT COUNT(*) FROM events WHERE kind = 'action_executed'") == [(1,)]
+    assert rows(home, "SELECT status FROM reviews WHERE id = ?", outcome.review_id) == [("executed",)]
+    assert "resume[" in log and "action 0 done (webhook" in log, log
 
 
 def stop_when(worker: subprocess.Popen, done: Callable[[], Any]) -> str:
