@@ -267,7 +267,7 @@ def test_verify_names_a_corrupted_file_records_it_and_repairs_it_from_the_mirror
 
 
 def test_verify_records_its_fixity_on_the_archived_model_after_a_rename_and_a_new_model_under_its_old_name(
-        deprecated: Path) -> None:
+        on_each_store: str | Path, deprecated: Path) -> None:
     from weightkeeper.cli.main import main
 
     review = the_review(deprecated)
@@ -281,7 +281,7 @@ def test_verify_records_its_fixity_on_the_archived_model_after_a_rename_and_a_ne
 
     assert main(["archive", "verify", "team/acme/med-ft", "--home", str(deprecated)]) == 0
 
-    with Ledger(config.load(deprecated).ledger_path) as ledger:
+    with Ledger(config.load(deprecated).store) as ledger:
         (model,) = ledger.conn.execute(
             "SELECT m.name FROM events e JOIN models m ON m.id = e.model_id WHERE e.kind = 'fixity_ok'").fetchall()
     assert model["name"] == "acme/med-ft-2026"

@@ -13,7 +13,7 @@ from typing import Any
 
 from weightkeeper.domain import EventKind
 from weightkeeper.errors import UnknownRegistryError, WeightkeeperError
-from weightkeeper.ledger.database import NO_LIMIT
+from weightkeeper.ledger.database import NO_LIMIT, json_member
 from weightkeeper.ledger.store import Ledger
 
 
@@ -208,9 +208,10 @@ def model_keys(ledger: Ledger) -> list[str]:
 def archived_model(ledger: Ledger, object_id: str) -> tuple[int, int] | None:
     """(registry id, model id) of the model an archive object holds: the one its verified archiving was recorded
     on, whatever the model is called now and whichever model holds its old name."""
+    object_of = json_member(ledger.dialect, "detail", "object_id")
     row = ledger.conn.execute(
-        "SELECT registry_id, model_id FROM events WHERE kind = ? AND json_extract(detail, '$.object_id') = ?"
-        " ORDER BY id DESC LIMIT 1", (EventKind.ARCHIVE_VERIFIED.value, object_id)).fetchone()
+        f"SELECT registry_id, model_id FROM events WHERE kind = ? AND {object_of} = ? ORDER BY id DESC LIMIT 1",
+        (EventKind.ARCHIVE_VERIFIED.value, object_id)).fetchone()
     return (row[0], row[1]) if row else None
 
 
