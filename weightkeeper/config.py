@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from weightkeeper.errors import ConfigError, RegistryUnavailable
-from weightkeeper.home import ARCHIVE_NAME, CONFIG_NAME, LEDGER_NAME, MEMORY_NAME
+from weightkeeper.home import ARCHIVE_NAME, CONFIG_NAME, LEDGER_NAME, MEMORY_NAME, is_url
 from weightkeeper.registry import registry_kind, registry_kinds
 from weightkeeper.secrets import name_secret_variables
 
@@ -474,7 +474,7 @@ def _store_settings(table: Any, fail: Callable[[str, str | None, str | None], Co
     if url is not None:
         from urllib.parse import urlsplit
 
-        if not isinstance(url, str) or not url.startswith(("postgresql://", "postgres://")):
+        if not isinstance(url, str) or not is_url(url):
             raise fail("must be a PostgreSQL URL, postgresql://user@host[:port]/database", "store", "url")
         if urlsplit(url).password is not None:
             raise fail("holds a password: the file must not; name the variable holding it in `password_env`",

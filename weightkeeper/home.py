@@ -20,6 +20,11 @@ class HomeError(WeightkeeperError):
     """The home is not a folder this command can use."""
 
 
+def is_url(location: str) -> bool:
+    """Whether a store location is a PostgreSQL URL rather than a SQLite file's path."""
+    return location.startswith(("postgresql://", "postgres://"))
+
+
 def resolve_home(explicit: str | os.PathLike[str] | None = None) -> Path:
     """`--home` wins, then $WEIGHTKEEPER_HOME, then the platform's user data directory."""
     if explicit:

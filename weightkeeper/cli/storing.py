@@ -12,7 +12,8 @@ from pathlib import Path
 from weightkeeper import config
 from weightkeeper.errors import WeightkeeperError
 from weightkeeper.ledger import Ledger
-from weightkeeper.ledger.database import is_url, shown_url
+from weightkeeper.home import is_url
+from weightkeeper.ledger.database import shown_url
 from weightkeeper.words import counted
 
 

@@ -30,11 +30,6 @@ class SqliteConnection(sqlite3.Connection):
     dialect: Dialect = "sqlite"
 
 
-def is_url(location: str) -> bool:
-    """Whether a store location is a PostgreSQL URL rather than a SQLite file's path."""
-    return location.startswith(("postgresql://", "postgres://"))
-
-
 # A quoted literal or identifier, a placeholder, or a percent sign: what `placeholders` reads, left to right.
 _TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|::|\?|:([A-Za-z_]\w*)|%")
 
@@ -102,27 +97,32 @@ class PostgresCursor:
             self._cursor.executemany(placeholders(sql), rows)
         return self
 
-    def _shaped(self, row: tuple | None) -> Any:
-        if row is None or self.row_factory is None:
-            return row
-        return _row_class(tuple(column.name for column in self._cursor.description))(row)
+    def _shape(self) -> type[Row] | None:
+        """The class of this result's rows: `Row` named by its columns, or None for plain tuples."""
+        if self.row_factory is None:
+            return None
+        return _row_class(tuple(column.name for column in self._cursor.description))
 
     def fetchone(self) -> Any:
-        return self._shaped(self._cursor.fetchone())
+        row = self._cursor.fetchone()
+        shape = self._shape() if row is not None else None
+        return shape(row) if shape else row
 
     def fetchall(self) -> list[Any]:
-        return [self._shaped(row) for row in self._cursor.fetchall()]
+        return self._shaped(self._cursor.fetchall())
 
     def fetchmany(self, size: int) -> list[Any]:
-        return [self._shaped(row) for row in self._cursor.fetchmany(size)]
+        return self._shaped(self._cursor.fetchmany(size))
+
+    def _shaped(self, rows: list[tuple]) -> list[Any]:
+        shape = self._shape() if rows else None
+        return [shape(row) for row in rows] if shape else rows
 
     def __iter__(self) -> Iterator[Any]:
         if self._cursor.description is None:
             return iter(())
-        if self.row_factory is None:
-            return iter(self._cursor)
-        shape = _row_class(tuple(column.name for column in self._cursor.description))
-        return (shape(row) for row in self._cursor)
+        shape = self._shape()
+        return (shape(row) for row in self._cursor) if shape else iter(self._cursor)
 
 
 class PostgresConnection:

@@ -20,11 +20,11 @@ from typing import Any, NamedTuple
 
 from weightkeeper.domain import EventKind, ModelRecord, RecordRow, canonical_json
 from weightkeeper.errors import LeaseHeld, LedgerError
+from weightkeeper.home import is_url
 from weightkeeper.ledger.database import (
     Connection,
     PostgresConnection,
     SqliteConnection,
-    is_url,
     open_postgres,
     shown_url,
 )
