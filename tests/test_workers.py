@@ -375,7 +375,8 @@ def test_an_approved_publish_whose_worker_is_killed_mid_post_is_published_once_b
     assert len(webhook.delivered) == 1, "acted on once"
     assert rows(home, "SELECT COUNT(*) FROM events WHERE kind = 'action_executed'") == [(1,)]
     assert rows(home, "SELECT status FROM reviews WHERE id = ?", outcome.review_id) == [("executed",)]
-    assert "resume[" in log and "action 0 done (webhook" in log, log
+    assert "resume[" in log and f"review {outcome.review_id} action 0, publish to webhook" in log, log
+    assert ": published:" in log, log
 
 
 def stop_when(worker: subprocess.Popen, done: Callable[[], Any]) -> str:

@@ -151,12 +151,13 @@ class Workers:
 
     def _resume(self, review_id: int) -> str:
         from agents.graph import resume
+        from weightkeeper.cli.render import action_line
 
         settings = config.load(self.home)
         with Ledger(settings.store) as ledger:
             state = asyncio.run(resume(ledger, self.home, settings.proposals, review_id))
-        ran = state.get("executed", [])
-        return f"review {review_id}: " + ("; ".join(_outcome(done) for done in ran) or "nothing left to run")
+        return "; ".join(action_line(done) for done in state.get("executed", [])) or (
+            f"review {review_id}: nothing left to run")
 
     async def _planned(self, timestamp: int) -> str:
         return await self.plan_now()
@@ -201,14 +202,3 @@ class Workers:
         except AlreadyEnqueued:
             return False
         return True
-
-
-def _outcome(done: dict[str, Any]) -> str:
-    what = f"action {done.get('action')}"
-    if "refused" in done:
-        return f"refused: {done['refused']}"
-    if "skipped" in done:
-        return f"{what} skipped: {done['skipped']}"
-    if "error" in done:
-        return f"{what} failed: {done['error']}"
-    return f"{what} done ({done.get('channel')} {done.get('target')})"
