@@ -25,7 +25,8 @@ verifies it.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -200,21 +201,15 @@ async def resume(ledger: Ledger, home: Path, settings: ProposalSettings, review_
         return await app.ainvoke(Command(resume={"review_id": review_id}), config, durability="sync")
 
 
-class _compiled:
+@asynccontextmanager
+async def _compiled(ledger: Ledger, home: Path, settings: ProposalSettings, drafter: Drafter,
+                    llm_critic: LLMCritic | None = None, memory: Memory | None = None) -> AsyncIterator[Any]:
     """The graph compiled with the home's checkpointer, open for the block."""
+    from weightkeeper.ledger import checkpoints
 
-    def __init__(self, ledger: Ledger, home: Path, settings: ProposalSettings, drafter: Drafter,
-                 llm_critic: LLMCritic | None = None, memory: Memory | None = None) -> None:
-        from weightkeeper.ledger import checkpoints
-
-        self.graph = build(ledger, home, settings, drafter, llm_critic, memory)
-        self.saver = checkpoints.saver(ledger, home)
-
-    async def __aenter__(self) -> Any:
-        return self.graph.compile(checkpointer=await self.saver.__aenter__())
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await self.saver.__aexit__(*exc)
+    graph = build(ledger, home, settings, drafter, llm_critic, memory)
+    async with checkpoints.saver(ledger, home) as saver:
+        yield graph.compile(checkpointer=saver)
 
 
 async def _run_thread(app: Any, ledger: Ledger, planned: coordinator.Letter) -> list[Outcome]:
