@@ -21,24 +21,28 @@ import pytest
 import tools.registries.openai_finetunes as adapter_module
 from agents import coordinator
 from agents.graph import propose
-from fake_openai import API_KEY, FakeOpenAI, error, rate_limited
+from fake_openai import API_KEY, ORG, FakeOpenAI, error, rate_limited
 from http_fakes import FakeServer, Fault, Reply
 from ledger_reading import query
 from tools.registries import open_registry
 from tools.registries.http import RetryPolicy
 from tools.registries.openai_finetunes import OpenAIRegistry
+from weightkeeper.cli.main import main
+from weightkeeper.cli.scanning import scan_registries
 from weightkeeper import config as weightkeeper_config
 from weightkeeper.config import ProposalSettings, RegistryConfig
 from weightkeeper.domain import Found, Gone
 from weightkeeper.errors import RegistryUnavailable
 from weightkeeper.ledger import Ledger
 from weightkeeper.ledger.store import LedgerAdapterCache, LedgerDigestCache
+from weightkeeper.registry import registry_kind
 from weightkeeper.review import ReviewQueue
 from weightkeeper.scan import Scanner, ScanResult
 
 MINI = "gpt-4o-mini-2024-07-18"
 TURBO = "gpt-3.5-turbo-0125"
 WRONG_KEY = "sk-wrong-Hv4Tq9LmX2cR7pYe"
+BETA = "org-beta5678"  # a second organisation the key belongs to
 FAST = RetryPolicy(attempts=3, first_backoff=0.05)
 DEPRECATIONS_BEFORE = """# Deprecations
 
@@ -132,16 +136,20 @@ def no_key_leaks(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> Iterator[N
             assert key.encode() not in path.read_bytes(), f"the API key is in {path.name}"
 
 
-def config(server: FakeServer, *, deprecations: str | None = None, base_url: str | None = None) -> RegistryConfig:
+def config(server: FakeServer, *, deprecations: str | None = None, base_url: str | None = None,
+           organization: str | None = None) -> RegistryConfig:
     settings = {"base_url": base_url or f"{server.url}/v1"}
     if deprecations:
         settings["deprecations"] = deprecations
+    if organization:
+        settings["organization"] = organization
     return RegistryConfig("openai-acme", "openai", settings, token_env="OPENAI_API_KEY")
 
 
 def adapter(registry: RegistryConfig, *, key: str = API_KEY, waits: list | None = None,
             policy: RetryPolicy = FAST, page_size: int = 2) -> OpenAIRegistry:
     return OpenAIRegistry(registry.setting("base_url"), api_key=key, deprecations=registry.setting("deprecations"),
+                          organization=registry.setting("organization"),
                           on_wait=None if waits is None else lambda seconds, why: waits.append((seconds, why)),
                           policy=policy, timeout=0.5, page_size=page_size, sleep=lambda seconds: None)
 
@@ -500,6 +508,76 @@ def test_the_registry_is_built_from_its_config_with_the_key_from_the_environment
         with pytest.raises(RegistryUnavailable, match=r"\$OPENAI_API_KEY, which is not set"):
             open_registry(registry, digests=LedgerDigestCache(ledger, registry_id),
                           cache=LedgerAdapterCache(ledger, registry_id), environ={})
+
+
+# -- organisations ------------------------------------------------------------------------------------------
+
+
+def organizations_home(home: Path, server: FakeServer, organizations: list[str]) -> Path:
+    (home / "weightkeeper.toml").write_text(f'[registries.ft]\nkind = "openai"\nbase_url = "{server.url}/v1"\n'
+                                            f"organizations = {json.dumps(organizations)}\n", encoding="utf-8")
+    return home
+
+
+def test_each_organization_is_scanned_as_a_registry_of_its_own(tmp_path, fake, server, monkeypatch) -> None:
+    fake.add_base(TURBO)
+    legal = fake.fine_tune(TURBO, suffix="legal")
+    beta = fake.member_of(BETA, "beta-lab")
+    beta.add_base(MINI)
+    triage = beta.fine_tune(MINI, suffix="triage")
+    home = organizations_home(tmp_path, server, [ORG, BETA])
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+
+    first = scan_registries(home, [], log=None)
+    assert [(r.registry, r.status, r.models_seen) for r in first] == [
+        (f"ft/{ORG}", "complete", 2), (f"ft/{BETA}", "complete", 2)]
+    rows = query(home / "ledger.sqlite3", "SELECT r.name AS registry, m.name, m.key FROM models m"
+                                          " JOIN registries r ON r.id = m.registry_id ORDER BY m.name")
+    assert [tuple(row) for row in rows] == [
+        (f"ft/{ORG}", legal["fine_tuned_model"], legal["id"]), (f"ft/{BETA}", triage["fine_tuned_model"], triage["id"]),
+        (f"ft/{ORG}", TURBO, TURBO), (f"ft/{BETA}", MINI, MINI)]
+
+    del beta.models[triage["fine_tuned_model"]]
+    second = scan_registries(home, [], log=None)
+    assert [(r.registry, r.events) for r in second] == [
+        (f"ft/{ORG}", {}), (f"ft/{BETA}", {"suspected_missing": 1, "deleted": 1})]
+    assert {request.headers.get("openai-organization") for request in server.requests} == {ORG, BETA}, \
+        "every request of a shard, its lookups too, names its organisation"
+
+
+def test_an_organization_the_key_does_not_belong_to_fails_its_shard_alone(tmp_path, server, monkeypatch,
+                                                                        capsys) -> None:
+    home = organizations_home(tmp_path, server, [ORG, "org-unknown999"])
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    results = scan_registries(home, [], log=None)
+    assert [(r.registry, r.status) for r in results] == [(f"ft/{ORG}", "complete"), ("ft/org-unknown999", "failed")]
+    assert ("the OpenAI API at {}/v1 refused organisation org-unknown999 for this API key (HTTP 401 "
+            "mismatched_organization: OpenAI-Organization header should match organization for API key): the key "
+            "does not belong to it; correct the organisation id in `organization` or `organizations` in "
+            "weightkeeper.toml, or give the registry a key of that organisation").format(server.url) in results[1].error
+    assert len([r for r in server.requests if r.headers.get("openai-organization") == "org-unknown999"]) == 1, \
+        "a refused organisation is not retried"
+    assert main(["--home", str(home), "registry", "check", "ft"]) != 0
+    assert "refused organisation org-unknown999" in capsys.readouterr().err
+
+
+def test_the_organization_is_the_registrys_never_the_environments(server, monkeypatch) -> None:
+    monkeypatch.setenv("OPENAI_ORG_ID", BETA)  # the SDK would send it: a scan's scope must not depend on the shell
+    assert adapter(config(server)).check().startswith(f"the OpenAI API at {server.url}/v1 accepted the API key:")
+    assert {request.headers.get("openai-organization") for request in server.requests} == {None}
+    assert adapter(config(server, organization=ORG)).check().startswith(
+        f"the OpenAI API at {server.url}/v1 accepted the API key for organisation {ORG}:")
+
+
+def test_a_shards_archive_reads_its_organizations_job(fake, server, monkeypatch) -> None:
+    beta = fake.member_of(BETA, "beta-lab")
+    triage = beta.fine_tune(MINI, suffix="triage")
+    shard = config(server, organization=BETA)
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    found = adapter(shard).lookup(triage["fine_tuned_model"])
+    assert isinstance(found, Found)
+    documents = registry_kind("openai").archive_source(shard, found.record).documents()
+    assert documents["openai/job.json"]["organization_id"] == BETA
 
 
 # -- retries, rate limits and faults ------------------------------------------------------------------------

@@ -38,16 +38,52 @@ def test_authors_split_a_hub_registry_into_one_registry_per_author(tmp_path: Pat
         chosen_registries(settings, ["hub/gamma"])
 
 
+def openai_home(home: Path, scope: str) -> Path:
+    home.mkdir(exist_ok=True)
+    (home / "weightkeeper.toml").write_text(
+        f'[registries.openai]\nkind = "openai"\nbase_url = "http://127.0.0.1:9/v1"\n{scope}\n', encoding="utf-8")
+    return home
+
+
+def test_organizations_split_an_openai_registry_into_one_registry_per_organization(tmp_path: Path) -> None:
+    settings = config.load(openai_home(tmp_path, 'organizations = ["org-acme1234", "org-beta5678"]'))
+    shards = settings.scanned()
+    assert list(shards) == ["openai/org-acme1234", "openai/org-beta5678"]
+    assert shards["openai/org-beta5678"].settings == {"base_url": "http://127.0.0.1:9/v1",
+                                                      "organization": "org-beta5678"}
+    assert shards["openai/org-beta5678"].location == "http://127.0.0.1:9/v1 (organization org-beta5678)"
+    assert settings.registries["openai"].location == "http://127.0.0.1:9/v1 (organizations org-acme1234,org-beta5678)"
+    assert [r.name for r in chosen_registries(settings, ["openai/org-acme1234"])] == ["openai/org-acme1234"]
+    alone = config.load(openai_home(tmp_path, 'organization = "org-acme1234"')).scanned()
+    assert list(alone) == ["openai"] and alone["openai"].location == "http://127.0.0.1:9/v1 (organization org-acme1234)"
+    assert config.load(openai_home(tmp_path, "")).scanned()["openai"].location == "http://127.0.0.1:9/v1"
+
+
+@pytest.mark.parametrize(("table", "many", "one", "value"), [
+    ('kind = "hf"', "authors", "author", "acme"),
+    ('kind = "openai"', "organizations", "organization", "org-acme1234"),
+], ids=["hf", "openai"])
 @pytest.mark.parametrize(("scope", "message"), [
-    ('authors = ["acme"]\nauthor = "beta"', "`authors` replaces `author`: keep one of them"),
-    ('authors = "acme"', 'must be a list of strings, like \\["a", "b"\\]'),
-    ("authors = []", "must be a list of strings"),
-    ('authors = ["acme", "acme"]', "names a value twice"),
-])
-def test_bad_authors_say_what_is_wrong(tmp_path: Path, scope: str, message: str) -> None:
-    with pytest.raises(ConfigError, match=message) as raised:
-        config.load(hub_home(tmp_path, "http://127.0.0.1:9", scope))
-    assert raised.value.key in ("authors", "author")
+    ('{many} = ["{value}"]\n{one} = "{value}"', "`{many}` replaces `{one}`: keep one of them"),
+    ('{many} = "{value}"', 'must be a list of strings, like \\["a", "b"\\]'),
+    ("{many} = []", "must be a list of strings"),
+    ('{many} = ["{value}", "{value}"]', "names a value twice"),
+], ids=["both", "a-string", "empty", "twice"])
+def test_bad_shard_lists_say_what_is_wrong(tmp_path: Path, table: str, many: str, one: str, value: str, scope: str,
+                                           message: str) -> None:
+    fields = {"many": many, "one": one, "value": value}
+    (tmp_path / "weightkeeper.toml").write_text(f"[registries.r]\n{table}\n{scope.format(**fields)}\n",
+                                                encoding="utf-8")
+    with pytest.raises(ConfigError, match=message.format(**fields)) as raised:
+        config.load(tmp_path)
+    assert raised.value.key in (many, one)
+
+
+@pytest.mark.parametrize("scope", ['organizations = ["org-acme1234", "acme"]', 'organization = "org-acme/1234"'])
+def test_an_organization_must_be_an_openai_organization_id(tmp_path: Path, scope: str) -> None:
+    with pytest.raises(ConfigError, match=r"is not an OpenAI organisation id \(org- and letters and digits, as "
+                                          r"platform.openai.com shows under Settings > Organization > General\)"):
+        config.load(openai_home(tmp_path, scope))
 
 
 def test_registry_add_takes_authors_separated_by_commas(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -58,6 +94,20 @@ def test_registry_add_takes_authors_separated_by_commas(tmp_path: Path, capsys: 
     assert main(["--home", str(tmp_path), "registry", "list", "--json"]) == 0
     (row,) = json.loads(capsys.readouterr().out.split("\n", 1)[1])
     assert row["location"] == "http://127.0.0.1:9/api/models?authors=acme,beta"
+
+
+def test_registry_add_takes_organizations_separated_by_commas(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    config.write_default(tmp_path)
+    assert main(["--home", str(tmp_path), "registry", "add", "ft", "--kind", "openai", "--base-url",
+                 "http://127.0.0.1:9/v1", "--organizations", "org-acme1234, org-beta5678", "--no-check"]) == 0
+    settings = config.load(tmp_path)
+    assert settings.registries["ft"].settings["organizations"] == ["org-acme1234", "org-beta5678"]
+    assert list(settings.scanned()) == ["ft/org-acme1234", "ft/org-beta5678"]
+    capsys.readouterr()
+    assert main(["--home", str(tmp_path), "registry", "add", "ft2", "--kind", "openai", "--organizations",
+                 "acme", "--no-check"]) != 0
+    assert "'acme' is not an OpenAI organisation id" in capsys.readouterr().err
+    assert "ft2" not in config.load(tmp_path).registries
 
 
 def test_a_scan_records_each_shard_as_a_registry_of_its_own(tmp_path: Path) -> None:

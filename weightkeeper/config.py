@@ -441,11 +441,15 @@ def _validate(path: Path, text: str, raw: dict[str, Any]) -> Config:
                     raise fail("names a value twice", where, key)
                 if declared.excludes in table:
                     raise fail(f"`{key}` replaces `{declared.excludes}`: keep one of them", where, key)
-                continue
-            if not isinstance(value, str):
+            elif not isinstance(value, str):
                 raise fail("must be a string", where, key)
-            if declared is not None and declared.url and not URL_PATTERN.match(value):
+            elif declared is not None and declared.url and not URL_PATTERN.match(value):
                 raise fail("must be an http:// or https:// URL", where, key)
+            if declared is not None and declared.pattern:
+                unlike = next((v for v in (value if declared.many else [value])
+                               if not re.fullmatch(declared.pattern, v)), None)
+                if unlike is not None:
+                    raise fail(f"{unlike!r} is not {declared.pattern_rule}", where, key)
         if spec.one_of and not any(table.get(key) for key in spec.one_of):
             raise fail(f"a {kind} registry {spec.one_of_because}: set at least one of "
                        f"{', '.join(f'`{key}`' for key in spec.one_of)}", where, None)

@@ -52,7 +52,7 @@ key is content (a digest of files, a manifest) and a model is its name.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
@@ -193,6 +193,8 @@ class Setting:
     file: bool = False  # a file or folder, relative to the config file unless absolute (or an http(s) URL)
     many: bool = False  # a list of strings in the table; `registry add` takes them separated by commas
     excludes: str | None = None  # a setting this one replaces: a table holds one of them
+    pattern: str | None = None  # a regular expression the value (each value of a list) must match entirely
+    pattern_rule: str = ""  # what such a value is, said when one does not match: "an OpenAI organisation id (…)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +244,21 @@ class RegistryKind:
 
     def setting(self, name: str) -> Setting | None:
         return next((setting for setting in self.settings if setting.name == name), None)
+
+
+def shards_by(setting: str, *, into: str) -> Callable[[RegistryConfig], list[RegistryConfig]]:
+    """A kind's `shards`, split by a list setting: with `setting` (the Hub's `authors`), one registry per value,
+    named NAME/VALUE, with the table's other settings and `into` (`author`) set to the value; without, the
+    registry itself."""
+
+    def shards(config: RegistryConfig) -> list[RegistryConfig]:
+        values = config.settings.get(setting)
+        if not values:
+            return [config]
+        settings = {key: value for key, value in config.settings.items() if key != setting}
+        return [replace(config, name=f"{config.name}/{value}", settings={**settings, into: value}) for value in values]
+
+    return shards
 
 
 _KINDS: dict[str, RegistryKind] = {}

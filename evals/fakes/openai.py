@@ -1,6 +1,10 @@
 """A fake OpenAI API in the wire format the `openai` SDK reads; `route` answers an `evals.fakes.http.FakeServer`.
 
-Routes (under `/v1`, with `Authorization: Bearer KEY` required on each):
+Routes (under `/v1`, with `Authorization: Bearer KEY` required on each), answered for one organisation: the
+one the `OpenAI-Organization` header names, or without it the key's default organisation (the `FakeOpenAI`
+itself). `member_of` adds another organisation the key belongs to, with fine-tunes of its own; a header naming
+one it does not belong to gets what the API answers a key outside that organisation: 401
+`mismatched_organization`, "OpenAI-Organization header should match organization for API key".
 
 - `GET /models`: `{"object": "list", "data": [model...]}`, not paginated (the SDK reads it as a `SyncPage`);
   a model is `{"id", "object": "model", "created", "owned_by"}` plus `shutdown_date` when one is set;
@@ -56,16 +60,27 @@ def base_model(model_id: str, *, created: int = BASE_CREATED, shutdown_date: str
 
 @dataclass
 class FakeOpenAI:
-    """The state behind the fake API: models, fine-tuning jobs (newest first) and their checkpoints."""
+    """The state behind the fake API for one organisation: models, fine-tuning jobs (newest first) and their
+    checkpoints; and the other organisations the key belongs to, by id."""
 
     api_key: str = API_KEY
+    organization_id: str = ORG
+    owner: str = "acme"  # the organisation's name, which the API writes into its fine-tuned models' ids
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     jobs: list[dict[str, Any]] = field(default_factory=list)
     checkpoints: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     files: dict[str, dict[str, Any]] = field(default_factory=dict)  # the file objects, by id
     contents: dict[str, bytes] = field(default_factory=dict)  # their bytes, by id
     default_limit: int = 20
+    others: dict[str, FakeOpenAI] = field(default_factory=dict)
     _serial: int = 0
+
+    def member_of(self, organization_id: str, owner: str) -> FakeOpenAI:
+        """Another organisation of this key, empty; its jobs and files are numbered apart from this one's, as
+        the API's ids are unique across organisations."""
+        other = FakeOpenAI(self.api_key, organization_id, owner, _serial=100 * (len(self.others) + 1))
+        self.others[organization_id] = other
+        return other
 
     def add_base(self, model_id: str, **kwargs: Any) -> None:
         self.models[model_id] = base_model(model_id, **kwargs)
@@ -77,13 +92,13 @@ class FakeOpenAI:
         serial = self._serial
         created = 1_730_000_000 + serial * 3600
         root = base.split(":")[1] if base.startswith("ft:") else base
-        model_id = f"ft:{root}:acme:{suffix}:Ab{serial:06d}"
+        model_id = f"ft:{root}:{self.owner}:{suffix}:Ab{serial:06d}"
         job_id = f"ftjob-{serial:04d}Kq7pXw"
         succeeded = status == "succeeded"
         job = {
             "object": "fine_tuning.job", "id": job_id, "model": base, "created_at": created,
             "finished_at": created + 1800 if succeeded else None,
-            "fine_tuned_model": model_id if succeeded else None, "organization_id": ORG,
+            "fine_tuned_model": model_id if succeeded else None, "organization_id": self.organization_id,
             "result_files": [f"file-result{serial}"] if succeeded else [], "status": status,
             "validation_file": validation_file, "training_file": f"file-train{serial}",
             "hyperparameters": {"n_epochs": 3, "batch_size": 4, "learning_rate_multiplier": 1.8},
@@ -109,10 +124,12 @@ class FakeOpenAI:
                         "full_valid_mean_token_accuracy": None},
         } for step in reversed(steps)]  # newest first, as the API lists them
         if succeeded:
-            self.models[model_id] = {"id": model_id, "object": "model", "created": created + 1800, "owned_by": "acme"}
+            self.models[model_id] = {"id": model_id, "object": "model", "created": created + 1800,
+                                     "owned_by": self.owner}
             for step in steps:
                 name = f"{model_id}:ckpt-step-{step}"
-                self.models[name] = {"id": name, "object": "model", "created": created + step, "owned_by": "acme"}
+                self.models[name] = {"id": name, "object": "model", "created": created + step,
+                                     "owned_by": self.owner}
         return job
 
     def add_file(self, file_id: str, purpose: str, content: bytes, created_at: int) -> None:
@@ -128,6 +145,15 @@ class FakeOpenAI:
             given = request.headers.get("authorization", "").removeprefix("Bearer ")
             return error(401, f"Incorrect API key provided: {given}. You can find your API key at "
                               "https://platform.openai.com/account/api-keys.", code="invalid_api_key")
+        organization = request.headers.get("openai-organization", self.organization_id)
+        if organization == self.organization_id:
+            return self._answer(request)
+        if organization in self.others:
+            return self.others[organization]._answer(request)
+        return error(401, "OpenAI-Organization header should match organization for API key",
+                     code="mismatched_organization")
+
+    def _answer(self, request: Request) -> Reply:
         path = request.path
         if path == "/v1/models":
             return Reply.json({"object": "list", "data": list(self.models.values())})

@@ -49,7 +49,16 @@ from weightkeeper.domain import (
 )
 from weightkeeper.config import RegistryConfig
 from weightkeeper.errors import RegistryUnavailable
-from weightkeeper.registry import AdapterCache, Opening, RecordUnreadable, Registry, RegistryKind, Setting, register_kind
+from weightkeeper.registry import (
+    AdapterCache,
+    Opening,
+    RecordUnreadable,
+    Registry,
+    RegistryKind,
+    Setting,
+    register_kind,
+    shards_by,
+)
 from weightkeeper.untrusted import has_hidden
 
 if TYPE_CHECKING:  # imported when the adapter is built: the registry kinds are read at every start
@@ -493,18 +502,6 @@ def _joined(value: str | list[str]) -> str:
     return ",".join(value) if isinstance(value, list) else value
 
 
-def _shards(config: RegistryConfig) -> list[RegistryConfig]:
-    """With `authors`, one registry per author, named NAME/AUTHOR and watching that author's models (with the
-    registry's search and filter, if any); without, the registry itself. A model moved from one author to
-    another is a rename the Hub's redirect shows to the shard it left."""
-    authors = config.settings.get("authors")
-    if not authors:
-        return [config]
-    settings = {key: value for key, value in config.settings.items() if key != "authors"}
-    return [replace(config, name=f"{config.name}/{author}", settings={**settings, "author": author})
-            for author in authors]
-
-
 KIND = register_kind(RegistryKind(
     name="hf",
     settings=(
@@ -523,5 +520,7 @@ KIND = register_kind(RegistryKind(
     one_of=(*SCOPE, "authors"),
     one_of_because="watches a scope",
     location=_location,
-    shards=_shards,
+    # One registry per author, with the table's search and filter. A model moved from one author to another is
+    # a rename the Hub's redirect shows to the shard it left; the other records it as appeared.
+    shards=shards_by("authors", into="author"),
 ))

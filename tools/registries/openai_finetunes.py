@@ -6,7 +6,8 @@ a fine-tuning job; its key is the id of the job that produced it, which nothing 
 only while the job that produced the model is still visible to this key: OpenAI answers 404 alike for a
 deleted model and for one of another project. Retries are this adapter's (the SDK's `max_retries=0`),
 following the SDK's rules, so each wait reaches `on_wait`; the API key never appears in a message.
-What is read, and why: docs/registries/openai.md.
+With `organization`, every request names that organisation (the `OpenAI-Organization` header); a registry
+with `organizations` is one shard per organisation. What is read, and why: docs/registries/openai.md.
 """
 
 from __future__ import annotations
@@ -32,7 +33,15 @@ from tools.registries.http import RetryPolicy, Transient, WaitReporter, server_w
 from weightkeeper.config import RegistryConfig
 from weightkeeper.domain import Card, Found, Gone, Lineage, LookupResult, ModelRecord, Page, Visibility
 from weightkeeper.errors import RegistryUnavailable
-from weightkeeper.registry import Opening, RecordUnreadable, Registry, RegistryKind, Setting, register_kind
+from weightkeeper.registry import (
+    Opening,
+    RecordUnreadable,
+    Registry,
+    RegistryKind,
+    Setting,
+    register_kind,
+    shards_by,
+)
 
 FINE_TUNED = "ft:"
 CHECKPOINT = re.compile(r"^(?P<model>ft:.+):ckpt-step-(?P<step>\d+)$")
@@ -42,6 +51,11 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 BASE_URL_HINT = f"is base_url the API root, ending in /v1 (like {DEFAULT_BASE_URL})?"
 KEY_HINT = ("put a valid key in the environment variable this registry's token_env names "
             "(OPENAI_API_KEY unless set)")
+ORGANIZATION_ID = r"org-[A-Za-z0-9]+"
+ORGANIZATION_RULE = ("an OpenAI organisation id (org- and letters and digits, as platform.openai.com shows under "
+                     "Settings > Organization > General)")
+# What the API answers (401) a key that does not belong to the organisation the header names.
+ORGANIZATION_REFUSED = frozenset({"mismatched_organization", "invalid_organization"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +88,9 @@ class OpenAIRegistry(Registry):
     resumes_see_renames = True  # nothing is renamed: a model id not found is gone
 
     def __init__(self, base_url: str | None, *, api_key: str | None, deprecations: str | None,
-                 on_wait: WaitReporter | None = None, policy: RetryPolicy = RetryPolicy(), timeout: float = 60.0,
-                 page_size: int = 50, sleep: Callable[[float], None] = time.sleep) -> None:
+                 organization: str | None = None, on_wait: WaitReporter | None = None,
+                 policy: RetryPolicy = RetryPolicy(), timeout: float = 60.0, page_size: int = 50,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         if not api_key:
             raise RegistryUnavailable(f"an OpenAI registry needs an API key; {KEY_HINT}")
         from openai import OpenAI
@@ -84,7 +99,11 @@ class OpenAIRegistry(Registry):
         self.deprecations_source = deprecations
         self.on_wait, self.policy, self.timeout, self.page_size, self.sleep = on_wait, policy, timeout, page_size, sleep
         self._api_key = api_key
-        self.client = OpenAI(base_url=self.base_url, api_key=api_key, max_retries=0, timeout=timeout)
+        self.organization = organization
+        self.client = OpenAI(base_url=self.base_url, api_key=api_key, organization=organization, max_retries=0,
+                             timeout=timeout)
+        # Without one the SDK takes $OPENAI_ORG_ID: the organisation scanned is the table's, never the shell's.
+        self.client.organization = organization
         self._snapshot: Snapshot | None = None
         self._deprecations: dict[str, Deprecation] | None = None
         self._checkpoints: dict[str, tuple[FineTuningJobCheckpoint, ...]] = {}
@@ -133,7 +152,8 @@ class OpenAIRegistry(Registry):
         fine_tuned = sum(name.startswith(FINE_TUNED) for name in models)
         self._call("listing fine-tuning jobs (fine_tuning.jobs.list)",
                    lambda: self.client.fine_tuning.jobs.with_raw_response.list(limit=1))
-        verified = (f"the OpenAI API at {self.base_url} accepted the API key: models.list answered with "
+        scope = f" for organisation {self.organization}" if self.organization else ""
+        verified = (f"the OpenAI API at {self.base_url} accepted the API key{scope}: models.list answered with "
                     f"{len(models)} models ({fine_tuned} fine-tuned) and fine_tuning.jobs.list answered")
         if self.deprecations_source:
             verified += (f"; the deprecations page {self.deprecations_source} names "
@@ -280,6 +300,10 @@ class OpenAIRegistry(Registry):
 
     def _status_message(self, what: str, exc: openai.APIStatusError) -> str:
         problem = self._describe(exc)
+        if exc.status_code == 401 and self.organization and _error_field(exc, "code") in ORGANIZATION_REFUSED:
+            return (f"{what}: the OpenAI API at {self.base_url} refused organisation {self.organization} for this API "
+                    f"key ({problem}): the key does not belong to it; correct the organisation id in `organization` "
+                    "or `organizations` in weightkeeper.toml, or give the registry a key of that organisation")
         if exc.status_code == 401:
             return f"{what}: the OpenAI API at {self.base_url} rejected the API key ({problem}); {KEY_HINT}"
         if exc.status_code == 403:
@@ -485,12 +509,23 @@ def _archive_source(config: RegistryConfig, record: ModelRecord) -> Any:
     job_id = fine_tuning_job(record)
     if job_id is None:
         raise SourceError(f"{record.name} has no fine-tuning job visible to this key: there is nothing of it to archive")
-    return OpenAISource(OpenAIRegistry(config.setting("base_url"), api_key=config.token(), deprecations=None), job_id)
+    return OpenAISource(OpenAIRegistry(config.setting("base_url"), api_key=config.token(), deprecations=None,
+                                       organization=config.setting("organization")), job_id)
 
 
 def _adapter(config: RegistryConfig, opening: Opening) -> OpenAIRegistry:
     return OpenAIRegistry(config.setting("base_url"), api_key=opening.token, deprecations=config.setting("deprecations"),
-                          on_wait=opening.on_wait)
+                          organization=config.setting("organization"), on_wait=opening.on_wait)
+
+
+def _location(config: RegistryConfig) -> str:
+    """The API, and the organisations watched when the table names any: a change of them is a new listing."""
+    base_url = config.setting("base_url") or DEFAULT_BASE_URL
+    if organizations := config.settings.get("organizations"):
+        return f"{base_url} (organizations {','.join(organizations)})"
+    if organization := config.settings.get("organization"):
+        return f"{base_url} (organization {organization})"
+    return base_url
 
 
 KIND = register_kind(RegistryKind(
@@ -498,9 +533,18 @@ KIND = register_kind(RegistryKind(
     settings=(
         Setting("base_url", f"the API (default {DEFAULT_BASE_URL})", metavar="URL", default=DEFAULT_BASE_URL, url=True),
         Setting("deprecations", "the provider's deprecations page", metavar="FILE_OR_URL", file=True),
+        Setting("organization", "watch this organisation's fine-tunes (default the key's own)", metavar="ORG_ID",
+                pattern=ORGANIZATION_ID, pattern_rule=ORGANIZATION_RULE),
+        Setting("organizations", "watch these organisations' fine-tunes, each scanned as a registry of its own "
+                "(NAME/ORG_ID), which workers scan in parallel", metavar="ORG_ID,ORG_ID", many=True,
+                excludes="organization", pattern=ORGANIZATION_ID, pattern_rule=ORGANIZATION_RULE),
     ),
     adapter=_adapter,
     archive_source=_archive_source,
     pin=_pin,
     token_env="OPENAI_API_KEY",
+    location=_location,
+    # The shards are separate registries in the ledger, so no model id needs its organisation: one organisation's
+    # fine-tunes (`ft:BASE:ORG-NAME::ID`, keyed by their job ids) and its base models are recorded under its shard.
+    shards=shards_by("organizations", into="organization"),
 ))
