@@ -220,7 +220,7 @@ class RegistryKind:
     `one_of`, with `one_of_because`, asks for at least one of those settings. `shards` (None: never split)
     splits one configured registry into the registries that are scanned, each a registry of its own in the
     ledger (its own cursor, lease and complete listing), named `NAME/PART`; it returns the registry itself
-    when its config asks for no split."""
+    when its config asks for no split (`shards_by` makes one from a list setting)."""
 
     name: str
     settings: tuple[Setting, ...]
