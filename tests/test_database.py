@@ -50,8 +50,27 @@ def test_a_ledger_at_another_schema_version_is_refused_in_words(postgres_url: st
 
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute("INSERT INTO schema_migrations VALUES (99, 'later')")
-    with pytest.raises(LedgerError, match="schema version 99 and this weightkeeper knows 11; upgrade weightkeeper"):
+    with pytest.raises(LedgerError, match="schema version 99 and this weightkeeper knows 12; upgrade weightkeeper"):
         Ledger(postgres_url)
+
+
+def test_a_postgresql_ledger_made_at_version_11_gets_the_notices_of_version_12(postgres_url: str) -> None:
+    import psycopg
+
+    from weightkeeper.domain import EventKind
+    from weightkeeper.ledger.notices import CHANNEL
+    from weightkeeper.ledger.store import NewEvent
+
+    Ledger(postgres_url).close()
+    with psycopg.connect(postgres_url, autocommit=True) as conn:  # as weightkeeper made it at version 11
+        conn.execute("DROP FUNCTION notify_ledger_change() CASCADE")
+        conn.execute("UPDATE schema_migrations SET version = 11")
+    with Ledger(postgres_url) as ledger, psycopg.connect(postgres_url, autocommit=True) as listener:
+        assert ledger.conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] == 12
+        listener.execute(f"LISTEN {CHANNEL}")
+        registry = ledger.registry_id("hub", "huggingface", "https://hf.co")
+        ledger.add_events([NewEvent(EventKind.PROPOSAL_AMENDED, registry, None, None, None, None, {})])
+        assert [notice.payload for notice in listener.notifies(timeout=10, stop_after=1)] == ["events"]
 
 
 @pytest.fixture
