@@ -45,7 +45,13 @@ def desk(home: Path, reviewer: str = "ada") -> Desk:
 
 def crowd(home: Path, count: int) -> None:
     """`count` more pending proposals, copies of review 1 at varied priorities: an inbox of that size."""
-    with Ledger(config.load(home).store) as ledger, ledger.transaction() as conn:
+    with Ledger(config.load(home).store) as ledger:
+        queue_copies(ledger, count)
+
+
+def queue_copies(ledger: Ledger, count: int) -> None:
+    """Queue `count` copies of review 1, pending, at varied priorities, in one statement (on either backend)."""
+    with ledger.transaction() as conn:
         conn.execute(
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)"
             " INSERT INTO reviews (thread_id, interrupt_id, registry_id, model_id, event_id, recipient, priority,"

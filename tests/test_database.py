@@ -50,8 +50,49 @@ def test_a_ledger_at_another_schema_version_is_refused_in_words(postgres_url: st
 
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute("INSERT INTO schema_migrations VALUES (99, 'later')")
-    with pytest.raises(LedgerError, match="schema version 99 and this weightkeeper knows 11; upgrade weightkeeper"):
+    with pytest.raises(LedgerError, match="schema version 99 and this weightkeeper knows 12; upgrade weightkeeper"):
         Ledger(postgres_url)
+
+
+def test_a_postgresql_ledger_made_at_version_11_gets_the_notices_of_version_12(postgres_url: str) -> None:
+    import psycopg
+
+    from weightkeeper.domain import EventKind
+    from weightkeeper.ledger.notices import CHANNEL
+    from weightkeeper.ledger.store import NewEvent
+
+    made_at_version_11(postgres_url)
+    with Ledger(postgres_url) as ledger, psycopg.connect(postgres_url, autocommit=True) as listener:
+        assert ledger.conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] == 12
+        listener.execute(f"LISTEN {CHANNEL}")
+        registry = ledger.registry_id("hub", "huggingface", "https://hf.co")
+        ledger.add_events([NewEvent(EventKind.PROPOSAL_AMENDED, registry, None, None, None, None, {})])
+        assert [notice.payload for notice in listener.notifies(timeout=10, stop_after=1)] == ["events"]
+
+
+def test_a_migration_the_role_may_not_apply_is_refused_in_words(postgres_url: str) -> None:
+    import psycopg
+
+    made_at_version_11(postgres_url)
+    with psycopg.connect(postgres_url, autocommit=True) as conn:  # a reviewer's role, which owns no table
+        conn.execute("DROP ROLE IF EXISTS bea")
+        conn.execute("CREATE ROLE bea LOGIN")
+        conn.execute("GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO bea")
+    with pytest.raises(LedgerError, match=r"schema version 11 and migrating it to 12 was refused \(.+\): run a "
+                                          "weightkeeper command once as the PostgreSQL role that owns its tables"):
+        Ledger(postgres_url.replace("//weightkeeper@", "//bea@"))
+    with Ledger(postgres_url) as ledger:  # the owner then brings it to 12
+        assert ledger.conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] == 12
+
+
+def made_at_version_11(url: str) -> None:
+    """An empty PostgreSQL ledger as weightkeeper made it at schema version 11: without its notices."""
+    import psycopg
+
+    Ledger(url).close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP FUNCTION notify_ledger_change() CASCADE")
+        conn.execute("UPDATE schema_migrations SET version = 11")
 
 
 @pytest.fixture

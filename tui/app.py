@@ -3,11 +3,14 @@
 Screens (tui/screens/): the inbox, one proposal, the ledger, the statistics, the registries and the archive;
 `1`…`5` switch between them, `?` shows the keys that work here, ctrl+p the current screen's commands. Every
 binding has an id, and `[console.keys]` in weightkeeper.toml remaps it. The ledger is read and decisions are
-recorded in worker threads, and polled so proposals drafted meanwhile appear in place.
+recorded in worker threads. Proposals drafted meanwhile appear in place: on a PostgreSQL store the console hears the
+database's notice of each change (`follow`), on SQLite (or while it cannot listen) it polls.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
@@ -22,6 +25,7 @@ from tui.data import Desk
 from tui.screens.archive import ArchiveScreen
 from tui.screens.inbox import InboxScreen
 from tui.screens.ledger import LedgerScreen
+from tui.screens.panel import Panel
 from tui.screens.proposal import ProposalScreen
 from tui.screens.registries import RegistriesScreen
 from tui.screens.stats import StatsScreen
@@ -29,6 +33,12 @@ from weightkeeper.errors import WeightkeeperError
 
 T = TypeVar("T")
 POLL_SECONDS = 2.0
+# While the database's notices are heard the poll reads only this often: for what no notice says (a day began, so a
+# deferral may have ended).
+HEARD_POLL_SECONDS = 60.0
+NOTICE_GAP_SECONDS = 0.5  # at most one read per this long however many notices come (a scan's batches)
+RECONNECT_SECONDS = 5.0
+UNHEARD = "not following the ledger live"
 
 
 class LedgerChanged(Message):
@@ -50,9 +60,12 @@ class ReviewConsole(App[None]):
         Binding("ctrl+t", "toggle_theme", "Light/dark", show=False, id="app.theme"),
     ]
 
-    def __init__(self, desk: Desk, *, poll_seconds: float = POLL_SECONDS, keymap: dict[str, str] | None = None) -> None:
+    def __init__(self, desk: Desk, *, poll_seconds: float = POLL_SECONDS, reconnect_seconds: float = RECONNECT_SECONDS,
+                 keymap: dict[str, str] | None = None) -> None:
         super().__init__()
-        self.desk, self.poll_seconds, self.seen = desk, poll_seconds, None
+        self.desk, self.poll_seconds, self.reconnect_seconds, self.seen = desk, poll_seconds, reconnect_seconds, None
+        self.listening, self.read_at = False, 0.0
+        self.unheard: str | None = None  # what the status line says while the notices are not heard
         if keymap:
             self.set_keymap(keymap)
 
@@ -60,6 +73,7 @@ class ReviewConsole(App[None]):
         self.theme = "textual-dark"
         self.switch_mode("inbox")
         self.set_interval(self.poll_seconds, self.poll)
+        self.run_worker(self.follow, group="follow", exit_on_error=False)
 
     def proposal(self, review_id: int) -> ProposalScreen:
         """The proposal screen, showing `review_id`: one instance, installed once, so opening one restyles nothing."""
@@ -91,15 +105,60 @@ class ReviewConsole(App[None]):
         self.push_screen(dialog, lambda answer: None if answer is None else
                          self.in_background(partial(work, answer), done, group="decide"))
 
-    def poll(self) -> None:
-        self.in_background(self.desk.fingerprint, self.compare, group="poll")
+    # -- following the ledger -----------------------------------------------------------------
 
-    def compare(self, fingerprint: tuple[Any, ...]) -> None:
-        """Tell every open screen, of every top screen's stack, that the ledger changed."""
-        if self.seen is not None and fingerprint != self.seen:
+    def poll(self) -> None:
+        """Every `poll_seconds`; while the database's notices are heard, only every HEARD_POLL_SECONDS."""
+        if not self.listening or time.monotonic() - self.read_at >= HEARD_POLL_SECONDS:
+            self.read_ledger()
+
+    def read_ledger(self, *, catch_up: bool = False) -> None:
+        """The one read that follows the ledger, for a poll, a notice or a catch-up: its fingerprint, compared with
+        the last one read."""
+        self.read_at = time.monotonic()
+        self.in_background(self.desk.fingerprint, partial(self.compare, catch_up=catch_up), group="poll")
+
+    def compare(self, fingerprint: tuple[Any, ...], *, catch_up: bool = False) -> None:
+        """Tell every open screen, of every top screen's stack, that the ledger changed. The first fingerprint read
+        is only remembered (the screens read the ledger as they opened), unless it catches up: what changed
+        between their reading and the first notice heard is not known otherwise."""
+        if fingerprint != self.seen and (self.seen is not None or catch_up):
             for screen in self.open_screens():
                 screen.post_message(LedgerChanged())
         self.seen = fingerprint
+
+    async def follow(self) -> None:
+        """On a PostgreSQL store, hear the database's notices (an async worker: the screen never waits on it) and
+        read the ledger on each; on each (re)connection read it once, to catch up with what changed while nothing
+        listened. While it cannot listen, the status line says so, the poll reads every `poll_seconds`, and it
+        tries again every `reconnect_seconds`. On SQLite it returns at once: the poll follows the ledger."""
+        while True:
+            try:
+                notices = await self.desk.notices()
+                if notices is None:
+                    return
+                async with notices:
+                    self.hearing(None)
+                    while True:
+                        await notices.changed()
+                        self.read_ledger()
+                        await asyncio.sleep(NOTICE_GAP_SECONDS)
+            except WeightkeeperError as exc:
+                self.hearing(str(exc))
+            await asyncio.sleep(self.reconnect_seconds)
+
+    def hearing(self, problem: str | None) -> None:
+        """The notices are heard (`problem` None: catch up), or not: say why once, and poll until they are again."""
+        if problem is None:
+            self.unheard = None
+            self.read_ledger(catch_up=True)
+        elif self.unheard is None:
+            self.notify(problem, title=UNHEARD, severity="warning", timeout=12)
+            self.unheard = f"{UNHEARD}: reading it every {self.poll_seconds:,g} s until it is heard again"
+        self.listening = problem is None
+        for screen in self.open_screens():
+            if isinstance(screen, Panel) and screen.is_mounted:
+                screen.update_status()
 
     def open_screens(self) -> list[Screen[Any]]:
         screens = []

@@ -7,18 +7,22 @@ review approve|reject|defer|edit` (weightkeeper/cli/reviewing.py), recorded on t
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from weightkeeper import config
 from weightkeeper.cli import reviewing
 from weightkeeper.ledger import Ledger
 from weightkeeper.review import Headline, Review, ReviewQueue, utc_now
 from weightkeeper.words import counted
+
+if TYPE_CHECKING:
+    from weightkeeper.ledger.notices import LedgerNotices
 
 TABS: dict[str, tuple[str, ...]] = {  # inbox tab -> the review statuses it lists
     "pending": ("pending",),
@@ -126,6 +130,15 @@ class Desk:
 
     def queue(self, ledger: Ledger) -> ReviewQueue:
         return ReviewQueue(ledger, clock=self.now)
+
+    async def notices(self) -> LedgerNotices | None:
+        """The ledger's notices of its changes, heard on a connection of their own, on a PostgreSQL store (a
+        LedgerError says why not); None on SQLite, whose console polls."""
+        from weightkeeper.home import is_url
+        from weightkeeper.ledger.notices import LedgerNotices
+
+        store = await asyncio.to_thread(lambda: config.load(self.home).store)
+        return await LedgerNotices.listen(store) if isinstance(store, str) and is_url(store) else None
 
     def fingerprint(self) -> tuple[Any, ...]:
         """Changes whenever a review arrives or is decided, or a day begins (a deferral may end): what the console

@@ -105,6 +105,8 @@ class Panel(Screen[None]):
         parts = [shown, *self.status()]
         if self.query_text:
             parts.append(f"filter: {self.query_text}")
+        if self.app.unheard:
+            parts.append(self.app.unheard)
         self.query_one("#status", Static).update(" · ".join(parts))
 
     def update_detail(self) -> None:

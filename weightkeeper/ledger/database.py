@@ -14,6 +14,8 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
+from weightkeeper.errors import LedgerError
+
 if TYPE_CHECKING:
     import psycopg
     import psycopg_pool
@@ -175,21 +177,28 @@ def shown_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{parts.username}@{netloc}" if parts.username else netloc))
 
 
+def refusal(url: str, exc: Exception) -> str:
+    """The database's `exc` in words a message may show: without the URL's password, nor any other secret."""
+    from weightkeeper.secrets import scrub
+
+    return scrub(str(exc)).replace(url, shown_url(url))
+
+
+def cannot_open(url: str, exc: Exception) -> LedgerError:
+    return LedgerError(f"cannot open the ledger at {shown_url(url)}: {refusal(url, exc)}; is the server running, "
+                       "and the URL (`[store] url` or $WEIGHTKEEPER_DATABASE_URL) right?")
+
+
 def open_postgres(url: str) -> tuple[psycopg_pool.ConnectionPool, PostgresConnection]:
     """The connection to the PostgreSQL database at `url` the ledger keeps for its life (in autocommit), and a
     pool that lends others as they are needed (a lease's renewal, an id reservation)."""
     import psycopg
     from psycopg_pool import ConnectionPool
 
-    from weightkeeper.errors import LedgerError
-    from weightkeeper.secrets import scrub
-
     try:
         conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_SECONDS)
     except psycopg.Error as exc:
-        raise LedgerError(f"cannot open the ledger at {shown_url(url)}: {scrub(str(exc)).replace(url, shown_url(url))};"
-                          " is the server running, and the URL (`[store] url` or $WEIGHTKEEPER_DATABASE_URL) "
-                          "right?") from None
+        raise cannot_open(url, exc) from None
     pool = ConnectionPool(url, min_size=0, max_size=4, kwargs={"autocommit": True}, name="ledger",
                           open=True)
     return pool, PostgresConnection(conn)
