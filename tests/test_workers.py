@@ -173,6 +173,29 @@ def test_after_a_scan_one_drafting_job_per_letter_is_queued_under_the_lock_its_r
         ("resume", "letter:acme", f"thread:{thread}", {"review_id": first.review_id})]
 
 
+def test_letters_drafted_at_once_in_a_new_database_make_the_checkpoints_tables_once(postgres_url: str) -> None:
+    import psycopg
+
+    from weightkeeper.ledger import checkpoints
+
+    async def open_saver(ledger: Ledger) -> None:
+        async with checkpoints.saver(ledger, Path("unused")):
+            pass
+
+    async def open_four() -> None:
+        ledgers = [Ledger(postgres_url) for _ in range(4)]
+        try:
+            await asyncio.gather(*(open_saver(ledger) for ledger in ledgers))
+        finally:
+            for ledger in ledgers:
+                ledger.close()
+
+    asyncio.run(open_four())  # without taking turns: a UniqueViolation on checkpoint_migrations
+    with psycopg.connect(postgres_url) as conn:
+        ran, distinct = conn.execute("SELECT COUNT(*), COUNT(DISTINCT v) FROM checkpoint_migrations").fetchone()
+    assert ran == distinct > 0, "each migration ran once"
+
+
 def test_a_stalled_workers_job_is_queued_again_unless_its_work_already_is(tmp_path: Path, postgres_url: str) -> None:
     import psycopg
     from procrastinate.schema import SchemaManager
