@@ -166,7 +166,7 @@ def chroma_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 time.sleep(0.1)
         yield f"http://127.0.0.1:{port}"
     finally:
-        server.terminate()
+        server.kill()  # its data is thrown away; a SIGTERM waits for the clients' idle connections to close
         server.wait(timeout=10)
 
 

@@ -397,6 +397,7 @@ def test_sigterm_ends_a_scan_after_its_page_and_the_next_run_resumes_it(tmp_path
         log = stop(worker)
         (status, pages), = rows(home, "SELECT status, pages FROM scans")
         assert status == "interrupted" and pages < 6 and "scan 1 interrupted" in log and "worker stopped" in log
+        assert "letters are drafted one at a time" in log and "set `url` in [memory]" in log, "an embedded memory"
         assert rows(home, "SELECT COUNT(*) FROM models") == [(pages * 2,)], "every committed page, no half page"
         hub.page_seconds = 0
         assert main(["--home", str(home), "worker", "--once"]) == 0
@@ -501,7 +502,8 @@ def test_two_workers_share_the_drafting_and_draft_every_letter_once_with_a_chrom
         ("acme", 1), ("beta", 1), ("delta", 1), ("gamma", 1)], "one review per letter"
     assert rows(home, "SELECT COUNT(*) FROM review_members x JOIN reviews r ON r.id = x.review_id"
                       " WHERE r.recipient = 'acme'") == [(1,)], "acme's second model joined its one letter"
-    assert all("propose[" in log for log in logs), "each worker drafted letters:\n" + "\n".join(logs)
+    assert all("propose[" in log and "one at a time" not in log for log in logs), (
+        "each worker drafted letters:\n" + "\n".join(logs))
     assert sum(log.count("1 proposal queued for review") for log in logs) == len(gone), logs
     assert again.startswith("0 proposals queued"), "a letter drafted already is not drafted again"
     assert not (tmp_path / "memory").exists(), "the memory is the server's"
