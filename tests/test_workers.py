@@ -478,7 +478,8 @@ def test_two_workers_share_the_drafting_and_draft_every_letter_once_with_a_chrom
         assert main(["--home", str(home), "scan"]) == 0
         for name in (name for names in gone.values() for name in names):
             hub.delete(name)
-        write_config(home, hub_config(hub.url, list(gone), postgres_url, extra=(
+        # No worker is taken for stalled here, however busy the machine: a drafting job runs once.
+        write_config(home, hub_config(hub.url, list(gone), postgres_url, stall=60, extra=(
             f'[proposals]\nauto_propose = true\n\n[memory]\nurl = "{chroma_server}"\n\n')))
         apply_schema(postgres_url, SchemaManager.get_schema())
         workers = [start_worker(home), start_worker(home)]
