@@ -51,13 +51,15 @@ def recipient(model: str, registry: str) -> str:
     return owner if slash else registry
 
 
-def candidates(ledger: Ledger, *, model: str | None = None) -> list[Candidate]:
+def candidates(ledger: Ledger, *, model: str | None = None, addressed_to: str | None = None) -> list[Candidate]:
     """Per model, its latest event of the kinds that may need a proposal, when no proposal was drafted for
-    it yet: a `deleted` or `withdrawn` supersedes the `suspected_missing` before it, and one letter tells both."""
+    it yet: a `deleted` or `withdrawn` supersedes the `suspected_missing` before it, and one letter tells both.
+    With `addressed_to`, only those of the models whose proposals go to that recipient."""
     rows = queries.latest_unproposed_events(
         ledger, (*ALWAYS, EventKind.VISIBILITY_CHANGED, EventKind.STAGE_CHANGED), model=model)
-    return [Candidate(row["id"], row["registry"], row["model_id"], row["model"], row["kind"],
-                      recipient(row["model"], row["registry"])) for row in rows]
+    found = [Candidate(row["id"], row["registry"], row["model_id"], row["model"], row["kind"],
+                       recipient(row["model"], row["registry"])) for row in rows]
+    return [candidate for candidate in found if addressed_to in (None, candidate.recipient)]
 
 
 @dataclass(frozen=True)

@@ -149,18 +149,18 @@ def build(ledger: Ledger, home: Path, settings: ProposalSettings, drafter: Draft
 
 
 async def propose(ledger: Ledger, home: Path, settings: ProposalSettings, *, model: str | None = None,
-                  limit: int | None = None, drafter: Drafter = offline_drafter,
+                  recipient: str | None = None, limit: int | None = None, drafter: Drafter = offline_drafter,
                   llm_critic: LLMCritic | None = None, memory: Memory | None = None) -> list[Outcome]:
     """Draft one proposal per recipient for the events that need one, or add them to the recipient's open
     proposal, and queue it for review; letters of the most valuable models first. With `memory`, a model's
     near-duplicates of the same owner (cosine >= its `near_duplicate`) follow it and its evidence names them.
-    Every event gets an outcome saying where it went."""
+    With `recipient`, only their letter. Every event gets an outcome saying where it went."""
     if memory is not None:
         memory.sync(ledger)
     outcomes, ranked = [], []
     # Only the ranking and a short case text are kept for every candidate: the thread's documenter gathers
     # the evidence again when its turn comes, so memory does not grow with the number of events' evidence.
-    for candidate in coordinator.candidates(ledger, model=model):
+    for candidate in coordinator.candidates(ledger, model=model, addressed_to=recipient):
         entry, skip = triage.ranked(ledger, candidate)
         if skip:
             outcomes.append(Outcome(candidate.event_id, candidate.model, "skipped", skip))

@@ -136,6 +136,51 @@ def postgres_server() -> Iterator[PostgresServer]:
         shutil.rmtree(server.root, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def chroma_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Chroma server (`chroma run`, installed with chromadb) on 127.0.0.1, started once per test process
+    (about 1.5 s); its URL. Tests take it through `chroma_server`."""
+    import shutil
+    import subprocess
+    import time
+
+    import httpx
+
+    from postgres_server import free_port
+
+    port = free_port()
+    # The `chroma` script chromadb installs beside this interpreter (a venv), else on the PATH.
+    chroma = shutil.which("chroma", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    assert chroma, "chromadb's `chroma` command is not installed"
+    server = subprocess.Popen([chroma, "run", "--path", str(tmp_path_factory.mktemp("chroma-server")), "--host",
+                               "127.0.0.1", "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1).raise_for_status()
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError("chroma run did not start") from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.kill()  # its data is thrown away; a SIGTERM waits for the clients' idle connections to close
+        server.wait(timeout=10)
+
+
+@pytest.fixture
+def chroma_server(chroma_process: str) -> str:
+    """The session's Chroma server, every collection dropped first: a test finds only what it wrote."""
+    import httpx
+
+    collections = f"{chroma_process}/api/v2/tenants/default_tenant/databases/default_database/collections"
+    for collection in httpx.get(collections).raise_for_status().json():
+        httpx.delete(f"{collections}/{collection['name']}").raise_for_status()
+    return chroma_process
+
+
 def _database_name(request: pytest.FixtureRequest) -> str:
     import hashlib
 

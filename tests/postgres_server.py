@@ -37,7 +37,7 @@ class PostgresServer:
         tests' servers skip both, which loses nothing a test could see short of a machine crash."""
         self.root, self.durable = root, durable
         self.data, self.log_path = root / "data", root / "server.log"
-        self.port = _free_port()
+        self.port = free_port()
         self._as_postgres = os.geteuid() == 0
 
     def url(self, database: str = "postgres") -> str:
@@ -82,7 +82,7 @@ class PostgresServer:
             raise RuntimeError(f"{' '.join(command)} exited with {done.returncode}:\n{done.stdout}{done.stderr}{log}")
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]

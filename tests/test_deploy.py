@@ -130,6 +130,8 @@ def test_the_chroma_server_is_the_version_of_the_installed_client() -> None:
 def test_the_example_config_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """deploy/weightkeeper.toml as shipped, and with its commented registry examples switched on; the ledger is
     the compose file's PostgreSQL, with the password of the variable compose sets."""
+    from weightkeeper.cli.workers import drafts_side_by_side
+
     monkeypatch.delenv("WEIGHTKEEPER_DATABASE_URL", raising=False)
     monkeypatch.setenv(PASSWORD_ENV, "from-the-env")
     text = (DEPLOY / "weightkeeper.toml").read_text(encoding="utf-8")
@@ -142,6 +144,7 @@ def test_the_example_config_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         settings = config.load(home)
         assert settings.store == "postgresql://weightkeeper:from-the-env@postgres:5432/weightkeeper"
         assert settings.memory.url == "http://chroma:8000"
+        assert drafts_side_by_side(settings.memory), "the workers draft letters side by side on compose's Chroma"
     assert "registries." not in text[:examples]
 
 

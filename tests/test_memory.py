@@ -4,12 +4,6 @@ near-duplicates of one owner grouped into one proposal, and the memory rebuilt f
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -213,37 +207,6 @@ def test_case_text_holds_what_makes_models_alike_and_nothing_else(deleted: Path)
         event = ledger.conn.execute("SELECT id FROM events WHERE kind = 'deleted'").fetchone()["id"]
         text = case_text(build_evidence(ledger, event))
     assert text == "med ft. Llama 3 1 8B. clinical notes"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture
-def chroma_server(tmp_path: Path):
-    """A real Chroma server (`chroma run`, installed with chromadb) on 127.0.0.1."""
-    port = _free_port()
-    # The `chroma` script chromadb installs beside this interpreter (a venv), else on the PATH.
-    chroma = shutil.which("chroma", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    assert chroma, "chromadb's `chroma` command is not installed"
-    server = subprocess.Popen([chroma, "run", "--path", str(tmp_path / "chroma-server"), "--host", "127.0.0.1",
-                               "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1).raise_for_status()
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("chroma run did not start") from None
-                time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def test_memory_on_a_chroma_server_by_config(proposal_home: Path, chroma_server: str) -> None:

@@ -124,11 +124,76 @@ def test_an_approved_review_is_planned_until_its_actions_ran_or_failed(tmp_path:
         now = datetime.now().astimezone()
         assert due_work(home, set(), now).resumes == []
         approve(home, outcome.review_id)
-        ((review_id, thread),) = due_work(home, set(), now).resumes
+        ((review_id, thread, recipient),) = due_work(home, set(), now).resumes
         with Ledger(config.load(home).store) as ledger:
             (done,) = executor.execute(ledger, home, review_id)
-        assert "401" in done["error"] and review_id == outcome.review_id and thread
+        assert "401" in done["error"] and review_id == outcome.review_id and thread and recipient == "acme"
         assert due_work(home, set(), now).resumes == [], "a failed action is not run again"
+
+
+@pytest.mark.parametrize(("memory", "drafts_apart"), [
+    ('url = "http://127.0.0.1:8000"', True), ("enabled = false", True), ("", False)], ids=["server", "off", "embedded"])
+def test_a_drafting_job_is_locked_by_its_letter_unless_the_memory_is_an_embedded_folder(
+        tmp_path: Path, memory: str, drafts_apart: bool) -> None:
+    from weightkeeper.cli.workers import PROPOSE_LOCK, drafting_lock
+
+    settings = config.load(write_config(tmp_path, f"[memory]\n{memory}\n")).memory
+    assert drafting_lock(settings, "acme") == ("letter:acme" if drafts_apart else PROPOSE_LOCK)
+
+
+def test_after_a_scan_one_drafting_job_per_letter_is_queued_under_the_lock_its_resume_takes_too(
+        tmp_path: Path, postgres_url: str) -> None:
+    from procrastinate.schema import SchemaManager
+
+    from proposal_world import approve, model, run_propose, scan_twice
+    from weightkeeper.cli.workers import Workers
+    from weightkeeper.ledger.jobs import apply_schema
+
+    home = write_config(tmp_path, f'[store]\nurl = "{postgres_url}"\n\n[memory]\nurl = "http://127.0.0.1:9"\n')
+    scan_twice(home, [model(name) for name in ("acme/a", "acme/b", "beta/a", "gamma/a", "kept/a")], [model("kept/a")])
+    (first,) = run_propose(home, config.load(home).proposals, model="acme/a")
+    approve(home, first.review_id)  # acme/b's draft joins this letter, whose approved actions wait to run
+    ((thread,),) = rows(home, "SELECT thread_id FROM reviews WHERE id = ?", first.review_id)
+    apply_schema(postgres_url, SchemaManager.get_schema())
+    workers = Workers(home)
+
+    async def defer_twice_and_plan() -> tuple[list[str], list[str], list]:
+        async with workers.app.open_async():
+            queued, again = await workers.defer_drafts(), await workers.defer_drafts()
+            await workers.plan_now()
+            return queued, again, await workers.app.job_manager.list_jobs_async()
+
+    queued, again, jobs = asyncio.run(defer_twice_and_plan())
+    assert queued == ["acme", "beta", "gamma"] and again == [], "one job per letter; a waiting one is not queued again"
+    assert sorted((job.task_name, job.lock, job.queueing_lock, job.task_kwargs) for job in jobs
+                  if job.task_name != "scan") == [
+        ("propose", "letter:acme", "draft:acme", {"recipient": "acme"}),
+        ("propose", "letter:beta", "draft:beta", {"recipient": "beta"}),
+        ("propose", "letter:gamma", "draft:gamma", {"recipient": "gamma"}),
+        ("resume", "letter:acme", f"thread:{thread}", {"review_id": first.review_id})]
+
+
+def test_letters_drafted_at_once_in_a_new_database_make_the_checkpoints_tables_once(postgres_url: str) -> None:
+    import psycopg
+
+    from weightkeeper.ledger import checkpoints
+
+    async def open_saver(ledger: Ledger) -> None:
+        async with checkpoints.saver(ledger, Path("unused")):
+            pass
+
+    async def open_four() -> None:
+        ledgers = [Ledger(postgres_url) for _ in range(4)]
+        try:
+            await asyncio.gather(*(open_saver(ledger) for ledger in ledgers))
+        finally:
+            for ledger in ledgers:
+                ledger.close()
+
+    asyncio.run(open_four())  # without taking turns: a UniqueViolation on checkpoint_migrations
+    with psycopg.connect(postgres_url) as conn:
+        ran, distinct = conn.execute("SELECT COUNT(*), COUNT(DISTINCT v) FROM checkpoint_migrations").fetchone()
+    assert ran == distinct > 0, "each migration ran once"
 
 
 def test_a_stalled_workers_job_is_queued_again_unless_its_work_already_is(tmp_path: Path, postgres_url: str) -> None:
@@ -195,7 +260,7 @@ def test_worker_once_runs_the_due_scans_and_exits(tmp_path: Path, postgres_url: 
     assert "created the job queue's tables" in first and "planned 2 scan(s) (hub/acme, hub/beta)" in first
     assert "scan[" in first and "(registry='hub/acme'): hub/acme: scan 1 complete — 3 models in 2 pages" in first
     assert "(registry='hub/beta'): hub/beta: scan 2 complete — 1 model in 1 page" in first
-    assert first.count("propose[") == 1 and "0 proposals queued for review" in first, "drafted once, after the scans"
+    assert "propose[" not in first, "no model vanished: no letter to draft"
     assert "created" not in second and "planned 0 scan(s)" in second and "scan[" not in second
 
 
@@ -332,6 +397,7 @@ def test_sigterm_ends_a_scan_after_its_page_and_the_next_run_resumes_it(tmp_path
         log = stop(worker)
         (status, pages), = rows(home, "SELECT status, pages FROM scans")
         assert status == "interrupted" and pages < 6 and "scan 1 interrupted" in log and "worker stopped" in log
+        assert "letters are drafted one at a time" in log and "set `url` in [memory]" in log, "an embedded memory"
         assert rows(home, "SELECT COUNT(*) FROM models") == [(pages * 2,)], "every committed page, no half page"
         hub.page_seconds = 0
         assert main(["--home", str(home), "worker", "--once"]) == 0
@@ -390,3 +456,55 @@ def test_a_store_that_does_not_answer_is_a_clear_error(tmp_path: Path, capsys: p
     err = capsys.readouterr().err
     assert "cannot reach the job queue's database" in err and "check `url` in [store]" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_two_workers_share_the_drafting_and_draft_every_letter_once_with_a_chroma_server(
+        tmp_path: Path, postgres_url: str, chroma_server: str) -> None:
+    """Four owners' models vanish, one owner's two: four letters, drafted by both workers, each once. That two
+    letters may be drafted at once is their locks' doing (the test above)."""
+    from procrastinate.schema import SchemaManager
+
+    from weightkeeper.cli.workers import Workers
+    from weightkeeper.ledger.jobs import apply_schema
+
+    gone = {"acme": ["acme/support-llama", "acme/vision-tagger"], "beta": ["beta/a"], "gamma": ["gamma/a"],
+            "delta": ["delta/a"]}
+    with FakeHub(page_size=10) as hub:
+        for author, names in gone.items():
+            for name in (*names, f"{author}/kept"):
+                hub.add(name)
+        home = write_config(tmp_path, hub_config(hub.url, list(gone), postgres_url))
+        assert main(["--home", str(home), "scan"]) == 0
+        for name in (name for names in gone.values() for name in names):
+            hub.delete(name)
+        # No worker is taken for stalled here, however busy the machine: a drafting job runs once.
+        write_config(home, hub_config(hub.url, list(gone), postgres_url, stall=60, extra=(
+            f'[proposals]\nauto_propose = true\n\n[memory]\nurl = "{chroma_server}"\n\n')))
+        apply_schema(postgres_url, SchemaManager.get_schema())
+        workers = [start_worker(home), start_worker(home)]
+        poll(lambda: rows(home, "SELECT COUNT(*) FROM procrastinate_workers") == [(2,)], "both workers are up")
+        with Ledger(config.load(home).store) as ledger, ledger.transaction() as conn:
+            conn.execute("UPDATE scans SET started_at = '2000-01-01T00:00:00+00:00'")  # the yearly scans are due
+        planner = Workers(home)
+
+        async def plan() -> None:
+            async with planner.app.open_async():
+                await planner.plan_now()
+
+        asyncio.run(plan())
+        poll(lambda: rows(home, "SELECT COUNT(*) FROM reviews") == [(len(gone),)]
+             and not rows(home, "SELECT 1 FROM procrastinate_jobs WHERE task_name IN ('scan', 'propose')"
+                                " AND status IN ('todo', 'doing')"),
+             "every letter is drafted and no job is left")
+        logs = [stop(worker) for worker in workers]
+        again = Workers(home)._propose("acme")
+    assert rows(home, "SELECT recipient, COUNT(*) FROM reviews GROUP BY recipient ORDER BY recipient") == [
+        ("acme", 1), ("beta", 1), ("delta", 1), ("gamma", 1)], "one review per letter"
+    assert rows(home, "SELECT COUNT(*) FROM review_members x JOIN reviews r ON r.id = x.review_id"
+                      " WHERE r.recipient = 'acme'") == [(1,)], "acme's second model joined its one letter"
+    assert all("propose[" in log and "one at a time" not in log for log in logs), (
+        "each worker drafted letters:\n" + "\n".join(logs))
+    assert sum(log.count("1 proposal queued for review") for log in logs) == len(gone), logs
+    assert again.startswith("0 proposals queued"), "a letter drafted already is not drafted again"
+    assert not (tmp_path / "memory").exists(), "the memory is the server's"

@@ -40,7 +40,8 @@ def _opened(home: Path, *, write: bool = True) -> Iterator[tuple[config.Config, 
         yield settings, ledger
 
 
-def propose(home: Path, *, model: str | None, limit: int | None, log: Callable[[str], object] = print) -> int:
+def propose(home: Path, *, model: str | None, limit: int | None, recipient: str | None = None,
+            log: Callable[[str], object] = print) -> int:
     from agents.graph import Drafter, offline_drafter
     from agents.graph import propose as run
     from tools.memory import open_memory
@@ -58,8 +59,8 @@ def propose(home: Path, *, model: str | None, limit: int | None, log: Callable[[
             drafter = LLMDrafter(settings.llm)
             llm_critic = LLMCritic(settings.llm)  # beside the deterministic critic, never instead of it
         memory = open_memory(settings.memory, settings.memory_path())
-        outcomes = asyncio.run(run(ledger, home, settings.proposals, model=model, limit=limit, drafter=drafter,
-                                   llm_critic=llm_critic, memory=memory))
+        outcomes = asyncio.run(run(ledger, home, settings.proposals, model=model, recipient=recipient, limit=limit,
+                                   drafter=drafter, llm_critic=llm_critic, memory=memory))
     for outcome in outcomes:
         log(f"{outcome.status:8} {outcome.model} (event {outcome.event_id}): {outcome.detail}")
     queued = len({outcome.review_id for outcome in outcomes if outcome.status == "queued"})

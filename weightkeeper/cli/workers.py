@@ -9,9 +9,15 @@ is decided here. What keeps work from running twice at once:
 - `plan` (periodic, every minute) defers the scan of every registry or shard whose cron schedule came round
   since its last scan began, or whose last scan stopped unfinished, unless one is running; and the `resume` of every
   approved review, whose actions have not all run. `AlreadyEnqueued` is the normal case of work already queued.
+- `propose` drafts one letter: after a complete scan with `auto_propose` on, one job is queued per recipient
+  with events not yet proposed on (`letters_to_draft`). A recipient's letter is one proposal thread, near-duplicate
+  models included (the coordinator gathers a recipient's models into one letter, and groups near-duplicates only
+  within one owner), so the letter, not the model, is the unit of drafting. Its queueing lock is
+  `draft:RECIPIENT`; its lock is the letter's (`letter:RECIPIENT`), or the one `propose` for every letter when
+  the memory is an embedded Chroma folder, which one process at a time may write (`drafting_lock`).
 - `resume` continues an approved proposal's thread, where the executor runs its actions (each under its
-  lease and idempotency key), locked per thread (`thread:ID`); `propose` drafts, one run at a time, after a
-  complete scan when `auto_propose` is on.
+  lease and idempotency key), queued once per thread (`thread:ID`) and locked by its letter, as its drafting is:
+  a draft that joins an open letter runs the same thread again, which must not meet its resumed run.
 - `recover` (periodic) puts back the jobs of a worker that sent no heartbeat for `[workers] stall_seconds`
   (killed, or its machine gone): another worker runs them again, from what the first one committed.
 
@@ -50,6 +56,25 @@ def thread_lock(thread_id: str) -> str:
     return f"thread:{thread_id}"
 
 
+def letter_lock(recipient: str) -> str:
+    return f"letter:{recipient}"
+
+
+def draft_lock(recipient: str) -> str:
+    return f"draft:{recipient}"
+
+
+def drafts_side_by_side(memory: config.MemorySettings) -> bool:
+    """Whether several processes may draft at once: the memory is a Chroma server (`[memory] url`), or off."""
+    return bool(memory.url) or not memory.enabled
+
+
+def drafting_lock(memory: config.MemorySettings, recipient: str) -> str:
+    """The lock of the job drafting the letter to `recipient`: the letter's, unless the memory is an embedded
+    Chroma folder; then the one lock of every drafting job."""
+    return letter_lock(recipient) if drafts_side_by_side(memory) else PROPOSE_LOCK
+
+
 def recover_cron(stall_seconds: float) -> str:
     """How often stalled jobs are looked for: twice per stall timeout (seconds last, as croniter reads six
     fields), at most once a minute."""
@@ -70,10 +95,11 @@ def store_url(settings: config.Config) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Due:
-    """What the planner found to do: registries to scan, and approved reviews to resume (id, thread id)."""
+    """What the planner found to do: registries to scan, and approved reviews to resume (id, thread id,
+    recipient)."""
 
     scans: list[str]
-    resumes: list[tuple[int, str]]
+    resumes: list[tuple[int, str, str]]
 
 
 def due_work(home: Path, running: set[str], now: datetime) -> Due:
@@ -96,9 +122,19 @@ def due_work(home: Path, running: set[str], now: datetime) -> Due:
                                                  or next_run(registry.schedule, began) <= now):
                 scans.append(registry.name)
         queue = ReviewQueue(ledger)  # an approved review with an action approved and not yet run (or resumable)
-        resumes = [(review.id, review.thread_id) for review in queue.list("approved")
+        resumes = [(review.id, review.thread_id, review.recipient) for review in queue.list("approved")
                    if "approved" in queue.action_states(review)]
     return Due(scans, resumes)
+
+
+def letters_to_draft(home: Path) -> list[str]:
+    """The recipients of the events not yet proposed on: one drafting job each. One whose events all wait (a
+    cooldown, the do-not-contact list, a change that needs no letter) gets a job that drafts nothing, as
+    `weightkeeper propose` would; telling them apart costs each event's evidence, which the job reads anyway."""
+    from agents import coordinator
+
+    with Ledger.for_reading(config.load(home).store) as ledger:
+        return sorted({candidate.recipient for candidate in coordinator.candidates(ledger)})
 
 
 class Workers:
@@ -132,7 +168,7 @@ class Workers:
         settings = config.load(self.home)  # read at each job: a registry added since is scanned as configured
         result = await asyncio.to_thread(self._scan_one, settings, registry)
         if result.ok and settings.proposals.auto_propose:
-            await self._defer(self.propose, PROPOSE_LOCK)
+            await self.defer_drafts()
         return describe(result)
 
     def _scan_one(self, settings: config.Config, registry: str) -> ScanResult:
@@ -142,11 +178,11 @@ class Workers:
         with Ledger(settings.store) as ledger:
             return scan_one(ledger, chosen, settings.scan, should_stop=self.stopping.is_set)
 
-    def _propose(self) -> str:
+    def _propose(self, recipient: str) -> str:
         from weightkeeper.cli.reviewing import propose
 
         lines: list[str] = []
-        propose(self.home, model=None, limit=None, log=lines.append)
+        propose(self.home, model=None, recipient=recipient, limit=None, log=lines.append)
         return lines[-1]
 
     def _resume(self, review_id: int) -> str:
@@ -172,10 +208,18 @@ class Workers:
             task="scan", status="doing")}
         due = await asyncio.to_thread(due_work, self.home, running, datetime.now().astimezone())
         scans = [name for name in due.scans if await self._defer(self.scan, scan_lock(name), registry=name)]
-        resumes = [review_id for review_id, thread in due.resumes
-                   if await self._defer(self.resume, thread_lock(thread), review_id=review_id)]
+        resumes = [review_id for review_id, thread, recipient in due.resumes
+                   if await self._defer(self.resume, letter_lock(recipient), thread_lock(thread), review_id=review_id)]
         return (f"planned {len(scans)} scan(s)" + (f" ({', '.join(scans)})" if scans else "")
                 + f" and {len(resumes)} approved review(s)" + (f" ({', '.join(map(str, resumes))})" if resumes else ""))
+
+    async def defer_drafts(self) -> list[str]:
+        """Queue the drafting of each letter with events not yet proposed on; returns the recipients queued (not
+        one whose drafting already waits)."""
+        memory = config.load(self.home).memory
+        return [recipient for recipient in await asyncio.to_thread(letters_to_draft, self.home)
+                if await self._defer(self.propose, drafting_lock(memory, recipient), draft_lock(recipient),
+                                     recipient=recipient)]
 
     async def recover_now(self) -> str:
         """Put the jobs of stalled workers back in the queue; one whose work was queued again meanwhile (its
@@ -193,12 +237,14 @@ class Workers:
         return f"{len(stalled)} stalled job(s) taken up again" + (
             f" ({', '.join(job.call_string for job in stalled)})" if stalled else "")
 
-    async def _defer(self, task: procrastinate.tasks.Task, lock: str, **kwargs: Any) -> bool:
-        """Queue a job of `task` under `lock` (also its queueing lock); False when one already waits."""
+    async def _defer(self, task: procrastinate.tasks.Task, lock: str, queueing_lock: str | None = None,
+                     **kwargs: Any) -> bool:
+        """Queue a job of `task` under `lock`, and `queueing_lock` (default: `lock`); False when a job of that
+        queueing lock already waits."""
         from procrastinate.exceptions import AlreadyEnqueued
 
         try:
-            await task.configure(lock=lock, queueing_lock=lock).defer_async(**kwargs)
+            await task.configure(lock=lock, queueing_lock=queueing_lock or lock).defer_async(**kwargs)
         except AlreadyEnqueued:
             return False
         return True

@@ -45,6 +45,8 @@ def run_worker(home: Path, *, concurrency: int = 1, once: bool = False,
 
 
 async def _work(workers: Workers, concurrency: int, once: bool, log: Callable[[str], object]) -> None:
+    from weightkeeper.cli.workers import drafts_side_by_side
+
     stall = workers.settings.workers.stall_seconds
 
     async def logged(call_next: Callable[[], Any], context: Any, worker: Any) -> Any:
@@ -78,6 +80,10 @@ async def _work(workers: Workers, concurrency: int, once: bool, log: Callable[[s
         for signum in before:
             loop.add_signal_handler(signum, stop)
         log(f"{stamp()} worker {name} started (concurrency {concurrency}{', once' if once else ''})")
+        if not drafts_side_by_side(workers.settings.memory):
+            log(f"{stamp()} letters are drafted one at a time, by all workers together: the memory is an embedded "
+                "Chroma folder, which one process at a time may write; to draft side by side, run `chroma run` and "
+                f"set `url` in [memory] of {workers.settings.path}")
         try:
             await runner
         except asyncio.CancelledError:

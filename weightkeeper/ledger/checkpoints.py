@@ -4,6 +4,7 @@ are the saver's, not ours; the savers are imported only when a graph runs."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,10 +13,14 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import aiosqlite
     from langgraph.checkpoint.base import BaseCheckpointSaver
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
     from weightkeeper.ledger.store import Ledger
 
 CHECKPOINTS = "checkpoints.sqlite3"  # in the home, beside a SQLite ledger
+# Any constant of ours: the advisory lock under which the PostgreSQL saver makes its tables.
+SETUP_LOCK = 0x77_6B_63_6B_70_74  # "wkckpt"
+SETUP_POLL_SECONDS = 0.05
 
 
 @asynccontextmanager
@@ -25,7 +30,7 @@ async def saver(ledger: Ledger, home: Path) -> AsyncIterator[BaseCheckpointSaver
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
         async with AsyncPostgresSaver.from_conn_string(ledger.url) as postgres:
-            await postgres.setup()  # its own tables and migrations, made once
+            await setup(postgres)
             yield postgres
         return
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
@@ -52,7 +57,7 @@ async def copy_checkpoints(home: Path, url: str) -> tuple[int, int]:
     finally:
         await conn.close()
     async with AsyncPostgresSaver.from_conn_string(url) as postgres:
-        await postgres.setup()
+        await setup(postgres)
         for saved in reversed(found):  # oldest first, each after its parent
             thread = {key: saved.config["configurable"][key] for key in ("thread_id", "checkpoint_ns")}
             parent = saved.parent_config or {"configurable": thread}
@@ -65,6 +70,21 @@ async def copy_checkpoints(home: Path, url: str) -> tuple[int, int]:
                 await postgres.aput_writes(written, writes, task_id)
         copied = len([saved async for saved in postgres.alist(None)])
     return len(found), copied
+
+
+async def setup(postgres: AsyncPostgresSaver) -> None:
+    """The saver's own tables and migrations, made once. Its `setup` reads the version it is at, then runs and
+    records each later migration: drafts starting together in a new database (workers) take turns at it, under
+    an advisory lock of the saver's connection (autocommit: the session's). The lock is tried, not waited for:
+    a migration creates an index CONCURRENTLY, which waits for every open transaction, a blocked
+    `pg_advisory_lock` too."""
+    while not (await (await postgres.conn.execute("SELECT pg_try_advisory_lock(%s) AS taken",
+                                                  (SETUP_LOCK,))).fetchone())["taken"]:
+        await asyncio.sleep(SETUP_POLL_SECONDS)
+    try:
+        await postgres.setup()
+    finally:
+        await postgres.conn.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK,))
 
 
 async def connect(path: Path, *, read_only: bool = False) -> aiosqlite.Connection:
