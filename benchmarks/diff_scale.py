@@ -167,8 +167,9 @@ class PostgresLedgers:
         shutil.rmtree(self.server.root, ignore_errors=True)
 
 
-def measure(ledgers: SqliteLedgers | PostgresLedgers, models: int, churn: float, repeat: int) -> float:
-    """Print the setup and each run on `ledgers`; the median diff."""
+def measure(ledgers: SqliteLedgers | PostgresLedgers, models: int, churn: float, repeat: int
+            ) -> tuple[float, float]:
+    """Print the setup and each run on `ledgers`; the median diff and the median whole rescan."""
     if ledgers.made():
         print(f"{ledgers.name} setup: reusing {ledgers.setup}")
     else:
@@ -188,7 +189,7 @@ def measure(ledgers: SqliteLedgers | PostgresLedgers, models: int, churn: float,
         ledgers.done(copy)
     print(f"{ledgers.name}: median diff {statistics.median(diffs):.2f} s (target <= 10 s); median whole rescan "
           f"{statistics.median(walls):.2f} s; max peak RSS {max(rss):.0f} MB (target <= 1024 MB)", flush=True)
-    return statistics.median(diffs)
+    return statistics.median(diffs), statistics.median(walls)
 
 
 def main() -> None:
@@ -209,7 +210,7 @@ def main() -> None:
         parser.error(f"--store takes sqlite and postgres, not {', '.join(sorted(unknown))}")
 
     work = Path(tempfile.mkdtemp(prefix="wk-diff-scale-"))
-    medians: dict[str, float] = {}
+    medians: dict[str, tuple[float, float]] = {}
     try:
         for store in stores:
             if store == "sqlite":
@@ -221,8 +222,11 @@ def main() -> None:
             finally:
                 ledgers.stop()
         if len(medians) == 2:
-            print(f"PostgreSQL's median diff is {medians['postgres'] / medians['sqlite']:.2f}x SQLite's "
-                  "(target <= 2x)")
+            (diff, wall), (sqlite_diff, sqlite_wall) = medians["postgres"], medians["sqlite"]
+            # The split differs between the two: the slower the writer, the more of the listing its child has
+            # read ahead, so the whole rescan is compared too.
+            print(f"PostgreSQL's median diff is {diff / sqlite_diff:.2f}x SQLite's (target <= 2x); its whole rescan "
+                  f"{wall / sqlite_wall:.2f}x")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -12,9 +12,10 @@ for (`PAGE_SIZE` in tools/registries/huggingface.py). PostgreSQL (tests/postgres
 folder, durable as a production server is.
 
 For each worker count: a fresh database (the ledger's schema and the job queue's made first, as the first worker
-would), that many `weightkeeper worker` processes, started and waiting; then the scans of every shard are planned
-once (the planner's `plan_now`, which its minute tick runs) and the clock runs until every shard's scan is
-complete in the ledger, which must then hold every model. The workers are separate processes with a concurrency
+would), that many `weightkeeper worker` processes, started and waiting on a home without the Hub; then the clock
+starts, the Hub is added to the home's config, the scans of every shard are planned once (the planner's
+`plan_now`, which its minute tick runs), and the clock runs until every shard's scan is complete in the ledger,
+which must then hold every model. The workers are separate processes with a concurrency
 of 1 each, as a team runs them across machines: `--concurrency N` in one process would run its scans' ledger
 writes under one interpreter lock. The CPU seconds each part spent during the run are printed beside the wall
 time (workers with their read-ahead children, PostgreSQL's server processes, the fake Hub): on a machine of few
@@ -35,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,10 +117,10 @@ def start_worker(home: Path, log: Path) -> subprocess.Popen:
                                 cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def wait_until(done: object, what: str, logs: list[Path], workers: list[subprocess.Popen]) -> None:
+def wait_until(done: Callable[[], bool], what: str, logs: list[Path], workers: list[subprocess.Popen]) -> None:
     """Poll `done()` until true; a worker that exits, or TIMEOUT, fails the run with the workers' logs."""
     started = time.monotonic()
-    while not done():  # type: ignore[operator]
+    while not done():
         if any(worker.poll() is not None for worker in workers) or time.monotonic() - started > TIMEOUT:
             tails = "\n".join(f"--- {log.name}\n{log.read_text()[-3000:]}" for log in logs)
             raise RuntimeError(f"not {what}: a worker exited or the run timed out\n{tails}")
@@ -126,11 +128,18 @@ def wait_until(done: object, what: str, logs: list[Path], workers: list[subproce
 
 
 def cpu_seconds(pid: int) -> float:
-    """The CPU a process and its reaped children spent so far."""
+    """The CPU a process and its children (those it reaped, and those alive: PostgreSQL's backends) spent so far."""
     import psutil
 
-    times = psutil.Process(pid).cpu_times()
-    return times.user + times.system + times.children_user + times.children_system
+    process = psutil.Process(pid)
+    times = process.cpu_times()
+    alive = 0.0
+    for child in process.children(recursive=True):
+        try:
+            alive += sum(child.cpu_times()[:2])
+        except psutil.NoSuchProcess:  # reaped meanwhile: counted in its parent's from the next reading on
+            pass
+    return times.user + times.system + times.children_user + times.children_system + alive
 
 
 @dataclass
