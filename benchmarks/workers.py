@@ -167,8 +167,8 @@ def one_run(server: PostgresServer, hub: subprocess.Popen, hub_url: str, work: P
         # Started, and the planner's run at their start done (it found no registry): the benchmark plans alone.
         wait_until(lambda: all(" started (concurrency" in log.read_text() for log in logs)
                    and any(": planned 0 scan(s)" in log.read_text() for log in logs), "started", logs, workers)
-        before = {"workers": sum(map(cpu_seconds, (worker.pid for worker in workers))),
-                  "postgres": cpu_seconds(postmaster), "hub": cpu_seconds(hub.pid)}
+        parts = {"workers": [worker.pid for worker in workers], "postgres": [postmaster], "hub": [hub.pid]}
+        before = {part: sum(map(cpu_seconds, pids)) for part, pids in parts.items()}
         shard_names = [f"hub/{author}" for author in authors(shards)]
         with Ledger(store) as ledger:
             started = time.perf_counter()
@@ -186,8 +186,7 @@ def one_run(server: PostgresServer, hub: subprocess.Popen, hub_url: str, work: P
 
             wait_until(complete, "every shard's scan complete", logs, workers)
             wall = time.perf_counter() - started
-            cpu = {"workers": sum(map(cpu_seconds, (worker.pid for worker in workers))) - before["workers"],
-                   "postgres": cpu_seconds(postmaster) - before["postgres"], "hub": cpu_seconds(hub.pid) - before["hub"]}
+            cpu = {part: sum(map(cpu_seconds, pids)) - before[part] for part, pids in parts.items()}
             seen = sum(last_scan(ledger, name)[0]["models_seen"] for name in shard_names)
             present = stats(ledger)["models"]["persist"]
         if seen != models or present != models:
