@@ -155,3 +155,19 @@ def test_scans_of_two_registries_write_side_by_side_on_postgresql(postgres_url: 
         rows = ledger.conn.execute("SELECT m.name, o.name FROM models m JOIN observations o"
                                    " ON o.id = m.last_observation_id AND o.model_id = m.id").fetchall()
         assert len(rows) == 80 and all(model == observed for model, observed in rows)
+
+
+@pytest.mark.parametrize(("columns", "rows"), [(2, 2_005), (70, 1_000)])
+def test_many_rows_inserted_at_once_on_postgresql_arrive_in_order_and_a_conflict_is_skipped(
+        postgres_url: str, columns: int, rows: int) -> None:
+    """An executemany INSERT goes as multi-row statements: more rows than one holds, or than its parameters do."""
+    names = [f"c{index}" for index in range(columns)]
+    with Ledger(postgres_url) as ledger:
+        conn = ledger.conn
+        conn.execute(f"CREATE TABLE wide (rowid BIGSERIAL, kind TEXT, {', '.join(f'{n} BIGINT' for n in names)},"
+                     " PRIMARY KEY (c0))")
+        values = [tuple(row * columns + index for index in range(columns)) for row in range(rows)]
+        conn.executemany(f"INSERT INTO wide (kind, {', '.join(names)}) VALUES ('it''s', {', '.join('?' * columns)})"
+                         " ON CONFLICT DO NOTHING", [*values, (0,) * columns])
+        stored = conn.execute(f"SELECT kind, {', '.join(names)} FROM wide ORDER BY rowid").fetchall()
+    assert [tuple(row) for row in stored] == [("it's", *row) for row in values]

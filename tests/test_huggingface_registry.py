@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -189,6 +190,27 @@ def test_pages_follow_the_link_header_and_resume_from_a_pages_link(hub: FakeHub)
     resumed = [record.name for page in registry.pages(pages[0].cursor) for record in registry.records(page)]
     assert resumed == ["acme/model-2", "acme/model-3", "acme/model-4"]
     assert url_of(hub.requests_to("/api/models")[0]) == parsed(pages[0].cursor)
+
+
+def test_a_hub_of_built_pages_lists_as_it_is_now_after_each_change_and_each_page_takes_its_delay() -> None:
+    """The benchmarks' Hub: pages built at a listing's first request, and a round trip's delay per page."""
+    with FakeHub(page_size=2, built_pages=True, page_delay=0.02) as hub:
+        for index in range(5):
+            hub.add(f"acme/model-{index}")
+        hub.add("beta/model-0")
+        registry = adapter(hub)
+        started = time.monotonic()
+        pages = list(registry.pages(None))
+        assert time.monotonic() - started >= 3 * 0.02
+        assert [record.name for page in pages for record in registry.records(page)] == [
+            f"acme/model-{index}" for index in range(5)]
+        hub.delete("acme/model-2")
+        hub.rename("acme/model-3", "acme/model-9")
+        assert [record.name for record in listed(registry)] == ["acme/model-0", "acme/model-1", "acme/model-9",
+                                                                "acme/model-4"]
+        # A cursor of the pages built before the changes lists what follows it now.
+        assert [record.name for page in registry.pages(pages[0].cursor) for record in registry.records(page)] == [
+            "acme/model-9", "acme/model-4"]
 
 
 def test_a_next_link_off_the_endpoint_is_not_followed(hub: FakeHub) -> None:

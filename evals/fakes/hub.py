@@ -21,6 +21,12 @@ What it reproduces, as `huggingface_hub` 2.4 reads it (hf_api.py, utils/_http.py
 
 Faults: the server's own (`hub.server.faults`), and `hub.after_listing_page(n, *faults)` to queue faults
 once n listing pages have been served (a listing failing mid-way).
+
+For the benchmarks: `page_delay` makes each listing page take that long (a real registry's round trip; each
+request waits in its own thread, so listings in parallel wait side by side), and `built_pages` builds every page
+of a listing at its first request and serves them from memory until a repo changes through the methods below,
+so that a Hub of hundreds of thousands of models serves a page for the cost of a dictionary look-up rather than
+a filter and sort of every repo.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import time
 import typing
 from dataclasses import dataclass, field
 from typing import Any
@@ -100,8 +107,11 @@ class Repo:
 
 class FakeHub(ServedFake):
     def __init__(self, *, page_size: int = 2, tree_page_size: int = 1000, tokens: dict[str, set[str]] | None = None,
-                 lists_disabled: bool = False) -> None:
+                 lists_disabled: bool = False, page_delay: float = 0.0, built_pages: bool = False) -> None:
         self.page_size, self.tree_page_size, self.lists_disabled = page_size, tree_page_size, lists_disabled
+        self.page_delay, self.built_pages = page_delay, built_pages
+        # (the listing's query without its cursor, the caller's orgs) -> {cursor: its page}; see `built_pages`.
+        self._built: dict[tuple[Any, ...], dict[str | None, Reply]] = {}
         self.tokens = tokens if tokens is not None else {}  # token -> the orgs whose private repos it reads
         self.repos: dict[str, Repo] = {}
         self.redirects: dict[str, str] = {}
@@ -121,6 +131,7 @@ class FakeHub(ServedFake):
                     **fields)
         self.repos[name] = repo
         self.redirects.pop(name, None)  # a new repo takes the name an old one was renamed from
+        self._built.clear()
         return repo
 
     def add_raw(self, item: dict[str, Any]) -> None:
@@ -129,6 +140,7 @@ class FakeHub(ServedFake):
         name = str(item.get("id", f"raw-{self._clock}"))
         self.repos[name] = Repo(id=name, key=str(item.get("_id", f"{self._clock:024x}")), sha="", created_at="",
                                 last_modified="", raw=item)
+        self._built.clear()
 
     def commit(self, name: str, *, files: dict[str, bytes] | None = None, card_data: dict[str, Any] | None = None,
                tags: list[str] | None = None) -> Repo:
@@ -142,16 +154,19 @@ class FakeHub(ServedFake):
         if tags is not None:
             repo.tags = tags
         repo.sha, repo.last_modified = self._sha(name), self._stamp()
+        self._built.clear()
         return repo
 
     def update(self, name: str, **fields: Any) -> None:
         """Settings and counters that change without a commit (downloads, likes, private, gated, disabled)."""
         for key, value in fields.items():
             setattr(self.repos[name], key, value)
+        self._built.clear()
 
     def delete(self, name: str) -> None:
         del self.repos[name]
         self.redirects = {old: new for old, new in self.redirects.items() if new != name}
+        self._built.clear()
 
     def rename(self, old: str, new: str) -> None:
         repo = self.repos.pop(old)
@@ -161,6 +176,7 @@ class FakeHub(ServedFake):
         # name: a redirect left there by an earlier rename away from it is gone.
         self.redirects = {o: new if n == old else n for o, n in self.redirects.items() if o != new}
         self.redirects[old] = new
+        self._built.clear()
 
     def after_listing_page(self, pages: int, *faults: Fault) -> None:
         """Once `pages` listing pages have been served (counting from now), queue these faults."""
@@ -237,6 +253,21 @@ class FakeHub(ServedFake):
         unknown = sorted(set(expand or ()) - EXPANDABLE)
         if unknown:
             return Reply.json({"error": f'"expand" must be one of the expandable properties, not {unknown}'}, 400)
+        if self.page_delay:
+            time.sleep(self.page_delay)
+        limit = min(int(_one(query, "limit") or self.page_size), self.page_size)
+        cursor = _one(query, "cursor")
+        built = self._built_listing(request, orgs, limit) if self.built_pages else {}
+        # A cursor of pages built before a repo changed is answered from the repos as they are now.
+        reply = built.get(cursor) or self._paged(request, self._listed(query, orgs), limit, _position)
+        self.listing_pages_served += 1
+        faults = self._faults_after.pop(self.listing_pages_served, [])
+        self.server.faults.extend(faults)
+        return reply
+
+    def _listed(self, query: dict[str, list[str]], orgs: set[str] | None) -> list[dict[str, Any]]:
+        """Every item the listing's query lists, in `_id` order."""
+        expand = query.get("expand")
         author, search = _one(query, "author"), _one(query, "search")
         repos = sorted((repo for repo in self.repos.values()
                         if repo.raw is not None  # a malformed item is listed whatever the query
@@ -245,27 +276,39 @@ class FakeHub(ServedFake):
                         and (search is None or search.lower() in repo.id.lower())
                         and all(tag in repo.tags for tag in query.get("filter", []))),
                        key=lambda repo: repo.key)
-        items = [repo.raw if repo.raw is not None else
-                 _fields(repo.wire(), expand) if expand else _fields(repo.wire(), DEFAULT_LIST_FIELDS)
-                 for repo in repos]
-        limit = min(int(_one(query, "limit") or self.page_size), self.page_size)
-        reply = self._paged(request, items, limit, lambda item: item.get("_id", ""))
-        self.listing_pages_served += 1
-        faults = self._faults_after.pop(self.listing_pages_served, [])
-        self.server.faults.extend(faults)
-        return reply
+        return [repo.raw if repo.raw is not None else
+                _fields(repo.wire(), expand) if expand else _fields(repo.wire(), DEFAULT_LIST_FIELDS)
+                for repo in repos]
+
+    def _built_listing(self, request: Request, orgs: set[str] | None, limit: int) -> dict[str | None, Reply]:
+        """Every page of the request's listing by the cursor that asks for it, built at the listing's first request."""
+        key = (tuple(sorted((name, tuple(values)) for name, values in request.query.items() if name != "cursor")),
+               None if orgs is None else frozenset(orgs))
+        if key not in self._built:
+            items = self._listed(request.query, orgs)
+            pages: dict[str | None, Reply] = {}
+            cursor = None
+            for start in range(0, max(len(items), 1), limit):
+                page = items[start : start + limit]
+                pages[cursor] = self._page_reply(request, page, start + limit < len(items), _position)
+                cursor = _cursor_after(page[-1], _position) if page else None
+            self._built[key] = pages
+        return self._built[key]
 
     def _paged(self, request: Request, items: list[dict[str, Any]], size: int, position: Any) -> Reply:
         """A page of `items` after the request's cursor, with a Link to the next one when more remain."""
         cursor = _one(request.query, "cursor")
         after = base64.urlsafe_b64decode(cursor.encode()).decode() if cursor else None
         remaining = [item for item in items if after is None or str(position(item)) > after]
-        page = remaining[:size]
+        return self._page_reply(request, remaining[:size], len(remaining) > size, position)
+
+    def _page_reply(self, request: Request, page: list[dict[str, Any]], more: bool, position: Any) -> Reply:
+        """`page` as JSON, with a Link to the page after its last item when `more` remain."""
         headers = {}
-        if len(remaining) > size:
+        if more:
             params = [(k, v) for k, values in request.query.items() if k != "cursor" for v in values]
-            token = base64.urlsafe_b64encode(str(position(page[-1])).encode()).decode()
-            headers["Link"] = f'<{self.url}{request.path}?{urlencode([*params, ("cursor", token)])}>; rel="next"'
+            query = urlencode([*params, ("cursor", _cursor_after(page[-1], position))])
+            headers["Link"] = f'<{self.url}{request.path}?{query}>; rel="next"'
         return Reply.json(page, headers=headers)
 
     def _listable(self, repo: Repo, orgs: set[str] | None) -> bool:
@@ -280,6 +323,15 @@ class FakeHub(ServedFake):
 
     def _stamp(self) -> str:
         return f"2024-{1 + self._clock // 28 % 12:02d}-{1 + self._clock % 28:02d}T10:{self._clock % 60:02d}:00.000Z"
+
+
+def _position(item: dict[str, Any]) -> str:
+    """Where a listed item stands in the listing: its `_id`."""
+    return item.get("_id", "")
+
+
+def _cursor_after(item: dict[str, Any], position: Any) -> str:
+    return base64.urlsafe_b64encode(str(position(item)).encode()).decode()
 
 
 def _fields(wire: dict[str, Any], names: Any) -> dict[str, Any]:

@@ -24,6 +24,13 @@ Dialect = Literal["sqlite", "postgres"]
 Params = Sequence[Any] | Mapping[str, Any]
 CONNECT_SECONDS = 10
 NO_LIMIT = 2**63 - 1  # a LIMIT that limits nothing: SQLite reads -1 so and PostgreSQL refuses it
+# An executemany of `INSERT INTO t (columns) VALUES (one row)` with a tail of no parameters (ON CONFLICT DO NOTHING)
+# goes to PostgreSQL as multi-row VALUES, ROWS_PER_INSERT rows a statement (within the protocol's 65,535
+# parameters): psycopg's executemany sends a statement per row, which costs the client and the server several times
+# the row's own work (a first scan writes four rows per model).
+_INSERT_VALUES = re.compile(r"(INSERT INTO \S+ \([^()]*\) VALUES )(\([^()]*\))([^%]*)", re.IGNORECASE | re.DOTALL)
+ROWS_PER_INSERT = 1000
+MAX_PARAMETERS = 65_535
 
 
 class SqliteConnection(sqlite3.Connection):
@@ -72,6 +79,15 @@ class Row(tuple):
         return list(self.names)
 
 
+@functools.lru_cache(maxsize=32)
+def _numbered_rows(row: str, count: int) -> str:
+    """`count` copies of a VALUES row written with %s, comma-separated, its placeholders numbered $1, $2, … on."""
+    parts = row.split("%s")
+    width = len(parts) - 1
+    return ", ".join(parts[0] + "".join(f"${first + i + 1}{part}" for i, part in enumerate(parts[1:]))
+                     for first in range(0, count * width, width))
+
+
 @functools.lru_cache(maxsize=256)
 def _row_class(names: tuple[str, ...]) -> type[Row]:
     return type("Row", (Row,), {"__slots__": (), "names": names})
@@ -95,8 +111,22 @@ class PostgresCursor:
 
     def executemany(self, sql: str, rows: Iterable[Params]) -> PostgresCursor:
         rows = list(rows)
-        if rows:
+        if not rows:
+            return self
+        insert = _INSERT_VALUES.fullmatch(placeholders(sql))
+        if insert is None or isinstance(rows[0], Mapping):
             self._cursor.executemany(placeholders(sql), rows)
+            return self
+        import psycopg
+
+        head, row, tail = insert.groups()
+        # Numbered ($1) placeholders through a raw cursor: psycopg would parse a statement of thousands of %s in
+        # Python at each call.
+        raw = psycopg.RawCursor(self._cursor.connection)
+        per_statement = min(ROWS_PER_INSERT, MAX_PARAMETERS // max(1, row.count("%s")))
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            raw.execute(head + _numbered_rows(row, len(chunk)) + tail, [value for one in chunk for value in one])
         return self
 
     def _shape(self) -> type[Row] | None:
