@@ -15,7 +15,9 @@ For each worker count: a fresh database (the ledger's schema and the job queue's
 would), that many `weightkeeper worker` processes, started and waiting on a home without the Hub; then the clock
 starts, the Hub is added to the home's config, the scans of every shard are planned once (the planner's
 `plan_now`, which its minute tick runs), and the clock runs until every shard's scan is complete in the ledger,
-which must then hold every model. The workers are separate processes with a concurrency
+which must then hold every model. Then the rescans, timed the same way: every shard queued again, as the planner
+queues it when its schedule comes round, over the unchanged Hub (a team's periodic scan, where the first scans
+write four rows per model and the rescans write almost nothing). The workers are separate processes with a concurrency
 of 1 each, as a team runs them across machines: `--concurrency N` in one process would run its scans' ledger
 writes under one interpreter lock. The CPU seconds each part spent during the run are printed beside the wall
 time (workers with their read-ahead children, PostgreSQL's server processes, the fake Hub): on a machine of few
@@ -111,6 +113,15 @@ async def plan(home: Path) -> str:
         return await workers.plan_now()
 
 
+async def queue_rescans(home: Path, registries: list[str]) -> int:
+    """Queue a scan of each shard, as the planner does when its schedule comes round; returns how many."""
+    from weightkeeper.cli.workers import Workers
+
+    workers = Workers(home)
+    async with workers.app.open_async():
+        return sum([await workers.defer_scan(name) for name in registries])
+
+
 def start_worker(home: Path, log: Path) -> subprocess.Popen:
     with log.open("w") as out:
         return subprocess.Popen([sys.executable, "-m", "weightkeeper.cli.main", "--home", str(home), "worker"],
@@ -143,11 +154,19 @@ def cpu_seconds(pid: int) -> float:
 
 
 @dataclass
+class Phase:
+    wall_s: float
+    cpu_s: dict[str, float]
+
+
+@dataclass
 class Run:
     workers: int
-    wall_s: float
+    phases: dict[str, Phase]  # PHASES: the first scans of every shard, then their rescans
     scans_by_worker: list[int]
-    cpu_s: dict[str, float]
+
+
+PHASES = ("first scan", "rescan")
 
 
 def one_run(server: PostgresServer, hub: subprocess.Popen, hub_url: str, work: Path, count: int, models: int,
@@ -163,41 +182,56 @@ def one_run(server: PostgresServer, hub: subprocess.Popen, hub_url: str, work: P
     logs = [work / f"worker-{label}-{index}.log" for index in range(count)]
     workers = [start_worker(home, log) for log in logs]
     postmaster = int((server.data / "postmaster.pid").read_text().split()[0])
+    phases: dict[str, Phase] = {}
     try:
         # Started, and the planner's run at their start done (it found no registry): the benchmark plans alone.
         wait_until(lambda: all(" started (concurrency" in log.read_text() for log in logs)
                    and any(": planned 0 scan(s)" in log.read_text() for log in logs), "started", logs, workers)
         parts = {"workers": [worker.pid for worker in workers], "postgres": [postmaster], "hub": [hub.pid]}
-        before = {part: sum(map(cpu_seconds, pids)) for part, pids in parts.items()}
         shard_names = [f"hub/{author}" for author in authors(shards)]
         with Ledger(store) as ledger:
-            started = time.perf_counter()
-            write_home(home, store, hub_url, shards)
-            planned = asyncio.run(plan(home))
-            if f"planned {shards} scan(s)" not in planned:  # a worker's planner ran at that moment (each minute)
-                raise RuntimeError(f"the benchmark's planner did not plan every shard ({planned}): run it again")
-
-            def complete() -> bool:
-                scans = [last_scan(ledger, name)[0] for name in shard_names]
-                failed = [scan for scan in scans if scan is not None and scan["status"] == "failed"]
+            def scans() -> list[dict | None]:
+                found = [last_scan(ledger, name)[0] for name in shard_names]
+                failed = [scan for scan in found if scan is not None and scan["status"] == "failed"]
                 if failed:
                     raise RuntimeError(f"a scan failed: {failed}")
-                return all(scan is not None and scan["status"] == "complete" for scan in scans)
+                return found
 
-            wait_until(complete, "every shard's scan complete", logs, workers)
-            wall = time.perf_counter() - started
-            cpu = {part: sum(map(cpu_seconds, pids)) - before[part] for part, pids in parts.items()}
-            seen = sum(last_scan(ledger, name)[0]["models_seen"] for name in shard_names)
-            present = stats(ledger)["models"]["persist"]
-        if seen != models or present != models:
-            raise RuntimeError(f"the scans saw {seen:,} models and the ledger holds {present:,} present; "
-                               f"the Hub has {models:,}")
+            def timed(phase: str, queue: Callable[[], None]) -> None:
+                """Queue the phase's scans, then time them until every shard's latest scan is a new, complete one."""
+                before = [scan["id"] if scan else 0 for scan in scans()]
+                cpu = {part: sum(map(cpu_seconds, pids)) for part, pids in parts.items()}
+                started = time.perf_counter()
+                queue()
+                wait_until(lambda: all(scan is not None and scan["id"] > old and scan["status"] == "complete"
+                                       for scan, old in zip(scans(), before)), f"every shard's {phase} complete",
+                           logs, workers)
+                phases[phase] = Phase(time.perf_counter() - started,
+                                      {part: sum(map(cpu_seconds, pids)) - cpu[part] for part, pids in parts.items()})
+                seen = sum(scan["models_seen"] for scan in scans())
+                present = stats(ledger)["models"]["persist"]
+                if seen != models or present != models:
+                    raise RuntimeError(f"the {phase}s saw {seen:,} models and the ledger holds {present:,} present; "
+                                       f"the Hub has {models:,}")
+
+            def first() -> None:
+                write_home(home, store, hub_url, shards)
+                planned = asyncio.run(plan(home))
+                if f"planned {shards} scan(s)" not in planned:  # a worker's planner ran at that moment (each minute)
+                    raise RuntimeError(f"the benchmark's planner did not plan every shard ({planned}): run it again")
+
+            def again() -> None:
+                if asyncio.run(queue_rescans(home, shard_names)) != shards:
+                    raise RuntimeError("a shard's scan was still queued: the rescans were not all queued")
+
+            timed(PHASES[0], first)
+            timed(PHASES[1], again)
     finally:
         for worker in workers:
             worker.send_signal(signal.SIGTERM)
         for worker in workers:
             worker.wait(timeout=60)
-    return Run(count, wall, [log.read_text().count("(registry='hub/") for log in logs], cpu)
+    return Run(count, phases, [log.read_text().count("(registry='hub/") for log in logs])
 
 
 def main() -> None:
@@ -231,20 +265,23 @@ def main() -> None:
         if ready[:1] != ["ready"]:
             raise RuntimeError("the fake Hub did not start")
         print(f"fake Hub built and its pages serialised in {time.perf_counter() - built:.1f} s", flush=True)
-        walls: dict[int, list[float]] = {count: [] for count in counts}
+        walls: dict[tuple[str, int], list[float]] = {(phase, count): [] for phase in PHASES for count in counts}
         for run in range(args.repeat):
             for count in counts:
                 done = one_run(server, hub, ready[1], work, count, args.models, args.shards, f"{count}_{run}")
-                walls[count].append(done.wall_s)
-                cpu = ", ".join(f"{part} {seconds:.1f}" for part, seconds in done.cpu_s.items())
-                print(f"run {run + 1}, {count} worker(s): {done.wall_s:.2f} s, {args.models / done.wall_s:,.0f} "
-                      f"models/s; shards scanned per worker {done.scans_by_worker}; CPU s: {cpu}; load average "
-                      f"{os.getloadavg()[0]:.2f}", flush=True)
-        one = statistics.median(walls[counts[0]])
-        for count in counts:
-            wall = statistics.median(walls[count])
-            print(f"{count} worker(s): median {wall:.2f} s, {args.models / wall:,.0f} models/s, "
-                  f"{one / wall:.2f}x against {counts[0]}" + (" (target >= 3x)" if count == 4 else ""))
+                for phase, figures in done.phases.items():
+                    walls[phase, count].append(figures.wall_s)
+                    cpu = ", ".join(f"{part} {seconds:.1f}" for part, seconds in figures.cpu_s.items())
+                    print(f"run {run + 1}, {count} worker(s), {phase}: {figures.wall_s:.2f} s, "
+                          f"{args.models / figures.wall_s:,.0f} models/s; CPU s: {cpu}", flush=True)
+                print(f"run {run + 1}, {count} worker(s): shards scanned per worker {done.scans_by_worker}; "
+                      f"load average {os.getloadavg()[0]:.2f}", flush=True)
+        for phase in PHASES:
+            one = statistics.median(walls[phase, counts[0]])
+            for count in counts:
+                wall = statistics.median(walls[phase, count])
+                print(f"{phase}, {count} worker(s): median {wall:.2f} s, {args.models / wall:,.0f} models/s, "
+                      f"{one / wall:.2f}x against {counts[0]}" + (" (target >= 3x)" if count == 4 else ""))
         print(f"load average at the end: {', '.join(f'{load:.2f}' for load in os.getloadavg())}")
     finally:
         if hub is not None:

@@ -207,11 +207,15 @@ class Workers:
         running = {job.task_kwargs["registry"] for job in await self.app.job_manager.list_jobs_async(
             task="scan", status="doing")}
         due = await asyncio.to_thread(due_work, self.home, running, datetime.now().astimezone())
-        scans = [name for name in due.scans if await self._defer(self.scan, scan_lock(name), registry=name)]
+        scans = [name for name in due.scans if await self.defer_scan(name)]
         resumes = [review_id for review_id, thread, recipient in due.resumes
                    if await self._defer(self.resume, letter_lock(recipient), thread_lock(thread), review_id=review_id)]
         return (f"planned {len(scans)} scan(s)" + (f" ({', '.join(scans)})" if scans else "")
                 + f" and {len(resumes)} approved review(s)" + (f" ({', '.join(map(str, resumes))})" if resumes else ""))
+
+    async def defer_scan(self, registry: str) -> bool:
+        """Queue a scan of `registry` (a registry or a shard); False when one already waits."""
+        return await self._defer(self.scan, scan_lock(registry), registry=registry)
 
     async def defer_drafts(self) -> list[str]:
         """Queue the drafting of each letter with events not yet proposed on; returns the recipients queued (not
