@@ -231,7 +231,7 @@ def one_run(server: PostgresServer, hub: subprocess.Popen, hub_url: str, work: P
             worker.send_signal(signal.SIGTERM)
         for worker in workers:
             worker.wait(timeout=60)
-    return Run(count, phases, [log.read_text().count("(registry='hub/") for log in logs])
+    return Run(count, phases, [log.read_text().count("registry='hub/") for log in logs])
 
 
 def main() -> None:

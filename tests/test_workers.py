@@ -241,6 +241,23 @@ def test_a_scan_job_whose_registry_is_being_scanned_elsewhere_is_skipped_by_the_
     assert line.startswith("hub/acme: not scanned (skipped)") and "is being scanned by" in line
 
 
+def test_a_planned_scan_whose_registry_was_scanned_since_it_was_planned_is_skipped(
+        tmp_path: Path, postgres_url: str) -> None:
+    """The planner lists the running scans, then queues: a scan that starts in between is queued again (its queueing
+    lock covers waiting jobs only). That job finds the registry no longer due and scans nothing."""
+    from weightkeeper.cli.workers import Workers
+
+    with FakeHub(page_size=2) as hub:
+        hub.add("acme/a")
+        home = write_config(tmp_path, hub_config(hub.url, ["acme"], postgres_url))
+        assert main(["--home", str(home), "scan", "hub/acme"]) == 0
+        line = asyncio.run(Workers(home)._scan("hub/acme", planned=True))
+        assert line.startswith("hub/acme: not scanned (skipped)") and "not due: scanned since it was planned" in line
+        assert rows(home, "SELECT COUNT(*) FROM scans") == [(1,)]
+        line = asyncio.run(Workers(home)._scan("hub/acme"))  # queued by hand (defer_scan): scanned whenever due
+        assert line.startswith("hub/acme: scan 2 complete")
+
+
 def test_worker_once_runs_the_due_scans_and_exits(tmp_path: Path, postgres_url: str,
                                                   capsys: pytest.CaptureFixture) -> None:
     with FakeHub(page_size=2) as hub:
@@ -258,8 +275,8 @@ def test_worker_once_runs_the_due_scans_and_exits(tmp_path: Path, postgres_url: 
             signal.signal(signal.SIGTERM, ours)
         second = capsys.readouterr().out
     assert "created the job queue's tables" in first and "planned 2 scan(s) (hub/acme, hub/beta)" in first
-    assert "scan[" in first and "(registry='hub/acme'): hub/acme: scan 1 complete — 3 models in 2 pages" in first
-    assert "(registry='hub/beta'): hub/beta: scan 2 complete — 1 model in 1 page" in first
+    assert "scan[" in first and "(planned=True, registry='hub/acme'): hub/acme: scan 1 complete — 3 models in 2 pages" in first
+    assert "(planned=True, registry='hub/beta'): hub/beta: scan 2 complete — 1 model in 1 page" in first
     assert "propose[" not in first, "no model vanished: no letter to draft"
     assert "created" not in second and "planned 0 scan(s)" in second and "scan[" not in second
 

@@ -5,7 +5,9 @@ is decided here. What keeps work from running twice at once:
 
 - `scan` scans one registry or shard (`chosen_registries`) with `scan_one`, which holds the registry's lease in
   the ledger and resumes an unfinished scan from its committed cursor. Its jobs carry the lock and the
-  queueing lock `scan:NAME`: one such job runs at a time and one more may wait.
+  queueing lock `scan:NAME`: one such job runs at a time and one more may wait. A job the planner queued scans
+  only while the registry is due: one queued as the last scan started (the queueing lock covers waiting jobs, not
+  running ones) finds it scanned since, and scans nothing.
 - `plan` (periodic, every minute) defers the scan of every registry or shard whose cron schedule came round
   since its last scan began, or whose last scan stopped unfinished, unless one is running; and the `resume` of every
   approved review, whose actions have not all run. `AlreadyEnqueued` is the normal case of work already queued.
@@ -107,24 +109,28 @@ def due_work(home: Path, running: set[str], now: datetime) -> Due:
     none, when its last one stopped before finishing (interrupted, or its process gone: it resumes), or when the
     schedule came round since the last one began; a failed scan waits for the schedule, so a registry that is
     down is not asked again every minute."""
-    from weightkeeper.cli.watch import next_run
-    from weightkeeper.ledger import queries
     from weightkeeper.review import ReviewQueue
 
     settings = config.load(home)
     with Ledger(settings.store) as ledger:
-        scans = []
-        for registry in settings.scanned().values():
-            last, _ = queries.last_scan(ledger, registry.name)
-            # Schedules are read in local time, as `watch` reads them.
-            began = None if last is None else datetime.fromisoformat(last["started_at"]).astimezone()
-            if registry.name not in running and (began is None or last["status"] in ("running", "interrupted")
-                                                 or next_run(registry.schedule, began) <= now):
-                scans.append(registry.name)
+        scans = [registry.name for registry in settings.scanned().values()
+                 if registry.name not in running and scan_due(ledger, registry, now)]
         queue = ReviewQueue(ledger)  # an approved review with an action approved and not yet run (or resumable)
         resumes = [(review.id, review.thread_id, review.recipient) for review in queue.list("approved")
                    if "approved" in queue.action_states(review)]
     return Due(scans, resumes)
+
+
+def scan_due(ledger: Ledger, registry: config.RegistryConfig, now: datetime) -> bool:
+    """Whether a scan of `registry` (a registry or a shard) is due at `now`, as `due_work` says."""
+    from weightkeeper.cli.watch import next_run
+    from weightkeeper.ledger import queries
+
+    last, _ = queries.last_scan(ledger, registry.name)
+    if last is None or last["status"] in ("running", "interrupted"):
+        return True
+    began = datetime.fromisoformat(last["started_at"]).astimezone()  # schedules are read in local time, as by `watch`
+    return next_run(registry.schedule, began) <= now
 
 
 def letters_to_draft(home: Path) -> list[str]:
@@ -162,20 +168,25 @@ class Workers:
 
     # -- the tasks --------------------------------------------------------------------------------------------
 
-    async def _scan(self, registry: str) -> str:
+    async def _scan(self, registry: str, planned: bool = False) -> str:
         from weightkeeper.cli.scanning import describe
 
         settings = config.load(self.home)  # read at each job: a registry added since is scanned as configured
-        result = await asyncio.to_thread(self._scan_one, settings, registry)
+        result = await asyncio.to_thread(self._scan_one, settings, registry, planned)
         if result.ok and settings.proposals.auto_propose:
             await self.defer_drafts()
         return describe(result)
 
-    def _scan_one(self, settings: config.Config, registry: str) -> ScanResult:
+    def _scan_one(self, settings: config.Config, registry: str, planned: bool) -> ScanResult:
+        """Scan `registry`; a `planned` scan only while it is due: the planner may have queued it again as its
+        last scan started (`plan_now`)."""
         from weightkeeper.cli.scanning import chosen_registries, scan_one
+        from weightkeeper.scan import ScanResult
 
         (chosen,) = chosen_registries(settings, [registry])
         with Ledger(settings.store) as ledger:
+            if planned and not scan_due(ledger, chosen, datetime.now().astimezone()):
+                return ScanResult(chosen.name, None, "skipped", False, error="not due: scanned since it was planned")
             return scan_one(ledger, chosen, settings.scan, should_stop=self.stopping.is_set)
 
     def _propose(self, recipient: str) -> str:
@@ -207,15 +218,17 @@ class Workers:
         running = {job.task_kwargs["registry"] for job in await self.app.job_manager.list_jobs_async(
             task="scan", status="doing")}
         due = await asyncio.to_thread(due_work, self.home, running, datetime.now().astimezone())
-        scans = [name for name in due.scans if await self.defer_scan(name)]
+        scans = [name for name in due.scans if await self.defer_scan(name, planned=True)]
         resumes = [review_id for review_id, thread, recipient in due.resumes
                    if await self._defer(self.resume, letter_lock(recipient), thread_lock(thread), review_id=review_id)]
         return (f"planned {len(scans)} scan(s)" + (f" ({', '.join(scans)})" if scans else "")
                 + f" and {len(resumes)} approved review(s)" + (f" ({', '.join(map(str, resumes))})" if resumes else ""))
 
-    async def defer_scan(self, registry: str) -> bool:
-        """Queue a scan of `registry` (a registry or a shard); False when one already waits."""
-        return await self._defer(self.scan, scan_lock(registry), registry=registry)
+    async def defer_scan(self, registry: str, *, planned: bool = False) -> bool:
+        """Queue a scan of `registry` (a registry or a shard), which a `planned` one runs only while it is due;
+        False when one already waits."""
+        return await self._defer(self.scan, scan_lock(registry), registry=registry,
+                                 **({"planned": True} if planned else {}))
 
     async def defer_drafts(self) -> list[str]:
         """Queue the drafting of each letter with events not yet proposed on; returns the recipients queued (not
