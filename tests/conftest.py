@@ -86,16 +86,19 @@ def console_home(built_console_home: Path, tmp_path: Path, monkeypatch: pytest.M
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Compile the project once, in the controlling process, before any test starts: the tests start hundreds of
-    `weightkeeper` processes, which import it from source, and where bytecode is not written
-    (PYTHONDONTWRITEBYTECODE) each would compile its modules again (a quarter of those tests' CPU time)."""
+    """Compile the project and the tests' helpers once, in the controlling process, before any test starts: the
+    tests start hundreds of `weightkeeper` processes, which import it from source, and where bytecode is not
+    written (PYTHONDONTWRITEBYTECODE) each would compile its modules again (a quarter of those tests' CPU time).
+    The test files themselves are left to pytest, which compiles them as it rewrites their asserts."""
     if hasattr(config, "workerinput"):  # an xdist worker: its controller compiled already
         return
     import compileall
+    import re
 
     root = Path(__file__).parent.parent
     for package in ("weightkeeper", "agents", "tools", "tui", "evals", "prompts"):
         compileall.compile_dir(root / package, quiet=1)
+    compileall.compile_dir(root / "tests", quiet=1, rx=re.compile(r"(test_[^/]*|conftest)\.py$"))
 
 
 @pytest.hookimpl(optionalhook=True)  # an xdist hook, as below
