@@ -101,14 +101,6 @@ def pytest_configure(config: pytest.Config) -> None:
     compileall.compile_dir(root / "tests", quiet=1, rx=re.compile(r"(test_[^/]*|conftest)\.py$"))
 
 
-@pytest.hookimpl(optionalhook=True)  # an xdist hook, as below
-def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """`-n auto`: two workers per core. About a third of a test's time is waiting (on the processes, servers and
-    terminals it starts), which a second worker per core fills: on 2 cores the suite took 4 min 45 s with 2
-    workers and 3 min 35 s with 4, for the same CPU time."""
-    return 2 * (os.cpu_count() or 1)
-
-
 # The test files that use the real `mlflow server` (the `mlflow_server` fixture). Under `--dist loadfile` they run in
 # one worker, as if one file, so that worker alone starts a server (10-30 s), once.
 MLFLOW_USERS = frozenset({"test_archive_actions.py", "test_evals.py", "test_mlflow_registry.py"})
