@@ -134,11 +134,10 @@ class Desk:
     async def notices(self) -> LedgerNotices | None:
         """The ledger's notices of its changes, heard on a connection of their own, on a PostgreSQL store (a
         LedgerError says why not); None on SQLite, whose console polls."""
-        from weightkeeper.home import is_url
         from weightkeeper.ledger.notices import LedgerNotices
 
         store = await asyncio.to_thread(lambda: config.load(self.home).store)
-        return await LedgerNotices.listen(store) if isinstance(store, str) and is_url(store) else None
+        return await LedgerNotices.listen(store) if isinstance(store, str) else None  # a str store is a URL
 
     def fingerprint(self) -> tuple[Any, ...]:
         """Changes whenever a review arrives or is decided, or a day begins (a deferral may end): what the console
